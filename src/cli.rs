@@ -1,0 +1,368 @@
+//! The command line: argument parsing, running each command, printing
+//! diagnostics, and the exit code (decided here and nowhere else).
+
+use crate::artifacts::{self, Artifacts, Drift};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::render::Renderer;
+use crate::validate::{self, Checked, ValidPhase};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Exit codes, as terraform plan and helm-diff use them.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_CHANGES: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "scaleplan", version, about = "Compile phased scaling specs into PostgreSQL, PgBouncer, Redis and Compose configuration")]
+pub struct Cli {
+    /// How diagnostics are printed.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check specs against the schema and the rules of each component.
+    Validate {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Phases to check (all when none is named); every spec is loaded.
+        names: Vec<String>,
+    },
+    /// Render phases into out/<phase>/.
+    Build {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Write nothing; exit 2 if out/ differs from what the specs produce.
+        #[arg(long)]
+        check: bool,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Directory whose files replace the embedded templates of the same path.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        /// Phases to build (all when none is named).
+        names: Vec<String>,
+    },
+    /// Print the JSON Schema of a phase spec.
+    Schema {
+        /// Exit 2 if FILE differs from the schema instead of printing it.
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "schemas/phase.schema.json")]
+        check: Option<PathBuf>,
+    },
+    /// List the phases in order.
+    List {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+    },
+    /// Print a phase's spec after `extends`, with defaults filled in.
+    Inspect {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Yaml)]
+        output: Output,
+        name: String,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        }
+    };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Validate { phases, strict, names } => {
+            let checked = validate::check_dir(phases)?;
+            let problem = validate::select(&checked, names, phases).err();
+            let failed = report(cli.format, checked.diagnostics.clone(), problem, *strict);
+            if !failed && cli.format == Format::Text {
+                println!("{} phase(s) valid: {}", checked.phases.len(), checked.names().join(", "));
+            }
+            Ok(if failed { EXIT_ERROR } else { EXIT_OK })
+        }
+        Command::Build { phases, out, check, strict, templates, names } => {
+            build(cli.format, phases, out, *check, *strict, templates.as_deref(), names)
+        }
+        Command::Schema { check } => {
+            let text = validate::schema::schema_text();
+            match check {
+                None => {
+                    print!("{text}");
+                    Ok(EXIT_OK)
+                }
+                Some(path) => {
+                    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+                    if on_disk == text {
+                        println!("{} is up to date", path.display());
+                        Ok(EXIT_OK)
+                    } else {
+                        print!("{}", artifacts::unified_diff(&on_disk, &text, &path.display().to_string()));
+                        eprintln!("{} is stale: run `scaleplan schema > {}`", path.display(), path.display());
+                        Ok(EXIT_CHANGES)
+                    }
+                }
+            }
+        }
+        Command::List { phases } => {
+            let checked = validate::check_dir(phases)?;
+            let failed = report(cli.format, checked.diagnostics.clone(), None, false);
+            let mut stdout = std::io::stdout().lock();
+            for p in &checked.phases {
+                let s = &p.spec;
+                writeln!(
+                    stdout,
+                    "{:>2}  {:<12} {:<28} users {}-{}  redis {}  {}",
+                    s.order,
+                    s.name,
+                    s.title.as_ref().map_or("", |t| t.as_str()),
+                    s.users.min,
+                    s.users.max,
+                    s.redis.mode.as_str(),
+                    p.file_names.join(" <- ")
+                )?;
+            }
+            Ok(if failed { EXIT_ERROR } else { EXIT_OK })
+        }
+        Command::Inspect { phases, output, name } => {
+            let checked = validate::check_dir(phases)?;
+            let selection = validate::select(&checked, std::slice::from_ref(name), phases);
+            let (phase, problem) = match selection {
+                Ok(mut v) => (v.pop(), None),
+                Err(d) => (None, Some(d)),
+            };
+            let relevant = only_for(checked.diagnostics.clone(), phase);
+            if report(cli.format, relevant, problem, false) {
+                return Ok(EXIT_ERROR);
+            }
+            let Some(phase) = phase else { return Ok(EXIT_ERROR) };
+            let value = serde_json::to_value(&phase.spec)?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+                Output::Yaml => print!("{}", to_yaml(&value)),
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Diagnostics about one phase's files (or all, when there is no phase).
+fn only_for(diags: Diagnostics, phase: Option<&ValidPhase>) -> Diagnostics {
+    let Some(phase) = phase else { return diags };
+    let mut kept = Diagnostics::default();
+    for d in diags.finish() {
+        if phase.chain.iter().any(|f| *f == d.location.file) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+fn build(
+    format: Format,
+    phases_dir: &Path,
+    out: &Path,
+    check: bool,
+    strict: bool,
+    templates: Option<&Path>,
+    names: &[String],
+) -> anyhow::Result<i32> {
+    let checked: Checked = validate::check_dir(phases_dir)?;
+    let selected = match validate::select(&checked, names, phases_dir) {
+        Ok(s) => s,
+        Err(d) => {
+            report(format, checked.diagnostics.clone(), Some(d), strict);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if report(format, checked.diagnostics.clone(), None, strict) {
+        eprintln!("nothing written: fix the errors above first");
+        return Ok(EXIT_ERROR);
+    }
+    // Render everything before touching the disk, so a failure in the last
+    // phase leaves out/ exactly as it was.
+    let renderer = Renderer::new(templates)?;
+    let mut rendered: Vec<(&str, Artifacts)> = Vec::new();
+    for phase in &selected {
+        let files = renderer
+            .render_phase(phase)
+            .with_context(|| format!("rendering phase {}", phase.spec.name))?;
+        rendered.push((phase.spec.name.as_str(), files));
+    }
+    let all = names.is_empty();
+    if check {
+        let mut drift = Vec::new();
+        for (name, files) in &rendered {
+            drift.extend(artifacts::check_tree(&out.join(name), &format!("{}/{name}", out.display()), files)?);
+        }
+        if all {
+            for stray in stray_dirs(out, &rendered)? {
+                drift.push(Drift::Extra { path: format!("{}/{stray}/", out.display()) });
+            }
+        }
+        return Ok(print_drift(&drift));
+    }
+    for (name, files) in &rendered {
+        artifacts::write_phase(out, name, files)?;
+        println!("wrote {} ({} files)", out.join(name).display(), files.len());
+    }
+    if all {
+        for stray in stray_dirs(out, &rendered)? {
+            let dir = out.join(&stray);
+            if is_generated_tree(&dir)? {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                println!("removed {} (no phase of that name)", dir.display());
+            } else {
+                eprintln!("warning: {} is not a phase and was not generated by scaleplan; left alone", dir.display());
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Entries of out/ that no rendered phase owns.
+fn stray_dirs(out: &Path, rendered: &[(&str, Artifacts)]) -> anyhow::Result<Vec<String>> {
+    let mut stray = Vec::new();
+    if !out.exists() {
+        return Ok(stray);
+    }
+    for entry in std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !rendered.iter().any(|(n, _)| *n == name) && !name.starts_with('.') {
+            stray.push(name);
+        }
+    }
+    stray.sort();
+    Ok(stray)
+}
+
+/// True when every file under `dir` carries scaleplan's generated notice,
+/// so removing it cannot lose anything a person wrote.
+fn is_generated_tree(dir: &Path) -> anyhow::Result<bool> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    let files = artifacts::list_files(dir)?;
+    Ok(!files.is_empty()
+        && files.iter().all(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .map(|t| t.lines().take(3).any(|l| l.contains("Generated by scaleplan")))
+                .unwrap_or(false)
+        }))
+}
+
+fn print_drift(drift: &[Drift]) -> i32 {
+    if drift.is_empty() {
+        println!("out/ is up to date");
+        return EXIT_OK;
+    }
+    for d in drift {
+        match d {
+            Drift::Changed { path, diff } => {
+                println!("stale: {path}");
+                print!("{diff}");
+            }
+            Drift::Missing { path } => println!("missing: {path}"),
+            Drift::Extra { path } => println!("extra: {path}"),
+        }
+    }
+    eprintln!("{} file(s) differ from the specs: run `scaleplan build` and commit out/", drift.len());
+    EXIT_CHANGES
+}
+
+/// Prints diagnostics; true when they fail the command.
+fn report(format: Format, diags: Diagnostics, extra: Option<Diagnostic>, strict: bool) -> bool {
+    let mut diags = diags;
+    if let Some(d) = extra {
+        diags.push(d);
+    }
+    let failed = diags.has_errors() || (strict && diags.has_warnings());
+    let list = diags.finish();
+    let errors = list.iter().filter(|d| d.is_error()).count();
+    let warnings = list.len() - errors;
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "diagnostics": list,
+                "errors": errors,
+                "warnings": warnings,
+                "ok": !failed,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Text => {
+            let mut stderr = std::io::stderr().lock();
+            for d in &list {
+                let _ = writeln!(stderr, "{d}");
+            }
+            if !list.is_empty() {
+                let _ = writeln!(stderr, "{errors} error(s), {warnings} warning(s){}", if strict && warnings > 0 { " (--strict: warnings fail)" } else { "" });
+            }
+        }
+    }
+    failed
+}
+
+/// JSON -> YAML text for `inspect`, keeping key order.
+fn to_yaml(value: &serde_json::Value) -> String {
+    use yaml_rust2::{Yaml, YamlEmitter};
+    fn convert(v: &serde_json::Value) -> Yaml {
+        match v {
+            serde_json::Value::Null => Yaml::Null,
+            serde_json::Value::Bool(b) => Yaml::Boolean(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Integer(i),
+                None => Yaml::Real(n.to_string()),
+            },
+            serde_json::Value::String(s) => Yaml::String(s.clone()),
+            serde_json::Value::Array(a) => Yaml::Array(a.iter().map(convert).collect()),
+            serde_json::Value::Object(o) => {
+                let mut h = yaml_rust2::yaml::Hash::new();
+                for (k, v) in o {
+                    h.insert(Yaml::String(k.clone()), convert(v));
+                }
+                Yaml::Hash(h)
+            }
+        }
+    }
+    let mut text = String::new();
+    let mut emitter = YamlEmitter::new(&mut text);
+    let _ = emitter.dump(&convert(value));
+    text.push('\n');
+    text
+}

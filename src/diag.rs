@@ -1,0 +1,339 @@
+//! Typed diagnostics: every problem scaleplan reports has a stable code, a
+//! severity, a location in the user's file and a help line.
+
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A position in a spec file. Lines and columns count from 1, columns in
+/// characters, as editors show them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Location {
+    #[serde(serialize_with = "serialize_path")]
+    pub file: Arc<PathBuf>,
+    pub line: usize,
+    pub column: usize,
+}
+
+fn serialize_path<S: serde::Serializer>(path: &Arc<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+impl Location {
+    pub fn start_of(file: &Arc<PathBuf>) -> Self {
+        Location {
+            file: Arc::clone(file),
+            line: 1,
+            column: 1,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// Stable diagnostic codes. The string form is part of the CLI contract:
+/// users grep for it and CI scripts match on it, so a code is never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    /// File cannot be read.
+    Load001,
+    /// Not valid UTF-8.
+    Load002,
+    /// YAML syntax error.
+    Load003,
+    /// TOML syntax error.
+    Load004,
+    /// Empty document, or the top level is not a mapping.
+    Load005,
+    /// Duplicate mapping key.
+    Load006,
+    /// Nesting or alias expansion beyond the limits.
+    Load007,
+    /// A YAML or TOML feature a spec cannot use (tags, complex keys, dates...).
+    Load008,
+    /// No spec files found, or an unknown phase was asked for.
+    Load009,
+    /// `extends` names a spec that does not exist.
+    Ext001,
+    /// `extends` forms a cycle.
+    Ext002,
+    /// `extends` is not a plain name.
+    Ext003,
+    /// Unknown key.
+    Sch001,
+    /// Wrong type.
+    Sch002,
+    /// Not one of the allowed values.
+    Sch003,
+    /// Number out of range.
+    Sch004,
+    /// Value does not match the required format.
+    Sch005,
+    /// Required key missing.
+    Sch006,
+    /// Any other schema violation.
+    Sch007,
+    /// Name that is not a DNS label.
+    Name001,
+    /// A string that could add a line or directive to a generated config.
+    Safe001,
+    /// users.min above users.max.
+    Phase001,
+    /// Two phases with one name.
+    Phase002,
+    /// Two phases with one order.
+    Phase003,
+    /// max_client_conn below the pool size.
+    Pgb001,
+    /// Pools need more server connections than the primary allows.
+    Pgb002,
+    /// Read pools need more connections than a replica allows.
+    Pgb003,
+    /// A setting the chosen PgBouncer version does not know.
+    Pgb004,
+    /// No pinned image for the PgBouncer version.
+    Pgb005,
+    /// Unknown postgres.parameters key.
+    Pg001,
+    /// A parameter that a spec field controls.
+    Pg002,
+    /// Sentinel mode without replicas.
+    Red001,
+    /// Fewer than three sentinels.
+    Red002,
+    /// Quorum outside 1..=sentinels.
+    Red003,
+    /// Quorum below a majority of sentinels.
+    Red004,
+    /// Even number of sentinels.
+    Red005,
+    /// Cluster with fewer than three shards.
+    Red006,
+    /// Cluster shards without replicas.
+    Red007,
+    /// maxmemory above (or too close to) the node's memory.
+    Red008,
+    /// A block that belongs to another Redis mode, or a missing one.
+    Red009,
+    /// min_replicas_to_write above the replicas there are.
+    Red010,
+    /// A Redis mode that needs a newer Redis.
+    Red011,
+    /// Regions: not exactly one primary.
+    Reg001,
+    /// Regions or services: duplicate names.
+    Reg002,
+    /// A spec explicitly weakens a security default.
+    Sec001,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            Load001 => "LOAD001",
+            Load002 => "LOAD002",
+            Load003 => "LOAD003",
+            Load004 => "LOAD004",
+            Load005 => "LOAD005",
+            Load006 => "LOAD006",
+            Load007 => "LOAD007",
+            Load008 => "LOAD008",
+            Load009 => "LOAD009",
+            Ext001 => "EXT001",
+            Ext002 => "EXT002",
+            Ext003 => "EXT003",
+            Sch001 => "SCH001",
+            Sch002 => "SCH002",
+            Sch003 => "SCH003",
+            Sch004 => "SCH004",
+            Sch005 => "SCH005",
+            Sch006 => "SCH006",
+            Sch007 => "SCH007",
+            Name001 => "NAME001",
+            Safe001 => "SAFE001",
+            Phase001 => "PHASE001",
+            Phase002 => "PHASE002",
+            Phase003 => "PHASE003",
+            Pgb001 => "PGB001",
+            Pgb002 => "PGB002",
+            Pgb003 => "PGB003",
+            Pgb004 => "PGB004",
+            Pgb005 => "PGB005",
+            Pg001 => "PG001",
+            Pg002 => "PG002",
+            Red001 => "RED001",
+            Red002 => "RED002",
+            Red003 => "RED003",
+            Red004 => "RED004",
+            Red005 => "RED005",
+            Red006 => "RED006",
+            Red007 => "RED007",
+            Red008 => "RED008",
+            Red009 => "RED009",
+            Red010 => "RED010",
+            Red011 => "RED011",
+            Reg001 => "REG001",
+            Reg002 => "REG002",
+            Sec001 => "SEC001",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub code: Code,
+    pub location: Location,
+    pub message: String,
+    pub help: String,
+    /// Further places that take part in the problem (the other duplicate
+    /// key, the other file of a cycle).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Location>,
+}
+
+impl Diagnostic {
+    pub fn error(
+        code: Code,
+        location: Location,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            location,
+            message: message.into(),
+            help: help.into(),
+            related: Vec::new(),
+        }
+    }
+
+    pub fn warning(
+        code: Code,
+        location: Location,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, location, message, help)
+        }
+    }
+
+    pub fn with_related(mut self, location: Location) -> Self {
+        self.related.push(location);
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(
+            f,
+            "{label}[{}]: {}: {}",
+            self.code, self.location, self.message
+        )?;
+        for related in &self.related {
+            writeln!(f, "  note: see also {related}")?;
+        }
+        write!(f, "  help: {}", self.help)
+    }
+}
+
+/// All diagnostics of one run, kept sorted and free of duplicates so that
+/// output is deterministic however many phases share a faulty parent.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+        self.0.extend(ds);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn has_warnings(&self) -> bool {
+        self.0.iter().any(|d| !d.is_error())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        self.0.sort_by(|a, b| {
+            (&a.location, a.code, &a.message).cmp(&(&b.location, b.code, &b.message))
+        });
+        self.0.dedup();
+        self.0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+}
+
+/// Turns a byte offset into a 1-based line and character column.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one_in_characters() {
+        let text = "a: 1\nbé: x\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 5), (2, 1));
+        // 'x' follows a two-byte character: byte 10, column 5.
+        assert_eq!(line_col(text, 10), (2, 5));
+        assert_eq!(line_col(text, 999), (3, 1));
+    }
+}

@@ -1,0 +1,14 @@
+//! scaleplan: compiles phased scaling specs into the configuration that
+//! runs them. The stages, in pipeline order: `spec` (load, extends, source
+//! map), `validate` (schema, rules), `topology` (plan), `render`
+//! (templates), `artifacts` (write, check). `cli` drives them.
+
+pub mod artifacts;
+pub mod cli;
+pub mod diag;
+pub mod pgconf;
+pub mod render;
+pub mod spec;
+pub mod templates;
+pub mod topology;
+pub mod validate;

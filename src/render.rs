@@ -1,0 +1,628 @@
+//! Rendering: the topology of a phase through minijinja templates into
+//! `Artifacts`.
+//!
+//! Escaping is chosen by the output's syntax, from the template's name, and
+//! applied by the formatter to every `{{ value }}`: a spec value is quoted or
+//! checked for the file it lands in, so it can never add a line or a
+//! directive. Keys and comments go through the `key` and `comment` filters,
+//! which check their input and are the only source of unescaped text.
+
+use crate::artifacts::Artifacts;
+use crate::spec::types::RegionRole;
+use crate::templates as t;
+use crate::topology::{self, PostgresNode, RedisLayout, RedisNode, Target, Topology};
+use crate::validate::ValidPhase;
+use anyhow::Context;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, context};
+use serde::Serialize;
+use std::path::Path;
+
+/// The syntax of a generated file, which decides how values are escaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    PgConf,
+    Hba,
+    Ini,
+    RedisConf,
+    Yaml,
+    Shell,
+    Plain,
+}
+
+impl Syntax {
+    pub fn for_template(name: &str) -> Syntax {
+        match name {
+            t::PG_HBA_CONF => Syntax::Hba,
+            n if n.starts_with("postgres/") && n.ends_with(".conf") => Syntax::PgConf,
+            n if n.starts_with("redis/") && n.ends_with(".conf") => Syntax::RedisConf,
+            n if n.ends_with(".ini") => Syntax::Ini,
+            n if n.ends_with(".yml") || n.ends_with(".yaml") => Syntax::Yaml,
+            n if n.ends_with(".sh") => Syntax::Shell,
+            _ => Syntax::Plain,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Syntax::PgConf => "pgconf",
+            Syntax::Hba => "hba",
+            Syntax::Ini => "ini",
+            Syntax::RedisConf => "redisconf",
+            Syntax::Yaml => "yaml",
+            Syntax::Shell => "shell",
+            Syntax::Plain => "plain",
+        }
+    }
+
+    fn from_name(name: &str) -> Syntax {
+        match name {
+            "pgconf" => Syntax::PgConf,
+            "hba" => Syntax::Hba,
+            "ini" => Syntax::Ini,
+            "redisconf" => Syntax::RedisConf,
+            "yaml" => Syntax::Yaml,
+            "shell" => Syntax::Shell,
+            _ => Syntax::Plain,
+        }
+    }
+}
+
+fn refuse(syntax: Syntax, what: &str, text: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("{what} {text:?} cannot be written safely into a {} file", syntax.name()),
+    )
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+fn all_in(s: &str, extra: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+/// Escapes one value for a syntax. Public for tests.
+pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
+    let kind = value.kind();
+    if matches!(kind, ValueKind::Undefined | ValueKind::None) {
+        return Err(Error::new(ErrorKind::UndefinedError, "an empty value would reach a generated file"));
+    }
+    if syntax == Syntax::Yaml {
+        return serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()));
+    }
+    if kind == ValueKind::Bool {
+        let b = value.is_true();
+        return Ok(match syntax {
+            Syntax::PgConf => if b { "on" } else { "off" },
+            Syntax::RedisConf => if b { "yes" } else { "no" },
+            Syntax::Ini => if b { "1" } else { "0" },
+            _ => if b { "true" } else { "false" },
+        }
+        .to_owned());
+    }
+    if kind == ValueKind::Number {
+        return Ok(value.to_string());
+    }
+    let Some(s) = value.as_str() else {
+        return Err(Error::new(ErrorKind::InvalidOperation, format!("a {kind} cannot be written into a config value")));
+    };
+    if has_control(s) {
+        return Err(refuse(syntax, "a value with a line break or control character", s));
+    }
+    match syntax {
+        Syntax::PgConf => Ok(format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))),
+        Syntax::Hba => all_in(s, "_.:/-").then(|| s.to_owned()).ok_or_else(|| refuse(syntax, "the token", s)),
+        Syntax::Ini => all_in(s, "_.:/,@*=-").then(|| s.to_owned()).ok_or_else(|| refuse(syntax, "the value", s)),
+        Syntax::RedisConf => Ok(if all_in(s, "_.:/@-") {
+            s.to_owned()
+        } else {
+            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        }),
+        Syntax::Shell => Ok(if all_in(s, "_.:/@=,+-") { s.to_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }),
+        Syntax::Plain | Syntax::Yaml => Ok(s.to_owned()),
+    }
+}
+
+fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if value.is_safe() {
+        return out.write_str(&value.to_string()).map_err(Error::from);
+    }
+    let syntax = match state.auto_escape() {
+        AutoEscape::Custom(name) => Syntax::from_name(name),
+        _ => Syntax::Plain,
+    };
+    out.write_str(&escape(syntax, value)?).map_err(Error::from)
+}
+
+/// `{{ name|key }}`: a key, service name or directive word, which must be a
+/// plain word; passes through unquoted.
+fn key_filter(value: &Value) -> Result<Value, Error> {
+    let s = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    if all_in(&s, "_.-") {
+        Ok(Value::from_safe_string(s))
+    } else {
+        Err(Error::new(ErrorKind::InvalidOperation, format!("{s:?} is not a plain word and cannot be a key")))
+    }
+}
+
+/// `{{ text|comment }}`: text inside a comment, which only needs to stay on
+/// its line.
+fn comment_filter(value: &Value) -> Result<Value, Error> {
+    let s = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    if has_control(&s) {
+        Err(Error::new(ErrorKind::InvalidOperation, format!("{s:?} would break out of a comment")))
+    } else {
+        Ok(Value::from_safe_string(s))
+    }
+}
+
+/// `{{ header("#") }}`: the generated-file notice, from the `generated`
+/// context every render gets.
+fn header_fn(state: &State, prefix: &str) -> Result<Value, Error> {
+    let generated = state
+        .lookup("generated")
+        .ok_or_else(|| Error::new(ErrorKind::UndefinedError, "no generated context"))?;
+    let field = |name: &str| -> Result<String, Error> {
+        let v = generated.get_attr(name)?;
+        let s = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+        if has_control(&s) {
+            return Err(Error::new(ErrorKind::InvalidOperation, "header text with a line break"));
+        }
+        Ok(s)
+    };
+    Ok(Value::from_safe_string(format!(
+        "{prefix} Generated by scaleplan from {} ({}). Do not edit:\n{prefix} change the spec and run `scaleplan build`. Phase {}: {}.",
+        field("file")?,
+        field("chain")?,
+        field("phase")?,
+        field("title")?,
+    )))
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new(overrides: Option<&Path>) -> anyhow::Result<Renderer> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()?,
+        );
+        env.set_debug(true);
+        env.set_auto_escape_callback(|name| AutoEscape::Custom(Syntax::for_template(name).name().into()));
+        env.set_formatter(formatter);
+        env.add_filter("key", key_filter);
+        env.add_filter("comment", comment_filter);
+        env.add_function("header", header_fn);
+        env.add_function("fail", |msg: String| -> Result<Value, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        for (name, source) in t::sources(overrides)? {
+            env.add_template_owned(name, source)
+                .with_context(|| format!("template {name} does not parse"))?;
+        }
+        Ok(Renderer { env })
+    }
+
+    fn render<S: Serialize>(&self, name: &str, generated: &Generated, ctx: S) -> anyhow::Result<String> {
+        let template = self.env.get_template(name)?;
+        let ctx = context! { generated => Value::from(Serde(generated)), ..Value::from(Serde(&ctx)) };
+        template.render(ctx).map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
+    }
+
+    /// Every file of a phase, keyed by its path under out/<phase>/.
+    pub fn render_phase(&self, phase: &ValidPhase) -> anyhow::Result<Artifacts> {
+        let mut files = Artifacts::default();
+        let spec = &phase.spec;
+        let generated = Generated {
+            phase: spec.name.as_str().to_owned(),
+            title: spec.title.as_ref().map_or_else(|| spec.name.as_str().to_owned(), |t| t.as_str().to_owned()),
+            file: phase.file_names[0].clone(),
+            chain: if phase.file_names.len() > 1 {
+                format!("extends {}", phase.file_names[1..].join(" <- "))
+            } else {
+                "no parent".to_owned()
+            },
+        };
+        if spec.targets.compose.enabled {
+            let topo = topology::plan(spec, Target::Compose);
+            let secondary: Vec<&str> = spec
+                .regions
+                .iter()
+                .filter(|r| r.role == RegionRole::Secondary)
+                .map(|r| r.name.as_str())
+                .collect();
+            self.render_compose(&topo, &secondary, &generated, &mut files)
+                .with_context(|| format!("phase {}", spec.name))?;
+        }
+        Ok(files)
+    }
+
+    fn render_compose(&self, topo: &Topology, secondary: &[&str], g: &Generated, files: &mut Artifacts) -> anyhow::Result<()> {
+        let layout = &CONTAINER_LAYOUT;
+        let pg = &topo.postgres;
+        let nodes: Vec<(&PostgresNode, &str)> = std::iter::once((&pg.primary, "primary"))
+            .chain(pg.replicas.iter().map(|r| (r, "standby")))
+            .collect();
+        for (node, role) in &nodes {
+            let dir = format!("compose/postgres/{}", node.name);
+            files.insert(
+                format!("{dir}/postgresql.conf"),
+                self.render(
+                    t::POSTGRESQL_CONF,
+                    g,
+                    PgConfCtx {
+                        role,
+                        node,
+                        postgres: pg,
+                        listen_address: "*",
+                        hba_path: layout.hba_path,
+                    },
+                )?,
+            );
+            files.insert(
+                format!("{dir}/pg_hba.conf"),
+                self.render(
+                    t::PG_HBA_CONF,
+                    g,
+                    HbaCtx {
+                        postgres: pg,
+                        superuser: "postgres",
+                        replication_user: REPLICATION_USER,
+                        client_network: "samenet",
+                    },
+                )?,
+            );
+            if *role == "standby" {
+                files.insert(
+                    format!("{dir}/standby-start.sh"),
+                    self.render(
+                        t::STANDBY_START_SH,
+                        g,
+                        StandbyCtx {
+                            node,
+                            primary: &pg.primary,
+                            replication_user: REPLICATION_USER,
+                        },
+                    )?,
+                );
+            }
+        }
+        files.insert(
+            "compose/postgres/init-roles.sh".to_owned(),
+            self.render(t::INIT_ROLES_SH, g, RolesCtx { postgres: pg, replication_user: REPLICATION_USER })?,
+        );
+
+        for node in &topo.pgbouncer.instances {
+            files.insert(
+                format!("compose/pgbouncer/{}/pgbouncer.ini", node.name),
+                self.render(
+                    t::PGBOUNCER_INI,
+                    g,
+                    PgbouncerCtx {
+                        node,
+                        pgbouncer: &topo.pgbouncer,
+                        postgres: pg,
+                        listen_address: "0.0.0.0",
+                        auth_file: layout.pgbouncer_auth_file,
+                        admin_user: ADMIN_USER,
+                    },
+                )?,
+            );
+        }
+        files.insert(
+            "compose/pgbouncer/start.sh".to_owned(),
+            self.render(
+                t::PGBOUNCER_START_SH,
+                g,
+                PgbouncerStartCtx { postgres: pg, admin_user: ADMIN_USER, auth_file: layout.pgbouncer_auth_file },
+            )?,
+        );
+
+        let redis = &topo.redis;
+        for node in redis.data_nodes() {
+            files.insert(
+                format!("compose/redis/{}/redis.conf", node.name),
+                self.render(
+                    t::REDIS_CONF,
+                    g,
+                    RedisConfCtx {
+                        node,
+                        redis,
+                        bind: "0.0.0.0",
+                        data_dir: "/data",
+                        auth_include: layout.redis_auth,
+                        repl_diskless_sync_delay: 5,
+                    },
+                )?,
+            );
+        }
+        if let RedisLayout::Sentinel { sentinels, nodes, .. } = redis {
+            for node in sentinels {
+                files.insert(
+                    format!("compose/redis/{}/sentinel.conf", node.name),
+                    self.render(
+                        t::SENTINEL_CONF,
+                        g,
+                        SentinelCtx { node, master: &nodes[0], redis, bind: "0.0.0.0", data_dir: "/data", auth_include: layout.redis_auth },
+                    )?,
+                );
+            }
+        }
+        if let RedisLayout::Cluster { .. } = redis {
+            files.insert("compose/redis/cluster-create.sh".to_owned(), self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?);
+        }
+        files.insert(
+            "compose/redis/start.sh".to_owned(),
+            self.render(t::REDIS_START_SH, g, context! { auth_include => layout.redis_auth })?,
+        );
+
+        files.insert("compose/docker-compose.yml".to_owned(), self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?);
+        files.insert(
+            "compose/.env.example".to_owned(),
+            self.render(
+                t::ENV_EXAMPLE,
+                g,
+                context! { postgres => Value::from(Serde(pg)), replication_user => REPLICATION_USER, admin_user => ADMIN_USER, redis => Value::from(Serde(redis)) },
+            )?,
+        );
+        Ok(())
+    }
+}
+
+pub const REPLICATION_USER: &str = "replicator";
+pub const ADMIN_USER: &str = "pgbouncer_admin";
+
+/// Where files live inside the containers of the Compose target.
+struct Layout {
+    hba_path: &'static str,
+    pgbouncer_auth_file: &'static str,
+    redis_auth: &'static str,
+}
+
+const CONTAINER_LAYOUT: Layout = Layout {
+    hba_path: "/etc/postgresql/pg_hba.conf",
+    pgbouncer_auth_file: "/run/scaleplan/userlist.txt",
+    redis_auth: "/run/scaleplan/redis-auth.conf",
+};
+
+/// What every generated file says about where it came from.
+#[derive(Serialize)]
+struct Generated {
+    phase: String,
+    title: String,
+    file: String,
+    chain: String,
+}
+
+#[derive(Serialize)]
+struct PgConfCtx<'a> {
+    role: &'a str,
+    node: &'a PostgresNode,
+    postgres: &'a topology::PostgresCluster,
+    listen_address: &'a str,
+    hba_path: &'a str,
+}
+
+#[derive(Serialize)]
+struct HbaCtx<'a> {
+    postgres: &'a topology::PostgresCluster,
+    superuser: &'a str,
+    replication_user: &'a str,
+    client_network: &'a str,
+}
+
+#[derive(Serialize)]
+struct StandbyCtx<'a> {
+    node: &'a PostgresNode,
+    primary: &'a PostgresNode,
+    replication_user: &'a str,
+}
+
+#[derive(Serialize)]
+struct RolesCtx<'a> {
+    postgres: &'a topology::PostgresCluster,
+    replication_user: &'a str,
+}
+
+#[derive(Serialize)]
+struct PgbouncerCtx<'a> {
+    node: &'a topology::PgbouncerNode,
+    pgbouncer: &'a topology::PgbouncerTier,
+    postgres: &'a topology::PostgresCluster,
+    listen_address: &'a str,
+    auth_file: &'a str,
+    admin_user: &'a str,
+}
+
+#[derive(Serialize)]
+struct PgbouncerStartCtx<'a> {
+    postgres: &'a topology::PostgresCluster,
+    admin_user: &'a str,
+    auth_file: &'a str,
+}
+
+#[derive(Serialize)]
+struct RedisConfCtx<'a> {
+    node: &'a RedisNode,
+    redis: &'a RedisLayout,
+    bind: &'a str,
+    data_dir: &'a str,
+    auth_include: &'a str,
+    repl_diskless_sync_delay: u32,
+}
+
+#[derive(Serialize)]
+struct SentinelCtx<'a> {
+    node: &'a RedisNode,
+    master: &'a RedisNode,
+    redis: &'a RedisLayout,
+    bind: &'a str,
+    data_dir: &'a str,
+    auth_include: &'a str,
+}
+
+#[derive(Serialize)]
+struct ClusterCtx<'a> {
+    redis: &'a RedisLayout,
+}
+
+/// One Compose service that runs application code (the app, a service or
+/// a worker).
+#[derive(Serialize)]
+struct AppService {
+    name: String,
+    image: String,
+    port: Option<u16>,
+    replicas: u32,
+    resources: topology::Resources,
+    uses_postgres: bool,
+    uses_redis: bool,
+}
+
+#[derive(Serialize)]
+struct ComposeCtx<'a> {
+    project: &'a str,
+    phase: &'a str,
+    postgres: &'a topology::PostgresCluster,
+    pgbouncer: &'a topology::PgbouncerTier,
+    redis: &'a RedisLayout,
+    redis_nodes: Vec<&'a RedisNode>,
+    /// How redis/start.sh runs a data node: `replicated` where Sentinel
+    /// rewrites the config, `server` elsewhere.
+    redis_start_mode: &'static str,
+    app_services: Vec<AppService>,
+    volumes: Vec<String>,
+    database_url: String,
+    database_read_url: String,
+    sentinel_list: String,
+    cluster_list: String,
+    pgbouncer_host_port: u16,
+    redis_host_port: u16,
+    secondary_regions: &'a [&'a str],
+}
+
+impl<'a> ComposeCtx<'a> {
+    fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> Self {
+        let pg = &topo.postgres;
+        let pgb = &topo.pgbouncer;
+        let hosts = pgb
+            .instances
+            .iter()
+            .map(|i| format!("{}:{}", i.endpoint.host, i.endpoint.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let redis = &topo.redis;
+        let redis_nodes = redis.data_nodes();
+        let mut volumes: Vec<String> = std::iter::once(&pg.primary)
+            .chain(pg.replicas.iter())
+            .map(|n| format!("{}-data", n.name))
+            .collect();
+        volumes.extend(redis_nodes.iter().map(|n| format!("{}-data", n.name)));
+        let (sentinel_list, cluster_list) = match redis {
+            RedisLayout::Sentinel { sentinels, .. } => (
+                sentinels.iter().map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port)).collect::<Vec<_>>().join(","),
+                String::new(),
+            ),
+            RedisLayout::Cluster { nodes, .. } => (
+                String::new(),
+                nodes.iter().map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port)).collect::<Vec<_>>().join(","),
+            ),
+            RedisLayout::Standalone { .. } => (String::new(), String::new()),
+        };
+        if let RedisLayout::Sentinel { sentinels, .. } = redis {
+            volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
+        }
+        let mut app_services = vec![AppService {
+            name: topo.app.name.clone(),
+            image: topo.app.image.clone(),
+            port: Some(topo.app.port),
+            replicas: topo.app.replicas,
+            resources: topo.app.resources.clone(),
+            uses_postgres: true,
+            uses_redis: true,
+        }];
+        app_services.extend(topo.services.iter().chain(topo.workers.iter()).map(|s| AppService {
+            name: s.name.clone(),
+            image: s.image.clone(),
+            port: s.port,
+            replicas: s.replicas,
+            resources: s.resources.clone(),
+            uses_postgres: s.uses_postgres,
+            uses_redis: s.uses_redis,
+        }));
+        ComposeCtx {
+            project: &topo.project,
+            phase: &topo.phase,
+            postgres: pg,
+            pgbouncer: pgb,
+            redis,
+            redis_nodes,
+            redis_start_mode: if matches!(redis, RedisLayout::Sentinel { .. }) { "replicated" } else { "server" },
+            app_services,
+            volumes,
+            database_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.write_db.alias),
+            database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_db.alias),
+            sentinel_list,
+            cluster_list,
+            pgbouncer_host_port: topology::PGBOUNCER_PORT,
+            redis_host_port: topology::REDIS_PORT,
+            secondary_regions: secondary,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_template_parses() {
+        let renderer = Renderer::new(None).expect("templates parse");
+        for (name, _) in t::ALL {
+            assert!(renderer.env.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn values_cannot_add_lines_in_any_syntax() {
+        let evil = Value::from("x\nmaxmemory 0");
+        for syntax in [Syntax::PgConf, Syntax::Hba, Syntax::Ini, Syntax::RedisConf, Syntax::Shell, Syntax::Plain] {
+            assert!(escape(syntax, &evil).is_err(), "{syntax:?}");
+        }
+        assert_eq!(escape(Syntax::Yaml, &evil).unwrap(), "\"x\\nmaxmemory 0\"");
+    }
+
+    #[test]
+    fn escaping_per_syntax() {
+        let v = Value::from("it's");
+        assert_eq!(escape(Syntax::PgConf, &v).unwrap(), "'it''s'");
+        assert_eq!(escape(Syntax::Shell, &v).unwrap(), "'it'\\''s'");
+        assert!(escape(Syntax::Ini, &Value::from("a;b")).is_err());
+        assert!(escape(Syntax::Hba, &Value::from("all all")).is_err());
+        assert_eq!(escape(Syntax::RedisConf, &Value::from("a b")).unwrap(), "\"a b\"");
+        assert_eq!(escape(Syntax::PgConf, &Value::from(true)).unwrap(), "on");
+        assert_eq!(escape(Syntax::RedisConf, &Value::from(false)).unwrap(), "no");
+        assert_eq!(escape(Syntax::Yaml, &Value::from(3)).unwrap(), "3");
+        assert!(escape(Syntax::PgConf, &Value::from(())).is_err());
+    }
+
+    #[test]
+    fn syntax_follows_the_template_name() {
+        assert_eq!(Syntax::for_template(t::POSTGRESQL_CONF), Syntax::PgConf);
+        assert_eq!(Syntax::for_template(t::PG_HBA_CONF), Syntax::Hba);
+        assert_eq!(Syntax::for_template(t::REDIS_CONF), Syntax::RedisConf);
+        assert_eq!(Syntax::for_template(t::PGBOUNCER_INI), Syntax::Ini);
+        assert_eq!(Syntax::for_template(t::DOCKER_COMPOSE_YML), Syntax::Yaml);
+        assert_eq!(Syntax::for_template(t::REDIS_START_SH), Syntax::Shell);
+    }
+}

@@ -1,0 +1,684 @@
+//! The spec contract: the shape of one phase file after `extends` is merged.
+//!
+//! These types are the single source of the JSON Schema (schemars), of
+//! deserialization (serde) and of `inspect`'s output. Field names are part of
+//! the public contract (DESIGN.md): renaming one breaks users' files.
+//!
+//! String newtypes validate themselves on deserialization as well as through
+//! the schema, so a `Label` in memory is always a DNS label, whichever path
+//! built it.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Patterns the schema uses; `validate::schema` maps each to its own code
+/// and help line, so keep these in sync with the checks below.
+pub const LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+pub const IDENT_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f]*$";
+pub const IMAGE_PATTERN: &str = "^[a-z0-9][a-z0-9._/:@-]{0,254}$";
+pub const CLOUD_REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$";
+pub const PGBOUNCER_VERSION_PATTERN: &str = "^1\\.[0-9]{1,2}$";
+
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $pattern:expr, $check:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                let check: fn(&str) -> bool = $check;
+                if check(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(format!("'{s}' is not {}", $what))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $what,
+                })
+            }
+        }
+    };
+}
+
+pub fn is_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&b.len())
+        && inner(&b[0])
+        && inner(&b[b.len() - 1])
+        && b.iter().all(|c| inner(c) || *c == b'-')
+}
+
+fn is_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+pub fn is_text(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control())
+}
+
+fn is_image(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=255).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || b"._/:@-".contains(c)
+        })
+}
+
+fn is_cloud_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase()))
+        && (1..=2).contains(&parts[parts.len() - 1].len())
+        && parts[parts.len() - 1].bytes().all(|c| c.is_ascii_digit())
+}
+
+fn is_pgbouncer_version(s: &str) -> bool {
+    s.strip_prefix("1.")
+        .is_some_and(|m| (1..=2).contains(&m.len()) && m.bytes().all(|c| c.is_ascii_digit()))
+}
+
+checked_string!(
+    /// A DNS label (RFC 1123): phase, project, region and service names become
+    /// host names, Compose service names and directories under out/.
+    Label, LABEL_PATTERN, is_label,
+    "a DNS label: lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit"
+);
+checked_string!(
+    /// A PostgreSQL identifier that needs no quoting anywhere it is written.
+    Ident, IDENT_PATTERN, is_ident,
+    "a lowercase PostgreSQL identifier: letters, digits and '_', not starting with a digit, at most 63 characters"
+);
+checked_string!(
+    /// Free text that never contains a line break or control character, so
+    /// it can sit in a comment or a quoted value without adding a line.
+    Text, TEXT_PATTERN, is_text,
+    "text on one line, without control characters"
+);
+checked_string!(
+    /// A container image reference.
+    Image, IMAGE_PATTERN, is_image,
+    "a container image reference such as ghcr.io/org/app:1.2.3 (lowercase, no spaces)"
+);
+checked_string!(
+    /// A cloud provider region such as eu-west-1.
+    CloudRegion, CLOUD_REGION_PATTERN, is_cloud_region,
+    "a cloud region name such as eu-west-1"
+);
+checked_string!(
+    /// A PgBouncer major.minor version such as 1.23.
+    PgbouncerVersion, PGBOUNCER_VERSION_PATTERN, is_pgbouncer_version,
+    "a PgBouncer version as major.minor, such as 1.23"
+);
+
+impl PgbouncerVersion {
+    /// The minor version (PgBouncer has been 1.x for its whole life).
+    pub fn minor(&self) -> u32 {
+        self.0[2..].parse().unwrap_or(0)
+    }
+}
+
+/// One scaling phase, as written after `extends` is resolved.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "scaleplan phase spec")]
+pub struct Phase {
+    /// The spec this one overlays: a file name in the same directory, without
+    /// extension (`base` for base.yaml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    /// An abstract spec only holds defaults for others to extend; it is not
+    /// rendered. Not inherited.
+    #[serde(rename = "abstract", default, skip_serializing_if = "is_false")]
+    pub is_abstract: bool,
+    /// The system's name; prefixes resources and the Redis master name.
+    pub project: Label,
+    /// The phase's name; the directory under out/. Defaults to the file name.
+    pub name: Label,
+    /// A human title for summaries and diagrams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<Text>,
+    /// Position in the scaling plan: phases are rolled out in this order.
+    #[schemars(range(min = 1))]
+    pub order: u32,
+    /// The concurrent users this phase is planned for.
+    pub users: Users,
+    #[serde(default)]
+    pub workload: Workload,
+    pub app: App,
+    pub postgres: Postgres,
+    #[serde(default)]
+    pub pgbouncer: Pgbouncer,
+    #[serde(default)]
+    pub redis: Redis,
+    #[serde(default)]
+    pub targets: Targets,
+    /// Regions, for phases that span more than one (exactly one primary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Region>,
+    /// Further services beside the main app (microservices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    /// Background workers (notification fan-out and the like).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<Service>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    #[schemars(range(min = 1))]
+    pub min: u32,
+    #[schemars(range(min = 1))]
+    pub max: u32,
+}
+
+/// What one concurrent user costs. Used by the capacity estimate.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub requests_per_user_per_min: f64,
+    #[schemars(range(min = 0.0))]
+    pub db_queries_per_request: f64,
+    /// Share of database queries that are reads, 0 to 1.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub read_ratio: f64,
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub db_query_ms: f64,
+    #[schemars(range(min = 0.0))]
+    pub redis_ops_per_request: f64,
+    #[schemars(range(min = 0.0))]
+    pub redis_memory_kb_per_user: f64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            requests_per_user_per_min: 6.0,
+            db_queries_per_request: 3.0,
+            read_ratio: 0.8,
+            db_query_ms: 4.0,
+            redis_ops_per_request: 4.0,
+            redis_memory_kb_per_user: 16.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub image: Image,
+    #[serde(default = "default_app_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: u32,
+    /// CPU cores per replica.
+    #[serde(default = "one_f")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 256.0))]
+    pub cpu: f64,
+    #[serde(default = "default_app_memory")]
+    #[schemars(range(min = 64))]
+    pub memory_mb: u32,
+    #[serde(default = "default_rps_per_core")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub requests_per_core_per_sec: f64,
+    #[serde(default)]
+    pub websocket: Websocket,
+}
+
+fn default_app_port() -> u16 {
+    3000
+}
+fn one() -> u32 {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn default_app_memory() -> u32 {
+    1024
+}
+fn default_rps_per_core() -> f64 {
+    250.0
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Websocket {
+    #[schemars(range(min = 1))]
+    pub max_connections_per_replica: u32,
+}
+
+impl Default for Websocket {
+    fn default() -> Self {
+        Websocket {
+            max_connections_per_replica: 2000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    /// PostgreSQL major version; picks the image and the settings rendered.
+    #[serde(default = "default_pg_version")]
+    #[schemars(range(min = 13, max = 17))]
+    pub version: u8,
+    pub database: Ident,
+    /// The application's role; PgBouncer pools connect as this role.
+    #[serde(default = "default_pg_user")]
+    pub user: Ident,
+    pub primary: PostgresNode,
+    /// Streaming read replicas of the primary.
+    #[serde(default)]
+    #[schemars(range(max = 15))]
+    pub read_replicas: u32,
+    /// Each replica holds a replication slot on the primary, so the primary
+    /// keeps the WAL a lagging replica still needs (bounded by
+    /// max_slot_wal_keep_size).
+    #[serde(default = "yes")]
+    pub replication_slots: bool,
+    /// Overrides of postgresql.conf keys, checked against the known keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, ParamValue>,
+}
+
+fn default_pg_version() -> u8 {
+    16
+}
+fn default_pg_user() -> Ident {
+    Ident("app".to_owned())
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresNode {
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 256.0))]
+    pub cpu: f64,
+    #[schemars(range(min = 256))]
+    pub memory_mb: u32,
+    #[schemars(range(min = 1))]
+    pub storage_gb: u32,
+    #[schemars(range(min = 10, max = 10000))]
+    pub max_connections: u32,
+}
+
+/// A postgresql.conf value: written quoted, so it can never end the line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Text),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    Session,
+    Transaction,
+    Statement,
+}
+
+impl PoolMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+            PoolMode::Statement => "statement",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pgbouncer {
+    /// PgBouncer version; settings it does not know are never rendered.
+    pub version: PgbouncerVersion,
+    /// Container image; defaults to a pinned image of `version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    #[schemars(range(min = 1, max = 64))]
+    pub instances: u32,
+    pub pool_mode: PoolMode,
+    /// Server connections per (user, database) pool.
+    #[schemars(range(min = 1, max = 10000))]
+    pub default_pool_size: u32,
+    /// Extra server connections a pool may open when clients wait too long.
+    #[schemars(range(max = 10000))]
+    pub reserve_pool_size: u32,
+    /// Client connections one instance accepts.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_client_conn: u32,
+    /// Protocol-level prepared statements in transaction mode (PgBouncer 1.21+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100000))]
+    pub max_prepared_statements: Option<u32>,
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 64.0))]
+    pub cpu: f64,
+    #[schemars(range(min = 32))]
+    pub memory_mb: u32,
+}
+
+impl Default for Pgbouncer {
+    fn default() -> Self {
+        Pgbouncer {
+            version: PgbouncerVersion("1.23".to_owned()),
+            image: None,
+            instances: 1,
+            pool_mode: PoolMode::Transaction,
+            default_pool_size: 20,
+            reserve_pool_size: 0,
+            max_client_conn: 100,
+            max_prepared_statements: None,
+            cpu: 0.5,
+            memory_mb: 256,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Standalone,
+    Sentinel,
+    Cluster,
+}
+
+impl RedisMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Standalone => "standalone",
+            RedisMode::Sentinel => "sentinel",
+            RedisMode::Cluster => "cluster",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    Noeviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictionPolicy::Noeviction => "noeviction",
+            EvictionPolicy::AllkeysLru => "allkeys-lru",
+            EvictionPolicy::AllkeysLfu => "allkeys-lfu",
+            EvictionPolicy::AllkeysRandom => "allkeys-random",
+            EvictionPolicy::VolatileLru => "volatile-lru",
+            EvictionPolicy::VolatileLfu => "volatile-lfu",
+            EvictionPolicy::VolatileRandom => "volatile-random",
+            EvictionPolicy::VolatileTtl => "volatile-ttl",
+        }
+    }
+}
+
+/// Redis as written in the file. Which of `replicas`, `sentinel` and
+/// `cluster` apply depends on `mode`; the rules check that and the planner
+/// turns it into `topology::RedisLayout`, where each mode carries exactly
+/// its own settings.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redis {
+    /// Redis major version; picks the image.
+    #[schemars(range(min = 6, max = 7))]
+    pub version: u8,
+    pub mode: RedisMode,
+    /// Data memory per node (per master in cluster mode).
+    #[schemars(range(min = 16))]
+    pub maxmemory_mb: u32,
+    pub maxmemory_policy: EvictionPolicy,
+    /// Memory of each Redis node (container limit); maxmemory must leave room
+    /// for fork copy-on-write and fragmentation.
+    #[schemars(range(min = 32))]
+    pub memory_mb: u32,
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 64.0))]
+    pub cpu: f64,
+    /// Append-only file persistence.
+    pub appendonly: bool,
+    /// Sentinel mode: replicas of the master.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 15))]
+    pub replicas: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<Sentinel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+    /// Refuse writes unless this many replicas are connected, bounding what a
+    /// failover can lose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 15))]
+    pub min_replicas_to_write: Option<u32>,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            version: 7,
+            mode: RedisMode::Standalone,
+            maxmemory_mb: 256,
+            maxmemory_policy: EvictionPolicy::Noeviction,
+            memory_mb: 512,
+            cpu: 1.0,
+            appendonly: true,
+            replicas: None,
+            sentinel: None,
+            cluster: None,
+            min_replicas_to_write: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sentinel {
+    #[schemars(range(min = 1, max = 15))]
+    pub count: u32,
+    #[schemars(range(min = 1, max = 15))]
+    pub quorum: u32,
+    #[serde(default = "default_down_after")]
+    #[schemars(range(min = 100, max = 600000))]
+    pub down_after_ms: u32,
+    #[serde(default = "default_failover_timeout")]
+    #[schemars(range(min = 1000, max = 3600000))]
+    pub failover_timeout_ms: u32,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 15))]
+    pub parallel_syncs: u32,
+}
+
+fn default_down_after() -> u32 {
+    5000
+}
+fn default_failover_timeout() -> u32 {
+    60000
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    #[schemars(range(min = 1, max = 100))]
+    pub shards: u32,
+    #[serde(default = "one")]
+    #[schemars(range(max = 5))]
+    pub replicas_per_shard: u32,
+    #[serde(default = "default_node_timeout")]
+    #[schemars(range(min = 100, max = 600000))]
+    pub node_timeout_ms: u32,
+}
+
+fn default_node_timeout() -> u32 {
+    5000
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    pub compose: ComposeTarget,
+    pub terraform: TerraformTarget,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComposeTarget {
+    pub enabled: bool,
+}
+
+impl Default for ComposeTarget {
+    fn default() -> Self {
+        ComposeTarget { enabled: true }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Aws,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerraformTarget {
+    pub enabled: bool,
+    pub provider: Provider,
+    pub region: CloudRegion,
+}
+
+impl Default for TerraformTarget {
+    fn default() -> Self {
+        TerraformTarget {
+            enabled: false,
+            provider: Provider::Aws,
+            region: CloudRegion("eu-west-1".to_owned()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionRole {
+    Primary,
+    Secondary,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub name: Label,
+    pub role: RegionRole,
+    /// The provider's region, e.g. eu-west-1.
+    pub cloud_region: CloudRegion,
+    /// Read replicas in this region (cross-region for a secondary).
+    #[serde(default)]
+    #[schemars(range(max = 15))]
+    pub read_replicas: u32,
+    /// This region's own Redis; defaults to the phase's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Redis>,
+    /// App replicas serving this region; defaults to app.replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub app_replicas: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dependency {
+    Postgres,
+    Redis,
+}
+
+/// A microservice or worker beside the main app.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Label,
+    pub image: Image,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: u32,
+    #[serde(default = "half")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 64.0))]
+    pub cpu: f64,
+    #[serde(default = "default_service_memory")]
+    #[schemars(range(min = 32))]
+    pub memory_mb: u32,
+    /// Port it serves on, for services that take requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// What it connects to.
+    #[serde(default)]
+    pub uses: Vec<Dependency>,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn default_service_memory() -> u32 {
+    512
+}

@@ -1,0 +1,114 @@
+//! Checking a phases directory: load, merge, schema, deserialize, rules.
+//! The result holds every problem found, and the phases that passed.
+
+pub mod rules;
+pub mod schema;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Location};
+use crate::spec::node::SourceMap;
+use crate::spec::{Phase, extends, load};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A phase that passed the schema and deserialized; rule errors are in the
+/// diagnostics beside it.
+#[derive(Clone, Debug)]
+pub struct ValidPhase {
+    pub spec: Phase,
+    pub sources: SourceMap,
+    /// The leaf file first, then its parents.
+    pub chain: Vec<Arc<PathBuf>>,
+    /// File names of `chain`, for headers that must not depend on where the
+    /// phases directory sits on this machine.
+    pub file_names: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Concrete (non-abstract) phases, sorted by order then name.
+    pub phases: Vec<ValidPhase>,
+    pub diagnostics: Diagnostics,
+}
+
+impl Checked {
+    pub fn names(&self) -> Vec<&str> {
+        self.phases.iter().map(|p| p.spec.name.as_str()).collect()
+    }
+}
+
+/// Loads and checks every spec of a directory.
+pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
+    let mut diags = Diagnostics::default();
+    let files = load::load_dir(dir, &mut diags);
+    let schema = schema::SchemaCheck::new()?;
+    let mut phases = Vec::new();
+    for file in files.values() {
+        if file.is_abstract() {
+            continue;
+        }
+        let merged = match extends::resolve(file, &files) {
+            Ok(m) => m,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let problems = schema.check(&merged);
+        if !problems.is_empty() {
+            diags.extend(problems);
+            continue;
+        }
+        let spec: Phase = match serde_json::from_value(merged.value.clone()) {
+            Ok(spec) => spec,
+            Err(e) => {
+                // The schema is generated from these types, so this means the
+                // two disagree: report it located rather than panic.
+                diags.push(Diagnostic::error(
+                    Code::Sch007,
+                    Location::start_of(merged.file()),
+                    format!("the spec passed the schema but does not load: {e}"),
+                    "please report this as a scaleplan bug, with the spec",
+                ));
+                continue;
+            }
+        };
+        diags.extend(rules::check_phase(&spec, &merged.sources));
+        let file_names = merged
+            .chain
+            .iter()
+            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            .collect();
+        phases.push(ValidPhase {
+            spec,
+            sources: merged.sources,
+            chain: merged.chain,
+            file_names,
+        });
+    }
+    diags.extend(rules::check_together(phases.iter().map(|p| (&p.spec, &p.sources))));
+    phases.sort_by(|a, b| (a.spec.order, a.spec.name.as_str()).cmp(&(b.spec.order, b.spec.name.as_str())));
+    Ok(Checked { phases, diagnostics: diags })
+}
+
+/// Picks the named phases (all when `names` is empty). An unknown name is
+/// an error listing the phases that exist.
+pub fn select<'a>(checked: &'a Checked, names: &[String], dir: &Path) -> Result<Vec<&'a ValidPhase>, Diagnostic> {
+    if names.is_empty() {
+        return Ok(checked.phases.iter().collect());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match checked.phases.iter().find(|p| p.spec.name.as_str() == name) {
+            Some(p) => out.push(p),
+            None => {
+                return Err(Diagnostic::error(
+                    Code::Load009,
+                    Location::start_of(&Arc::new(dir.to_path_buf())),
+                    format!("no phase named '{name}' in {}", dir.display()),
+                    format!("phases here: {}", checked.names().join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,421 @@
+//! Rules beyond the schema: what each component needs from the others.
+//! Every rule has a stable code, points at the value that breaks it and
+//! says what to change.
+
+use crate::diag::{Code, Diagnostic};
+use crate::pgconf;
+use crate::spec::SourceMap;
+use crate::spec::types::{ParamValue, Phase, Redis, RedisMode, RegionRole};
+use crate::topology;
+use std::collections::BTreeMap;
+
+/// Rules on one phase.
+pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    users(phase, src, &mut out);
+    pgbouncer(phase, src, &mut out);
+    parameters(phase, src, &mut out);
+    redis(&phase.redis, "/redis", src, &mut out);
+    regions(phase, src, &mut out);
+    names(phase, src, &mut out);
+    out
+}
+
+/// Rules across the phases of one directory.
+pub fn check_together<'a>(phases: impl IntoIterator<Item = (&'a Phase, &'a SourceMap)>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut by_name: BTreeMap<&str, &SourceMap> = BTreeMap::new();
+    let mut by_order: BTreeMap<u32, (&str, &SourceMap)> = BTreeMap::new();
+    for (phase, src) in phases {
+        if let Some(first) = by_name.get(phase.name.as_str()) {
+            out.push(
+                Diagnostic::error(
+                    Code::Phase002,
+                    src.value_at("/name"),
+                    format!("two phases are named '{}'", phase.name),
+                    "give each phase its own name: it is the directory under out/",
+                )
+                .with_related(first.value_at("/name")),
+            );
+        } else {
+            by_name.insert(phase.name.as_str(), src);
+        }
+        if let Some((other, first)) = by_order.get(&phase.order) {
+            out.push(
+                Diagnostic::error(
+                    Code::Phase003,
+                    src.value_at("/order"),
+                    format!("phases '{}' and '{other}' both have order {}", phase.name, phase.order),
+                    "give each phase its own order: it is the sequence the plan is rolled out in",
+                )
+                .with_related(first.value_at("/order")),
+            );
+        } else {
+            by_order.insert(phase.order, (phase.name.as_str(), src));
+        }
+    }
+    out
+}
+
+fn users(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    if phase.users.min > phase.users.max {
+        out.push(Diagnostic::error(
+            Code::Phase001,
+            src.value_at("/users/min"),
+            format!("users.min {} is above users.max {}", phase.users.min, phase.users.max),
+            "swap the two values, or raise users.max",
+        ));
+    }
+}
+
+fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let pgb = &phase.pgbouncer;
+    let pg = &phase.postgres;
+    let budget = topology::pool_budget(phase);
+    let available = pg.primary.max_connections.saturating_sub(pgconf::superuser_reserved(pg));
+
+    if budget.primary_total > available {
+        out.push(Diagnostic::error(
+            Code::Pgb002,
+            src.value_at("/pgbouncer/default_pool_size"),
+            format!(
+                "pgbouncer pools need {} x ({} + {}) = {} server connections per instance on the primary, {} instance{} = {}, but postgres.primary.max_connections {} leaves {} after {} superuser-reserved (replication connections do not count since PostgreSQL 12)",
+                budget.primary_pools,
+                pgb.default_pool_size,
+                pgb.reserve_pool_size,
+                budget.primary_per_instance,
+                pgb.instances,
+                if pgb.instances == 1 { "" } else { "s" },
+                budget.primary_total,
+                pg.primary.max_connections,
+                available,
+                pgconf::superuser_reserved(pg),
+            ),
+            "lower pgbouncer.default_pool_size, reserve_pool_size or instances, or raise postgres.primary.max_connections",
+        ));
+    }
+    if budget.replica_total > available {
+        out.push(Diagnostic::error(
+            Code::Pgb003,
+            src.value_at("/pgbouncer/default_pool_size"),
+            format!(
+                "read pools of {} instance{} may open {} x ({} + {}) = {} connections to one replica, but a replica allows {} (it has the primary's max_connections {})",
+                pgb.instances,
+                if pgb.instances == 1 { "" } else { "s" },
+                pgb.instances,
+                pgb.default_pool_size,
+                pgb.reserve_pool_size,
+                budget.replica_total,
+                available,
+                pg.primary.max_connections,
+            ),
+            "lower pgbouncer.default_pool_size or raise postgres.primary.max_connections",
+        ));
+    }
+    let pools = budget.databases;
+    if pgb.max_client_conn < pgb.default_pool_size * pools {
+        out.push(Diagnostic::error(
+            Code::Pgb001,
+            src.value_at("/pgbouncer/max_client_conn"),
+            format!(
+                "pgbouncer.max_client_conn {} is below the {} x {} = {} server connections its pools hold: the pools can never fill",
+                pgb.max_client_conn,
+                pools,
+                pgb.default_pool_size,
+                pgb.default_pool_size * pools
+            ),
+            "raise pgbouncer.max_client_conn (clients usually outnumber server connections 10 to 1 or more)",
+        ));
+    }
+    if pgb.max_prepared_statements.is_some() && pgb.version.minor() < 21 {
+        out.push(Diagnostic::error(
+            Code::Pgb004,
+            src.key_at("/pgbouncer/max_prepared_statements"),
+            format!(
+                "pgbouncer.max_prepared_statements needs PgBouncer 1.21 or later, but pgbouncer.version is {}",
+                pgb.version
+            ),
+            "raise pgbouncer.version to 1.21 or later, or remove max_prepared_statements",
+        ));
+    }
+    if phase.targets.compose.enabled
+        && pgb.image.is_none()
+        && topology::pgbouncer_image(pgb.version.minor()).is_none()
+    {
+        let known: Vec<String> = topology::PGBOUNCER_IMAGES.iter().map(|(m, i)| format!("1.{m} ({i})")).collect();
+        out.push(Diagnostic::error(
+            Code::Pgb005,
+            src.value_at("/pgbouncer/version"),
+            format!("scaleplan knows no pinned container image for PgBouncer {}", pgb.version),
+            format!("set pgbouncer.image to an image of that version, or use a version with a known image: {}", known.join(", ")),
+        ));
+    }
+}
+
+fn parameters(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let known: Vec<String> = pgconf::KNOWN.iter().map(|(k, _)| (*k).to_owned()).collect();
+    for (name, value) in &phase.postgres.parameters {
+        let pointer = format!("/postgres/parameters/{}", crate::spec::node::escape_pointer(name));
+        if let Some(field) = pgconf::controlled_by(name) {
+            out.push(Diagnostic::error(
+                Code::Pg002,
+                src.key_at(&pointer),
+                format!("postgres.parameters.{name} is set by {field}, not by a parameter override"),
+                format!("remove it from postgres.parameters and change {field} instead"),
+            ));
+        } else if pgconf::known(name).is_none() {
+            let help = match crate::validate::schema::closest(name, &known) {
+                Some(best) => format!("did you mean '{best}'? a misspelt key would stop PostgreSQL from starting"),
+                None => "scaleplan knows the common postgresql.conf keys (see README); a misspelt key would stop PostgreSQL from starting".to_owned(),
+            };
+            out.push(Diagnostic::error(
+                Code::Pg001,
+                src.key_at(&pointer),
+                format!("unknown PostgreSQL parameter '{name}'"),
+                help,
+            ));
+        } else if name == "password_encryption"
+            && matches!(value, ParamValue::Text(t) if t.as_str() != "scram-sha-256")
+        {
+            out.push(Diagnostic::warning(
+                Code::Sec001,
+                src.value_at(&pointer),
+                "postgres.parameters.password_encryption weakens the default scram-sha-256",
+                "remove the override: PgBouncer and pg_hba.conf use scram-sha-256",
+            ));
+        }
+    }
+}
+
+fn redis(r: &Redis, at: &str, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let p = |suffix: &str| format!("{at}{suffix}");
+    let field = |suffix: &str| crate::validate::schema::display_path(&format!("{at}{suffix}"));
+    let misplaced = |block: &str, out: &mut Vec<Diagnostic>| {
+        let pointer = p(&format!("/{block}"));
+        let location = src.key_at(&pointer);
+        out.push(Diagnostic::error(
+            Code::Red009,
+            location,
+            format!("{} only applies to {} mode, but {} is {}", field(&format!("/{block}")), owner_mode(block), field("/mode"), r.mode.as_str()),
+            format!(
+                "remove it; if a parent spec sets it, write `{block}: null` under redis in this phase to drop the inherited value"
+            ),
+        ));
+    };
+    match r.mode {
+        RedisMode::Standalone => {
+            for block in ["replicas", "sentinel", "cluster", "min_replicas_to_write"] {
+                if src.contains(&p(&format!("/{block}"))) {
+                    misplaced(block, out);
+                }
+            }
+        }
+        RedisMode::Sentinel => {
+            if src.contains(&p("/cluster")) {
+                misplaced("cluster", out);
+            }
+            let replicas = r.replicas.unwrap_or(0);
+            if replicas == 0 {
+                out.push(Diagnostic::error(
+                    Code::Red001,
+                    src.value_at(&p("/replicas")),
+                    format!("sentinel mode needs at least one replica to fail over to, {} is {replicas}", field("/replicas")),
+                    format!("set {} (2 is usual)", field("/replicas")),
+                ));
+            }
+            match &r.sentinel {
+                None => out.push(Diagnostic::error(
+                    Code::Red009,
+                    src.value_at(&p("/mode")),
+                    "sentinel mode needs a sentinel block",
+                    format!("add {} = {{ count: 3, quorum: 2 }}", field("/sentinel")),
+                )),
+                Some(s) => {
+                    if s.count < 3 {
+                        out.push(Diagnostic::error(
+                            Code::Red002,
+                            src.value_at(&p("/sentinel/count")),
+                            format!("{} is {}, but Sentinel needs at least 3 to survive losing one", field("/sentinel/count"), s.count),
+                            "run 3 sentinels (5 to survive losing two), each on its own host",
+                        ));
+                    }
+                    if s.quorum > s.count {
+                        out.push(Diagnostic::error(
+                            Code::Red003,
+                            src.value_at(&p("/sentinel/quorum")),
+                            format!("{} is {}, above the {} sentinels: no failure could ever be agreed on", field("/sentinel/quorum"), s.quorum, s.count),
+                            format!("set quorum between 1 and {} ({} is a majority)", s.count, s.count / 2 + 1),
+                        ));
+                    } else if s.quorum < s.count / 2 + 1 {
+                        out.push(Diagnostic::warning(
+                            Code::Red004,
+                            src.value_at(&p("/sentinel/quorum")),
+                            format!("{} is {}, below a majority of {} sentinels: a minority can flag the master as down", field("/sentinel/quorum"), s.quorum, s.count),
+                            format!("set quorum to {} (failover itself always needs a majority)", s.count / 2 + 1),
+                        ));
+                    }
+                    if s.count % 2 == 0 {
+                        out.push(Diagnostic::warning(
+                            Code::Red005,
+                            src.value_at(&p("/sentinel/count")),
+                            format!("{} is {}: an even count tolerates no more failures than {}", field("/sentinel/count"), s.count, s.count - 1),
+                            format!("run {} sentinels", s.count + 1),
+                        ));
+                    }
+                }
+            }
+            if let Some(min) = r.min_replicas_to_write {
+                if min > replicas {
+                    out.push(Diagnostic::error(
+                        Code::Red010,
+                        src.value_at(&p("/min_replicas_to_write")),
+                        format!("{} is {min}, above the {replicas} replicas: the master would refuse every write", field("/min_replicas_to_write")),
+                        format!("set it to at most {replicas} (1 bounds what a failover can lose)"),
+                    ));
+                }
+            }
+        }
+        RedisMode::Cluster => {
+            for block in ["replicas", "sentinel", "min_replicas_to_write"] {
+                if src.contains(&p(&format!("/{block}"))) {
+                    misplaced(block, out);
+                }
+            }
+            match &r.cluster {
+                None => out.push(Diagnostic::error(
+                    Code::Red009,
+                    src.value_at(&p("/mode")),
+                    "cluster mode needs a cluster block",
+                    format!("add {} = {{ shards: 3, replicas_per_shard: 1 }}", field("/cluster")),
+                )),
+                Some(c) => {
+                    if r.version < 7 {
+                        out.push(Diagnostic::error(
+                            Code::Red011,
+                            src.value_at(&p("/version")),
+                            format!("cluster mode needs Redis 7 for cluster-announce-hostname, but {} is {}", field("/version"), r.version),
+                            "set the Redis version to 7: without announced host names a cluster cannot work behind Compose or NAT",
+                        ));
+                    }
+                    if c.shards < 3 {
+                        out.push(Diagnostic::error(
+                            Code::Red006,
+                            src.value_at(&p("/cluster/shards")),
+                            format!("{} is {}, but Redis Cluster needs at least 3 masters to agree on failures", field("/cluster/shards"), c.shards),
+                            "use 3 or more shards, or sentinel mode for a single data set",
+                        ));
+                    }
+                    if c.replicas_per_shard == 0 {
+                        out.push(Diagnostic::warning(
+                            Code::Red007,
+                            src.value_at(&p("/cluster/replicas_per_shard")),
+                            format!("{} is 0: losing any master loses its slots and stops the cluster", field("/cluster/replicas_per_shard")),
+                            "give each shard at least one replica",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if r.maxmemory_mb > r.memory_mb {
+        out.push(Diagnostic::error(
+            Code::Red008,
+            src.value_at(&p("/maxmemory_mb")),
+            format!("{} {} is above the node's {} {}", field("/maxmemory_mb"), r.maxmemory_mb, field("/memory_mb"), r.memory_mb),
+            format!("keep maxmemory at most 75% of the node's memory: lower maxmemory_mb or raise memory_mb to {} or more", r.maxmemory_mb * 4 / 3 + 1),
+        ));
+    } else if u64::from(r.maxmemory_mb) * 100 > u64::from(r.memory_mb) * 80 {
+        out.push(Diagnostic::warning(
+            Code::Red008,
+            src.value_at(&p("/maxmemory_mb")),
+            format!(
+                "{} {} is over 80% of the node's {} MB: a background save can double memory by copy-on-write",
+                field("/maxmemory_mb"), r.maxmemory_mb, r.memory_mb
+            ),
+            format!("raise memory_mb to {} or lower maxmemory_mb", r.maxmemory_mb * 4 / 3 + 1),
+        ));
+    }
+}
+
+fn owner_mode(block: &str) -> &'static str {
+    match block {
+        "cluster" => "cluster",
+        _ => "sentinel",
+    }
+}
+
+fn regions(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    if phase.regions.is_empty() {
+        return;
+    }
+    let primaries: Vec<usize> = phase
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.role == RegionRole::Primary)
+        .map(|(i, _)| i)
+        .collect();
+    if primaries.len() != 1 {
+        let at = match primaries.get(1) {
+            Some(i) => src.value_at(&format!("/regions/{i}/role")),
+            None => src.value_at("/regions"),
+        };
+        out.push(Diagnostic::error(
+            Code::Reg001,
+            at,
+            format!("regions need exactly one primary, found {}", primaries.len()),
+            "mark the region that holds the writable database `role: primary` and the others `role: secondary`",
+        ));
+    }
+    for (i, region) in phase.regions.iter().enumerate() {
+        if let Some(r) = &region.redis {
+            redis(r, &format!("/regions/{i}/redis"), src, out);
+        }
+    }
+}
+
+/// Names become Compose services and host names, so they must not collide
+/// with each other or with the names scaleplan generates.
+fn names(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+    for (i, region) in phase.regions.iter().enumerate() {
+        let pointer = format!("/regions/{i}/name");
+        if let Some(first) = seen.insert(region.name.as_str(), pointer.clone()) {
+            out.push(
+                Diagnostic::error(
+                    Code::Reg002,
+                    src.value_at(&pointer),
+                    format!("two regions are named '{}'", region.name),
+                    "give each region its own name",
+                )
+                .with_related(src.value_at(&first)),
+            );
+        }
+    }
+    let reserved = topology::reserved_service_names(phase);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (list, services) in [("services", &phase.services), ("workers", &phase.workers)] {
+        for (i, service) in services.iter().enumerate() {
+            let pointer = format!("/{list}/{i}/name");
+            let name = service.name.as_str();
+            if reserved.iter().any(|r| r == name) {
+                out.push(Diagnostic::error(
+                    Code::Reg002,
+                    src.value_at(&pointer),
+                    format!("'{name}' is the name of a service scaleplan generates for this phase"),
+                    "rename the service, e.g. with a prefix that says what it does",
+                ));
+            } else if let Some(first) = seen.insert(name.to_owned(), pointer.clone()) {
+                out.push(
+                    Diagnostic::error(
+                        Code::Reg002,
+                        src.value_at(&pointer),
+                        format!("two services or workers are named '{name}'"),
+                        "give each service and worker its own name",
+                    )
+                    .with_related(src.value_at(&first)),
+                );
+            }
+        }
+    }
+}
