@@ -48,14 +48,17 @@ pub fn write_phase(out: &Path, phase: &str, files: &Artifacts) -> anyhow::Result
         for (path, text) in files.iter() {
             let full = safe_join(&staging, path)?;
             if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
             std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
         }
         if target.exists() {
-            std::fs::rename(&target, &retired).with_context(|| format!("moving aside {}", target.display()))?;
+            std::fs::rename(&target, &retired)
+                .with_context(|| format!("moving aside {}", target.display()))?;
         }
-        std::fs::rename(&staging, &target).with_context(|| format!("moving {} into place", target.display()))?;
+        std::fs::rename(&staging, &target)
+            .with_context(|| format!("moving {} into place", target.display()))?;
         Ok(())
     })();
     if result.is_err() {
@@ -64,7 +67,8 @@ pub fn write_phase(out: &Path, phase: &str, files: &Artifacts) -> anyhow::Result
             let _ = std::fs::rename(&retired, &target);
         }
     } else if retired.exists() {
-        std::fs::remove_dir_all(&retired).with_context(|| format!("removing {}", retired.display()))?;
+        std::fs::remove_dir_all(&retired)
+            .with_context(|| format!("removing {}", retired.display()))?;
     }
     result
 }
@@ -117,13 +121,19 @@ pub fn check_tree(dir: &Path, prefix: &str, files: &Artifacts) -> anyhow::Result
                     });
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => drift.push(Drift::Missing { path: shown }),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.join(path).display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                drift.push(Drift::Missing { path: shown })
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", dir.join(path).display()));
+            }
         }
     }
     for path in on_disk {
         if files.get(&path).is_none() {
-            drift.push(Drift::Extra { path: format!("{prefix}/{path}") });
+            drift.push(Drift::Extra {
+                path: format!("{prefix}/{path}"),
+            });
         }
     }
     drift.sort_by(|a, b| a.path().cmp(b.path()));
@@ -138,12 +148,19 @@ pub fn list_files(dir: &Path) -> anyhow::Result<Vec<String>> {
     }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))? {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
+        {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(dir) {
-                out.push(rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"));
+                out.push(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
             }
         }
     }

@@ -16,7 +16,11 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "scaleplan", version, about = "Compile phased scaling specs into PostgreSQL, PgBouncer, Redis and Compose configuration")]
+#[command(
+    name = "scaleplan",
+    version,
+    about = "Compile phased scaling specs into PostgreSQL, PgBouncer, Redis and Compose configuration"
+)]
 pub struct Cli {
     /// How diagnostics are printed.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
@@ -107,18 +111,39 @@ pub fn main() -> i32 {
 
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        Command::Validate { phases, strict, names } => {
+        Command::Validate {
+            phases,
+            strict,
+            names,
+        } => {
             let checked = validate::check_dir(phases)?;
             let problem = validate::select(&checked, names, phases).err();
             let failed = report(cli.format, checked.diagnostics.clone(), problem, *strict);
             if !failed && cli.format == Format::Text {
-                println!("{} phase(s) valid: {}", checked.phases.len(), checked.names().join(", "));
+                println!(
+                    "{} phase(s) valid: {}",
+                    checked.phases.len(),
+                    checked.names().join(", ")
+                );
             }
             Ok(if failed { EXIT_ERROR } else { EXIT_OK })
         }
-        Command::Build { phases, out, check, strict, templates, names } => {
-            build(cli.format, phases, out, *check, *strict, templates.as_deref(), names)
-        }
+        Command::Build {
+            phases,
+            out,
+            check,
+            strict,
+            templates,
+            names,
+        } => build(
+            cli.format,
+            phases,
+            out,
+            *check,
+            *strict,
+            templates.as_deref(),
+            names,
+        ),
         Command::Schema { check } => {
             let text = validate::schema::schema_text();
             match check {
@@ -132,8 +157,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                         println!("{} is up to date", path.display());
                         Ok(EXIT_OK)
                     } else {
-                        print!("{}", artifacts::unified_diff(&on_disk, &text, &path.display().to_string()));
-                        eprintln!("{} is stale: run `scaleplan schema > {}`", path.display(), path.display());
+                        print!(
+                            "{}",
+                            artifacts::unified_diff(&on_disk, &text, &path.display().to_string())
+                        );
+                        eprintln!(
+                            "{} is stale: run `scaleplan schema > {}`",
+                            path.display(),
+                            path.display()
+                        );
                         Ok(EXIT_CHANGES)
                     }
                 }
@@ -159,7 +191,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
             Ok(if failed { EXIT_ERROR } else { EXIT_OK })
         }
-        Command::Inspect { phases, output, name } => {
+        Command::Inspect {
+            phases,
+            output,
+            name,
+        } => {
             let checked = validate::check_dir(phases)?;
             let selection = validate::select(&checked, std::slice::from_ref(name), phases);
             let (phase, problem) = match selection {
@@ -170,7 +206,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             if report(cli.format, relevant, problem, false) {
                 return Ok(EXIT_ERROR);
             }
-            let Some(phase) = phase else { return Ok(EXIT_ERROR) };
+            let Some(phase) = phase else {
+                return Ok(EXIT_ERROR);
+            };
             let value = serde_json::to_value(&phase.spec)?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
@@ -186,7 +224,7 @@ fn only_for(diags: Diagnostics, phase: Option<&ValidPhase>) -> Diagnostics {
     let Some(phase) = phase else { return diags };
     let mut kept = Diagnostics::default();
     for d in diags.finish() {
-        if phase.chain.iter().any(|f| *f == d.location.file) {
+        if phase.chain.contains(&d.location.file) {
             kept.push(d);
         }
     }
@@ -228,11 +266,17 @@ fn build(
     if check {
         let mut drift = Vec::new();
         for (name, files) in &rendered {
-            drift.extend(artifacts::check_tree(&out.join(name), &format!("{}/{name}", out.display()), files)?);
+            drift.extend(artifacts::check_tree(
+                &out.join(name),
+                &format!("{}/{name}", out.display()),
+                files,
+            )?);
         }
         if all {
             for stray in stray_dirs(out, &rendered)? {
-                drift.push(Drift::Extra { path: format!("{}/{stray}/", out.display()) });
+                drift.push(Drift::Extra {
+                    path: format!("{}/{stray}/", out.display()),
+                });
             }
         }
         return Ok(print_drift(&drift));
@@ -245,10 +289,14 @@ fn build(
         for stray in stray_dirs(out, &rendered)? {
             let dir = out.join(&stray);
             if is_generated_tree(&dir)? {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
                 println!("removed {} (no phase of that name)", dir.display());
             } else {
-                eprintln!("warning: {} is not a phase and was not generated by scaleplan; left alone", dir.display());
+                eprintln!(
+                    "warning: {} is not a phase and was not generated by scaleplan; left alone",
+                    dir.display()
+                );
             }
         }
     }
@@ -281,7 +329,11 @@ fn is_generated_tree(dir: &Path) -> anyhow::Result<bool> {
     Ok(!files.is_empty()
         && files.iter().all(|f| {
             std::fs::read_to_string(dir.join(f))
-                .map(|t| t.lines().take(3).any(|l| l.contains("Generated by scaleplan")))
+                .map(|t| {
+                    t.lines()
+                        .take(3)
+                        .any(|l| l.contains("Generated by scaleplan"))
+                })
                 .unwrap_or(false)
         }))
 }
@@ -301,7 +353,10 @@ fn print_drift(drift: &[Drift]) -> i32 {
             Drift::Extra { path } => println!("extra: {path}"),
         }
     }
-    eprintln!("{} file(s) differ from the specs: run `scaleplan build` and commit out/", drift.len());
+    eprintln!(
+        "{} file(s) differ from the specs: run `scaleplan build` and commit out/",
+        drift.len()
+    );
     EXIT_CHANGES
 }
 
@@ -331,7 +386,15 @@ fn report(format: Format, diags: Diagnostics, extra: Option<Diagnostic>, strict:
                 let _ = writeln!(stderr, "{d}");
             }
             if !list.is_empty() {
-                let _ = writeln!(stderr, "{errors} error(s), {warnings} warning(s){}", if strict && warnings > 0 { " (--strict: warnings fail)" } else { "" });
+                let _ = writeln!(
+                    stderr,
+                    "{errors} error(s), {warnings} warning(s){}",
+                    if strict && warnings > 0 {
+                        " (--strict: warnings fail)"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
     }

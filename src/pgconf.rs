@@ -129,7 +129,10 @@ pub const CONTROLLED: &[(&str, &str)] = &[
     ("listen_addresses", "the target's addresses"),
     ("max_connections", "postgres.primary.max_connections"),
     ("port", "the target's addresses"),
-    ("primary_conninfo", "postgres.read_replicas (written at bring-up)"),
+    (
+        "primary_conninfo",
+        "postgres.read_replicas (written at bring-up)",
+    ),
     ("primary_slot_name", "postgres.replication_slots"),
 ];
 
@@ -141,7 +144,10 @@ pub fn known(name: &str) -> Option<Apply> {
 }
 
 pub fn controlled_by(name: &str) -> Option<&'static str> {
-    CONTROLLED.iter().find(|(k, _)| *k == name).map(|(_, by)| *by)
+    CONTROLLED
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, by)| *by)
 }
 
 /// PostgreSQL's default, kept out of pool budgets.
@@ -172,7 +178,9 @@ fn mb(n: u32) -> ParamValue {
 }
 
 fn text(s: &str) -> ParamValue {
-    ParamValue::Text(crate::spec::types::Text::try_from(s.to_owned()).unwrap_or_else(|_| unreachable!()))
+    ParamValue::Text(
+        crate::spec::types::Text::try_from(s.to_owned()).unwrap_or_else(|_| unreachable!()),
+    )
 }
 
 /// The superuser reserve actually in force (users may raise it).
@@ -196,17 +204,41 @@ pub fn settings(pg: &Postgres) -> Vec<Setting> {
     // sort or hash at once; 4MB is PostgreSQL's own default floor.
     let work_mem = ((memory - shared_buffers) / (connections * 3).max(1)).max(4);
     let mut out = vec![
-        set("max_connections", ParamValue::Int(connections.into()), "postgres.primary.max_connections"),
+        set(
+            "max_connections",
+            ParamValue::Int(connections.into()),
+            "postgres.primary.max_connections",
+        ),
         set(
             "superuser_reserved_connections",
             ParamValue::Int(SUPERUSER_RESERVED.into()),
             "kept free for maintenance; PgBouncer pools are sized below max_connections minus this",
         ),
-        set("shared_buffers", mb(shared_buffers), "a quarter of the node's memory"),
-        set("effective_cache_size", mb(memory * 3 / 4), "three quarters of the node's memory"),
-        set("maintenance_work_mem", mb((memory / 16).clamp(64, 2048)), "a sixteenth of memory, 64MB to 2GB"),
-        set("work_mem", mb(work_mem), "memory left after shared_buffers over three sorts per connection"),
-        set("wal_level", text("replica"), "streaming replicas need replica or higher"),
+        set(
+            "shared_buffers",
+            mb(shared_buffers),
+            "a quarter of the node's memory",
+        ),
+        set(
+            "effective_cache_size",
+            mb(memory * 3 / 4),
+            "three quarters of the node's memory",
+        ),
+        set(
+            "maintenance_work_mem",
+            mb((memory / 16).clamp(64, 2048)),
+            "a sixteenth of memory, 64MB to 2GB",
+        ),
+        set(
+            "work_mem",
+            mb(work_mem),
+            "memory left after shared_buffers over three sorts per connection",
+        ),
+        set(
+            "wal_level",
+            text("replica"),
+            "streaming replicas need replica or higher",
+        ),
         set(
             "max_wal_senders",
             ParamValue::Int((replicas + 3).into()),
@@ -222,10 +254,26 @@ pub fn settings(pg: &Postgres) -> Vec<Setting> {
             mb((pg.primary.storage_gb * 1024 / 10).max(1024)),
             "a tenth of storage: a stalled replica cannot fill the disk with WAL",
         ),
-        set("hot_standby", ParamValue::Bool(true), "read replicas answer queries"),
-        set("hot_standby_feedback", ParamValue::Bool(true), "long reads on replicas are not cancelled by vacuum"),
-        set("password_encryption", text("scram-sha-256"), "no md5 hashes"),
-        set("checkpoint_completion_target", ParamValue::Float(0.9), "spread checkpoint writes"),
+        set(
+            "hot_standby",
+            ParamValue::Bool(true),
+            "read replicas answer queries",
+        ),
+        set(
+            "hot_standby_feedback",
+            ParamValue::Bool(true),
+            "long reads on replicas are not cancelled by vacuum",
+        ),
+        set(
+            "password_encryption",
+            text("scram-sha-256"),
+            "no md5 hashes",
+        ),
+        set(
+            "checkpoint_completion_target",
+            ParamValue::Float(0.9),
+            "spread checkpoint writes",
+        ),
         set("random_page_cost", ParamValue::Float(1.1), "SSD storage"),
     ];
     for (name, value) in &pg.parameters {

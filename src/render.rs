@@ -15,7 +15,9 @@ use crate::validate::ValidPhase;
 use anyhow::Context;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value, ValueKind};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, context};
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, context,
+};
 use serde::Serialize;
 use std::path::Path;
 
@@ -72,7 +74,10 @@ impl Syntax {
 fn refuse(syntax: Syntax, what: &str, text: &str) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
-        format!("{what} {text:?} cannot be written safely into a {} file", syntax.name()),
+        format!(
+            "{what} {text:?} cannot be written safely into a {} file",
+            syntax.name()
+        ),
     )
 }
 
@@ -81,25 +86,55 @@ fn has_control(s: &str) -> bool {
 }
 
 fn all_in(s: &str, extra: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
 }
 
 /// Escapes one value for a syntax. Public for tests.
 pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
     let kind = value.kind();
     if matches!(kind, ValueKind::Undefined | ValueKind::None) {
-        return Err(Error::new(ErrorKind::UndefinedError, "an empty value would reach a generated file"));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "an empty value would reach a generated file",
+        ));
     }
     if syntax == Syntax::Yaml {
-        return serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()));
+        return serde_json::to_string(value)
+            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()));
     }
     if kind == ValueKind::Bool {
         let b = value.is_true();
         return Ok(match syntax {
-            Syntax::PgConf => if b { "on" } else { "off" },
-            Syntax::RedisConf => if b { "yes" } else { "no" },
-            Syntax::Ini => if b { "1" } else { "0" },
-            _ => if b { "true" } else { "false" },
+            Syntax::PgConf => {
+                if b {
+                    "on"
+                } else {
+                    "off"
+                }
+            }
+            Syntax::RedisConf => {
+                if b {
+                    "yes"
+                } else {
+                    "no"
+                }
+            }
+            Syntax::Ini => {
+                if b {
+                    "1"
+                } else {
+                    "0"
+                }
+            }
+            _ => {
+                if b {
+                    "true"
+                } else {
+                    "false"
+                }
+            }
         }
         .to_owned());
     }
@@ -107,21 +142,36 @@ pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
         return Ok(value.to_string());
     }
     let Some(s) = value.as_str() else {
-        return Err(Error::new(ErrorKind::InvalidOperation, format!("a {kind} cannot be written into a config value")));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a {kind} cannot be written into a config value"),
+        ));
     };
     if has_control(s) {
-        return Err(refuse(syntax, "a value with a line break or control character", s));
+        return Err(refuse(
+            syntax,
+            "a value with a line break or control character",
+            s,
+        ));
     }
     match syntax {
         Syntax::PgConf => Ok(format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))),
-        Syntax::Hba => all_in(s, "_.:/-").then(|| s.to_owned()).ok_or_else(|| refuse(syntax, "the token", s)),
-        Syntax::Ini => all_in(s, "_.:/,@*=-").then(|| s.to_owned()).ok_or_else(|| refuse(syntax, "the value", s)),
+        Syntax::Hba => all_in(s, "_.:/-")
+            .then(|| s.to_owned())
+            .ok_or_else(|| refuse(syntax, "the token", s)),
+        Syntax::Ini => all_in(s, "_.:/,@*=-")
+            .then(|| s.to_owned())
+            .ok_or_else(|| refuse(syntax, "the value", s)),
         Syntax::RedisConf => Ok(if all_in(s, "_.:/@-") {
             s.to_owned()
         } else {
             format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
         }),
-        Syntax::Shell => Ok(if all_in(s, "_.:/@=,+-") { s.to_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }),
+        Syntax::Shell => Ok(if all_in(s, "_.:/@=,+-") {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }),
         Syntax::Plain | Syntax::Yaml => Ok(s.to_owned()),
     }
 }
@@ -140,20 +190,32 @@ fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), E
 /// `{{ name|key }}`: a key, service name or directive word, which must be a
 /// plain word; passes through unquoted.
 fn key_filter(value: &Value) -> Result<Value, Error> {
-    let s = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    let s = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
     if all_in(&s, "_.-") {
         Ok(Value::from_safe_string(s))
     } else {
-        Err(Error::new(ErrorKind::InvalidOperation, format!("{s:?} is not a plain word and cannot be a key")))
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{s:?} is not a plain word and cannot be a key"),
+        ))
     }
 }
 
 /// `{{ text|comment }}`: text inside a comment, which only needs to stay on
 /// its line.
 fn comment_filter(value: &Value) -> Result<Value, Error> {
-    let s = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    let s = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
     if has_control(&s) {
-        Err(Error::new(ErrorKind::InvalidOperation, format!("{s:?} would break out of a comment")))
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{s:?} would break out of a comment"),
+        ))
     } else {
         Ok(Value::from_safe_string(s))
     }
@@ -167,9 +229,15 @@ fn header_fn(state: &State, prefix: &str) -> Result<Value, Error> {
         .ok_or_else(|| Error::new(ErrorKind::UndefinedError, "no generated context"))?;
     let field = |name: &str| -> Result<String, Error> {
         let v = generated.get_attr(name)?;
-        let s = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+        let s = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
         if has_control(&s) {
-            return Err(Error::new(ErrorKind::InvalidOperation, "header text with a line break"));
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "header text with a line break",
+            ));
         }
         Ok(s)
     };
@@ -198,7 +266,9 @@ impl Renderer {
                 .build()?,
         );
         env.set_debug(true);
-        env.set_auto_escape_callback(|name| AutoEscape::Custom(Syntax::for_template(name).name().into()));
+        env.set_auto_escape_callback(|name| {
+            AutoEscape::Custom(Syntax::for_template(name).name().into())
+        });
         env.set_formatter(formatter);
         env.add_filter("key", key_filter);
         env.add_filter("comment", comment_filter);
@@ -213,10 +283,18 @@ impl Renderer {
         Ok(Renderer { env })
     }
 
-    fn render<S: Serialize>(&self, name: &str, generated: &Generated, ctx: S) -> anyhow::Result<String> {
+    fn render<S: Serialize>(
+        &self,
+        name: &str,
+        generated: &Generated,
+        ctx: S,
+    ) -> anyhow::Result<String> {
         let template = self.env.get_template(name)?;
-        let ctx = context! { generated => Value::from(Serde(generated)), ..Value::from(Serde(&ctx)) };
-        template.render(ctx).map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
+        let ctx =
+            context! { generated => Value::from(Serde(generated)), ..Value::from(Serde(&ctx)) };
+        template
+            .render(ctx)
+            .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
     }
 
     /// Every file of a phase, keyed by its path under out/<phase>/.
@@ -225,7 +303,10 @@ impl Renderer {
         let spec = &phase.spec;
         let generated = Generated {
             phase: spec.name.as_str().to_owned(),
-            title: spec.title.as_ref().map_or_else(|| spec.name.as_str().to_owned(), |t| t.as_str().to_owned()),
+            title: spec
+                .title
+                .as_ref()
+                .map_or_else(|| spec.name.as_str().to_owned(), |t| t.as_str().to_owned()),
             file: phase.file_names[0].clone(),
             chain: if phase.file_names.len() > 1 {
                 format!("extends {}", phase.file_names[1..].join(" <- "))
@@ -247,7 +328,13 @@ impl Renderer {
         Ok(files)
     }
 
-    fn render_compose(&self, topo: &Topology, secondary: &[&str], g: &Generated, files: &mut Artifacts) -> anyhow::Result<()> {
+    fn render_compose(
+        &self,
+        topo: &Topology,
+        secondary: &[&str],
+        g: &Generated,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
         let layout = &CONTAINER_LAYOUT;
         let pg = &topo.postgres;
         let nodes: Vec<(&PostgresNode, &str)> = std::iter::once((&pg.primary, "primary"))
@@ -299,7 +386,14 @@ impl Renderer {
         }
         files.insert(
             "compose/postgres/init-roles.sh".to_owned(),
-            self.render(t::INIT_ROLES_SH, g, RolesCtx { postgres: pg, replication_user: REPLICATION_USER })?,
+            self.render(
+                t::INIT_ROLES_SH,
+                g,
+                RolesCtx {
+                    postgres: pg,
+                    replication_user: REPLICATION_USER,
+                },
+            )?,
         );
 
         for node in &topo.pgbouncer.instances {
@@ -324,7 +418,11 @@ impl Renderer {
             self.render(
                 t::PGBOUNCER_START_SH,
                 g,
-                PgbouncerStartCtx { postgres: pg, admin_user: ADMIN_USER, auth_file: layout.pgbouncer_auth_file },
+                PgbouncerStartCtx {
+                    postgres: pg,
+                    admin_user: ADMIN_USER,
+                    auth_file: layout.pgbouncer_auth_file,
+                },
             )?,
         );
 
@@ -346,27 +444,47 @@ impl Renderer {
                 )?,
             );
         }
-        if let RedisLayout::Sentinel { sentinels, nodes, .. } = redis {
+        if let RedisLayout::Sentinel {
+            sentinels, nodes, ..
+        } = redis
+        {
             for node in sentinels {
                 files.insert(
                     format!("compose/redis/{}/sentinel.conf", node.name),
                     self.render(
                         t::SENTINEL_CONF,
                         g,
-                        SentinelCtx { node, master: &nodes[0], redis, bind: "0.0.0.0", data_dir: "/data", auth_include: layout.redis_auth },
+                        SentinelCtx {
+                            node,
+                            master: &nodes[0],
+                            redis,
+                            bind: "0.0.0.0",
+                            data_dir: "/data",
+                            auth_include: layout.redis_auth,
+                        },
                     )?,
                 );
             }
         }
         if let RedisLayout::Cluster { .. } = redis {
-            files.insert("compose/redis/cluster-create.sh".to_owned(), self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?);
+            files.insert(
+                "compose/redis/cluster-create.sh".to_owned(),
+                self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?,
+            );
         }
         files.insert(
             "compose/redis/start.sh".to_owned(),
-            self.render(t::REDIS_START_SH, g, context! { auth_include => layout.redis_auth })?,
+            self.render(
+                t::REDIS_START_SH,
+                g,
+                context! { auth_include => layout.redis_auth },
+            )?,
         );
 
-        files.insert("compose/docker-compose.yml".to_owned(), self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?);
+        files.insert(
+            "compose/docker-compose.yml".to_owned(),
+            self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
+        );
         files.insert(
             "compose/.env.example".to_owned(),
             self.render(
@@ -530,12 +648,20 @@ impl<'a> ComposeCtx<'a> {
         volumes.extend(redis_nodes.iter().map(|n| format!("{}-data", n.name)));
         let (sentinel_list, cluster_list) = match redis {
             RedisLayout::Sentinel { sentinels, .. } => (
-                sentinels.iter().map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port)).collect::<Vec<_>>().join(","),
+                sentinels
+                    .iter()
+                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 String::new(),
             ),
             RedisLayout::Cluster { nodes, .. } => (
                 String::new(),
-                nodes.iter().map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port)).collect::<Vec<_>>().join(","),
+                nodes
+                    .iter()
+                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             RedisLayout::Standalone { .. } => (String::new(), String::new()),
         };
@@ -551,15 +677,20 @@ impl<'a> ComposeCtx<'a> {
             uses_postgres: true,
             uses_redis: true,
         }];
-        app_services.extend(topo.services.iter().chain(topo.workers.iter()).map(|s| AppService {
-            name: s.name.clone(),
-            image: s.image.clone(),
-            port: s.port,
-            replicas: s.replicas,
-            resources: s.resources.clone(),
-            uses_postgres: s.uses_postgres,
-            uses_redis: s.uses_redis,
-        }));
+        app_services.extend(
+            topo.services
+                .iter()
+                .chain(topo.workers.iter())
+                .map(|s| AppService {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    port: s.port,
+                    replicas: s.replicas,
+                    resources: s.resources.clone(),
+                    uses_postgres: s.uses_postgres,
+                    uses_redis: s.uses_redis,
+                }),
+        );
         ComposeCtx {
             project: &topo.project,
             phase: &topo.phase,
@@ -567,7 +698,11 @@ impl<'a> ComposeCtx<'a> {
             pgbouncer: pgb,
             redis,
             redis_nodes,
-            redis_start_mode: if matches!(redis, RedisLayout::Sentinel { .. }) { "replicated" } else { "server" },
+            redis_start_mode: if matches!(redis, RedisLayout::Sentinel { .. }) {
+                "replicated"
+            } else {
+                "server"
+            },
             app_services,
             volumes,
             database_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.write_db.alias),
@@ -596,7 +731,14 @@ mod tests {
     #[test]
     fn values_cannot_add_lines_in_any_syntax() {
         let evil = Value::from("x\nmaxmemory 0");
-        for syntax in [Syntax::PgConf, Syntax::Hba, Syntax::Ini, Syntax::RedisConf, Syntax::Shell, Syntax::Plain] {
+        for syntax in [
+            Syntax::PgConf,
+            Syntax::Hba,
+            Syntax::Ini,
+            Syntax::RedisConf,
+            Syntax::Shell,
+            Syntax::Plain,
+        ] {
             assert!(escape(syntax, &evil).is_err(), "{syntax:?}");
         }
         assert_eq!(escape(Syntax::Yaml, &evil).unwrap(), "\"x\\nmaxmemory 0\"");
@@ -609,9 +751,15 @@ mod tests {
         assert_eq!(escape(Syntax::Shell, &v).unwrap(), "'it'\\''s'");
         assert!(escape(Syntax::Ini, &Value::from("a;b")).is_err());
         assert!(escape(Syntax::Hba, &Value::from("all all")).is_err());
-        assert_eq!(escape(Syntax::RedisConf, &Value::from("a b")).unwrap(), "\"a b\"");
+        assert_eq!(
+            escape(Syntax::RedisConf, &Value::from("a b")).unwrap(),
+            "\"a b\""
+        );
         assert_eq!(escape(Syntax::PgConf, &Value::from(true)).unwrap(), "on");
-        assert_eq!(escape(Syntax::RedisConf, &Value::from(false)).unwrap(), "no");
+        assert_eq!(
+            escape(Syntax::RedisConf, &Value::from(false)).unwrap(),
+            "no"
+        );
         assert_eq!(escape(Syntax::Yaml, &Value::from(3)).unwrap(), "3");
         assert!(escape(Syntax::PgConf, &Value::from(())).is_err());
     }

@@ -161,7 +161,9 @@ impl RedisLayout {
     pub fn data_nodes(&self) -> Vec<&RedisNode> {
         match self {
             RedisLayout::Standalone { node, .. } => vec![node],
-            RedisLayout::Sentinel { nodes, .. } | RedisLayout::Cluster { nodes, .. } => nodes.iter().collect(),
+            RedisLayout::Sentinel { nodes, .. } | RedisLayout::Cluster { nodes, .. } => {
+                nodes.iter().collect()
+            }
         }
     }
 }
@@ -209,7 +211,10 @@ pub fn redis_image(version: u8) -> String {
 pub const PGBOUNCER_IMAGES: &[(u32, &str)] = &[(23, "edoburu/pgbouncer:1.23.1-p2")];
 
 pub fn pgbouncer_image(minor: u32) -> Option<&'static str> {
-    PGBOUNCER_IMAGES.iter().find(|(m, _)| *m == minor).map(|(_, image)| *image)
+    PGBOUNCER_IMAGES
+        .iter()
+        .find(|(m, _)| *m == minor)
+        .map(|(_, image)| *image)
 }
 
 /// Server connections the PgBouncer tier may open, per destination.
@@ -235,14 +240,22 @@ pub fn pool_budget(phase: &Phase) -> PoolBudget {
         primary_pools,
         primary_per_instance: primary_pools * per_pool,
         primary_total: primary_pools * per_pool * pgb.instances,
-        replica_total: if has_replicas { per_pool * pgb.instances } else { 0 },
+        replica_total: if has_replicas {
+            per_pool * pgb.instances
+        } else {
+            0
+        },
     }
 }
 
 /// Service names scaleplan generates for a phase, which user services must
 /// not take.
 pub fn reserved_service_names(phase: &Phase) -> Vec<String> {
-    let mut names = vec!["app".to_owned(), "postgres-primary".to_owned(), "redis-cluster-create".to_owned()];
+    let mut names = vec![
+        "app".to_owned(),
+        "postgres-primary".to_owned(),
+        "redis-cluster-create".to_owned(),
+    ];
     names.extend((1..=phase.postgres.read_replicas).map(|i| format!("postgres-replica-{i}")));
     names.extend((1..=phase.pgbouncer.instances).map(|i| format!("pgbouncer-{i}")));
     let r = &phase.redis;
@@ -250,7 +263,9 @@ pub fn reserved_service_names(phase: &Phase) -> Vec<String> {
         RedisMode::Standalone => names.push("redis".to_owned()),
         RedisMode::Sentinel => {
             names.extend((1..=1 + r.replicas.unwrap_or(0)).map(|i| format!("redis-{i}")));
-            names.extend((1..=r.sentinel.as_ref().map_or(0, |s| s.count)).map(|i| format!("sentinel-{i}")));
+            names.extend(
+                (1..=r.sentinel.as_ref().map_or(0, |s| s.count)).map(|i| format!("sentinel-{i}")),
+            );
         }
         RedisMode::Cluster => {
             let c = r.cluster.as_ref();
@@ -334,10 +349,14 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
         default_pool_size: pgb.default_pool_size,
         reserve_pool_size: pgb.reserve_pool_size,
         max_client_conn: pgb.max_client_conn,
-        max_prepared_statements: pgb.max_prepared_statements.filter(|_| pgb.version.minor() >= 21),
+        max_prepared_statements: pgb
+            .max_prepared_statements
+            .filter(|_| pgb.version.minor() >= 21),
         write_db,
         read_db,
-        nofile: pgb.max_client_conn + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size) + 100,
+        nofile: pgb.max_client_conn
+            + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
+            + 100,
         resources: Resources {
             cpu: pgb.cpu,
             memory_mb: pgb.memory_mb,
@@ -417,14 +436,20 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
         (RedisMode::Sentinel, Some(s), _) => {
             let master = node("redis-1".to_owned(), REDIS_PORT, None);
             let mut nodes = vec![master.clone()];
-            nodes.extend(
-                (2..=1 + r.replicas.unwrap_or(1)).map(|i| node(format!("redis-{i}"), REDIS_PORT, Some(master.endpoint.clone()))),
-            );
+            nodes.extend((2..=1 + r.replicas.unwrap_or(1)).map(|i| {
+                node(
+                    format!("redis-{i}"),
+                    REDIS_PORT,
+                    Some(master.endpoint.clone()),
+                )
+            }));
             RedisLayout::Sentinel {
                 common,
                 master_name: project.to_owned(),
                 nodes,
-                sentinels: (1..=s.count).map(|i| node(format!("sentinel-{i}"), SENTINEL_PORT, None)).collect(),
+                sentinels: (1..=s.count)
+                    .map(|i| node(format!("sentinel-{i}"), SENTINEL_PORT, None))
+                    .collect(),
                 quorum: s.quorum,
                 down_after_ms: s.down_after_ms,
                 failover_timeout_ms: s.failover_timeout_ms,
@@ -436,7 +461,9 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
             let total = c.shards * (1 + c.replicas_per_shard);
             RedisLayout::Cluster {
                 common,
-                nodes: (1..=total).map(|i| node(format!("redis-node-{i}"), REDIS_PORT, None)).collect(),
+                nodes: (1..=total)
+                    .map(|i| node(format!("redis-node-{i}"), REDIS_PORT, None))
+                    .collect(),
                 shards: c.shards,
                 replicas_per_shard: c.replicas_per_shard,
                 node_timeout_ms: c.node_timeout_ms,

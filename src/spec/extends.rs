@@ -30,7 +30,10 @@ impl Merged {
 pub const IDENTITY_KEYS: [&str; 5] = ["abstract", "extends", "name", "title", "order"];
 
 /// Merges `leaf` with its ancestors.
-pub fn resolve(leaf: &SourceFile, files: &BTreeMap<String, SourceFile>) -> Result<Merged, Diagnostic> {
+pub fn resolve(
+    leaf: &SourceFile,
+    files: &BTreeMap<String, SourceFile>,
+) -> Result<Merged, Diagnostic> {
     let mut lineage: Vec<&SourceFile> = vec![leaf];
     let mut current = leaf;
     while let Some(parent_ref) = current.root.get("extends") {
@@ -56,7 +59,11 @@ pub fn resolve(leaf: &SourceFile, files: &BTreeMap<String, SourceFile>) -> Resul
             ));
         }
         let Some(parent) = files.get(name) else {
-            let known: Vec<&str> = files.keys().map(String::as_str).collect();
+            let known: Vec<&str> = files
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != current.stem)
+                .collect();
             return Err(Diagnostic::error(
                 Code::Ext001,
                 parent_ref.at.clone(),

@@ -21,3 +21,10 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 100_000;
 /// Largest spec file read; a phase spec is a few hundred bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Parses YAML text into JSON with the same loader specs use (bounded
+/// depth and alias expansion). Used to read generated YAML back in checks.
+pub fn yaml_to_json(text: &str, name: &str) -> Result<serde_json::Value, crate::diag::Diagnostic> {
+    let file = std::sync::Arc::new(std::path::PathBuf::from(name));
+    yaml::parse(text, &file).map(|node| node.into_json().0)
+}

@@ -223,7 +223,12 @@ mod tests {
 
     fn map(file: &str, entries: Vec<(&str, Node)>) -> Node {
         Node::new(
-            Kind::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+            Kind::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            ),
             loc(file, 1),
         )
     }
@@ -238,25 +243,43 @@ mod tests {
             "base.yaml",
             vec![(
                 "pgbouncer",
-                map("base.yaml", vec![("a", int("base.yaml", 3, 1)), ("b", int("base.yaml", 4, 2))]),
+                map(
+                    "base.yaml",
+                    vec![("a", int("base.yaml", 3, 1)), ("b", int("base.yaml", 4, 2))],
+                ),
             )],
         );
         let child = map(
             "child.yaml",
-            vec![("pgbouncer", map("child.yaml", vec![("b", int("child.yaml", 7, 9))]))],
+            vec![(
+                "pgbouncer",
+                map("child.yaml", vec![("b", int("child.yaml", 7, 9))]),
+            )],
         );
         let (value, sources) = parent.merge(child).into_json();
         assert_eq!(value, serde_json::json!({"pgbouncer": {"a": 1, "b": 9}}));
-        assert_eq!(sources.value_at("/pgbouncer/a").file.to_str(), Some("base.yaml"));
+        assert_eq!(
+            sources.value_at("/pgbouncer/a").file.to_str(),
+            Some("base.yaml")
+        );
         assert_eq!(sources.value_at("/pgbouncer/b").line, 7);
-        assert_eq!(sources.value_at("/pgbouncer/b").file.to_str(), Some("child.yaml"));
+        assert_eq!(
+            sources.value_at("/pgbouncer/b").file.to_str(),
+            Some("child.yaml")
+        );
         // A pointer nobody set falls back to its closest ancestor.
-        assert_eq!(sources.value_at("/pgbouncer/zzz").file.to_str(), Some("child.yaml"));
+        assert_eq!(
+            sources.value_at("/pgbouncer/zzz").file.to_str(),
+            Some("child.yaml")
+        );
     }
 
     #[test]
     fn null_in_child_deletes_the_inherited_key() {
-        let parent = map("p", vec![("sentinel", map("p", vec![("count", int("p", 2, 3))]))]);
+        let parent = map(
+            "p",
+            vec![("sentinel", map("p", vec![("count", int("p", 2, 3))]))],
+        );
         let child = map("c", vec![("sentinel", Node::new(Kind::Null, loc("c", 2)))]);
         let (value, _) = parent.merge(child).into_json();
         assert_eq!(value, serde_json::json!({}));

@@ -3,7 +3,7 @@
 
 use super::node::{Kind, Node};
 use super::{MAX_DEPTH, MAX_NODES};
-use crate::diag::{line_col, Code, Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location, line_col};
 use std::path::PathBuf;
 use std::sync::Arc;
 use toml::Spanned;
@@ -31,7 +31,11 @@ pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Node, Vec<Diagnostic>> {
             })
             .collect());
     }
-    let mut converter = Converter { text, file, nodes: 0 };
+    let mut converter = Converter {
+        text,
+        file,
+        nodes: 0,
+    };
     let span = table.span();
     converter
         .table(table.into_inner(), span.start, 0)
@@ -65,13 +69,20 @@ impl Converter<'_> {
                 Code::Load007,
                 self.at(offset),
                 "the document is too large or nested too deeply",
-                format!("a spec nests at most {MAX_DEPTH} levels and holds at most {MAX_NODES} values"),
+                format!(
+                    "a spec nests at most {MAX_DEPTH} levels and holds at most {MAX_NODES} values"
+                ),
             ));
         }
         Ok(())
     }
 
-    fn table(&mut self, table: DeTable<'_>, offset: usize, depth: usize) -> Result<Node, Diagnostic> {
+    fn table(
+        &mut self,
+        table: DeTable<'_>,
+        offset: usize,
+        depth: usize,
+    ) -> Result<Node, Diagnostic> {
         self.guard(offset, depth)?;
         let mut entries = Vec::with_capacity(table.len());
         for (key, value) in table {
@@ -100,14 +111,27 @@ impl Converter<'_> {
             DeValue::Boolean(b) => Kind::Bool(b),
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Kind::Int(n),
-                Err(_) => return Err(unsupported(at, format!("integer '{}' is out of range", i.as_str()))),
+                Err(_) => {
+                    return Err(unsupported(
+                        at,
+                        format!("integer '{}' is out of range", i.as_str()),
+                    ));
+                }
             },
             DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
                 Ok(x) if x.is_finite() => Kind::Float(x),
-                _ => return Err(unsupported(at, format!("'{}' is not a finite number", f.as_str()))),
+                _ => {
+                    return Err(unsupported(
+                        at,
+                        format!("'{}' is not a finite number", f.as_str()),
+                    ));
+                }
             },
             DeValue::Datetime(d) => {
-                return Err(unsupported(at, format!("dates and times ('{d}') have no meaning in a spec")));
+                return Err(unsupported(
+                    at,
+                    format!("dates and times ('{d}') have no meaning in a spec"),
+                ));
             }
         };
         self.guard(span.start, depth)?;

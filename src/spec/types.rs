@@ -88,7 +88,8 @@ fn is_ident(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=63).contains(&b.len())
         && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 pub fn is_text(s: &str) -> bool {
@@ -99,9 +100,8 @@ fn is_image(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=255).contains(&b.len())
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || b"._/:@-".contains(c)
-        })
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._/:@-".contains(c))
 }
 
 fn is_cloud_region(s: &str) -> bool {
@@ -645,7 +645,9 @@ pub struct Region {
     pub app_replicas: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dependency {
     Postgres,

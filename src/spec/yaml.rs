@@ -11,9 +11,9 @@ use crate::diag::{Code, Diagnostic, Location};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
 enum Frame {
     Seq {
@@ -49,12 +49,16 @@ pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Node, Diagnostic> {
     let mut documents = 0;
     loop {
         let (event, mark) = parser.next_token().map_err(|e| {
-            Diagnostic::error(
-                Code::Load003,
-                builder.loc(e.marker()),
-                format!("YAML syntax error: {}", e.info()),
-                "fix the YAML syntax at this position (indentation, a missing ':' or an unclosed bracket or quote)",
-            )
+            if e.info().contains("recursion limit") {
+                builder.limit(e.marker(), "nesting is too deep")
+            } else {
+                Diagnostic::error(
+                    Code::Load003,
+                    builder.loc(e.marker()),
+                    format!("YAML syntax error: {}", e.info()),
+                    "fix the YAML syntax at this position (indentation, a missing ':' or an unclosed bracket or quote)",
+                )
+            }
         })?;
         match event {
             Event::StreamEnd => break,
@@ -103,9 +107,14 @@ pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Node, Diagnostic> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match builder.stack.pop() {
-                    Some(Frame::Seq { items, at, anchor }) => (Node::new(Kind::Seq(items), at), anchor),
+                    Some(Frame::Seq { items, at, anchor }) => {
+                        (Node::new(Kind::Seq(items), at), anchor)
+                    }
                     Some(Frame::Map {
-                        entries, at, anchor, ..
+                        entries,
+                        at,
+                        anchor,
+                        ..
                     }) => (Node::new(Kind::Map(entries), at), anchor),
                     None => continue,
                 };
@@ -169,7 +178,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn check_collection_tag(&self, tag: Option<&Tag>, expected: &str, mark: &Marker) -> Result<(), Diagnostic> {
+    fn check_collection_tag(
+        &self,
+        tag: Option<&Tag>,
+        expected: &str,
+        mark: &Marker,
+    ) -> Result<(), Diagnostic> {
         match tag {
             None => Ok(()),
             Some(t) if is_core_tag(t) && t.suffix == expected => Ok(()),
@@ -181,12 +195,21 @@ impl Builder<'_> {
         Diagnostic::error(
             Code::Load008,
             self.loc(mark),
-            format!("YAML tag '{}{}' is not supported in a spec", tag.handle, tag.suffix),
+            format!(
+                "YAML tag '{}{}' is not supported in a spec",
+                tag.handle, tag.suffix
+            ),
             "remove the tag; quote the value if it must be a string",
         )
     }
 
-    fn scalar(&mut self, value: String, style: TScalarStyle, tag: Option<&Tag>, mark: &Marker) -> Result<Node, Diagnostic> {
+    fn scalar(
+        &mut self,
+        value: String,
+        style: TScalarStyle,
+        tag: Option<&Tag>,
+        mark: &Marker,
+    ) -> Result<Node, Diagnostic> {
         let at = self.loc(mark);
         let forced = match tag {
             None => None,
@@ -194,7 +217,14 @@ impl Builder<'_> {
             Some(t) => return Err(self.bad_tag(t, mark)),
         };
         let kind = match (forced, style) {
-            (Some("str"), _) | (None, TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted | TScalarStyle::Literal | TScalarStyle::Folded) => Kind::Str(value),
+            (Some("str"), _)
+            | (
+                None,
+                TScalarStyle::SingleQuoted
+                | TScalarStyle::DoubleQuoted
+                | TScalarStyle::Literal
+                | TScalarStyle::Folded,
+            ) => Kind::Str(value),
             (None | Some("int" | "float" | "bool" | "null"), _) => match Yaml::from_str(&value) {
                 Yaml::Null => Kind::Null,
                 Yaml::Boolean(b) => Kind::Bool(b),
@@ -268,7 +298,11 @@ impl Builder<'_> {
                         Kind::Seq(_) | Kind::Map(_) => {
                             return Err(Diagnostic::error(
                                 Code::Load008,
-                                Location { file, line: mark.line(), column: mark.col() + 1 },
+                                Location {
+                                    file,
+                                    line: mark.line(),
+                                    column: mark.col() + 1,
+                                },
                                 "a mapping key must be a plain string, not a list or mapping",
                                 "write the key as a plain word",
                             ));

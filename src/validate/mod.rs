@@ -76,7 +76,11 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
         let file_names = merged
             .chain
             .iter()
-            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            .map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
             .collect();
         phases.push(ValidPhase {
             spec,
@@ -85,14 +89,25 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
             file_names,
         });
     }
-    diags.extend(rules::check_together(phases.iter().map(|p| (&p.spec, &p.sources))));
-    phases.sort_by(|a, b| (a.spec.order, a.spec.name.as_str()).cmp(&(b.spec.order, b.spec.name.as_str())));
-    Ok(Checked { phases, diagnostics: diags })
+    diags.extend(rules::check_together(
+        phases.iter().map(|p| (&p.spec, &p.sources)),
+    ));
+    phases.sort_by(|a, b| {
+        (a.spec.order, a.spec.name.as_str()).cmp(&(b.spec.order, b.spec.name.as_str()))
+    });
+    Ok(Checked {
+        phases,
+        diagnostics: diags,
+    })
 }
 
 /// Picks the named phases (all when `names` is empty). An unknown name is
 /// an error listing the phases that exist.
-pub fn select<'a>(checked: &'a Checked, names: &[String], dir: &Path) -> Result<Vec<&'a ValidPhase>, Diagnostic> {
+pub fn select<'a>(
+    checked: &'a Checked,
+    names: &[String],
+    dir: &Path,
+) -> Result<Vec<&'a ValidPhase>, Diagnostic> {
     if names.is_empty() {
         return Ok(checked.phases.iter().collect());
     }

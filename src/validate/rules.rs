@@ -22,7 +22,9 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
 }
 
 /// Rules across the phases of one directory.
-pub fn check_together<'a>(phases: impl IntoIterator<Item = (&'a Phase, &'a SourceMap)>) -> Vec<Diagnostic> {
+pub fn check_together<'a>(
+    phases: impl IntoIterator<Item = (&'a Phase, &'a SourceMap)>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut by_name: BTreeMap<&str, &SourceMap> = BTreeMap::new();
     let mut by_order: BTreeMap<u32, (&str, &SourceMap)> = BTreeMap::new();
@@ -45,7 +47,10 @@ pub fn check_together<'a>(phases: impl IntoIterator<Item = (&'a Phase, &'a Sourc
                 Diagnostic::error(
                     Code::Phase003,
                     src.value_at("/order"),
-                    format!("phases '{}' and '{other}' both have order {}", phase.name, phase.order),
+                    format!(
+                        "phases '{}' and '{other}' both have order {}",
+                        phase.name, phase.order
+                    ),
                     "give each phase its own order: it is the sequence the plan is rolled out in",
                 )
                 .with_related(first.value_at("/order")),
@@ -62,7 +67,10 @@ fn users(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
         out.push(Diagnostic::error(
             Code::Phase001,
             src.value_at("/users/min"),
-            format!("users.min {} is above users.max {}", phase.users.min, phase.users.max),
+            format!(
+                "users.min {} is above users.max {}",
+                phase.users.min, phase.users.max
+            ),
             "swap the two values, or raise users.max",
         ));
     }
@@ -72,7 +80,10 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     let pgb = &phase.pgbouncer;
     let pg = &phase.postgres;
     let budget = topology::pool_budget(phase);
-    let available = pg.primary.max_connections.saturating_sub(pgconf::superuser_reserved(pg));
+    let available = pg
+        .primary
+        .max_connections
+        .saturating_sub(pgconf::superuser_reserved(pg));
 
     if budget.primary_total > available {
         out.push(Diagnostic::error(
@@ -142,7 +153,10 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
         && pgb.image.is_none()
         && topology::pgbouncer_image(pgb.version.minor()).is_none()
     {
-        let known: Vec<String> = topology::PGBOUNCER_IMAGES.iter().map(|(m, i)| format!("1.{m} ({i})")).collect();
+        let known: Vec<String> = topology::PGBOUNCER_IMAGES
+            .iter()
+            .map(|(m, i)| format!("1.{m} ({i})"))
+            .collect();
         out.push(Diagnostic::error(
             Code::Pgb005,
             src.value_at("/pgbouncer/version"),
@@ -155,12 +169,17 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 fn parameters(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     let known: Vec<String> = pgconf::KNOWN.iter().map(|(k, _)| (*k).to_owned()).collect();
     for (name, value) in &phase.postgres.parameters {
-        let pointer = format!("/postgres/parameters/{}", crate::spec::node::escape_pointer(name));
+        let pointer = format!(
+            "/postgres/parameters/{}",
+            crate::spec::node::escape_pointer(name)
+        );
         if let Some(field) = pgconf::controlled_by(name) {
             out.push(Diagnostic::error(
                 Code::Pg002,
                 src.key_at(&pointer),
-                format!("postgres.parameters.{name} is set by {field}, not by a parameter override"),
+                format!(
+                    "postgres.parameters.{name} is set by {field}, not by a parameter override"
+                ),
                 format!("remove it from postgres.parameters and change {field} instead"),
             ));
         } else if pgconf::known(name).is_none() {
@@ -235,7 +254,11 @@ fn redis(r: &Redis, at: &str, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                         out.push(Diagnostic::error(
                             Code::Red002,
                             src.value_at(&p("/sentinel/count")),
-                            format!("{} is {}, but Sentinel needs at least 3 to survive losing one", field("/sentinel/count"), s.count),
+                            format!(
+                                "{} is {}, but Sentinel needs at least 3 to survive losing one",
+                                field("/sentinel/count"),
+                                s.count
+                            ),
                             "run 3 sentinels (5 to survive losing two), each on its own host",
                         ));
                     }
@@ -258,7 +281,12 @@ fn redis(r: &Redis, at: &str, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                         out.push(Diagnostic::warning(
                             Code::Red005,
                             src.value_at(&p("/sentinel/count")),
-                            format!("{} is {}: an even count tolerates no more failures than {}", field("/sentinel/count"), s.count, s.count - 1),
+                            format!(
+                                "{} is {}: an even count tolerates no more failures than {}",
+                                field("/sentinel/count"),
+                                s.count,
+                                s.count - 1
+                            ),
                             format!("run {} sentinels", s.count + 1),
                         ));
                     }
@@ -286,7 +314,10 @@ fn redis(r: &Redis, at: &str, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                     Code::Red009,
                     src.value_at(&p("/mode")),
                     "cluster mode needs a cluster block",
-                    format!("add {} = {{ shards: 3, replicas_per_shard: 1 }}", field("/cluster")),
+                    format!(
+                        "add {} = {{ shards: 3, replicas_per_shard: 1 }}",
+                        field("/cluster")
+                    ),
                 )),
                 Some(c) => {
                     if r.version < 7 {
@@ -309,7 +340,10 @@ fn redis(r: &Redis, at: &str, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                         out.push(Diagnostic::warning(
                             Code::Red007,
                             src.value_at(&p("/cluster/replicas_per_shard")),
-                            format!("{} is 0: losing any master loses its slots and stops the cluster", field("/cluster/replicas_per_shard")),
+                            format!(
+                                "{} is 0: losing any master loses its slots and stops the cluster",
+                                field("/cluster/replicas_per_shard")
+                            ),
                             "give each shard at least one replica",
                         ));
                     }

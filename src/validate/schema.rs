@@ -59,15 +59,22 @@ impl SchemaCheck {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let known = allowed_keys(&self.schema, pointer);
                 for key in unexpected {
-                    let key_pointer = format!("{pointer}/{}", crate::spec::node::escape_pointer(key));
+                    let key_pointer =
+                        format!("{pointer}/{}", crate::spec::node::escape_pointer(key));
                     let help = match closest(key, &known) {
-                        Some(best) => format!("did you mean '{best}'? known keys here: {}", known.join(", ")),
+                        Some(best) => format!(
+                            "did you mean '{best}'? known keys here: {}",
+                            known.join(", ")
+                        ),
                         None => format!("known keys here: {}", known.join(", ")),
                     };
                     out.push(Diagnostic::error(
                         Code::Sch001,
                         doc.sources.key_at(&key_pointer),
-                        format!("unknown key '{key}' in {}", if field.is_empty() { "the spec" } else { &field }),
+                        format!(
+                            "unknown key '{key}' in {}",
+                            if field.is_empty() { "the spec" } else { &field }
+                        ),
                         help,
                     ));
                 }
@@ -76,21 +83,31 @@ impl SchemaCheck {
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(t) => t.to_string(),
-                    TypeKind::Multiple(set) => {
-                        set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
-                    }
+                    TypeKind::Multiple(set) => set
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                 };
                 Diagnostic::error(
                     Code::Sch002,
                     at,
-                    format!("{field} must be {} {expected}, found {}", article(&expected), describe_value(instance)),
+                    format!(
+                        "{field} must be {} {expected}, found {}",
+                        article(&expected),
+                        describe_value(instance)
+                    ),
                     format!("write {field} as {} {expected}", article(&expected)),
                 )
             }
             ValidationErrorKind::Enum { options } => {
                 let allowed: Vec<String> = options
                     .as_array()
-                    .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let suggestion = instance
                     .as_str()
@@ -100,18 +117,31 @@ impl SchemaCheck {
                 Diagnostic::error(
                     Code::Sch003,
                     at,
-                    format!("{field} is {}, which is not one of the allowed values", describe_value(instance)),
+                    format!(
+                        "{field} is {}, which is not one of the allowed values",
+                        describe_value(instance)
+                    ),
                     format!("{suggestion}allowed: {}", allowed.join(", ")),
                 )
             }
             ValidationErrorKind::Minimum { limit } => range(at, &field, instance, ">=", limit),
-            ValidationErrorKind::ExclusiveMinimum { limit } => range(at, &field, instance, ">", limit),
+            ValidationErrorKind::ExclusiveMinimum { limit } => {
+                range(at, &field, instance, ">", limit)
+            }
             ValidationErrorKind::Maximum { limit } => range(at, &field, instance, "<=", limit),
-            ValidationErrorKind::ExclusiveMaximum { limit } => range(at, &field, instance, "<", limit),
-            ValidationErrorKind::Pattern { pattern } => pattern_error(at, &field, instance, pattern),
+            ValidationErrorKind::ExclusiveMaximum { limit } => {
+                range(at, &field, instance, "<", limit)
+            }
+            ValidationErrorKind::Pattern { pattern } => {
+                pattern_error(at, &field, instance, pattern)
+            }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or("?");
-                let whole = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+                let whole = if field.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{field}.{name}")
+                };
                 Diagnostic::error(
                     Code::Sch006,
                     at,
@@ -119,20 +149,30 @@ impl SchemaCheck {
                     format!("add {whole} (run `scaleplan schema` for its description)"),
                 )
             }
-            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => Diagnostic::error(
-                Code::Sch002,
-                at,
-                format!("{field} has the wrong type: {}", describe_value(instance)),
-                if pointer.starts_with("/postgres/parameters/") {
-                    "a parameter value is a boolean, a number or a one-line string".to_owned()
-                } else {
-                    "run `scaleplan schema` to see the accepted types".to_owned()
-                },
-            ),
+            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. }
+                if instance.as_str().is_some_and(|s| !types::is_text(s)) =>
+            {
+                pattern_error(at, &field, instance, types::TEXT_PATTERN)
+            }
+            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
+                Diagnostic::error(
+                    Code::Sch002,
+                    at,
+                    format!("{field} has the wrong type: {}", describe_value(instance)),
+                    if pointer.starts_with("/postgres/parameters/") {
+                        "a parameter value is a boolean, a number or a one-line string".to_owned()
+                    } else {
+                        "run `scaleplan schema` to see the accepted types".to_owned()
+                    },
+                )
+            }
             other => Diagnostic::error(
                 Code::Sch007,
                 at,
-                format!("{field}: {other:?}").chars().take(300).collect::<String>(),
+                format!("{field}: {other:?}")
+                    .chars()
+                    .take(300)
+                    .collect::<String>(),
                 "run `scaleplan schema` to see what is accepted here",
             ),
         };
@@ -140,7 +180,13 @@ impl SchemaCheck {
     }
 }
 
-fn range(at: crate::diag::Location, field: &str, instance: &Value, op: &str, limit: &Value) -> Diagnostic {
+fn range(
+    at: crate::diag::Location,
+    field: &str,
+    instance: &Value,
+    op: &str,
+    limit: &Value,
+) -> Diagnostic {
     Diagnostic::error(
         Code::Sch004,
         at,
@@ -152,25 +198,38 @@ fn range(at: crate::diag::Location, field: &str, instance: &Value, op: &str, lim
 /// Patterns have a code of their own when breaking them means something
 /// specific: a name that cannot be a host name, or text that could add a
 /// line to a generated config file.
-fn pattern_error(at: crate::diag::Location, field: &str, instance: &Value, pattern: &str) -> Diagnostic {
+fn pattern_error(
+    at: crate::diag::Location,
+    field: &str,
+    instance: &Value,
+    pattern: &str,
+) -> Diagnostic {
     let shown = describe_value(instance);
     if pattern == types::LABEL_PATTERN {
         Diagnostic::error(
             Code::Name001,
             at,
-            format!("{field} is {shown}, which is not a valid DNS label; it becomes a host name, a service name and a directory under out/"),
+            format!(
+                "{field} is {shown}, which is not a valid DNS label; it becomes a host name, a service name and a directory under out/"
+            ),
             "use lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit",
         )
-    } else if pattern == types::TEXT_PATTERN || instance.as_str().is_some_and(|s| !types::is_text(s)) {
+    } else if pattern == types::TEXT_PATTERN
+        || instance.as_str().is_some_and(|s| !types::is_text(s))
+    {
         Diagnostic::error(
             Code::Safe001,
             at,
-            format!("{field} contains a line break or control character, which could add a line or directive to a generated config file"),
+            format!(
+                "{field} contains a line break or control character, which could add a line or directive to a generated config file"
+            ),
             "keep the value on one line, without control characters",
         )
     } else {
         let what = match pattern {
-            types::IDENT_PATTERN => "a lowercase identifier (letters, digits, '_'), at most 63 characters",
+            types::IDENT_PATTERN => {
+                "a lowercase identifier (letters, digits, '_'), at most 63 characters"
+            }
             types::IMAGE_PATTERN => "an image reference such as ghcr.io/org/app:1.2.3",
             types::CLOUD_REGION_PATTERN => "a region such as eu-west-1",
             types::PGBOUNCER_VERSION_PATTERN => "a version as major.minor, such as 1.23",
@@ -204,12 +263,19 @@ pub fn display_path(pointer: &str) -> String {
 }
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn describe_value(v: &Value) -> String {
     let text = match v {
-        Value::String(s) => format!("the string {}", serde_json::to_string(s).unwrap_or_default()),
+        Value::String(s) => format!(
+            "the string {}",
+            serde_json::to_string(s).unwrap_or_default()
+        ),
         Value::Object(_) => "a mapping".to_owned(),
         Value::Array(_) => "a list".to_owned(),
         Value::Null => "null".to_owned(),
@@ -254,8 +320,15 @@ fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
                 Some(target) => node = target,
                 None => return node,
             }
-        } else if let Some(branches) = node.get("anyOf").or_else(|| node.get("oneOf")).and_then(Value::as_array) {
-            match branches.iter().find(|b| b.get("$ref").is_some() || b.get("properties").is_some()) {
+        } else if let Some(branches) = node
+            .get("anyOf")
+            .or_else(|| node.get("oneOf"))
+            .and_then(Value::as_array)
+        {
+            match branches
+                .iter()
+                .find(|b| b.get("$ref").is_some() || b.get("properties").is_some())
+            {
                 Some(b) => node = b,
                 None => return node,
             }
@@ -285,7 +358,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(cur) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
             prev = cur;
         }
     }
@@ -299,14 +376,20 @@ mod tests {
     #[test]
     fn closest_finds_typos_only() {
         let keys = vec!["default_pool_size".to_owned(), "pool_mode".to_owned()];
-        assert_eq!(closest("default_pool_sise", &keys), Some("default_pool_size"));
+        assert_eq!(
+            closest("default_pool_sise", &keys),
+            Some("default_pool_size")
+        );
         assert_eq!(closest("pool_mod", &keys), Some("pool_mode"));
         assert_eq!(closest("zzz", &keys), None);
     }
 
     #[test]
     fn display_path_reads_like_the_spec() {
-        assert_eq!(display_path("/postgres/primary/cpu"), "postgres.primary.cpu");
+        assert_eq!(
+            display_path("/postgres/primary/cpu"),
+            "postgres.primary.cpu"
+        );
         assert_eq!(display_path("/services/0/name"), "services[0].name");
         assert_eq!(display_path(""), "");
     }

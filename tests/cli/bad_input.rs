@@ -1,0 +1,97 @@
+//! One test per bad input: exit code 1, the stable code, the file:line:col,
+//! nothing written, and a snapshot of the exact message.
+
+use crate::support::{Sandbox, repo};
+
+fn check_bad(case: &str, code: &str, location: &str) {
+    let fixtures = repo().join("tests/fixtures");
+    let mut files = vec![fixtures.join("base.yaml")];
+    let mut case_files: Vec<_> = std::fs::read_dir(fixtures.join("bad").join(case))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    case_files.sort();
+    files.extend(case_files);
+    let sandbox = Sandbox::with_phases(case, &files);
+
+    let run = sandbox.run(&["build"]);
+    assert_eq!(run.code, 1, "{case}: exit code\n{}", run.stderr);
+    let expected = format!("error[{code}]: {location}:");
+    assert!(
+        run.stderr.contains(&expected),
+        "{case}: expected `{expected}` in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("  help: "),
+        "{case}: no help line:\n{}",
+        run.stderr
+    );
+    assert!(!sandbox.path("out").exists(), "{case}: out/ was written");
+    assert!(
+        !run.stderr.contains("panicked"),
+        "{case}: panic:\n{}",
+        run.stderr
+    );
+    insta::assert_snapshot!(case, run.stderr);
+
+    // The same problem, for machines.
+    let json = sandbox.run(&["--format", "json", "validate"]);
+    assert_eq!(json.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON diagnostics");
+    let (file, rest) = location.split_once(':').unwrap();
+    let (line, column) = rest.split_once(':').unwrap();
+    let (line, column): (u64, u64) = (line.parse().unwrap(), column.parse().unwrap());
+    let found = doc["diagnostics"].as_array().unwrap().iter().any(|d| {
+        d["code"] == code
+            && d["location"]["file"] == file
+            && d["location"]["line"] == line
+            && d["location"]["column"] == column
+    });
+    assert!(
+        found,
+        "{case}: JSON lacks {code} at {location}: {}",
+        json.stdout
+    );
+}
+
+macro_rules! bad_inputs {
+    ($($test:ident: $case:literal => $code:literal at $location:literal;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_bad($case, $code, $location);
+            }
+        )*
+    };
+}
+
+bad_inputs! {
+    unknown_key: "unknown-key" => "SCH001" at "phases/phase.yaml:5:3";
+    wrong_type: "wrong-type" => "SCH002" at "phases/phase.yaml:4:18";
+    bad_enum_value: "bad-enum" => "SCH003" at "phases/phase.yaml:4:25";
+    negative_count: "negative-count" => "SCH004" at "phases/phase.yaml:4:28";
+    extends_cycle: "extends-cycle" => "EXT002" at "phases/a.yaml:1:10";
+    missing_parent: "missing-parent" => "EXT001" at "phases/phase.yaml:1:10";
+    yaml_syntax_error: "yaml-syntax" => "LOAD003" at "phases/phase.yaml:4:4";
+    toml_syntax_error: "toml-syntax" => "LOAD004" at "phases/phase.toml:6:7";
+    empty_file: "empty-file" => "LOAD005" at "phases/phase.yaml:1:1";
+    invalid_utf8: "invalid-utf8" => "LOAD002" at "phases/phase.yaml:4:11";
+    duplicate_mapping_key: "duplicate-key" => "LOAD006" at "phases/phase.yaml:6:3";
+    toml_duplicate_key: "toml-duplicate-key" => "LOAD006" at "phases/phase.toml:7:1";
+    pool_overflow: "pool-overflow" => "PGB002" at "phases/phase.yaml:6:22";
+    max_client_conn_below_pool: "max-client-below-pool" => "PGB001" at "phases/phase.yaml:4:54";
+    quorum_above_sentinel_count: "quorum-above-count" => "RED003" at "phases/phase.yaml:7:33";
+    two_shard_cluster: "two-shard-cluster" => "RED006" at "phases/phase.yaml:6:22";
+    duplicate_phase_name: "duplicate-phase-name" => "PHASE002" at "phases/two.yaml:2:7";
+    newline_into_config_value: "newline-injection" => "SAFE001" at "phases/phase.yaml:6:22";
+    newline_into_comment: "newline-in-title" => "SAFE001" at "phases/phase.yaml:4:8";
+    name_escaping_out_dir: "path-escape" => "NAME001" at "phases/phase.yaml:2:7";
+    yaml_alias_bomb: "alias-bomb" => "LOAD007" at "phases/phase.yaml:8:36";
+    deep_flow_nesting: "deep-nesting" => "LOAD007" at "phases/phase.yaml:4:263";
+    deep_block_nesting: "deep-block-nesting" => "LOAD007" at "phases/phase.yaml:68:68";
+    unknown_postgres_parameter: "unknown-parameter" => "PG001" at "phases/phase.yaml:6:5";
+    inherited_sentinel_block_in_cluster_mode: "sentinel-block-in-cluster" => "RED009" at "phases/parent.yaml:7:3";
+    users_min_above_max: "users-reversed" => "PHASE001" at "phases/phase.yaml:3:15";
+    error_located_in_the_parent_that_set_it: "error-in-parent" => "RED008" at "phases/parent.yaml:4:24";
+}

@@ -1,0 +1,355 @@
+//! build, --check, validate, inspect, list, schema: behaviour and exit codes.
+
+use crate::support::{Sandbox, repo, run_in, tree};
+
+#[test]
+fn committed_out_is_current() {
+    let run = run_in(&repo(), &["build", "--check"], &[]);
+    assert_eq!(
+        run.code, 0,
+        "out/ is stale; run `cargo run --release -- build`\n{}{}",
+        run.stdout, run.stderr
+    );
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let on_disk = std::fs::read_to_string(repo().join("schemas/phase.schema.json")).unwrap();
+    assert_eq!(
+        on_disk,
+        scaleplan::validate::schema::schema_text(),
+        "run `cargo run -- schema > schemas/phase.schema.json`"
+    );
+    let run = run_in(&repo(), &["schema", "--check"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn schema_check_reports_a_stale_file_with_exit_2() {
+    let sandbox = Sandbox::new("schema-stale");
+    std::fs::write(sandbox.path("old.json"), "{}\n").unwrap();
+    let run = sandbox.run(&["schema", "--check", "old.json"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("old.json is stale"));
+}
+
+#[test]
+fn schema_is_2020_12_and_lists_the_contract_fields() {
+    let run = run_in(&repo(), &["schema"], &[]);
+    assert_eq!(run.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    for field in [
+        "project",
+        "name",
+        "order",
+        "users",
+        "workload",
+        "app",
+        "postgres",
+        "pgbouncer",
+        "redis",
+        "targets",
+        "regions",
+        "services",
+    ] {
+        assert!(
+            schema["properties"].get(field).is_some(),
+            "schema lacks {field}"
+        );
+    }
+    assert_eq!(schema["additionalProperties"], false);
+}
+
+#[test]
+fn two_builds_are_byte_identical() {
+    let sandbox = Sandbox::shipped("determinism");
+    assert_eq!(sandbox.run(&["build", "--out", "one"]).code, 0);
+    assert_eq!(sandbox.run(&["build", "--out", "two"]).code, 0);
+    let one = tree(&sandbox.path("one"));
+    let two = tree(&sandbox.path("two"));
+    assert!(one.len() > 50, "only {} files", one.len());
+    assert_eq!(one, two);
+}
+
+#[test]
+fn check_names_edited_missing_and_extra_files_and_writes_nothing() {
+    let sandbox = Sandbox::shipped("check");
+    assert_eq!(sandbox.run(&["build"]).code, 0);
+    assert_eq!(sandbox.run(&["build", "--check"]).code, 0);
+
+    let edited = sandbox.path("out/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini");
+    let text = std::fs::read_to_string(&edited)
+        .unwrap()
+        .replace("default_pool_size = 40", "default_pool_size = 41");
+    std::fs::write(&edited, &text).unwrap();
+    std::fs::remove_file(sandbox.path("out/launch/compose/redis/redis/redis.conf")).unwrap();
+    std::fs::write(
+        sandbox.path("out/scale/compose/stray.txt"),
+        "hand-written\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(sandbox.path("out/retired")).unwrap();
+    std::fs::write(sandbox.path("out/retired/notes.txt"), "mine\n").unwrap();
+
+    let run = sandbox.run(&["build", "--check"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("stale: out/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("-default_pool_size = 41"),
+        "diff shown: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("+default_pool_size = 40"));
+    assert!(
+        run.stdout
+            .contains("missing: out/launch/compose/redis/redis/redis.conf")
+    );
+    assert!(run.stdout.contains("extra: out/scale/compose/stray.txt"));
+    assert!(run.stdout.contains("extra: out/retired/"));
+    // --check wrote nothing: the edit is still there.
+    assert_eq!(std::fs::read_to_string(&edited).unwrap(), text);
+    assert!(
+        !sandbox
+            .path("out/launch/compose/redis/redis/redis.conf")
+            .exists()
+    );
+
+    // build repairs the phases, and leaves a directory it did not generate.
+    assert_eq!(sandbox.run(&["build"]).code, 0);
+    assert!(!sandbox.path("out/scale/compose/stray.txt").exists());
+    assert!(sandbox.path("out/retired/notes.txt").exists());
+}
+
+#[test]
+fn build_of_named_phases_only_touches_those() {
+    let sandbox = Sandbox::shipped("named");
+    let run = sandbox.run(&["build", "growth"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        sandbox
+            .path("out/growth/compose/docker-compose.yml")
+            .exists()
+    );
+    assert!(!sandbox.path("out/launch").exists());
+}
+
+#[test]
+fn unknown_phase_lists_the_phases_there_are() {
+    let sandbox = Sandbox::shipped("unknown-phase");
+    let run = sandbox.run(&["build", "grwoth"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("error[LOAD009]"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("phases here: launch, growth, scale, enterprise"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sandbox.path("out").exists());
+}
+
+#[test]
+fn one_invalid_phase_means_nothing_is_written_for_any() {
+    let sandbox = Sandbox::shipped("one-invalid");
+    let growth = sandbox.path("phases/growth.yaml");
+    let text = std::fs::read_to_string(&growth)
+        .unwrap()
+        .replace("quorum: 2", "quorum: 7");
+    std::fs::write(&growth, text).unwrap();
+    let run = sandbox.run(&["build"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error[RED003]: phases/growth.yaml:"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sandbox.path("out").exists());
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported_in_one_run() {
+    let sandbox = Sandbox::shipped("many");
+    let growth = sandbox.path("phases/growth.yaml");
+    let text = std::fs::read_to_string(&growth)
+        .unwrap()
+        .replace("app: { replicas: 4 }", "app: { replicas: 4, colour: blue }")
+        .replace("instances: 2", "instances: two")
+        .replace("mode: sentinel", "mode: sentinal");
+    std::fs::write(&growth, text).unwrap();
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 1);
+    for code in ["SCH001", "SCH002", "SCH003"] {
+        assert!(
+            run.stderr
+                .contains(&format!("error[{code}]: phases/growth.yaml:")),
+            "{code} missing:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn warnings_pass_unless_strict() {
+    let sandbox = Sandbox::shipped("strict");
+    let growth = sandbox.path("phases/growth.yaml");
+    let text = std::fs::read_to_string(&growth)
+        .unwrap()
+        .replace("count: 3, quorum: 2", "count: 4, quorum: 3");
+    std::fs::write(&growth, text).unwrap();
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning[RED005]: phases/growth.yaml:"),
+        "{}",
+        run.stderr
+    );
+    let strict = sandbox.run(&["build", "--strict"]);
+    assert_eq!(strict.code, 1);
+    assert!(strict.stderr.contains("--strict"));
+    assert!(!sandbox.path("out").exists());
+}
+
+#[test]
+fn inspect_shows_the_merged_spec_with_defaults() {
+    let run = run_in(&repo(), &["inspect", "growth"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // From growth.yaml, launch.yaml and base.yaml, and defaults nobody wrote.
+    for expected in [
+        "name: growth",
+        "mode: sentinel",
+        "read_replicas: 2",
+        "project: sikka",
+        "reserve_pool_size: 5",
+        "replication_slots: true",
+        "down_after_ms: 5000",
+        "parallel_syncs: 1",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "inspect lacks {expected:?}:\n{}",
+            run.stdout
+        );
+    }
+    let json = run_in(&repo(), &["inspect", "enterprise", "--output", "json"], &[]);
+    assert_eq!(json.code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["name"], "enterprise");
+    assert_eq!(doc["redis"]["cluster"]["shards"], 6);
+    assert_eq!(
+        doc["pgbouncer"]["default_pool_size"], 50,
+        "inherited from scale.yaml"
+    );
+    assert!(
+        doc["redis"].get("sentinel").is_none(),
+        "dropped by scale.yaml's null"
+    );
+}
+
+#[test]
+fn list_shows_phases_in_order() {
+    let run = run_in(&repo(), &["list"], &[]);
+    assert_eq!(run.code, 0);
+    let names: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(names, ["launch", "growth", "scale", "enterprise"]);
+}
+
+#[test]
+fn no_secret_from_the_environment_reaches_out() {
+    let sandbox = Sandbox::shipped("secrets");
+    let secret = "Sup3rSecretTestPassw0rd";
+    let env = [
+        ("SCALEPLAN_POSTGRES_PASSWORD", secret),
+        ("SCALEPLAN_APP_DB_PASSWORD", secret),
+        ("SCALEPLAN_REPLICATION_PASSWORD", secret),
+        ("SCALEPLAN_REDIS_PASSWORD", secret),
+        ("SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD", secret),
+    ];
+    assert_eq!(sandbox.run_env(&["build"], &env).code, 0);
+    for (path, bytes) in tree(&sandbox.path("out")) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{path} holds the secret"
+        );
+    }
+}
+
+#[test]
+fn every_generated_file_says_it_is_generated_and_from_where() {
+    let sandbox = Sandbox::shipped("headers");
+    assert_eq!(sandbox.run(&["build"]).code, 0);
+    for (path, bytes) in tree(&sandbox.path("out")) {
+        let text = String::from_utf8(bytes).unwrap();
+        let head: Vec<&str> = text.lines().take(3).collect();
+        assert!(
+            head.iter()
+                .any(|l| l.contains("Generated by scaleplan from")),
+            "{path} lacks the header"
+        );
+        let phase = path.split('/').next().unwrap();
+        assert!(
+            head.iter().any(|l| l.contains(&format!("Phase {phase}:"))),
+            "{path} does not name its phase"
+        );
+    }
+}
+
+#[test]
+fn template_overrides_replace_embedded_templates() {
+    let sandbox = Sandbox::shipped("templates");
+    std::fs::create_dir_all(sandbox.path("tpl/redis")).unwrap();
+    std::fs::write(
+        sandbox.path("tpl/redis/redis.conf"),
+        "{{ header(\"#\") }}\n# site-specific\nport {{ node.endpoint.port }}\n",
+    )
+    .unwrap();
+    let run = sandbox.run(&["build", "--templates", "tpl", "launch"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let conf =
+        std::fs::read_to_string(sandbox.path("out/launch/compose/redis/redis/redis.conf")).unwrap();
+    assert!(conf.contains("# site-specific\nport 6379\n"), "{conf}");
+
+    // Strict undefined: a template that names a missing value fails the
+    // build instead of writing an empty setting.
+    std::fs::write(
+        sandbox.path("tpl/redis/redis.conf"),
+        "port {{ node.no_such_field }}\n",
+    )
+    .unwrap();
+    let run = sandbox.run(&["build", "--templates", "tpl", "--out", "out2"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("redis/redis.conf"), "{}", run.stderr);
+    assert!(!sandbox.path("out2").exists());
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let run = run_in(&repo(), &["build", "--no-such-flag"], &[]);
+    assert_eq!(run.code, 1);
+    let run = run_in(&repo(), &["frobnicate"], &[]);
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn missing_phases_directory_is_a_located_error() {
+    let sandbox = Sandbox::new("no-phases");
+    let run = sandbox.run(&["validate", "--phases", "nowhere"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error[LOAD001]: nowhere:1:1"),
+        "{}",
+        run.stderr
+    );
+}

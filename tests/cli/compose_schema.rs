@@ -1,0 +1,82 @@
+//! Every generated docker-compose.yml validates against the Compose
+//! Specification schema (draft-07) kept in ../shared.
+
+use crate::support::repo;
+use scaleplan::render::Renderer;
+use scaleplan::validate;
+
+#[test]
+fn every_compose_file_matches_the_compose_specification() {
+    let schema_path = repo().join("../shared/compose-spec.json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&schema_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    // The validator is live: a service with an unknown key is rejected.
+    let bogus = serde_json::json!({"services": {"x": {"image": "a", "bogus": 1}}});
+    assert!(
+        !validator.is_valid(&bogus),
+        "the Compose schema accepts anything"
+    );
+
+    let checked = validate::check_dir(&repo().join("phases")).unwrap();
+    let renderer = Renderer::new(None).unwrap();
+    let mut checked_files = 0;
+    for phase in &checked.phases {
+        let files = renderer.render_phase(phase).unwrap();
+        let text = files
+            .get("compose/docker-compose.yml")
+            .expect("compose file");
+        let doc = scaleplan::spec::yaml_to_json(text, "docker-compose.yml")
+            .expect("compose file is YAML");
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", phase.spec.name);
+        let services = doc["services"].as_object().unwrap();
+        for (name, service) in services {
+            for dep in service["depends_on"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+            {
+                assert!(
+                    services.contains_key(dep),
+                    "{}: {name} depends on unknown {dep}",
+                    phase.spec.name
+                );
+            }
+            if !name.starts_with("redis-cluster-create")
+                && service.get("image").is_some()
+                && !["app"].contains(&name.as_str())
+            {
+                let infra = name.starts_with("postgres")
+                    || name.starts_with("pgbouncer")
+                    || name.starts_with("redis")
+                    || name.starts_with("sentinel");
+                if infra {
+                    assert!(
+                        service.get("healthcheck").is_some(),
+                        "{}: {name} has no healthcheck",
+                        phase.spec.name
+                    );
+                }
+            }
+            for port in service["ports"].as_array().into_iter().flatten() {
+                assert!(
+                    port.as_str().unwrap().starts_with("127.0.0.1:"),
+                    "{name} publishes beyond loopback: {port}"
+                );
+            }
+        }
+        checked_files += 1;
+    }
+    assert_eq!(checked_files, 4);
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real binary on real files.
+
+mod bad_input;
+mod build;
+mod compose_schema;
+mod snapshots;
+mod support;
