@@ -82,6 +82,39 @@ pub enum Command {
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
     },
+    /// Start a phase: as local processes with --native, else through Docker Compose.
+    Up {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+        /// Run the local target as processes from the installed binaries.
+        #[arg(long)]
+        native: bool,
+        /// Where data, logs, secrets and the process record live.
+        #[arg(long, default_value = crate::native::DEFAULT_STATE)]
+        state: PathBuf,
+        /// First port of the local target (default: the spec's targets.local.base_port).
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Seconds each component may take to become healthy.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        name: String,
+    },
+    /// Stop exactly the processes `up --native` recorded in the state directory.
+    Down {
+        #[arg(long, default_value = crate::native::DEFAULT_STATE)]
+        state: PathBuf,
+        /// Also delete the state directory (data, logs, secrets).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Say which recorded processes are up.
+    Status {
+        #[arg(long, default_value = crate::native::DEFAULT_STATE)]
+        state: PathBuf,
+    },
     /// Print a phase's spec after `extends`, with defaults filled in.
     Inspect {
         #[arg(long, default_value = "phases")]
@@ -171,6 +204,56 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Up {
+            phases,
+            native,
+            state,
+            base_port,
+            timeout,
+            templates,
+            name,
+        } => {
+            let checked = validate::check_dir(phases)?;
+            let phase = match validate::select(&checked, std::slice::from_ref(name), phases) {
+                Ok(mut v) => v.pop(),
+                Err(d) => {
+                    report(cli.format, checked.diagnostics.clone(), Some(d), false);
+                    return Ok(EXIT_ERROR);
+                }
+            };
+            if report(
+                cli.format,
+                only_for(checked.diagnostics.clone(), phase),
+                None,
+                false,
+            ) {
+                return Ok(EXIT_ERROR);
+            }
+            let Some(phase) = phase else {
+                return Ok(EXIT_ERROR);
+            };
+            let renderer = Renderer::new(templates.as_deref())?;
+            if *native {
+                let opts = crate::native::UpOptions {
+                    state_dir: state,
+                    base_port: base_port.unwrap_or(phase.spec.targets.local.base_port),
+                    timeout: std::time::Duration::from_secs(*timeout),
+                };
+                crate::native::up(phase, &renderer, &opts)?;
+                Ok(EXIT_OK)
+            } else {
+                compose_up(phase, &renderer, state)
+            }
+        }
+        Command::Down { state, purge } => {
+            crate::native::down(state, *purge)?;
+            Ok(EXIT_OK)
+        }
+        Command::Status { state } => Ok(if crate::native::status(state)? {
+            EXIT_OK
+        } else {
+            EXIT_ERROR
+        }),
         Command::List { phases } => {
             let checked = validate::check_dir(phases)?;
             let failed = report(cli.format, checked.diagnostics.clone(), None, false);
@@ -217,6 +300,50 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `up` without --native: the compose target through `docker compose`,
+/// when a Docker engine answers.
+fn compose_up(phase: &ValidPhase, renderer: &Renderer, state: &Path) -> anyhow::Result<i32> {
+    let engine = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let answers = matches!(&engine, Ok(out) if out.status.success());
+    if !answers {
+        let why = match &engine {
+            Err(e) => format!("docker cannot be run ({e})"),
+            Ok(out) => String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        };
+        eprintln!(
+            "error: no Docker engine answers: {why}
+  help: run `scaleplan up {} --native` to start the phase as local processes from the installed PostgreSQL, PgBouncer and Redis",
+            phase.spec.name
+        );
+        return Ok(EXIT_ERROR);
+    }
+    let mut files = Artifacts::default();
+    renderer.render_target(phase, crate::render::Layout::Compose, &mut files)?;
+    let dir = state.join("compose-target");
+    artifacts::write_phase(&dir, phase.spec.name.as_str(), &files)?;
+    let compose = dir
+        .join(phase.spec.name.as_str())
+        .join("compose/docker-compose.yml");
+    let status = std::process::Command::new("docker")
+        .args(["compose", "-f"])
+        .arg(&compose)
+        .args(["up", "--detach", "--wait"])
+        .status()
+        .context("running docker compose")?;
+    Ok(if status.success() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
 /// Diagnostics about one phase's files (or all, when there is no phase).

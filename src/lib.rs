@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod cli;
 pub mod diag;
+pub mod native;
 pub mod pgconf;
 pub mod render;
 pub mod spec;

@@ -299,7 +299,30 @@ impl Renderer {
 
     /// Every file of a phase, keyed by its path under out/<phase>/.
     pub fn render_phase(&self, phase: &ValidPhase) -> anyhow::Result<Artifacts> {
+        let spec = &phase.spec;
         let mut files = Artifacts::default();
+        if spec.targets.compose.enabled {
+            self.render_target(phase, Layout::Compose, &mut files)?;
+        }
+        if spec.targets.local.enabled {
+            self.render_target(
+                phase,
+                Layout::Local {
+                    base_port: spec.targets.local.base_port,
+                },
+                &mut files,
+            )?;
+        }
+        Ok(files)
+    }
+
+    /// The files of one target, keyed by their path under out/<phase>/.
+    pub fn render_target(
+        &self,
+        phase: &ValidPhase,
+        layout: Layout,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
         let spec = &phase.spec;
         let generated = Generated {
             phase: spec.name.as_str().to_owned(),
@@ -314,36 +337,39 @@ impl Renderer {
                 "no parent".to_owned()
             },
         };
-        if spec.targets.compose.enabled {
-            let topo = topology::plan(spec, Target::Compose);
-            let secondary: Vec<&str> = spec
-                .regions
-                .iter()
-                .filter(|r| r.role == RegionRole::Secondary)
-                .map(|r| r.name.as_str())
-                .collect();
-            self.render_compose(&topo, &secondary, &generated, &mut files)
-                .with_context(|| format!("phase {}", spec.name))?;
-        }
-        Ok(files)
+        let topo = topology::plan(spec, layout.target());
+        let secondary: Vec<&str> = spec
+            .regions
+            .iter()
+            .filter(|r| r.role == RegionRole::Secondary)
+            .map(|r| r.name.as_str())
+            .collect();
+        self.render_nodes(&topo, layout, &generated, files)
+            .and_then(|()| match layout {
+                Layout::Compose => self.render_compose_only(&topo, &secondary, &generated, files),
+                Layout::Local { .. } => Ok(()),
+            })
+            .with_context(|| format!("phase {}, {} target", spec.name, layout.dir()))
     }
 
-    fn render_compose(
+    /// Config files of every node: the same templates for every target,
+    /// with the target's addresses and paths.
+    fn render_nodes(
         &self,
         topo: &Topology,
-        secondary: &[&str],
+        layout: Layout,
         g: &Generated,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
-        let layout = &CONTAINER_LAYOUT;
+        let dir = layout.dir();
         let pg = &topo.postgres;
         let nodes: Vec<(&PostgresNode, &str)> = std::iter::once((&pg.primary, "primary"))
             .chain(pg.replicas.iter().map(|r| (r, "standby")))
             .collect();
         for (node, role) in &nodes {
-            let dir = format!("compose/postgres/{}", node.name);
+            let node_dir = format!("{dir}/postgres/{}", node.name);
             files.insert(
-                format!("{dir}/postgresql.conf"),
+                format!("{node_dir}/postgresql.conf"),
                 self.render(
                     t::POSTGRESQL_CONF,
                     g,
@@ -351,38 +377,115 @@ impl Renderer {
                         role,
                         node,
                         postgres: pg,
-                        listen_address: "*",
-                        hba_path: layout.hba_path,
+                        listen_address: layout.listen(),
+                        hba_path: layout.hba_path(),
+                        socket_dir: layout.socket_dir(),
                     },
                 )?,
             );
             files.insert(
-                format!("{dir}/pg_hba.conf"),
+                format!("{node_dir}/pg_hba.conf"),
                 self.render(
                     t::PG_HBA_CONF,
                     g,
                     HbaCtx {
                         postgres: pg,
-                        superuser: "postgres",
+                        superuser: SUPERUSER,
                         replication_user: REPLICATION_USER,
-                        client_network: "samenet",
+                        client_network: layout.client_network(),
                     },
                 )?,
             );
-            if *role == "standby" {
+        }
+        files.insert(
+            format!("{dir}/postgres/init-roles.sql"),
+            self.render(t::INIT_ROLES_SQL, g, context! {})?,
+        );
+        for node in &topo.pgbouncer.instances {
+            files.insert(
+                format!("{dir}/pgbouncer/{}/pgbouncer.ini", node.name),
+                self.render(
+                    t::PGBOUNCER_INI,
+                    g,
+                    PgbouncerCtx {
+                        node,
+                        pgbouncer: &topo.pgbouncer,
+                        postgres: pg,
+                        listen_address: layout.listen_ipv4(),
+                        auth_file: &layout.pgbouncer_auth_file(&node.name),
+                        admin_user: ADMIN_USER,
+                        socket_dir: layout.socket_dir(),
+                    },
+                )?,
+            );
+        }
+        let redis = &topo.redis;
+        for node in redis.data_nodes() {
+            files.insert(
+                format!("{dir}/redis/{}/redis.conf", node.name),
+                self.render(
+                    t::REDIS_CONF,
+                    g,
+                    RedisConfCtx {
+                        node,
+                        redis,
+                        bind: layout.listen_ipv4(),
+                        data_dir: &layout.redis_dir(&node.name),
+                        auth_include: layout.redis_auth(),
+                        repl_diskless_sync_delay: layout.diskless_sync_delay(),
+                    },
+                )?,
+            );
+        }
+        if let RedisLayout::Sentinel {
+            sentinels, nodes, ..
+        } = redis
+        {
+            for node in sentinels {
                 files.insert(
-                    format!("{dir}/standby-start.sh"),
+                    format!("{dir}/redis/{}/sentinel.conf", node.name),
                     self.render(
-                        t::STANDBY_START_SH,
+                        t::SENTINEL_CONF,
                         g,
-                        StandbyCtx {
+                        SentinelCtx {
                             node,
-                            primary: &pg.primary,
-                            replication_user: REPLICATION_USER,
+                            master: &nodes[0],
+                            redis,
+                            bind: layout.listen_ipv4(),
+                            data_dir: &layout.redis_dir(&node.name),
+                            auth_include: layout.redis_auth(),
                         },
                     )?,
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Files only Compose needs: the compose file and the scripts its
+    /// containers run at start.
+    fn render_compose_only(
+        &self,
+        topo: &Topology,
+        secondary: &[&str],
+        g: &Generated,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
+        let layout = Layout::Compose;
+        let pg = &topo.postgres;
+        for node in &pg.replicas {
+            files.insert(
+                format!("compose/postgres/{}/standby-start.sh", node.name),
+                self.render(
+                    t::STANDBY_START_SH,
+                    g,
+                    StandbyCtx {
+                        node,
+                        primary: &pg.primary,
+                        replication_user: REPLICATION_USER,
+                    },
+                )?,
+            );
         }
         files.insert(
             "compose/postgres/init-roles.sh".to_owned(),
@@ -395,24 +498,6 @@ impl Renderer {
                 },
             )?,
         );
-
-        for node in &topo.pgbouncer.instances {
-            files.insert(
-                format!("compose/pgbouncer/{}/pgbouncer.ini", node.name),
-                self.render(
-                    t::PGBOUNCER_INI,
-                    g,
-                    PgbouncerCtx {
-                        node,
-                        pgbouncer: &topo.pgbouncer,
-                        postgres: pg,
-                        listen_address: "0.0.0.0",
-                        auth_file: layout.pgbouncer_auth_file,
-                        admin_user: ADMIN_USER,
-                    },
-                )?,
-            );
-        }
         files.insert(
             "compose/pgbouncer/start.sh".to_owned(),
             self.render(
@@ -421,51 +506,11 @@ impl Renderer {
                 PgbouncerStartCtx {
                     postgres: pg,
                     admin_user: ADMIN_USER,
-                    auth_file: layout.pgbouncer_auth_file,
+                    auth_file: &layout.pgbouncer_auth_file(""),
                 },
             )?,
         );
-
         let redis = &topo.redis;
-        for node in redis.data_nodes() {
-            files.insert(
-                format!("compose/redis/{}/redis.conf", node.name),
-                self.render(
-                    t::REDIS_CONF,
-                    g,
-                    RedisConfCtx {
-                        node,
-                        redis,
-                        bind: "0.0.0.0",
-                        data_dir: "/data",
-                        auth_include: layout.redis_auth,
-                        repl_diskless_sync_delay: 5,
-                    },
-                )?,
-            );
-        }
-        if let RedisLayout::Sentinel {
-            sentinels, nodes, ..
-        } = redis
-        {
-            for node in sentinels {
-                files.insert(
-                    format!("compose/redis/{}/sentinel.conf", node.name),
-                    self.render(
-                        t::SENTINEL_CONF,
-                        g,
-                        SentinelCtx {
-                            node,
-                            master: &nodes[0],
-                            redis,
-                            bind: "0.0.0.0",
-                            data_dir: "/data",
-                            auth_include: layout.redis_auth,
-                        },
-                    )?,
-                );
-            }
-        }
         if let RedisLayout::Cluster { .. } = redis {
             files.insert(
                 "compose/redis/cluster-create.sh".to_owned(),
@@ -477,10 +522,9 @@ impl Renderer {
             self.render(
                 t::REDIS_START_SH,
                 g,
-                context! { auth_include => layout.redis_auth },
+                context! { auth_include => layout.redis_auth() },
             )?,
         );
-
         files.insert(
             "compose/docker-compose.yml".to_owned(),
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
@@ -490,28 +534,121 @@ impl Renderer {
             self.render(
                 t::ENV_EXAMPLE,
                 g,
-                context! { postgres => Value::from(Serde(pg)), replication_user => REPLICATION_USER, admin_user => ADMIN_USER, redis => Value::from(Serde(redis)) },
+                context! {
+                    postgres => Value::from(Serde(pg)),
+                    replication_user => REPLICATION_USER,
+                    admin_user => ADMIN_USER,
+                    redis => Value::from(Serde(redis)),
+                },
             )?,
         );
         Ok(())
     }
 }
 
+pub const SUPERUSER: &str = "postgres";
 pub const REPLICATION_USER: &str = "replicator";
 pub const ADMIN_USER: &str = "pgbouncer_admin";
 
-/// Where files live inside the containers of the Compose target.
-struct Layout {
-    hba_path: &'static str,
-    pgbouncer_auth_file: &'static str,
-    redis_auth: &'static str,
+/// Where a target's files live and which addresses its servers listen on.
+/// Compose paths are inside containers; local paths are relative to the
+/// state directory, which `scaleplan up` runs every process from, so the
+/// same generated files work wherever the state directory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Compose,
+    Local { base_port: u16 },
 }
 
-const CONTAINER_LAYOUT: Layout = Layout {
-    hba_path: "/etc/postgresql/pg_hba.conf",
-    pgbouncer_auth_file: "/run/scaleplan/userlist.txt",
-    redis_auth: "/run/scaleplan/redis-auth.conf",
-};
+impl Layout {
+    pub fn target(self) -> Target {
+        match self {
+            Layout::Compose => Target::Compose,
+            Layout::Local { base_port } => Target::Local { base_port },
+        }
+    }
+
+    /// The directory under out/<phase>/.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Layout::Compose => "compose",
+            Layout::Local { .. } => "local",
+        }
+    }
+
+    /// PostgreSQL's listen_addresses: every interface inside a container
+    /// (the Compose network), loopback only on a shared machine.
+    fn listen(self) -> &'static str {
+        match self {
+            Layout::Compose => "*",
+            Layout::Local { .. } => "127.0.0.1",
+        }
+    }
+
+    fn listen_ipv4(self) -> &'static str {
+        match self {
+            Layout::Compose => "0.0.0.0",
+            Layout::Local { .. } => "127.0.0.1",
+        }
+    }
+
+    /// Local processes get hba_file on their command line, since its path
+    /// depends on the state directory.
+    fn hba_path(self) -> Option<&'static str> {
+        match self {
+            Layout::Compose => Some("/etc/postgresql/pg_hba.conf"),
+            Layout::Local { .. } => None,
+        }
+    }
+
+    /// Unix sockets: the images' defaults in Compose; none locally, where
+    /// several servers share one machine and talk over TCP.
+    fn socket_dir(self) -> Option<&'static str> {
+        match self {
+            Layout::Compose => None,
+            Layout::Local { .. } => Some(""),
+        }
+    }
+
+    fn client_network(self) -> &'static str {
+        match self {
+            Layout::Compose => "samenet",
+            Layout::Local { .. } => "127.0.0.1/32",
+        }
+    }
+
+    pub fn pgbouncer_auth_file(self, node: &str) -> String {
+        match self {
+            Layout::Compose => "/run/scaleplan/userlist.txt".to_owned(),
+            Layout::Local { .. } => format!("{node}/userlist.txt"),
+        }
+    }
+
+    pub fn redis_dir(self, node: &str) -> String {
+        match self {
+            Layout::Compose => "/data".to_owned(),
+            Layout::Local { .. } => node.to_owned(),
+        }
+    }
+
+    /// Redis resolves a relative include after `dir` has moved it into the
+    /// node's directory, so locally the auth file sits beside the data.
+    pub fn redis_auth(self) -> &'static str {
+        match self {
+            Layout::Compose => "/run/scaleplan/redis-auth.conf",
+            Layout::Local { .. } => "auth.conf",
+        }
+    }
+
+    /// Redis 7 waits 5 s before a full sync to batch replicas; locally
+    /// replicas start together and waiting only slows bring-up.
+    fn diskless_sync_delay(self) -> u32 {
+        match self {
+            Layout::Compose => 5,
+            Layout::Local { .. } => 0,
+        }
+    }
+}
 
 /// What every generated file says about where it came from.
 #[derive(Serialize)]
@@ -528,7 +665,8 @@ struct PgConfCtx<'a> {
     node: &'a PostgresNode,
     postgres: &'a topology::PostgresCluster,
     listen_address: &'a str,
-    hba_path: &'a str,
+    hba_path: Option<&'a str>,
+    socket_dir: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -560,6 +698,7 @@ struct PgbouncerCtx<'a> {
     listen_address: &'a str,
     auth_file: &'a str,
     admin_user: &'a str,
+    socket_dir: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -706,7 +845,7 @@ impl<'a> ComposeCtx<'a> {
             app_services,
             volumes,
             database_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.write_db.alias),
-            database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_db.alias),
+            database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_alias),
             sentinel_list,
             cluster_list,
             pgbouncer_host_port: topology::PGBOUNCER_PORT,

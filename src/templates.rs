@@ -19,6 +19,7 @@ macro_rules! registry {
 registry! {
     POSTGRESQL_CONF = "postgres/postgresql.conf";
     PG_HBA_CONF = "postgres/pg_hba.conf";
+    INIT_ROLES_SQL = "postgres/init-roles.sql";
     INIT_ROLES_SH = "postgres/init-roles.sh";
     STANDBY_START_SH = "postgres/standby-start.sh";
     PGBOUNCER_INI = "pgbouncer/pgbouncer.ini";

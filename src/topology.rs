@@ -13,6 +13,61 @@ pub enum Target {
     /// Docker Compose: each node is a service, addressed by its name on the
     /// Compose network, on the component's standard port.
     Compose,
+    /// Processes on one machine: every node on 127.0.0.1, each on its own
+    /// port counted from `base_port` (see `Role::offset`).
+    Local { base_port: u16 },
+}
+
+/// The kinds of node that get an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Postgres,
+    Pgbouncer,
+    Sentinel,
+    Redis,
+}
+
+impl Role {
+    fn standard_port(self) -> u16 {
+        match self {
+            Role::Postgres => POSTGRES_PORT,
+            Role::Pgbouncer => PGBOUNCER_PORT,
+            Role::Sentinel => SENTINEL_PORT,
+            Role::Redis => REDIS_PORT,
+        }
+    }
+
+    /// The local target's port scheme: base + offset + index (from 0).
+    /// PostgreSQL base+0 (primary) and base+1.. (replicas, at most 15),
+    /// PgBouncer base+100.. (at most 64), sentinels base+180.. (at most 15),
+    /// Redis data nodes base+200.. (at most 600). A cluster node's bus port
+    /// is its port + 10000.
+    pub fn offset(self) -> u16 {
+        match self {
+            Role::Postgres => 0,
+            Role::Pgbouncer => 100,
+            Role::Sentinel => 180,
+            Role::Redis => 200,
+        }
+    }
+}
+
+/// The local target's default base port.
+pub const DEFAULT_BASE_PORT: u16 = 17000;
+
+fn endpoint(target: Target, role: Role, index: u32, name: &str) -> Endpoint {
+    match target {
+        Target::Compose => Endpoint {
+            host: name.to_owned(),
+            port: role.standard_port(),
+        },
+        Target::Local { base_port } => Endpoint {
+            host: "127.0.0.1".to_owned(),
+            // Schema bounds keep every index inside its block, and the base
+            // port below 40000, so this cannot overflow.
+            port: base_port + role.offset() + index as u16,
+        },
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -75,8 +130,8 @@ pub struct PgbouncerTier {
     pub max_prepared_statements: Option<u32>,
     /// Database entry for writes: the primary.
     pub write_db: DatabaseRoute,
-    /// Database entry for reads: the replicas, or the primary without any.
-    pub read_db: DatabaseRoute,
+    /// Name of the database entry for reads.
+    pub read_alias: String,
     /// Open files one instance needs: every client and server socket plus
     /// slack for logs and the listener.
     pub nofile: u32,
@@ -87,6 +142,8 @@ pub struct PgbouncerTier {
 pub struct PgbouncerNode {
     pub name: String,
     pub endpoint: Endpoint,
+    /// Database entry for reads: the replicas, or the primary without any.
+    pub read_db: DatabaseRoute,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -276,13 +333,6 @@ pub fn reserved_service_names(phase: &Phase) -> Vec<String> {
     names
 }
 
-fn endpoint(_target: Target, name: &str, port: u16) -> Endpoint {
-    Endpoint {
-        host: name.to_owned(),
-        port,
-    }
-}
-
 pub fn plan(phase: &Phase, target: Target) -> Topology {
     let pg = &phase.postgres;
     let pg_resources = Resources {
@@ -291,7 +341,7 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
     };
     let primary = PostgresNode {
         name: "postgres-primary".to_owned(),
-        endpoint: endpoint(target, "postgres-primary", POSTGRES_PORT),
+        endpoint: endpoint(target, Role::Postgres, 0, "postgres-primary"),
         slot: None,
         resources: pg_resources.clone(),
     };
@@ -299,7 +349,7 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
         .map(|i| {
             let name = format!("postgres-replica-{i}");
             PostgresNode {
-                endpoint: endpoint(target, &name, POSTGRES_PORT),
+                endpoint: endpoint(target, Role::Postgres, i, &name),
                 slot: pg.replication_slots.then(|| format!("replica_{i}")),
                 name,
                 resources: pg_resources.clone(),
@@ -315,16 +365,33 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
         port: primary.endpoint.port,
         dbname: database.clone(),
     };
-    let read_hosts: Vec<String> = if replicas.is_empty() {
-        vec![primary.endpoint.host.clone()]
-    } else {
-        replicas.iter().map(|r| r.endpoint.host.clone()).collect()
-    };
-    let read_db = DatabaseRoute {
-        alias: format!("{database}_ro"),
-        hosts: read_hosts,
-        port: POSTGRES_PORT,
-        dbname: database.clone(),
+    let read_alias = format!("{database}_ro");
+    // PgBouncer takes a list of hosts but one port for them all. Where the
+    // replicas share a port (Compose: one host each) every instance spreads
+    // reads over all of them; where they differ (local: one host, a port
+    // each) instance i reads from replica i mod n, so the instances together
+    // still cover every replica.
+    let read_route = |instance: usize| -> DatabaseRoute {
+        let (hosts, port) = if replicas.is_empty() {
+            (vec![primary.endpoint.host.clone()], primary.endpoint.port)
+        } else if replicas
+            .iter()
+            .all(|r| r.endpoint.port == replicas[0].endpoint.port)
+        {
+            (
+                replicas.iter().map(|r| r.endpoint.host.clone()).collect(),
+                replicas[0].endpoint.port,
+            )
+        } else {
+            let r = &replicas[instance % replicas.len()];
+            (vec![r.endpoint.host.clone()], r.endpoint.port)
+        };
+        DatabaseRoute {
+            alias: read_alias.clone(),
+            hosts,
+            port,
+            dbname: database.clone(),
+        }
     };
     let budget = pool_budget(phase);
     let pgbouncer = PgbouncerTier {
@@ -340,7 +407,8 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
             .map(|i| {
                 let name = format!("pgbouncer-{i}");
                 PgbouncerNode {
-                    endpoint: endpoint(target, &name, PGBOUNCER_PORT),
+                    endpoint: endpoint(target, Role::Pgbouncer, i - 1, &name),
+                    read_db: read_route(i as usize - 1),
                     name,
                 }
             })
@@ -353,7 +421,7 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
             .max_prepared_statements
             .filter(|_| pgb.version.minor() >= 21),
         write_db,
-        read_db,
+        read_alias,
         nofile: pgb.max_client_conn
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,
@@ -425,8 +493,8 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
             memory_mb: r.memory_mb,
         },
     };
-    let node = |name: String, port: u16, replica_of: Option<Endpoint>| RedisNode {
-        endpoint: endpoint(target, &name, port),
+    let node = |role: Role, index: u32, name: String, replica_of: Option<Endpoint>| RedisNode {
+        endpoint: endpoint(target, role, index, &name),
         name,
         replica_of,
     };
@@ -434,12 +502,13 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
     // falls back to the smallest valid layout rather than panicking.
     match (r.mode, &r.sentinel, &r.cluster) {
         (RedisMode::Sentinel, Some(s), _) => {
-            let master = node("redis-1".to_owned(), REDIS_PORT, None);
+            let master = node(Role::Redis, 0, "redis-1".to_owned(), None);
             let mut nodes = vec![master.clone()];
             nodes.extend((2..=1 + r.replicas.unwrap_or(1)).map(|i| {
                 node(
+                    Role::Redis,
+                    i - 1,
                     format!("redis-{i}"),
-                    REDIS_PORT,
                     Some(master.endpoint.clone()),
                 )
             }));
@@ -448,7 +517,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
                 master_name: project.to_owned(),
                 nodes,
                 sentinels: (1..=s.count)
-                    .map(|i| node(format!("sentinel-{i}"), SENTINEL_PORT, None))
+                    .map(|i| node(Role::Sentinel, i - 1, format!("sentinel-{i}"), None))
                     .collect(),
                 quorum: s.quorum,
                 down_after_ms: s.down_after_ms,
@@ -462,7 +531,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
             RedisLayout::Cluster {
                 common,
                 nodes: (1..=total)
-                    .map(|i| node(format!("redis-node-{i}"), REDIS_PORT, None))
+                    .map(|i| node(Role::Redis, i - 1, format!("redis-node-{i}"), None))
                     .collect(),
                 shards: c.shards,
                 replicas_per_shard: c.replicas_per_shard,
@@ -471,7 +540,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
         }
         _ => RedisLayout::Standalone {
             common,
-            node: node("redis".to_owned(), REDIS_PORT, None),
+            node: node(Role::Redis, 0, "redis".to_owned(), None),
         },
     }
 }

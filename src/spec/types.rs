@@ -578,7 +578,28 @@ fn default_node_timeout() -> u32 {
 #[serde(deny_unknown_fields, default)]
 pub struct Targets {
     pub compose: ComposeTarget,
+    pub local: LocalTarget,
     pub terraform: TerraformTarget,
+}
+
+/// Processes on one machine (`scaleplan up --native`): every node on
+/// 127.0.0.1, on ports counted from `base_port`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalTarget {
+    pub enabled: bool,
+    /// First port of the phase; see the README for the scheme.
+    #[schemars(range(min = 1024, max = 40000))]
+    pub base_port: u16,
+}
+
+impl Default for LocalTarget {
+    fn default() -> Self {
+        LocalTarget {
+            enabled: true,
+            base_port: crate::topology::DEFAULT_BASE_PORT,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

@@ -3,20 +3,17 @@
 # change the spec and run `scaleplan build`. Phase scale: Phase 3 - Scale.
 #
 # Runs once, when the primary's data directory is first initialised
-# (/docker-entrypoint-initdb.d). Passwords come from the environment and go
-# to PostgreSQL as psql variables, never through the shell or a file.
-set -eu
+# (/docker-entrypoint-initdb.d, which sources it: no `set -e` here).
+# Passwords come from the environment and reach PostgreSQL as psql
+# variables, never through a file.
 
 : "${SCALEPLAN_APP_DB_PASSWORD:?set SCALEPLAN_APP_DB_PASSWORD}"
 : "${SCALEPLAN_REPLICATION_PASSWORD:?set SCALEPLAN_REPLICATION_PASSWORD}"
 
-psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname sikka \
+psql --username "${POSTGRES_USER:-postgres}" --dbname postgres \
+  -v database=sikka \
   -v app_user=app \
   -v app_password="$SCALEPLAN_APP_DB_PASSWORD" \
   -v replication_user=replicator \
-  -v replication_password="$SCALEPLAN_REPLICATION_PASSWORD" <<'SQL'
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password') \gexec
-SELECT format('CREATE ROLE %I REPLICATION LOGIN PASSWORD %L', :'replication_user', :'replication_password') \gexec
-SELECT format('ALTER DATABASE %I OWNER TO %I', current_database(), :'app_user') \gexec
-SELECT format('GRANT ALL ON SCHEMA public TO %I', :'app_user') \gexec
-SQL
+  -v replication_password="$SCALEPLAN_REPLICATION_PASSWORD" \
+  -f /etc/scaleplan/init-roles.sql

@@ -1,0 +1,131 @@
+//! Health checks against the real servers, through their own clients.
+
+use super::tools::Tools;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns Some or `timeout` passes. Every wait in
+/// `up` goes through here, so none can hang.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn output(mut cmd: Command) -> Option<String> {
+    let out = cmd.stdin(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn postgres_ready(tools: &Tools, port: u16) -> bool {
+    let mut cmd = Command::new(&tools.pg_isready);
+    cmd.args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "1"]);
+    output(cmd).is_some()
+}
+
+/// Runs one query with psql over TCP; the password goes in PGPASSWORD.
+pub fn psql(
+    tools: &Tools,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+    sql: &str,
+) -> Option<String> {
+    let mut cmd = Command::new(&tools.psql);
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        user,
+        "-d",
+        database,
+        "-c",
+        sql,
+    ])
+    .env("PGPASSWORD", password)
+    .env("PGCONNECT_TIMEOUT", "3")
+    .stderr(Stdio::null());
+    output(cmd).map(|s| s.trim().to_owned())
+}
+
+/// One Redis command through redis-cli; the password in REDISCLI_AUTH.
+pub fn redis(tools: &Tools, port: u16, password: &str, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new(&tools.redis_cli);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env("REDISCLI_AUTH", password)
+        .env("TERM", "dumb")
+        .stderr(Stdio::null());
+    output(cmd).map(|s| s.trim().to_owned())
+}
+
+pub fn redis_ping(tools: &Tools, port: u16, password: &str) -> bool {
+    redis(tools, port, password, &["PING"]).as_deref() == Some("PONG")
+}
+
+/// A field of a `SENTINEL MASTER` reply (alternating name/value lines).
+pub fn sentinel_field(
+    tools: &Tools,
+    port: u16,
+    password: &str,
+    master: &str,
+    field: &str,
+) -> Option<String> {
+    let reply = redis(tools, port, password, &["SENTINEL", "MASTER", master])?;
+    let lines: Vec<&str> = reply.lines().collect();
+    lines
+        .chunks(2)
+        .find(|pair| pair[0] == field)
+        .and_then(|pair| pair.get(1).map(|v| (*v).to_owned()))
+}
+
+pub fn cluster_ok(tools: &Tools, port: u16, password: &str) -> bool {
+    let mut cmd = Command::new(&tools.redis_cli);
+    cmd.args(["--cluster", "check", &format!("127.0.0.1:{port}")])
+        .env("REDISCLI_AUTH", password)
+        .env("TERM", "dumb")
+        .stderr(Stdio::null());
+    output(cmd).is_some_and(|s| s.contains("[OK] All 16384 slots covered"))
+}
+
+/// True when every node sees `replicas` replicas in the cluster and every
+/// replica's link to its master is up: gossip spreads the roles
+/// `--cluster create` assigns, so slot coverage alone comes first.
+pub fn cluster_converged(tools: &Tools, ports: &[u16], password: &str, replicas: usize) -> bool {
+    ports.iter().all(|&port| {
+        let Some(nodes) = redis(tools, port, password, &["CLUSTER", "NODES"]) else {
+            return false;
+        };
+        let seen = nodes
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|f| f.contains("slave"))
+            })
+            .count();
+        if seen != replicas {
+            return false;
+        }
+        let Some(info) = redis(tools, port, password, &["INFO", "replication"]) else {
+            return false;
+        };
+        !info.contains("role:slave") || info.contains("master_link_status:up")
+    })
+}

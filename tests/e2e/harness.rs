@@ -1,0 +1,276 @@
+//! Brings a shipped phase up with `scaleplan up --native` and talks to the
+//! real servers through their own clients (psql, redis-cli).
+
+use crate::support::{repo, run_in, tree};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The secrets every end-to-end bring-up uses; a test greps out/ for them.
+pub const SECRETS: [(&str, &str); 5] = [
+    ("SCALEPLAN_POSTGRES_PASSWORD", "e2e-Superuser-7q2p"),
+    ("SCALEPLAN_APP_DB_PASSWORD", "e2e-AppRole-9x4k"),
+    ("SCALEPLAN_REPLICATION_PASSWORD", "e2e-Replicator-3m8v"),
+    ("SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD", "e2e-PgbAdmin-5t1w"),
+    ("SCALEPLAN_REDIS_PASSWORD", "e2e-Redis-8c6z"),
+];
+
+pub fn secret(var: &str) -> &'static str {
+    SECRETS
+        .iter()
+        .find(|(k, _)| *k == var)
+        .map(|(_, v)| *v)
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub name: String,
+    pub kind: String,
+    pub pid: u32,
+    pub port: u16,
+}
+
+/// A running bring-up. Dropping it runs `scaleplan down` and then kills
+/// any recorded process still alive, so a failing assertion never leaves a
+/// server behind.
+pub struct Phase {
+    pub name: String,
+    pub state: PathBuf,
+    pub procs: Vec<Recorded>,
+    stopped: bool,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with(['Z', 'X'])))
+        .is_some_and(|zombie| !zombie)
+}
+
+impl Phase {
+    pub fn up(name: &str) -> Phase {
+        let state =
+            std::env::temp_dir().join(format!("scaleplan-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let state_arg = state.to_string_lossy().into_owned();
+        let mut phase = Phase {
+            name: name.to_owned(),
+            state,
+            procs: Vec::new(),
+            stopped: false,
+        };
+        let started = Instant::now();
+        let run = run_in(
+            &repo(),
+            &[
+                "up",
+                name,
+                "--native",
+                "--state",
+                &state_arg,
+                "--timeout",
+                "90",
+            ],
+            &SECRETS,
+        );
+        phase.procs = phase.read_state();
+        assert_eq!(
+            run.code, 0,
+            "up {name} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        eprintln!(
+            "{name}: up in {:.1} s\n{}",
+            started.elapsed().as_secs_f64(),
+            run.stdout
+        );
+        phase
+    }
+
+    fn read_state(&self) -> Vec<Recorded> {
+        let Ok(text) = std::fs::read_to_string(self.state.join("state.json")) else {
+            return Vec::new();
+        };
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| Recorded {
+                name: p["name"].as_str().unwrap().to_owned(),
+                kind: p["kind"].as_str().unwrap().to_owned(),
+                pid: p["pid"].as_u64().unwrap() as u32,
+                port: p["port"].as_u64().unwrap() as u16,
+            })
+            .collect()
+    }
+
+    pub fn proc(&self, name: &str) -> &Recorded {
+        self.procs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        self.proc(name).port
+    }
+
+    pub fn of_kind(&self, kind: &str) -> Vec<&Recorded> {
+        self.procs.iter().filter(|p| p.kind == kind).collect()
+    }
+
+    /// The servers run from the generated files: what `up` rendered into
+    /// the state directory is byte for byte out/<phase>/local.
+    pub fn assert_runs_from_out(&self) {
+        let ran = tree(&self.state.join("config/local"));
+        let committed = tree(&repo().join("out").join(&self.name).join("local"));
+        assert!(!ran.is_empty());
+        assert_eq!(
+            ran, committed,
+            "{}: the bring-up's config differs from out/{}/local",
+            self.name, self.name
+        );
+    }
+
+    pub fn kill_hard(&self, name: &str) {
+        let pid = self.proc(name).pid;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pid_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!pid_alive(pid), "{name} survived kill -9");
+    }
+
+    /// `scaleplan down`, then proof that every recorded process is gone.
+    pub fn down(mut self) {
+        self.stop();
+        let left: Vec<&Recorded> = self.procs.iter().filter(|p| pid_alive(p.pid)).collect();
+        assert!(left.is_empty(), "processes left behind: {left:?}");
+    }
+
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let run = run_in(
+            &repo(),
+            &["down", "--state", &self.state.to_string_lossy()],
+            &[],
+        );
+        if run.code != 0 {
+            eprintln!("down failed: {}{}", run.stdout, run.stderr);
+        }
+        for p in &self.procs {
+            if pid_alive(p.pid) {
+                let _ = Command::new("kill")
+                    .args(["-9", &p.pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// One SQL statement through psql over TCP. Err carries psql's message.
+pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// redis-cli with the given args, or with commands on stdin (one per line).
+pub fn redis(port: u16, password: Option<&str>, args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env("TERM", "dumb");
+    cmd.env_remove("REDISCLI_AUTH");
+    if let Some(pw) = password {
+        cmd.env("REDISCLI_AUTH", pw);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_owned()
+}
+
+/// Polls until `check` holds, for at most `limit`; returns the time taken.
+pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+pub fn assert_no_secret_under(dir: &Path) {
+    for (path, bytes) in tree(dir) {
+        let text = String::from_utf8_lossy(&bytes);
+        for (var, value) in SECRETS {
+            assert!(!text.contains(value), "{path} contains the value of {var}");
+        }
+    }
+}

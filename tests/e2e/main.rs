@@ -1,0 +1,116 @@
+//! End to end: every shipped phase brought up with `scaleplan up --native`
+//! from its generated files, with real PostgreSQL, PgBouncer and Redis on
+//! 127.0.0.1, checked through their own clients, including losing a node.
+
+#[path = "../cli/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod checks;
+mod harness;
+
+use harness::Phase;
+
+#[test]
+fn launch_primary_pgbouncer_and_standalone_redis() {
+    let phase = Phase::up("launch");
+    phase.assert_runs_from_out();
+    checks::postgres_routing(&phase, "sikka", 0);
+    checks::pgbouncer_settings(&phase, "transaction", 20, 5, 2000);
+    checks::redis_standalone_auth(&phase);
+    phase.down();
+}
+
+#[test]
+fn growth_replicas_and_sentinel_failover() {
+    let phase = Phase::up("growth");
+    phase.assert_runs_from_out();
+    checks::postgres_routing(&phase, "sikka", 2);
+    checks::pgbouncer_settings(&phase, "transaction", 40, 5, 2000);
+    checks::sentinel_failover(&phase, "sikka", 5000);
+    phase.down();
+}
+
+#[test]
+fn scale_cluster_failover() {
+    let phase = Phase::up("scale");
+    phase.assert_runs_from_out();
+    checks::postgres_routing(&phase, "sikka", 4);
+    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 5000);
+    checks::cluster_failover(&phase, 3, 5000);
+    phase.down();
+}
+
+#[test]
+fn enterprise_primary_region() {
+    let phase = Phase::up("enterprise");
+    phase.assert_runs_from_out();
+    checks::postgres_routing(&phase, "sikka", 6);
+    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 5000);
+    checks::cluster_failover(&phase, 6, 5000);
+    phase.down();
+}
+
+#[test]
+fn no_test_secret_is_under_out() {
+    harness::assert_no_secret_under(&support::repo().join("out"));
+}
+
+#[test]
+fn up_without_docker_engine_points_to_native() {
+    let sandbox = support::Sandbox::new("no-docker");
+    let bin = sandbox.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("docker");
+    std::fs::write(&fake, "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let phases = support::repo().join("phases");
+    let run = support::run_in(
+        &sandbox.root,
+        &["up", "launch", "--phases", &phases.to_string_lossy()],
+        &[("PATH", &path)],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("no Docker engine answers"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--native"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_binaries_name_their_package() {
+    let sandbox = support::Sandbox::new("no-binaries");
+    let phases = support::repo().join("phases");
+    let run = support::run_in(
+        &sandbox.root,
+        &[
+            "up",
+            "launch",
+            "--native",
+            "--state",
+            "st",
+            "--phases",
+            &phases.to_string_lossy(),
+        ],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    for package in ["pgbouncer", "redis-server", "redis-sentinel", "redis-tools"] {
+        assert!(
+            run.stderr.contains(&format!("apt-get install {package}")),
+            "{package}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !sandbox.path("st/state.json").exists(),
+        "nothing may start without the binaries"
+    );
+}
