@@ -285,7 +285,10 @@ impl Bringup {
         self.state_dir.join("logs").join(format!("{name}.log"))
     }
 
-    fn started(&mut self, proc: Proc) -> anyhow::Result<()> {
+    /// Starts a server, logging to logs/<name>.log, and records it at once
+    /// so `down` can stop it even if a later step fails.
+    fn spawn(&mut self, launch: Launch, name: &str, kind: &str, port: u16) -> anyhow::Result<()> {
+        let proc: Proc = launch.spawn(&self.state_dir, &self.log(name), name, kind, port)?;
         self.state.processes.push(proc);
         self.state.save(&self.state_dir)
     }
@@ -366,14 +369,8 @@ impl Bringup {
             let _ = std::fs::remove_file(&pwfile);
             init?;
         }
-        let proc = self.postgres_launch(&node.name, &data).spawn(
-            &self.state_dir,
-            &self.log(&node.name),
-            &node.name,
-            "postgres",
-            node.endpoint.port,
-        )?;
-        self.started(proc)?;
+        let launch = self.postgres_launch(&node.name, &data);
+        self.spawn(launch, &node.name, "postgres", node.endpoint.port)?;
         let port = node.endpoint.port;
         self.await_ready(&node.name, "accepting connections", since, || {
             probe::postgres_ready(&self.tools, port).then_some(())
@@ -440,14 +437,8 @@ impl Bringup {
                 &format!("cloning the primary into {}", node.name),
             )?;
         }
-        let proc = self.postgres_launch(&node.name, &data).spawn(
-            &self.state_dir,
-            &self.log(&node.name),
-            &node.name,
-            "postgres",
-            node.endpoint.port,
-        )?;
-        self.started(proc)?;
+        let launch = self.postgres_launch(&node.name, &data);
+        self.spawn(launch, &node.name, "postgres", node.endpoint.port)?;
         let port = node.endpoint.port;
         let password = self.secrets.postgres.clone();
         self.await_ready(&node.name, "streaming from the primary", since, || {
@@ -496,14 +487,7 @@ impl Bringup {
         if let Some(user) = self.server_user {
             launch = launch.arg("-u").arg(user);
         }
-        let proc = launch.arg(ini).spawn(
-            &self.state_dir,
-            &self.log(&node.name),
-            &node.name,
-            "pgbouncer",
-            node.endpoint.port,
-        )?;
-        self.started(proc)?;
+        self.spawn(launch.arg(ini), &node.name, "pgbouncer", node.endpoint.port)?;
         let port = node.endpoint.port;
         let password = self.secrets.pgbouncer_admin.clone();
         // Logging in to the admin console proves the auth file was read:
@@ -523,47 +507,14 @@ impl Bringup {
 
     fn redis(&mut self) -> anyhow::Result<()> {
         let layout = self.topo.redis.clone();
-        let sentinel_mode = matches!(layout, RedisLayout::Sentinel { .. });
+        // Sentinel rewrites the data nodes' files on failover.
+        let rewritten = matches!(layout, RedisLayout::Sentinel { .. });
+        let auth = format!(
+            "requirepass \"{0}\"\nmasterauth \"{0}\"\n",
+            self.secrets.redis
+        );
         for node in layout.data_nodes() {
-            let since = Instant::now();
-            let dir = self.state_dir.join(&node.name);
-            std::fs::create_dir_all(&dir)?;
-            write_private(
-                &dir.join("auth.conf"),
-                &format!(
-                    "requirepass \"{0}\"\nmasterauth \"{0}\"\n",
-                    self.secrets.redis
-                ),
-            )?;
-            let generated = self
-                .config
-                .join("redis")
-                .join(&node.name)
-                .join("redis.conf");
-            // Sentinel rewrites the data nodes' files on failover: run from a
-            // writable copy, made once and Redis's own after that.
-            let conf = if sentinel_mode {
-                let copy = dir.join("redis.conf");
-                if !copy.exists() {
-                    std::fs::copy(&generated, &copy)?;
-                }
-                copy
-            } else {
-                generated
-            };
-            let proc = Launch::new(&self.tools.redis_server).arg(conf).spawn(
-                &self.state_dir,
-                &self.log(&node.name),
-                &node.name,
-                "redis",
-                node.endpoint.port,
-            )?;
-            self.started(proc)?;
-            let port = node.endpoint.port;
-            let password = self.secrets.redis.clone();
-            self.await_ready(&node.name, "answering PING", since, || {
-                probe::redis_ping(&self.tools, port, &password).then_some(())
-            })?;
+            self.start_redis(node, "redis", &auth, rewritten)?;
         }
         match &layout {
             RedisLayout::Standalone { .. } => Ok(()),
@@ -579,6 +530,45 @@ impl Bringup {
                 ..
             } => self.cluster(nodes, *replicas_per_shard),
         }
+    }
+
+    /// Starts a Redis data node or sentinel from its generated file, with
+    /// the auth include beside its data, and waits for PING. A file Redis
+    /// rewrites itself runs from a writable copy, made once and Redis's own
+    /// after that.
+    fn start_redis(
+        &mut self,
+        node: &topology::RedisNode,
+        kind: &str,
+        auth: &str,
+        rewritten: bool,
+    ) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let dir = self.state_dir.join(&node.name);
+        std::fs::create_dir_all(&dir)?;
+        write_private(&dir.join("auth.conf"), auth)?;
+        let (program, file) = if kind == "sentinel" {
+            (&self.tools.redis_sentinel, "sentinel.conf")
+        } else {
+            (&self.tools.redis_server, "redis.conf")
+        };
+        let generated = self.config.join("redis").join(&node.name).join(file);
+        let conf = if rewritten {
+            let copy = dir.join(file);
+            if !copy.exists() {
+                std::fs::copy(&generated, &copy)?;
+            }
+            copy
+        } else {
+            generated
+        };
+        let launch = Launch::new(program).arg(conf);
+        self.spawn(launch, &node.name, kind, node.endpoint.port)?;
+        let port = node.endpoint.port;
+        let password = self.secrets.redis.clone();
+        self.await_ready(&node.name, "answering PING", since, || {
+            probe::redis_ping(&self.tools, port, &password).then_some(())
+        })
     }
 
     fn sentinels(
@@ -609,44 +599,18 @@ impl Bringup {
                 (online == replicas).then_some(())
             },
         )?;
+        let auth = format!(
+            "requirepass \"{0}\"\nsentinel auth-pass {master} \"{0}\"\nsentinel sentinel-pass \"{0}\"\n",
+            self.secrets.redis
+        );
         for node in sentinels {
-            let since = Instant::now();
-            let dir = self.state_dir.join(&node.name);
-            std::fs::create_dir_all(&dir)?;
-            write_private(
-                &dir.join("auth.conf"),
-                &format!(
-                    "requirepass \"{0}\"\nsentinel auth-pass {master} \"{0}\"\nsentinel sentinel-pass \"{0}\"\n",
-                    self.secrets.redis
-                ),
-            )?;
-            // Sentinel rewrites its file at start: it runs from a copy.
-            let copy = dir.join("sentinel.conf");
-            if !copy.exists() {
-                std::fs::copy(
-                    self.config
-                        .join("redis")
-                        .join(&node.name)
-                        .join("sentinel.conf"),
-                    &copy,
-                )?;
-            }
-            let proc = Launch::new(&self.tools.redis_sentinel).arg(&copy).spawn(
-                &self.state_dir,
-                &self.log(&node.name),
-                &node.name,
-                "sentinel",
-                node.endpoint.port,
-            )?;
-            self.started(proc)?;
-            let port = node.endpoint.port;
-            self.await_ready(&node.name, "answering PING", since, || {
-                probe::redis_ping(&self.tools, port, &password).then_some(())
-            })?;
+            // Sentinel rewrites its file at start.
+            self.start_redis(node, "sentinel", &auth, true)?;
         }
         let since = Instant::now();
         let others = (sentinels.len() - 1).to_string();
         let replicas = replicas.to_string();
+        let master_port = master_port.to_string();
         self.await_ready(
             "sentinels",
             "agreed on master, replicas and each other",
@@ -655,28 +619,18 @@ impl Bringup {
                 sentinels
                     .iter()
                     .all(|s| {
-                        let port = s.endpoint.port;
-                        probe::sentinel_field(
-                            &self.tools,
-                            port,
-                            &password,
-                            master,
-                            "num-other-sentinels",
-                        )
-                        .as_deref()
-                            == Some(&others)
-                            && probe::sentinel_field(
+                        let field = |name: &str| {
+                            probe::sentinel_field(
                                 &self.tools,
-                                port,
+                                s.endpoint.port,
                                 &password,
                                 master,
-                                "num-slaves",
+                                name,
                             )
-                            .as_deref()
-                                == Some(&replicas)
-                            && probe::sentinel_field(&self.tools, port, &password, master, "port")
-                                .as_deref()
-                                == Some(&master_port.to_string())
+                        };
+                        field("num-other-sentinels").as_deref() == Some(&others)
+                            && field("num-slaves").as_deref() == Some(&replicas)
+                            && field("port").as_deref() == Some(&master_port)
                     })
                     .then_some(())
             },

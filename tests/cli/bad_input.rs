@@ -84,6 +84,7 @@ bad_inputs! {
     quorum_above_sentinel_count: "quorum-above-count" => "RED003" at "phases/phase.yaml:7:33";
     two_shard_cluster: "two-shard-cluster" => "RED006" at "phases/phase.yaml:6:22";
     duplicate_phase_name: "duplicate-phase-name" => "PHASE002" at "phases/two.yaml:2:7";
+    duplicate_phase_order: "duplicate-order" => "PHASE003" at "phases/two.yaml:2:8";
     newline_into_config_value: "newline-injection" => "SAFE001" at "phases/phase.yaml:6:22";
     newline_into_comment: "newline-in-title" => "SAFE001" at "phases/phase.yaml:4:8";
     name_escaping_out_dir: "path-escape" => "NAME001" at "phases/phase.yaml:2:7";

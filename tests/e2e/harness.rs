@@ -148,11 +148,23 @@ impl Phase {
         assert!(!pid_alive(pid), "{name} survived kill -9");
     }
 
-    /// `scaleplan down`, then proof that every recorded process is gone.
+    pub fn status(&self) -> crate::support::Run {
+        run_in(
+            &repo(),
+            &["status", "--state", &self.state.to_string_lossy()],
+            &[],
+        )
+    }
+
+    /// `scaleplan down`, then proof that every recorded process is gone and
+    /// that `status` says so.
     pub fn down(mut self) {
         self.stop();
         let left: Vec<&Recorded> = self.procs.iter().filter(|p| pid_alive(p.pid)).collect();
         assert!(left.is_empty(), "processes left behind: {left:?}");
+        let after = self.status();
+        assert_eq!(after.code, 1, "status after down: {}", after.stdout);
+        assert!(after.stdout.contains("stopped"), "{}", after.stdout);
     }
 
     fn stop(&mut self) {

@@ -18,6 +18,16 @@ fn launch_primary_pgbouncer_and_standalone_redis() {
     checks::postgres_routing(&phase, "sikka", 0);
     checks::pgbouncer_settings(&phase, "transaction", 20, 5, 2000);
     checks::redis_standalone_auth(&phase);
+    let status = phase.status();
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    for p in &phase.procs {
+        assert!(
+            status.stdout.contains(&format!("{} ", p.name))
+                && status.stdout.contains(&format!("up (pid {})", p.pid)),
+            "{}",
+            status.stdout
+        );
+    }
     phase.down();
 }
 
