@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The directory under out/ holding the transition plans.
+const TRANSITIONS: &str = "transitions";
+
 /// Exit codes, as terraform plan and helm-diff use them.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -33,6 +36,15 @@ pub struct Cli {
 pub enum Format {
     Text,
     Json,
+    /// For `diff`: a pull-request comment (diagnostics print as text).
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +82,34 @@ pub enum Command {
         templates: Option<PathBuf>,
         /// Phases to build (all when none is named).
         names: Vec<String>,
+    },
+    /// Compare two phases (names or spec files) or two phases directories:
+    /// rendered files, spec values and the transition plan.
+    Diff {
+        #[arg(long, default_value = "phases")]
+        phases: PathBuf,
+        /// Lines of context around each change.
+        #[arg(short = 'C', long, default_value_t = 3)]
+        context: usize,
+        /// One line per file with +/- counts instead of the patches.
+        #[arg(long)]
+        stat: bool,
+        /// Only files whose path (under out/<phase>/) matches; repeatable.
+        #[arg(long, value_name = "PATH-GLOB")]
+        only: Vec<String>,
+        /// Exit 2 when there are changes (0 none, 1 error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Colour the text output: auto colours a terminal unless NO_COLOR is set.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        /// A phase name, a spec file, or a phases directory.
+        from: String,
+        /// A phase name, a spec file, or a phases directory (a directory
+        /// when FROM is one).
+        to: String,
     },
     /// Print the JSON Schema of a phase spec.
     Schema {
@@ -204,6 +244,55 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Diff {
+            phases,
+            context,
+            stat,
+            only,
+            detailed_exitcode,
+            color,
+            templates,
+            from,
+            to,
+        } => {
+            let paint = match color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    use std::io::IsTerminal;
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            let globs = only.clone();
+            let filter = move |path: &str| {
+                globs.is_empty() || globs.iter().any(|g| crate::diff::glob_match(g, path))
+            };
+            let opts = crate::compare::Options {
+                context: *context,
+                only: &filter,
+            };
+            let renderer = Renderer::new(templates.as_deref())?;
+            let Some(comparisons) = diff_sides(cli.format, phases, from, to, &renderer, &opts)?
+            else {
+                return Ok(EXIT_ERROR);
+            };
+            let text = match cli.format {
+                Format::Text => crate::report::text(&comparisons, *stat, paint),
+                Format::Markdown => {
+                    crate::report::markdown(&comparisons, *stat, crate::report::MARKDOWN_CAP)
+                }
+                Format::Json => crate::report::json(&comparisons),
+            };
+            print!("{text}");
+            let changed = comparisons
+                .iter()
+                .any(crate::report::Comparison::has_changes);
+            Ok(if *detailed_exitcode && changed {
+                EXIT_CHANGES
+            } else {
+                EXIT_OK
+            })
+        }
         Command::Up {
             phases,
             native,
@@ -302,6 +391,129 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// What a `diff` argument names.
+enum Side {
+    Dir(PathBuf),
+    File(PathBuf),
+    Phase(String),
+}
+
+fn side(arg: &str) -> Side {
+    let path = Path::new(arg);
+    if path.is_dir() {
+        Side::Dir(path.to_path_buf())
+    } else if path.is_file()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| crate::spec::load::EXTENSIONS.contains(&e))
+    {
+        Side::File(path.to_path_buf())
+    } else {
+        Side::Phase(arg.to_owned())
+    }
+}
+
+/// Loads both sides of a diff and compares them. None when a side is
+/// invalid or unknown (its diagnostics are printed).
+fn diff_sides(
+    format: Format,
+    phases: &Path,
+    from: &str,
+    to: &str,
+    renderer: &Renderer,
+    opts: &crate::compare::Options,
+) -> anyhow::Result<Option<Vec<crate::report::Comparison>>> {
+    // Errors are reported in the requested format (and nothing else is
+    // printed); warnings go to stderr as text, so stdout stays one document.
+    let load = |dir: &Path| -> anyhow::Result<Option<Checked>> {
+        let checked = validate::check_dir(dir)?;
+        if checked.diagnostics.has_errors() {
+            report(format, checked.diagnostics.clone(), None, false);
+            return Ok(None);
+        }
+        report(Format::Text, checked.diagnostics.clone(), None, false);
+        Ok(Some(checked))
+    };
+    match (side(from), side(to)) {
+        (Side::Dir(a), Side::Dir(b)) => {
+            let (Some(old), Some(new)) = (load(&a)?, load(&b)?) else {
+                return Ok(None);
+            };
+            Ok(Some(crate::compare::compare_dirs(
+                &old, &new, renderer, opts,
+            )?))
+        }
+        (Side::Dir(_), _) | (_, Side::Dir(_)) => {
+            eprintln!(
+                "error: diff compares a directory only with another directory
+  help: give two phases directories, or two phase names or spec files"
+            );
+            Ok(None)
+        }
+        (a, b) => {
+            let mut loaded: Vec<(PathBuf, Checked)> = Vec::new();
+            let mut pick = |s: Side| -> anyhow::Result<Option<ValidPhase>> {
+                let (dir, wanted) = match &s {
+                    Side::File(f) => (
+                        f.parent()
+                            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                        None,
+                    ),
+                    Side::Phase(name) => (phases.to_path_buf(), Some(name.clone())),
+                    Side::Dir(_) => unreachable!("directories are handled above"),
+                };
+                if !loaded.iter().any(|(d, _)| *d == dir) {
+                    let Some(checked) = load(&dir)? else {
+                        return Ok(None);
+                    };
+                    loaded.push((dir.clone(), checked));
+                }
+                let checked = &loaded
+                    .iter()
+                    .find(|(d, _)| *d == dir)
+                    .map(|(_, c)| c)
+                    .ok_or_else(|| anyhow::anyhow!("not loaded"))?;
+                match (&s, wanted) {
+                    (_, Some(name)) => {
+                        match validate::select(checked, std::slice::from_ref(&name), &dir) {
+                            Ok(mut v) => Ok(v.pop().cloned()),
+                            Err(d) => {
+                                report(format, Diagnostics::default(), Some(d), false);
+                                Ok(None)
+                            }
+                        }
+                    }
+                    (Side::File(f), None) => {
+                        let found = checked
+                            .phases
+                            .iter()
+                            .find(|p| p.chain[0].file_name() == f.file_name())
+                            .cloned();
+                        if found.is_none() {
+                            eprintln!(
+                                "error: {} is not a concrete phase (an abstract spec is never rendered)",
+                                f.display()
+                            );
+                        }
+                        Ok(found)
+                    }
+                    _ => Ok(None),
+                }
+            };
+            let (Some(old), Some(new)) = (pick(a)?, pick(b)?) else {
+                return Ok(None);
+            };
+            Ok(Some(vec![crate::compare::compare(
+                Some(&old),
+                Some(&new),
+                renderer,
+                opts,
+            )?]))
+        }
+    }
+}
+
 /// `up` without --native: the compose target through `docker compose`,
 /// when a Docker engine answers.
 fn compose_up(phase: &ValidPhase, renderer: &Renderer, state: &Path) -> anyhow::Result<i32> {
@@ -390,6 +602,14 @@ fn build(
         rendered.push((phase.spec.name.as_str(), files));
     }
     let all = names.is_empty();
+    // The plans between consecutive phases change with any of them, so
+    // they are written when every phase is built.
+    if all && checked.phases.len() > 1 {
+        rendered.push((
+            TRANSITIONS,
+            crate::compare::transition_notes(&checked, &renderer)?,
+        ));
+    }
     if check {
         let mut drift = Vec::new();
         for (name, files) in &rendered {
@@ -507,7 +727,7 @@ fn report(format: Format, diags: Diagnostics, extra: Option<Diagnostic>, strict:
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             let mut stderr = std::io::stderr().lock();
             for d in &list {
                 let _ = writeln!(stderr, "{d}");

@@ -135,6 +135,10 @@ pub enum Code {
     Reg001,
     /// Regions or services: duplicate names.
     Reg002,
+    /// Redis moves backwards between consecutive phases.
+    Trn001,
+    /// Capacity shrinks between consecutive phases.
+    Trn002,
     /// A spec explicitly weakens a security default.
     Sec001,
 }
@@ -187,6 +191,8 @@ impl Code {
             Red011 => "RED011",
             Reg001 => "REG001",
             Reg002 => "REG002",
+            Trn001 => "TRN001",
+            Trn002 => "TRN002",
             Sec001 => "SEC001",
         }
     }

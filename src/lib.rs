@@ -5,11 +5,15 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod compare;
 pub mod diag;
+pub mod diff;
 pub mod native;
 pub mod pgconf;
 pub mod render;
+pub mod report;
 pub mod spec;
 pub mod templates;
 pub mod topology;
+pub mod transition;
 pub mod validate;

@@ -27,7 +27,14 @@ impl Merged {
 /// Keys that say which phase a file is rather than how it is built: a
 /// child inheriting its parent's name or order would silently become a
 /// second copy of it, so these are never inherited.
-pub const IDENTITY_KEYS: [&str; 5] = ["abstract", "extends", "name", "title", "order"];
+pub const IDENTITY_KEYS: [&str; 6] = [
+    "abstract",
+    "extends",
+    "name",
+    "title",
+    "order",
+    "allow_downgrade",
+];
 
 /// Merges `leaf` with its ancestors.
 pub fn resolve(

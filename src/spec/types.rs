@@ -185,6 +185,10 @@ pub struct Phase {
     pub order: u32,
     /// The concurrent users this phase is planned for.
     pub users: Users,
+    /// Allows this phase to shrink capacity or move Redis back relative to
+    /// the phase before it (TRN001, TRN002). Not inherited.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_downgrade: bool,
     #[serde(default)]
     pub workload: Workload,
     pub app: App,

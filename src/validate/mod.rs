@@ -95,6 +95,14 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
     phases.sort_by(|a, b| {
         (a.spec.order, a.spec.name.as_str()).cmp(&(b.spec.order, b.spec.name.as_str()))
     });
+    // Consecutive phases by order: what a rollout actually moves between.
+    for pair in phases.windows(2) {
+        diags.extend(crate::transition::check(
+            &pair[0].spec,
+            &pair[1].spec,
+            &pair[1].sources,
+        ));
+    }
     Ok(Checked {
         phases,
         diagnostics: diags,

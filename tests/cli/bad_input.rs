@@ -94,5 +94,7 @@ bad_inputs! {
     unknown_postgres_parameter: "unknown-parameter" => "PG001" at "phases/phase.yaml:6:5";
     inherited_sentinel_block_in_cluster_mode: "sentinel-block-in-cluster" => "RED009" at "phases/parent.yaml:7:3";
     users_min_above_max: "users-reversed" => "PHASE001" at "phases/phase.yaml:3:15";
+    redis_moving_backwards: "redis-backwards" => "TRN001" at "phases/two.yaml:4:16";
+    capacity_loss_between_phases: "capacity-loss" => "TRN002" at "phases/two.yaml:4:28";
     error_located_in_the_parent_that_set_it: "error-in-parent" => "RED008" at "phases/parent.yaml:4:24";
 }

@@ -3,5 +3,6 @@
 mod bad_input;
 mod build;
 mod compose_schema;
+mod diff;
 mod snapshots;
 mod support;

@@ -1,0 +1,347 @@
+//! Presenting a comparison of two phases: text for a terminal, Markdown for
+//! a pull-request comment, JSON for other tools; and the transition notes
+//! `build` writes under out/transitions/.
+
+use crate::diff::{ArtifactDiff, FileDiff, SpecChange, Status};
+use crate::transition::Plan;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One phase compared with another (or the same phase on two branches).
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    /// Phase names; None where one side has no such phase.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub summary: crate::diff::Summary,
+    pub files: Vec<FileDiff>,
+    pub spec_changes: Vec<SpecChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+impl Comparison {
+    pub fn new(
+        from: Option<String>,
+        to: Option<String>,
+        files: ArtifactDiff,
+        spec_changes: Vec<SpecChange>,
+        plan: Option<Plan>,
+    ) -> Self {
+        Comparison {
+            from,
+            to,
+            summary: files.summary,
+            files: files.files,
+            spec_changes,
+            plan,
+        }
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.files.is_empty() || !self.spec_changes.is_empty()
+    }
+
+    fn title(&self) -> String {
+        match (&self.from, &self.to) {
+            (Some(a), Some(b)) if a == b => a.clone(),
+            (Some(a), Some(b)) => format!("{a} -> {b}"),
+            (Some(a), None) => format!("{a} (removed)"),
+            (None, Some(b)) => format!("{b} (added)"),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn counts(&self) -> String {
+        let s = &self.summary;
+        format!(
+            "{} added, {} removed, {} changed, {} renamed, {} unchanged",
+            s.added, s.removed, s.changed, s.renamed, s.unchanged
+        )
+    }
+}
+
+fn status_word(f: &FileDiff) -> String {
+    match (&f.status, &f.from) {
+        (Status::Renamed, Some(from)) => format!("renamed from {from}"),
+        (status, _) => serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+fn file_patch(f: &FileDiff, paint: &Paint, out: &mut String) {
+    let (a, b) = match f.status {
+        Status::Added => ("/dev/null".to_owned(), format!("b/{}", f.path)),
+        Status::Removed => (format!("a/{}", f.path), "/dev/null".to_owned()),
+        _ => (
+            format!("a/{}", f.from.as_deref().unwrap_or(&f.path)),
+            format!("b/{}", f.path),
+        ),
+    };
+    let _ = writeln!(out, "{}", paint.wrap("1", &format!("--- {a}")));
+    let _ = writeln!(out, "{}", paint.wrap("1", &format!("+++ {b}")));
+    for hunk in &f.hunks {
+        let _ = writeln!(out, "{}", paint.wrap("36", &hunk.header()));
+        for line in &hunk.lines {
+            let text = format!("{}{}", line.tag, line.text);
+            let _ = writeln!(
+                out,
+                "{}",
+                match line.tag {
+                    '+' => paint.wrap("32", &text),
+                    '-' => paint.wrap("31", &text),
+                    _ => text,
+                }
+            );
+        }
+    }
+}
+
+pub fn text(comparisons: &[Comparison], stat: bool, color: bool) -> String {
+    let paint = Paint(color);
+    let mut out = String::new();
+    for c in comparisons {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.wrap("1", &format!("diff {}: {}", c.title(), c.counts()))
+        );
+        if !c.has_changes() {
+            let _ = writeln!(out, "no changes");
+            continue;
+        }
+        if !c.spec_changes.is_empty() {
+            let _ = writeln!(out, "\nspec changes:");
+            for s in &c.spec_changes {
+                let _ = writeln!(out, "  {}", s.describe());
+            }
+        }
+        if let Some(plan) = &c.plan {
+            let _ = writeln!(
+                out,
+                "\ntransition plan (highest risk: {}):",
+                plan.highest_risk().label()
+            );
+            for (i, s) in plan.steps.iter().enumerate() {
+                let flag = if s.capacity_loss {
+                    " [capacity loss]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "  {}. [{}]{flag} {}", i + 1, s.risk.label(), s.title);
+                let _ = writeln!(out, "     {}", s.why);
+            }
+        }
+        let _ = writeln!(out, "\nfiles:");
+        if stat {
+            let width = c.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+            for f in &c.files {
+                let _ = writeln!(
+                    out,
+                    "  {:<width$} | {} {} ({})",
+                    f.path,
+                    paint.wrap("32", &format!("+{}", f.added)),
+                    paint.wrap("31", &format!("-{}", f.removed)),
+                    status_word(f)
+                );
+            }
+        } else {
+            for f in &c.files {
+                if f.status == Status::Renamed {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        paint.wrap(
+                            "1",
+                            &format!("renamed: {} -> {}", f.from.as_deref().unwrap_or(""), f.path)
+                        )
+                    );
+                } else {
+                    file_patch(f, &paint, &mut out);
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// GitHub refuses comments over 65,536 characters; stay well below.
+pub const MARKDOWN_CAP: usize = 60_000;
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn plan_markdown(plan: &Plan, out: &mut String) {
+    let _ = writeln!(out, "| # | step | risk | why |\n|---|---|---|---|");
+    for (i, s) in plan.steps.iter().enumerate() {
+        let flag = if s.capacity_loss {
+            " ⚠ capacity loss"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}{flag} | {} |",
+            i + 1,
+            md_escape(&s.title),
+            s.risk.label(),
+            md_escape(&s.why)
+        );
+    }
+}
+
+fn spec_markdown(c: &Comparison, out: &mut String) {
+    let (a, b) = (
+        c.from.as_deref().unwrap_or("before"),
+        c.to.as_deref().unwrap_or("after"),
+    );
+    let (a, b) = if a == b { ("before", "after") } else { (a, b) };
+    let _ = writeln!(out, "| value | {a} | {b} |\n|---|---|---|");
+    let show = |v: &Option<serde_json::Value>| match v {
+        None => "_unset_".to_owned(),
+        Some(serde_json::Value::String(s)) => format!("`{}`", md_escape(s)),
+        Some(other) => format!("`{}`", md_escape(&other.to_string())),
+    };
+    for s in &c.spec_changes {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            s.path,
+            show(&s.old),
+            show(&s.new)
+        );
+    }
+}
+
+pub fn markdown(comparisons: &[Comparison], stat: bool, cap: usize) -> String {
+    let mut out = String::new();
+    let mut omitted = 0;
+    for c in comparisons {
+        let _ = writeln!(out, "### scaleplan diff: {}\n", md_escape(&c.title()));
+        let s = &c.summary;
+        let _ = writeln!(
+            out,
+            "| added | removed | changed | renamed | unchanged |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |\n",
+            s.added, s.removed, s.changed, s.renamed, s.unchanged
+        );
+        if !c.has_changes() {
+            let _ = writeln!(out, "No changes.\n");
+            continue;
+        }
+        if !c.spec_changes.is_empty() {
+            let _ = writeln!(out, "**Spec changes**\n");
+            spec_markdown(c, &mut out);
+            out.push('\n');
+        }
+        if let Some(plan) = &c.plan {
+            let _ = writeln!(
+                out,
+                "**Transition plan** (highest risk: {})\n",
+                plan.highest_risk().label()
+            );
+            plan_markdown(plan, &mut out);
+            out.push('\n');
+        }
+        let _ = writeln!(out, "**Files**\n");
+        for f in &c.files {
+            let line = format!(
+                "- `{}` {} (+{} -{})\n",
+                f.path,
+                status_word(f),
+                f.added,
+                f.removed
+            );
+            let section = if stat || f.status == Status::Renamed {
+                line
+            } else {
+                let mut patch = String::new();
+                file_patch(f, &Paint(false), &mut patch);
+                // A fence longer than any run of backticks in the patch.
+                let fence = "`".repeat(
+                    patch
+                        .split(|c| c != '`')
+                        .map(str::len)
+                        .max()
+                        .unwrap_or(0)
+                        .max(2)
+                        + 1,
+                );
+                format!(
+                    "<details><summary><code>{}</code> {} (+{} -{})</summary>\n\n{fence}diff\n{patch}{fence}\n\n</details>\n\n",
+                    md_escape(&f.path),
+                    md_escape(&status_word(f)),
+                    f.added,
+                    f.removed
+                )
+            };
+            if out.len() + section.len() > cap {
+                omitted += 1;
+                continue;
+            }
+            out.push_str(&section);
+        }
+        out.push('\n');
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            out,
+            "> {omitted} file section(s) left out to keep this comment under {cap} characters; run `scaleplan diff` locally for all of them."
+        );
+    }
+    out
+}
+
+pub fn json(comparisons: &[Comparison]) -> String {
+    let changes = comparisons.iter().any(Comparison::has_changes);
+    serde_json::to_string_pretty(
+        &serde_json::json!({ "changes": changes, "comparisons": comparisons }),
+    )
+    .unwrap_or_default()
+        + "\n"
+}
+
+/// out/transitions/<from>-to-<to>.md: what changes between two consecutive
+/// phases and how to roll it out, regenerated by every build.
+pub fn transition_note(c: &Comparison, files: (&str, &str)) -> String {
+    let (from, to) = (
+        c.from.as_deref().unwrap_or(""),
+        c.to.as_deref().unwrap_or(""),
+    );
+    let mut out = format!(
+        "<!-- Generated by scaleplan from {} and {}. Do not edit: change the specs and run `scaleplan build`. -->\n\n# Transition {from} -> {to}\n\n",
+        files.0, files.1
+    );
+    let _ = writeln!(out, "Generated files: {}.\n", c.counts());
+    if !c.spec_changes.is_empty() {
+        let _ = writeln!(out, "## Spec changes\n");
+        spec_markdown(c, &mut out);
+        out.push('\n');
+    }
+    if let Some(plan) = &c.plan {
+        let _ = writeln!(
+            out,
+            "## Plan\n\nHighest risk: **{}**.\n",
+            plan.highest_risk().label()
+        );
+        plan_markdown(plan, &mut out);
+    }
+    out
+}
