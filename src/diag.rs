@@ -135,6 +135,8 @@ pub enum Code {
     Reg001,
     /// Regions or services: duplicate names.
     Reg002,
+    /// Estimated capacity below users.max.
+    Cap001,
     /// Redis moves backwards between consecutive phases.
     Trn001,
     /// Capacity shrinks between consecutive phases.
@@ -191,6 +193,7 @@ impl Code {
             Red011 => "RED011",
             Reg001 => "REG001",
             Reg002 => "REG002",
+            Cap001 => "CAP001",
             Trn001 => "TRN001",
             Trn002 => "TRN002",
             Sec001 => "SEC001",

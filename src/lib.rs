@@ -4,6 +4,7 @@
 //! (templates), `artifacts` (write, check). `cli` drives them.
 
 pub mod artifacts;
+pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod diag;

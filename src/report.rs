@@ -133,6 +133,11 @@ pub fn text(comparisons: &[Comparison], stat: bool, color: bool) -> String {
         if let Some(plan) = &c.plan {
             let _ = writeln!(
                 out,
+                "\ncapacity: {} concurrent users",
+                plan.capacity.describe()
+            );
+            let _ = writeln!(
+                out,
                 "\ntransition plan (highest risk: {}):",
                 plan.highest_risk().label()
             );
@@ -254,6 +259,11 @@ pub fn markdown(comparisons: &[Comparison], stat: bool, cap: usize) -> String {
         if let Some(plan) = &c.plan {
             let _ = writeln!(
                 out,
+                "**Capacity**: {} concurrent users\n",
+                plan.capacity.describe()
+            );
+            let _ = writeln!(
+                out,
                 "**Transition plan** (highest risk: {})\n",
                 plan.highest_risk().label()
             );
@@ -338,10 +348,68 @@ pub fn transition_note(c: &Comparison, files: (&str, &str)) -> String {
     if let Some(plan) = &c.plan {
         let _ = writeln!(
             out,
+            "## Capacity\n\n{} concurrent users.\n",
+            plan.capacity.describe()
+        );
+        let _ = writeln!(
+            out,
             "## Plan\n\nHighest risk: **{}**.\n",
             plan.highest_risk().label()
         );
         plan_markdown(plan, &mut out);
+    }
+    out
+}
+
+/// 12345 -> "12,345".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The capacity table of one phase, bottleneck marked with '*'.
+pub fn capacity_text(e: &crate::capacity::Estimate, title: &str, users_min: u32) -> String {
+    let mut out = format!(
+        "{} ({title}): carries {} concurrent users; planned {}-{}; headroom {:.2}x; bottleneck: {}\n",
+        e.phase,
+        thousands(e.capacity),
+        thousands(users_min.into()),
+        thousands(e.users_max.into()),
+        e.headroom,
+        e.bottleneck.label()
+    );
+    let _ = writeln!(out, "    {:<20} {:>12}  work", "resource", "users");
+    for l in &e.lines {
+        let mark = if l.resource == e.bottleneck { '*' } else { ' ' };
+        let users = l.users.map_or_else(|| "no limit".to_owned(), thousands);
+        let _ = writeln!(
+            out,
+            "  {mark} {:<20} {users:>12}  {}",
+            l.resource.label(),
+            l.work
+        );
+    }
+    out
+}
+
+/// The capacity table as Markdown, for the phase summary.
+pub fn capacity_markdown(e: &crate::capacity::Estimate) -> String {
+    let mut out = String::from("| resource | concurrent users | how |\n|---|---:|---|\n");
+    for l in &e.lines {
+        let users = l.users.map_or_else(|| "no limit".to_owned(), thousands);
+        let name = if l.resource == e.bottleneck {
+            format!("**{}** (bottleneck)", l.resource.label())
+        } else {
+            l.resource.label().to_owned()
+        };
+        let _ = writeln!(out, "| {name} | {users} | {} |", md_escape(&l.work));
     }
     out
 }

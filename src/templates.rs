@@ -30,6 +30,8 @@ registry! {
     CLUSTER_CREATE_SH = "redis/cluster-create.sh";
     DOCKER_COMPOSE_YML = "compose/docker-compose.yml";
     ENV_EXAMPLE = "compose/env.example";
+    PHASE_README = "docs/phase-readme.md";
+    K6_JS = "loadtest/k6.js";
 }
 
 /// The sources to use: embedded ones, each replaced by DIR/name when an

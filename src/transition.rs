@@ -46,7 +46,29 @@ pub struct Step {
 pub struct Plan {
     pub from: String,
     pub to: String,
+    /// Estimated concurrent users before and after, with the bottlenecks.
+    pub capacity: CapacityChange,
     pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CapacityChange {
+    pub before: u64,
+    pub after: u64,
+    pub bottleneck_before: crate::capacity::Resource,
+    pub bottleneck_after: crate::capacity::Resource,
+}
+
+impl CapacityChange {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}) -> {} ({})",
+            crate::report::thousands(self.before),
+            self.bottleneck_before.label(),
+            crate::report::thousands(self.after),
+            self.bottleneck_after.label()
+        )
+    }
 }
 
 impl Plan {
@@ -246,9 +268,19 @@ pub fn plan(from: &Phase, to: &Phase) -> Plan {
             "the two phases render the same topology and settings",
         ));
     }
+    let (before, after) = (
+        crate::capacity::estimate(from),
+        crate::capacity::estimate(to),
+    );
     Plan {
         from: from.name.as_str().to_owned(),
         to: to.name.as_str().to_owned(),
+        capacity: CapacityChange {
+            before: before.capacity,
+            after: after.capacity,
+            bottleneck_before: before.bottleneck,
+            bottleneck_after: after.bottleneck,
+        },
         steps,
     }
 }

@@ -24,16 +24,19 @@ impl Merged {
     }
 }
 
-/// Keys that say which phase a file is rather than how it is built: a
-/// child inheriting its parent's name or order would silently become a
-/// second copy of it, so these are never inherited.
-pub const IDENTITY_KEYS: [&str; 6] = [
-    "abstract",
-    "extends",
-    "name",
-    "title",
-    "order",
-    "allow_downgrade",
+/// Keys that say which phase a file is, or what it alone is allowed, rather
+/// than how it is built: a child inheriting its parent's name or order
+/// would silently become a second copy of it, and one inheriting a
+/// permission (allow_downgrade, allow_below_target) would skip a check its
+/// author never waived. These are never inherited.
+pub const IDENTITY_KEYS: [&[&str]; 7] = [
+    &["abstract"],
+    &["extends"],
+    &["name"],
+    &["title"],
+    &["order"],
+    &["allow_downgrade"],
+    &["capacity", "allow_below_target"],
 ];
 
 /// Merges `leaf` with its ancestors.
@@ -106,8 +109,8 @@ pub fn resolve(
     for file in lineage.iter().rev() {
         let mut node = file.root.clone();
         if !Arc::ptr_eq(&file.path, &leaf.path) {
-            for key in IDENTITY_KEYS {
-                node.remove(key);
+            for path in IDENTITY_KEYS {
+                node.remove_path(path);
             }
         }
         merged = Some(match merged {

@@ -56,6 +56,23 @@ impl Node {
         }
     }
 
+    /// Removes the value at a path of keys, if there is one.
+    pub fn remove_path(&mut self, path: &[&str]) {
+        match path {
+            [] => {}
+            [key] => {
+                self.remove(key);
+            }
+            [first, rest @ ..] => {
+                if let Kind::Map(entries) = &mut self.kind {
+                    if let Some((_, child)) = entries.iter_mut().find(|(k, _)| k == first) {
+                        child.remove_path(rest);
+                    }
+                }
+            }
+        }
+    }
+
     /// Sets `key` in a mapping node, replacing an existing entry in place.
     pub fn insert(&mut self, key: &str, value: Node) {
         if let Kind::Map(entries) = &mut self.kind {

@@ -199,6 +199,8 @@ pub struct Phase {
     pub redis: Redis,
     #[serde(default)]
     pub targets: Targets,
+    #[serde(default)]
+    pub capacity: CapacityOptions,
     /// Regions, for phases that span more than one (exactly one primary).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<Region>,
@@ -227,19 +229,26 @@ pub struct Users {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
+    /// Requests one user sends per minute (HTTP and WebSocket messages).
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub requests_per_user_per_min: f64,
-    #[schemars(range(min = 0.0))]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub db_queries_per_request: f64,
     /// Share of database queries that are reads, 0 to 1.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub read_ratio: f64,
+    /// Mean time a query holds its server connection.
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub db_query_ms: f64,
-    #[schemars(range(min = 0.0))]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub redis_ops_per_request: f64,
-    #[schemars(range(min = 0.0))]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub redis_memory_kb_per_user: f64,
+    /// PgBouncer client connections one concurrent user accounts for: 1
+    /// where each user's session holds a connection (the conservative
+    /// default), far less where app replicas share a small pool.
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub db_clients_per_user: f64,
 }
 
 impl Default for Workload {
@@ -251,6 +260,7 @@ impl Default for Workload {
             db_query_ms: 4.0,
             redis_ops_per_request: 4.0,
             redis_memory_kb_per_user: 16.0,
+            db_clients_per_user: 1.0,
         }
     }
 }
@@ -576,6 +586,28 @@ pub struct Cluster {
 
 fn default_node_timeout() -> u32 {
     5000
+}
+
+/// Figures and switches of the capacity estimate (see the README).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityOptions {
+    /// Lowers CAP001 (capacity below users.max) to a warning for this
+    /// phase. Not inherited.
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_below_target: bool,
+    /// Operations per second one Redis node serves.
+    #[schemars(range(min = 1))]
+    pub redis_ops_per_sec_per_node: u32,
+}
+
+impl Default for CapacityOptions {
+    fn default() -> Self {
+        CapacityOptions {
+            allow_below_target: false,
+            redis_ops_per_sec_per_node: 100_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

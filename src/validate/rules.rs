@@ -18,7 +18,38 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     redis(&phase.redis, "/redis", src, &mut out);
     regions(phase, src, &mut out);
     names(phase, src, &mut out);
+    capacity(phase, src, &mut out);
     out
+}
+
+/// CAP001: the resources must carry the users the phase is planned for.
+fn capacity(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let e = crate::capacity::estimate(phase);
+    if e.capacity >= u64::from(phase.users.max) {
+        return;
+    }
+    let work = e
+        .lines
+        .iter()
+        .find(|l| l.resource == e.bottleneck)
+        .map_or(String::new(), |l| l.work.clone());
+    let message = format!(
+        "phase {} carries about {} concurrent users, below users.max {}: {} is the bottleneck ({work})",
+        phase.name,
+        e.capacity,
+        phase.users.max,
+        e.bottleneck.label()
+    );
+    let help = format!(
+        "{}; or, if the shortfall is known, set capacity.allow_below_target: true in this phase",
+        e.bottleneck.remedy()
+    );
+    let at = src.value_at("/users/max");
+    out.push(if phase.capacity.allow_below_target {
+        Diagnostic::warning(Code::Cap001, at, message, help)
+    } else {
+        Diagnostic::error(Code::Cap001, at, message, help)
+    });
 }
 
 /// Rules across the phases of one directory.

@@ -203,7 +203,7 @@ fn allow_downgrade_permits_a_smaller_later_phase() {
     let scale = sandbox.path("phases/scale.yaml");
     let text = std::fs::read_to_string(&scale)
         .unwrap()
-        .replace("app: { replicas: 8,", "app: { replicas: 3,");
+        .replace("storage_gb: 500", "storage_gb: 50");
     std::fs::write(&scale, &text).unwrap();
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 1);

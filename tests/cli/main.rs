@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod build;
+mod capacity;
 mod compose_schema;
 mod diff;
 mod snapshots;

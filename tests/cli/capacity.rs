@@ -1,0 +1,173 @@
+//! `scaleplan capacity`, CAP001 and the generated summaries and load tests.
+
+use crate::support::{Sandbox, repo, run_in};
+
+#[test]
+fn shipped_phases_carry_their_claims() {
+    let run = run_in(&repo(), &["--format", "json", "capacity"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let carried: Vec<(String, u64, String)> = doc["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["phase"].as_str().unwrap().to_owned(),
+                p["capacity"].as_u64().unwrap(),
+                p["bottleneck"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let get = |name: &str| carried.iter().find(|(n, _, _)| n == name).unwrap().1;
+    assert!(get("launch") >= 2000);
+    assert!(
+        (5000..=7000).contains(&get("growth")),
+        "growth {}: near the plan's 5,700",
+        get("growth")
+    );
+    assert!(get("scale") >= 10_000);
+    assert!(get("enterprise") >= 50_000);
+    insta::assert_snapshot!("capacity_json", run.stdout);
+}
+
+#[test]
+fn text_table_marks_the_bottleneck() {
+    let run = run_in(&repo(), &["capacity", "growth"], &[]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!("capacity_text_growth", run.stdout);
+}
+
+#[test]
+fn users_picks_the_smallest_phase_with_headroom() {
+    let pick = |users: &str, headroom: &str| {
+        run_in(
+            &repo(),
+            &["capacity", "--users", users, "--headroom", headroom],
+            &[],
+        )
+    };
+    let run = pick("1500", "1.2");
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.starts_with("launch carries 1,500 users"),
+        "{}",
+        run.stdout
+    );
+    // 2,000 x 1.2 = 2,400 is past launch's 2,000.
+    assert!(pick("2000", "1.2").stdout.starts_with("growth carries"));
+    assert!(pick("2000", "1.0").stdout.starts_with("launch carries"));
+    // 12,000 x 1.2 = 14,400: scale carries 16,000.
+    assert!(pick("12000", "1.2").stdout.starts_with("scale carries"));
+    let none = pick("60000", "1.2");
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stdout.contains("no phase carries 60,000 users"),
+        "{}",
+        none.stdout
+    );
+    assert!(
+        none.stdout.contains("raise app.replicas"),
+        "names what to raise: {}",
+        none.stdout
+    );
+    let json = run_in(
+        &repo(),
+        &["--format", "json", "capacity", "--users", "4000"],
+        &[],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["phase"], "growth");
+    assert_eq!(doc["needed"], 4800);
+}
+
+#[test]
+fn allow_below_target_lowers_cap001_to_a_warning() {
+    let sandbox = Sandbox::shipped("cap-allow");
+    let growth = sandbox.path("phases/growth.yaml");
+    let text = std::fs::read_to_string(&growth)
+        .unwrap()
+        .replace("max_client_conn: 3000", "max_client_conn: 2000");
+    std::fs::write(&growth, &text).unwrap();
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error[CAP001]: phases/growth.yaml:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("PgBouncer clients is the bottleneck"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&growth, text + "capacity: { allow_below_target: true }\n").unwrap();
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning[CAP001]"), "{}", run.stderr);
+    // The waiver is the phase's own: scale, extending growth, does not inherit it.
+    let inspect = sandbox.run(&["inspect", "scale"]);
+    assert!(
+        !inspect.stdout.contains("allow_below_target"),
+        "{}",
+        inspect.stdout
+    );
+}
+
+#[test]
+fn every_load_test_parses_with_node() {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if node.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node is needed to check the load tests"
+        );
+        eprintln!("node not installed: load tests not syntax-checked");
+        return;
+    }
+    for phase in ["launch", "growth", "scale", "enterprise"] {
+        let path = repo().join(format!("out/{phase}/loadtest/k6.js"));
+        let out = std::process::Command::new("node")
+            .arg("--check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        for scenario in ["smoke:", "steady:", "ramp:", "spike:"] {
+            assert!(text.contains(scenario), "{phase} lacks {scenario}");
+        }
+        assert!(text.contains("__ENV.TARGET_URL"));
+        assert!(text.contains("p(95)<"));
+    }
+    let growth = std::fs::read_to_string(repo().join("out/growth/loadtest/k6.js")).unwrap();
+    assert!(
+        growth.contains("const USERS_MIN = 3000;") && growth.contains("const USERS_MAX = 5000;")
+    );
+    assert!(
+        growth.contains("const CAPACITY = 6000;") && growth.contains("const SPIKE_PEAK = 9000;")
+    );
+}
+
+#[test]
+fn summaries_and_transition_plans_show_capacity() {
+    let readme = std::fs::read_to_string(repo().join("out/scale/README.md")).unwrap();
+    assert!(
+        readme.contains("carries about **16,000** concurrent users"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("The bottleneck is **WebSocket**"),
+        "{readme}"
+    );
+    let plan = std::fs::read_to_string(repo().join("out/transitions/launch-to-growth.md")).unwrap();
+    assert!(
+        plan.contains("2,000 (PgBouncer clients) -> 6,000 (PgBouncer clients) concurrent users"),
+        "{plan}"
+    );
+}
