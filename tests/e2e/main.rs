@@ -36,7 +36,7 @@ fn growth_replicas_and_sentinel_failover() {
     let phase = Phase::up("growth");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 2);
-    checks::pgbouncer_settings(&phase, "transaction", 40, 5, 2000);
+    checks::pgbouncer_settings(&phase, "transaction", 40, 5, 3000);
     checks::sentinel_failover(&phase, "sikka", 5000);
     phase.down();
 }
@@ -56,7 +56,7 @@ fn enterprise_primary_region() {
     let phase = Phase::up("enterprise");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 6);
-    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 5000);
+    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 10000);
     checks::cluster_failover(&phase, 6, 5000);
     phase.down();
 }
