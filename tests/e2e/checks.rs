@@ -116,15 +116,22 @@ pub fn postgres_routing(phase: &Phase, db: &str, replicas: usize) {
     }
 }
 
-/// The pool settings in force (PgBouncer's admin console) are the spec's;
-/// a wrong password is refused.
-pub fn pgbouncer_settings(
-    phase: &Phase,
-    pool_mode: &str,
-    pool: u32,
-    reserve: u32,
-    max_client: u32,
-) {
+/// The pool settings in force (PgBouncer's admin console) are the spec's,
+/// as `scaleplan inspect` reports them; a wrong password is refused.
+pub fn pgbouncer_settings(phase: &Phase) {
+    let spec = crate::support::run_in(
+        &crate::support::repo(),
+        &["inspect", &phase.name, "--output", "json"],
+        &[],
+    );
+    let spec: serde_json::Value = serde_json::from_str(&spec.stdout).expect("inspect");
+    let pgb = &spec["pgbouncer"];
+    let pool_mode = pgb["pool_mode"].as_str().unwrap();
+    let (pool, reserve, max_client) = (
+        &pgb["default_pool_size"],
+        &pgb["reserve_pool_size"],
+        &pgb["max_client_conn"],
+    );
     let primary = phase.port("postgres-primary");
     for bouncer in phase.of_kind("pgbouncer") {
         let config = psql(

@@ -16,7 +16,7 @@ fn launch_primary_pgbouncer_and_standalone_redis() {
     let phase = Phase::up("launch");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 0);
-    checks::pgbouncer_settings(&phase, "transaction", 20, 5, 2000);
+    checks::pgbouncer_settings(&phase);
     checks::redis_standalone_auth(&phase);
     let status = phase.status();
     assert_eq!(status.code, 0, "{}", status.stdout);
@@ -36,7 +36,7 @@ fn growth_replicas_and_sentinel_failover() {
     let phase = Phase::up("growth");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 2);
-    checks::pgbouncer_settings(&phase, "transaction", 40, 5, 3000);
+    checks::pgbouncer_settings(&phase);
     checks::sentinel_failover(&phase, "sikka", 5000);
     phase.down();
 }
@@ -46,7 +46,7 @@ fn scale_cluster_failover() {
     let phase = Phase::up("scale");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 4);
-    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 5000);
+    checks::pgbouncer_settings(&phase);
     checks::cluster_failover(&phase, 3, 5000);
     phase.down();
 }
@@ -56,7 +56,7 @@ fn enterprise_primary_region() {
     let phase = Phase::up("enterprise");
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 6);
-    checks::pgbouncer_settings(&phase, "transaction", 50, 5, 10000);
+    checks::pgbouncer_settings(&phase);
     checks::cluster_failover(&phase, 6, 5000);
     phase.down();
 }
