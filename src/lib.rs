@@ -15,6 +15,7 @@ pub mod render;
 pub mod report;
 pub mod spec;
 pub mod templates;
+pub mod terraform;
 pub mod topology;
 pub mod transition;
 pub mod validate;

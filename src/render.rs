@@ -30,6 +30,7 @@ pub enum Syntax {
     RedisConf,
     Yaml,
     Js,
+    Hcl,
     Shell,
     Markdown,
     Plain,
@@ -45,6 +46,7 @@ impl Syntax {
             n if n.ends_with(".yml") || n.ends_with(".yaml") => Syntax::Yaml,
             n if n.ends_with(".sh") => Syntax::Shell,
             n if n.ends_with(".js") => Syntax::Js,
+            n if n.ends_with(".tf") || n.ends_with(".hcl") => Syntax::Hcl,
             n if n.ends_with(".md") => Syntax::Markdown,
             _ => Syntax::Plain,
         }
@@ -59,6 +61,7 @@ impl Syntax {
             Syntax::Yaml => "yaml",
             Syntax::Shell => "shell",
             Syntax::Js => "js",
+            Syntax::Hcl => "hcl",
             Syntax::Markdown => "markdown",
             Syntax::Plain => "plain",
         }
@@ -73,6 +76,7 @@ impl Syntax {
             "yaml" => Syntax::Yaml,
             "shell" => Syntax::Shell,
             "js" => Syntax::Js,
+            "hcl" => Syntax::Hcl,
             "markdown" => Syntax::Markdown,
             _ => Syntax::Plain,
         }
@@ -112,6 +116,21 @@ pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
     if matches!(syntax, Syntax::Yaml | Syntax::Js) {
         return serde_json::to_string(value)
             .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()));
+    }
+    // A JSON value is an HCL value too, once template sequences are
+    // escaped: "${" and "%{" would otherwise interpolate.
+    if syntax == Syntax::Hcl {
+        if kind == ValueKind::Seq {
+            // terraform fmt writes lists with a space after each comma.
+            let items: Result<Vec<String>, Error> = value
+                .try_iter()?
+                .map(|item| escape(Syntax::Hcl, &item))
+                .collect();
+            return Ok(format!("[{}]", items?.join(", ")));
+        }
+        let json = serde_json::to_string(value)
+            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+        return Ok(json.replace("${", "$${").replace("%{", "%%{"));
     }
     if kind == ValueKind::Bool {
         let b = value.is_true();
@@ -185,7 +204,7 @@ pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
             .replace('|', "\\|")
             .replace('<', "&lt;")
             .replace('>', "&gt;")),
-        Syntax::Plain | Syntax::Yaml | Syntax::Js => Ok(s.to_owned()),
+        Syntax::Plain | Syntax::Yaml | Syntax::Js | Syntax::Hcl => Ok(s.to_owned()),
     }
 }
 
@@ -215,6 +234,27 @@ fn key_filter(value: &Value) -> Result<Value, Error> {
             format!("{s:?} is not a plain word and cannot be a key"),
         ))
     }
+}
+
+/// `{{ name|hcl_label }}`: a block label such as a module name, quoted.
+fn hcl_label_filter(value: &Value) -> Result<Value, Error> {
+    let s = value.as_str().unwrap_or_default();
+    if all_in(s, "_-") && !s.starts_with(|c: char| c.is_ascii_digit()) {
+        Ok(Value::from_safe_string(format!("\"{s}\"")))
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{s:?} cannot be an HCL label"),
+        ))
+    }
+}
+
+/// `{{ x|hcl_or_null }}`: an optional number or string, `null` when absent.
+fn hcl_or_null_filter(value: &Value) -> Result<Value, Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok(Value::from_safe_string("null".to_owned()));
+    }
+    escape(Syntax::Hcl, value).map(Value::from_safe_string)
 }
 
 /// `{{ text|comment }}`: text inside a comment, which only needs to stay on
@@ -285,6 +325,8 @@ impl Renderer {
         env.set_formatter(formatter);
         env.add_filter("key", key_filter);
         env.add_filter("comment", comment_filter);
+        env.add_filter("hcl_label", hcl_label_filter);
+        env.add_filter("hcl_or_null", hcl_or_null_filter);
         env.add_function("header", header_fn);
         env.add_function("fail", |msg: String| -> Result<Value, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
@@ -326,6 +368,10 @@ impl Renderer {
                 &mut files,
             )?;
         }
+        if spec.targets.terraform.enabled {
+            self.render_terraform(phase, &mut files)
+                .with_context(|| format!("phase {}, terraform target", spec.name))?;
+        }
         self.render_docs(phase, &mut files)
             .with_context(|| format!("phase {}, summary and load test", spec.name))?;
         Ok(files)
@@ -353,6 +399,82 @@ impl Renderer {
                 Layout::Local { .. } => Ok(()),
             })
             .with_context(|| format!("phase {}, {} target", spec.name, layout.dir()))
+    }
+
+    /// out/<phase>/terraform: the root module and the region module.
+    fn render_terraform(&self, phase: &ValidPhase, files: &mut Artifacts) -> anyhow::Result<()> {
+        let spec = &phase.spec;
+        let g = generated(phase);
+        let topo = topology::plan(spec, Target::Compose);
+        let regions = crate::terraform::regions(spec);
+        let primary = regions.iter().find(|r| r.primary).unwrap_or(&regions[0]);
+        let size = |cpu: f64, memory: u32| crate::terraform::fargate(cpu, memory);
+        let mut services = vec![TfService {
+            name: topo.app.name.clone(),
+            image: topo.app.image.clone(),
+            replicas: topo.app.replicas,
+            cpu: size(topo.app.resources.cpu, topo.app.resources.memory_mb).0,
+            memory: size(topo.app.resources.cpu, topo.app.resources.memory_mb).1,
+            port: Some(topo.app.port),
+            uses_postgres: true,
+            uses_redis: true,
+        }];
+        services.extend(
+            topo.services
+                .iter()
+                .chain(topo.workers.iter())
+                .map(|s| TfService {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    replicas: s.replicas,
+                    cpu: size(s.resources.cpu, s.resources.memory_mb).0,
+                    memory: size(s.resources.cpu, s.resources.memory_mb).1,
+                    port: s.port,
+                    uses_postgres: s.uses_postgres,
+                    uses_redis: s.uses_redis,
+                }),
+        );
+        let pgb_size = size(
+            topo.pgbouncer.resources.cpu,
+            topo.pgbouncer.resources.memory_mb,
+        );
+        let ctx = TerraformCtx {
+            project: spec.project.as_str(),
+            phase: spec.name.as_str(),
+            title: g.title.clone(),
+            primary_region: primary.aws_region.clone(),
+            primary_module: primary.module.clone(),
+            primary_name: primary.name.clone(),
+            region_names: regions.iter().map(|r| r.name.clone()).collect(),
+            regions: regions.clone(),
+            postgres: &topo.postgres,
+            pgbouncer: &topo.pgbouncer,
+            pgbouncer_size: [pgb_size.0, pgb_size.1],
+            parameters: crate::terraform::db_parameters(spec),
+            multi_az: spec.postgres.multi_az,
+            postgres_class: crate::terraform::db_class(spec),
+            admin_user: ADMIN_USER,
+            services,
+        };
+        for name in [
+            t::TF_VERSIONS,
+            t::TF_VARIABLES,
+            t::TF_MAIN,
+            t::TF_OUTPUTS,
+            t::TF_README,
+            t::TF_TEST,
+            t::TF_REGION_VERSIONS,
+            t::TF_REGION_VARIABLES,
+            t::TF_REGION_SECURITY,
+            t::TF_REGION_SECRETS,
+            t::TF_REGION_POSTGRES,
+            t::TF_REGION_REDIS,
+            t::TF_REGION_SERVICES,
+            t::TF_REGION_OUTPUTS,
+        ] {
+            files.insert(name.to_owned(), self.render(name, &g, &ctx)?);
+        }
+        Ok(())
     }
 
     /// The phase summary (README.md) and the load test, which belong to no
@@ -760,6 +882,39 @@ fn generated(phase: &ValidPhase) -> Generated {
             "no parent".to_owned()
         },
     }
+}
+
+#[derive(Serialize)]
+struct TfService {
+    name: String,
+    image: String,
+    replicas: u32,
+    /// Fargate CPU units and MiB.
+    cpu: u32,
+    memory: u32,
+    port: Option<u16>,
+    uses_postgres: bool,
+    uses_redis: bool,
+}
+
+#[derive(Serialize)]
+struct TerraformCtx<'a> {
+    project: &'a str,
+    phase: &'a str,
+    title: String,
+    primary_region: String,
+    primary_module: String,
+    primary_name: String,
+    region_names: Vec<String>,
+    regions: Vec<crate::terraform::RegionPlan>,
+    postgres: &'a topology::PostgresCluster,
+    pgbouncer: &'a topology::PgbouncerTier,
+    pgbouncer_size: [u32; 2],
+    parameters: Vec<crate::terraform::DbParameter>,
+    multi_az: bool,
+    postgres_class: String,
+    admin_user: &'a str,
+    services: Vec<TfService>,
 }
 
 #[derive(Serialize)]

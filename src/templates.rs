@@ -31,6 +31,20 @@ registry! {
     DOCKER_COMPOSE_YML = "compose/docker-compose.yml";
     ENV_EXAMPLE = "compose/env.example";
     PHASE_README = "docs/phase-readme.md";
+    TF_VERSIONS = "terraform/versions.tf";
+    TF_VARIABLES = "terraform/variables.tf";
+    TF_MAIN = "terraform/main.tf";
+    TF_OUTPUTS = "terraform/outputs.tf";
+    TF_README = "terraform/README.md";
+    TF_TEST = "terraform/tests/variables.tftest.hcl";
+    TF_REGION_VERSIONS = "terraform/modules/region/versions.tf";
+    TF_REGION_VARIABLES = "terraform/modules/region/variables.tf";
+    TF_REGION_SECURITY = "terraform/modules/region/security.tf";
+    TF_REGION_SECRETS = "terraform/modules/region/secrets.tf";
+    TF_REGION_POSTGRES = "terraform/modules/region/postgres.tf";
+    TF_REGION_REDIS = "terraform/modules/region/redis.tf";
+    TF_REGION_SERVICES = "terraform/modules/region/services.tf";
+    TF_REGION_OUTPUTS = "terraform/modules/region/outputs.tf";
     K6_JS = "loadtest/k6.js";
 }
 

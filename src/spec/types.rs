@@ -22,6 +22,8 @@ pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f]*$";
 pub const IMAGE_PATTERN: &str = "^[a-z0-9][a-z0-9._/:@-]{0,254}$";
 pub const CLOUD_REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$";
 pub const PGBOUNCER_VERSION_PATTERN: &str = "^1\\.[0-9]{1,2}$";
+pub const DB_CLASS_PATTERN: &str = "^db\\.[a-z0-9]+\\.[a-z0-9]+$";
+pub const CACHE_CLASS_PATTERN: &str = "^cache\\.[a-z0-9]+\\.[a-z0-9]+$";
 
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $pattern:expr, $check:expr, $what:literal) => {
@@ -146,6 +148,28 @@ checked_string!(
     /// A cloud provider region such as eu-west-1.
     CloudRegion, CLOUD_REGION_PATTERN, is_cloud_region,
     "a cloud region name such as eu-west-1"
+);
+fn is_class(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        let parts: Vec<&str> = rest.split('.').collect();
+        parts.len() == 2
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+    })
+}
+
+checked_string!(
+    /// An RDS instance class such as db.r6g.xlarge.
+    DbClass, DB_CLASS_PATTERN, |s| is_class(s, "db."),
+    "an RDS instance class such as db.r6g.xlarge"
+);
+checked_string!(
+    /// An ElastiCache node type such as cache.r7g.large.
+    CacheClass, CACHE_CLASS_PATTERN, |s| is_class(s, "cache."),
+    "an ElastiCache node type such as cache.r7g.large"
 );
 checked_string!(
     /// A PgBouncer major.minor version such as 1.23.
@@ -341,6 +365,10 @@ pub struct Postgres {
     /// max_slot_wal_keep_size).
     #[serde(default = "yes")]
     pub replication_slots: bool,
+    /// A standby in another availability zone with automatic failover (cloud
+    /// targets).
+    #[serde(default)]
+    pub multi_az: bool,
     /// Overrides of postgresql.conf keys, checked against the known keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, ParamValue>,
@@ -663,6 +691,24 @@ pub struct TerraformTarget {
     pub enabled: bool,
     pub provider: Provider,
     pub region: CloudRegion,
+    /// Instance classes instead of the ones chosen from cpu and memory.
+    #[serde(skip_serializing_if = "InstanceClasses::is_empty")]
+    pub instance_classes: InstanceClasses,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceClasses {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<DbClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<CacheClass>,
+}
+
+impl InstanceClasses {
+    pub fn is_empty(&self) -> bool {
+        self.postgres.is_none() && self.redis.is_none()
+    }
 }
 
 impl Default for TerraformTarget {
@@ -671,6 +717,7 @@ impl Default for TerraformTarget {
             enabled: false,
             provider: Provider::Aws,
             region: CloudRegion("eu-west-1".to_owned()),
+            instance_classes: InstanceClasses::default(),
         }
     }
 }

@@ -233,6 +233,8 @@ fn pattern_error(
             types::IMAGE_PATTERN => "an image reference such as ghcr.io/org/app:1.2.3",
             types::CLOUD_REGION_PATTERN => "a region such as eu-west-1",
             types::PGBOUNCER_VERSION_PATTERN => "a version as major.minor, such as 1.23",
+            types::DB_CLASS_PATTERN => "an RDS instance class such as db.r6g.xlarge",
+            types::CACHE_CLASS_PATTERN => "an ElastiCache node type such as cache.r7g.large",
             _ => "a value in the required format",
         };
         Diagnostic::error(

@@ -7,3 +7,4 @@ mod compose_schema;
 mod diff;
 mod snapshots;
 mod support;
+mod terraform;

@@ -1,0 +1,90 @@
+{{ header("#") }}
+#
+# One module instance per region. The primary region holds the writer; a
+# secondary region holds cross-region read replicas of it and its own Redis.
+
+provider "aws" {
+  region = {{ primary_region }}
+
+  default_tags {
+    tags = {
+      project    = {{ project }}
+      phase      = {{ phase }}
+      managed-by = "scaleplan"
+    }
+  }
+}
+{% for r in regions %}
+
+module {{ r.module|hcl_label }} {
+  source = "./modules/region"
+
+  name       = {{ project ~ "-" ~ phase ~ "-" ~ r.name }}
+  aws_region = {{ r.aws_region }}
+  primary    = {{ r.primary }}
+  network    = var.networks[{{ r.name }}]
+
+  postgres = {
+    engine_version        = {{ postgres.version|string }}
+    family                = {{ "postgres" ~ postgres.version }}
+    instance_class        = var.postgres_instance_class
+    allocated_storage     = {{ postgres.storage_gb }}
+    max_allocated_storage = {{ postgres.storage_gb * 2 }}
+    multi_az              = {{ r.primary and multi_az }}
+    database              = {{ postgres.database }}
+    read_replicas         = {{ r.read_replicas }}
+    source_db_arn         = {% if r.primary %}null{% else %}module.{{ primary_module|key }}.writer_arn{% endif %}
+
+    writer_address        = {% if r.primary %}null{% else %}module.{{ primary_module|key }}.writer_address{% endif %}
+
+    deletion_protection   = var.deletion_protection
+    parameters = [
+{% for p in parameters %}
+      { name = {{ p.name }}, value = {{ p.value }}, apply_method = {{ p.apply_method }} },
+{% endfor %}
+    ]
+  }
+
+  redis = {
+    node_type               = var.redis_node_types[{{ r.name }}]
+    engine_version          = {{ r.redis.engine_version }}
+    family                  = {{ r.redis.family }}
+    cluster_mode            = {{ r.redis.cluster_mode }}
+    num_cache_clusters      = {{ r.redis.num_cache_clusters|hcl_or_null }}
+    num_node_groups         = {{ r.redis.num_node_groups|hcl_or_null }}
+    replicas_per_node_group = {{ r.redis.replicas_per_node_group|hcl_or_null }}
+    automatic_failover      = {{ r.redis.automatic_failover }}
+    multi_az                = {{ r.redis.multi_az }}
+    maxmemory_policy        = {{ r.redis.maxmemory_policy }}
+  }
+
+  pgbouncer = {
+    image             = {{ pgbouncer.image }}
+    instances         = {{ pgbouncer.instances|length }}
+    cpu               = {{ pgbouncer_size[0] }}
+    memory            = {{ pgbouncer_size[1] }}
+    pool_mode         = {{ pgbouncer.pool_mode }}
+    default_pool_size = {{ pgbouncer.default_pool_size }}
+    reserve_pool_size = {{ pgbouncer.reserve_pool_size }}
+    max_client_conn   = {{ pgbouncer.max_client_conn }}
+    read_alias        = {{ pgbouncer.read_alias }}
+    user              = {{ postgres.user }}
+    admin_user        = {{ admin_user }}
+  }
+
+  services = [
+{% for s in services %}
+    {
+      name          = {{ s.name }}
+      image         = {{ s.image }}
+      replicas      = {{ r.app_replicas if s.name == "app" else s.replicas }}
+      cpu           = {{ s.cpu }}
+      memory        = {{ s.memory }}
+      port          = {{ s.port|hcl_or_null }}
+      uses_postgres = {{ s.uses_postgres }}
+      uses_redis    = {{ s.uses_redis }}
+    },
+{% endfor %}
+  ]
+}
+{% endfor %}

@@ -1,0 +1,69 @@
+{{ header("#") }}
+#
+# RDS PostgreSQL. The parameter group carries the settings of the phase's
+# postgresql.conf (the same list, converted to RDS units), less those RDS
+# manages itself.
+
+resource "aws_db_subnet_group" "this" {
+  region     = var.aws_region
+  name       = "${var.name}-postgres"
+  subnet_ids = var.network.subnet_ids
+}
+
+resource "aws_db_parameter_group" "this" {
+  region = var.aws_region
+  name   = "${var.name}-postgres"
+  family = var.postgres.family
+
+  dynamic "parameter" {
+    for_each = var.postgres.parameters
+    content {
+      name         = parameter.value.name
+      value        = parameter.value.value
+      apply_method = parameter.value.apply_method
+    }
+  }
+}
+
+resource "aws_db_instance" "writer" {
+  count = var.primary ? 1 : 0
+
+  region                      = var.aws_region
+  identifier                  = "${var.name}-writer"
+  engine                      = "postgres"
+  engine_version              = var.postgres.engine_version
+  instance_class              = var.postgres.instance_class
+  allocated_storage           = var.postgres.allocated_storage
+  max_allocated_storage       = var.postgres.max_allocated_storage
+  storage_type                = "gp3"
+  storage_encrypted           = true
+  multi_az                    = var.postgres.multi_az
+  db_name                     = var.postgres.database
+  username                    = "postgres"
+  manage_master_user_password = true
+  parameter_group_name        = aws_db_parameter_group.this.name
+  db_subnet_group_name        = aws_db_subnet_group.this.name
+  vpc_security_group_ids      = [aws_security_group.postgres.id]
+  publicly_accessible         = false
+  backup_retention_period     = 7
+  deletion_protection         = var.postgres.deletion_protection
+  final_snapshot_identifier   = "${var.name}-writer-final"
+  copy_tags_to_snapshot       = true
+}
+
+# Read replicas stream from the writer: in its region, or across regions
+# from its ARN.
+resource "aws_db_instance" "replica" {
+  count = var.postgres.read_replicas
+
+  region                 = var.aws_region
+  identifier             = "${var.name}-replica-${count.index + 1}"
+  replicate_source_db    = var.primary ? aws_db_instance.writer[0].identifier : var.postgres.source_db_arn
+  instance_class         = var.postgres.instance_class
+  storage_encrypted      = true
+  parameter_group_name   = aws_db_parameter_group.this.name
+  db_subnet_group_name   = var.primary ? null : aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.postgres.id]
+  publicly_accessible    = false
+  skip_final_snapshot    = true
+}

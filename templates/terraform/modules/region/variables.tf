@@ -1,0 +1,98 @@
+{{ header("#") }}
+#
+# The inputs of one region. The root module fills them from the phase spec;
+# every AWS resource here takes `region = var.aws_region` (AWS provider 6),
+# so one provider configuration serves every region.
+
+variable "name" {
+  description = "Prefix of every resource name: project, phase and region."
+  type        = string
+}
+
+variable "aws_region" {
+  description = "The AWS region this instance of the module runs in."
+  type        = string
+}
+
+variable "primary" {
+  description = "True in the region that holds the PostgreSQL writer."
+  type        = bool
+}
+
+variable "network" {
+  description = "VPC, private subnets and the CIDR blocks allowed to reach the app."
+  type = object({
+    vpc_id        = string
+    subnet_ids    = list(string)
+    allowed_cidrs = list(string)
+  })
+}
+
+variable "postgres" {
+  description = "RDS PostgreSQL: the writer (primary region) and its read replicas."
+  type = object({
+    engine_version        = string
+    family                = string
+    instance_class        = string
+    allocated_storage     = number
+    max_allocated_storage = number
+    multi_az              = bool
+    database              = string
+    read_replicas         = number
+    source_db_arn         = string
+    writer_address        = string
+    deletion_protection   = bool
+    parameters = list(object({
+      name         = string
+      value        = string
+      apply_method = string
+    }))
+  })
+}
+
+variable "redis" {
+  description = "ElastiCache for Redis: one node, a replicated group with automatic failover, or cluster mode."
+  type = object({
+    node_type               = string
+    engine_version          = string
+    family                  = string
+    cluster_mode            = string
+    num_cache_clusters      = number
+    num_node_groups         = number
+    replicas_per_node_group = number
+    automatic_failover      = bool
+    multi_az                = bool
+    maxmemory_policy        = string
+  })
+}
+
+variable "pgbouncer" {
+  description = "PgBouncer on ECS Fargate, with the pool settings of the phase's pgbouncer.ini."
+  type = object({
+    image             = string
+    instances         = number
+    cpu               = number
+    memory            = number
+    pool_mode         = string
+    default_pool_size = number
+    reserve_pool_size = number
+    max_client_conn   = number
+    read_alias        = string
+    user              = string
+    admin_user        = string
+  })
+}
+
+variable "services" {
+  description = "The app and the phase's services and workers, on ECS Fargate."
+  type = list(object({
+    name          = string
+    image         = string
+    replicas      = number
+    cpu           = number
+    memory        = number
+    port          = number
+    uses_postgres = bool
+    uses_redis    = bool
+  }))
+}

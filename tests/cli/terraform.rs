@@ -1,0 +1,515 @@
+//! The Terraform target: formatting, every resource against the provider
+//! schemas in ../shared/terraform-schema, the values that must match the
+//! other targets, and the variables' validation rules under `terraform test`.
+
+use crate::support::{Sandbox, repo};
+use hcl::{Body, Expression};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PHASES: [&str; 4] = ["launch", "growth", "scale", "enterprise"];
+
+fn tf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "tf") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn parse(path: &Path) -> Body {
+    hcl::parse(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// terraform on PATH, or None outside CI (inside CI a missing terraform fails).
+fn terraform() -> Option<&'static str> {
+    if Command::new("terraform")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("terraform")
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "terraform is needed under CI (/usr/local/bin/terraform)"
+        );
+        eprintln!("terraform is not installed: skipped outside CI");
+        None
+    }
+}
+
+fn tf(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_tree_is_terraform_fmt_clean() {
+    let Some(_) = terraform() else { return };
+    for phase in PHASES {
+        let dir = repo().join("out").join(phase).join("terraform");
+        let out = tf(&dir, &["fmt", "-check", "-diff", "-recursive", "-no-color"]);
+        assert!(
+            out.status.success(),
+            "{phase}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// The variables' validation rules, offline: variables.tf needs no provider,
+/// so it is validated and tested alone.
+#[test]
+fn variable_validation_rules_hold_under_terraform_test() {
+    let Some(_) = terraform() else { return };
+    for phase in PHASES {
+        let sandbox = Sandbox::new(&format!("tf-vars-{phase}"));
+        let src = repo().join("out").join(phase).join("terraform");
+        std::fs::create_dir_all(sandbox.path("tests")).unwrap();
+        std::fs::copy(src.join("variables.tf"), sandbox.path("variables.tf")).unwrap();
+        std::fs::copy(
+            src.join("tests/variables.tftest.hcl"),
+            sandbox.path("tests/variables.tftest.hcl"),
+        )
+        .unwrap();
+        for args in [
+            &["init", "-backend=false", "-no-color"][..],
+            &["validate", "-no-color"],
+            &["test", "-no-color"],
+        ] {
+            let out = tf(&sandbox.root, args);
+            assert!(
+                out.status.success(),
+                "{phase}: terraform {args:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if args[0] == "test" {
+                assert!(
+                    String::from_utf8_lossy(&out.stdout).contains("6 passed, 0 failed"),
+                    "{phase}"
+                );
+            }
+        }
+    }
+}
+
+const META: [&str; 5] = ["count", "for_each", "depends_on", "provider", "lifecycle"];
+
+/// Checks one block body against a provider schema BLOCK.
+fn check_body(schema: &serde_json::Value, body: &Body, at: &str, problems: &mut Vec<String>) {
+    let attrs = &schema["attributes"];
+    let blocks = &schema["blocks"];
+    for attr in body.attributes() {
+        let key = attr.key();
+        if META.contains(&key) || attrs.get(key).is_some() || blocks.get(key).is_some() {
+            continue;
+        }
+        problems.push(format!("{at}: unknown argument {key}"));
+    }
+    let mut seen_blocks = Vec::new();
+    for block in body.blocks() {
+        let (name, inner) = if block.identifier() == "dynamic" {
+            let label = block
+                .labels()
+                .first()
+                .map(|l| l.as_str().to_owned())
+                .unwrap_or_default();
+            let content = block
+                .body()
+                .blocks()
+                .find(|b| b.identifier() == "content")
+                .map(|b| b.body().clone());
+            (label, content.unwrap_or_default())
+        } else if block.identifier() == "lifecycle" {
+            continue;
+        } else {
+            (block.identifier().to_owned(), block.body().clone())
+        };
+        match blocks.get(&name) {
+            Some(nested) if nested["unknown_contents"] != true => {
+                check_body(nested, &inner, &format!("{at}.{name}"), problems)
+            }
+            Some(_) => {}
+            None => problems.push(format!("{at}: unknown block {name}")),
+        }
+        seen_blocks.push(name);
+    }
+    for (name, a) in attrs.as_object().into_iter().flatten() {
+        if a["required"] == true && !body.attributes().any(|x| x.key() == name) {
+            problems.push(format!("{at}: required argument {name} is not set"));
+        }
+    }
+    for (name, b) in blocks.as_object().into_iter().flatten() {
+        if b["required"] == true
+            && !seen_blocks.contains(name)
+            && !body.attributes().any(|x| x.key() == name)
+        {
+            problems.push(format!("{at}: required block {name} is missing"));
+        }
+    }
+}
+
+#[test]
+fn every_resource_matches_the_provider_schemas() {
+    let schema_path = repo().join("../shared/terraform-schema/providers.json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&schema_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
+    )
+    .unwrap();
+    // The checker is live: an unknown argument and a missing required one.
+    let mut problems = Vec::new();
+    let bogus = hcl::parse("resource \"aws_db_instance\" \"x\" {\n  bogus = 1\n}\n").unwrap();
+    let block = bogus.blocks().next().unwrap();
+    check_body(
+        &schema["resources"]["aws_db_instance"],
+        block.body(),
+        "self-test",
+        &mut problems,
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    problems.clear();
+
+    let mut resources = 0;
+    for phase in PHASES {
+        for file in tf_files(&repo().join("out").join(phase).join("terraform")) {
+            let body = parse(&file);
+            let shown = file.strip_prefix(repo()).unwrap().display().to_string();
+            for block in body.blocks() {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                let (kind, table) = match block.identifier() {
+                    "resource" => ("resource", &schema["resources"]),
+                    "data" => ("data", &schema["data_sources"]),
+                    "provider" => ("provider", &schema["provider"]),
+                    _ => continue,
+                };
+                let Some(block_schema) = table.get(labels[0]) else {
+                    problems.push(format!("{shown}: unknown {kind} type {}", labels[0]));
+                    continue;
+                };
+                resources += 1;
+                check_body(
+                    block_schema,
+                    block.body(),
+                    &format!("{shown}: {kind} {}", labels.join(".")),
+                    &mut problems,
+                );
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(resources > 100, "only {resources} blocks checked");
+}
+
+/// Literal values of an HCL expression, for comparisons.
+fn lit(e: &Expression) -> String {
+    match e {
+        Expression::String(s) => s.clone(),
+        Expression::Number(n) => n.to_string(),
+        Expression::Bool(b) => b.to_string(),
+        Expression::Null => "null".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn object(e: &Expression) -> BTreeMap<String, &Expression> {
+    match e {
+        Expression::Object(o) => o.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        other => panic!("not an object: {other:?}"),
+    }
+}
+
+fn modules(phase: &str) -> Vec<(String, BTreeMap<String, Expression>)> {
+    let body = parse(&repo().join("out").join(phase).join("terraform/main.tf"));
+    body.blocks()
+        .filter(|b| b.identifier() == "module")
+        .map(|b| {
+            let name = b.labels()[0].as_str().to_owned();
+            let attrs = b
+                .body()
+                .attributes()
+                .map(|a| (a.key().to_owned(), a.expr().clone()))
+                .collect();
+            (name, attrs)
+        })
+        .collect()
+}
+
+/// postgresql.conf -> name -> value (quotes removed, comments dropped).
+fn conf(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains(" = "))
+        .map(|l| {
+            let (k, v) = l.split_once(" = ").unwrap();
+            let v = v.split('\t').next().unwrap().trim().trim_matches('\'');
+            (k.trim().to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// An independent reading of PostgreSQL units, to compare the two sides:
+/// memory in bytes, time in ms, booleans as 1/0.
+fn normalise(name: &str, value: &str) -> String {
+    let kb = 1024u64;
+    let base = match name {
+        "shared_buffers" | "effective_cache_size" => 8 * kb,
+        "work_mem" | "maintenance_work_mem" => kb,
+        "max_slot_wal_keep_size" => kb * kb,
+        _ => 0,
+    };
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    match (digits.parse::<u64>(), unit) {
+        (Ok(n), "") if base > 0 => (n * base).to_string(),
+        (Ok(n), "kB") => (n * kb).to_string(),
+        (Ok(n), "MB") => (n * kb * kb).to_string(),
+        (Ok(n), "GB") => (n * kb * kb * kb).to_string(),
+        (Ok(n), "s") => (n * 1000).to_string(),
+        (Ok(n), "ms") => n.to_string(),
+        _ => match value {
+            "on" | "true" => "1".to_owned(),
+            "off" | "false" => "0".to_owned(),
+            other => other.to_owned(),
+        },
+    }
+}
+
+fn spec(phase: &str) -> serde_json::Value {
+    let run = crate::support::run_in(&repo(), &["inspect", phase, "--output", "json"], &[]);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn each_region_module_matches_the_phase() {
+    for phase in PHASES {
+        let spec = spec(phase);
+        let mods = modules(phase);
+        let regions = spec["regions"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            mods.len(),
+            regions.len().max(1),
+            "{phase}: one module per region"
+        );
+        let primary_conf = conf(
+            &repo()
+                .join("out")
+                .join(phase)
+                .join("compose/postgres/postgres-primary/postgresql.conf"),
+        );
+        let ini = std::fs::read_to_string(
+            repo()
+                .join("out")
+                .join(phase)
+                .join("compose/pgbouncer/pgbouncer-1/pgbouncer.ini"),
+        )
+        .unwrap();
+        let ini_value = |key: &str| {
+            ini.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key} = ")).map(str::to_owned))
+                .unwrap()
+        };
+        for (name, args) in &mods {
+            let region = regions.iter().find(|r| {
+                format!("region_{}", r["name"].as_str().unwrap().replace('-', "_")) == *name
+            });
+            let pg = object(&args["postgres"]);
+            let replicas =
+                region.map_or(&spec["postgres"]["read_replicas"], |r| &r["read_replicas"]);
+            assert_eq!(
+                lit(pg["read_replicas"]),
+                replicas.to_string(),
+                "{phase} {name}: read replicas"
+            );
+
+            // The parameter group holds postgresql.conf's settings.
+            let Expression::Array(params) = pg["parameters"] else {
+                panic!("parameters")
+            };
+            let group: BTreeMap<String, String> = params
+                .iter()
+                .map(|p| {
+                    let o = object(p);
+                    (lit(o["name"]), lit(o["value"]))
+                })
+                .collect();
+            let managed_by_rds = [
+                "listen_addresses",
+                "port",
+                "hba_file",
+                "wal_level",
+                "hot_standby",
+                "superuser_reserved_connections",
+            ];
+            for (key, value) in &primary_conf {
+                if managed_by_rds.contains(&key.as_str()) {
+                    assert!(!group.contains_key(key), "{phase}: {key} is RDS's own");
+                    continue;
+                }
+                let in_group = group
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{phase} {name}: parameter group lacks {key}"));
+                assert_eq!(
+                    normalise(key, in_group),
+                    normalise(key, value),
+                    "{phase} {name}: {key}"
+                );
+            }
+            assert_eq!(
+                group.len(),
+                primary_conf.len()
+                    - managed_by_rds
+                        .iter()
+                        .filter(|k| primary_conf.contains_key(**k))
+                        .count()
+            );
+
+            // Redis by mode.
+            let redis_spec = region
+                .and_then(|r| r.get("redis"))
+                .unwrap_or(&spec["redis"]);
+            let redis = object(&args["redis"]);
+            match redis_spec["mode"].as_str().unwrap() {
+                "cluster" => {
+                    assert_eq!(lit(redis["cluster_mode"]), "enabled");
+                    assert_eq!(
+                        lit(redis["num_node_groups"]),
+                        redis_spec["cluster"]["shards"].to_string(),
+                        "{phase} {name}"
+                    );
+                    assert_eq!(
+                        lit(redis["replicas_per_node_group"]),
+                        redis_spec["cluster"]["replicas_per_shard"].to_string()
+                    );
+                    assert_eq!(lit(redis["automatic_failover"]), "true");
+                }
+                "sentinel" => {
+                    assert_eq!(lit(redis["cluster_mode"]), "disabled");
+                    let nodes = 1 + redis_spec["replicas"].as_u64().unwrap();
+                    assert_eq!(lit(redis["num_cache_clusters"]), nodes.to_string());
+                    assert_eq!(
+                        (
+                            lit(redis["automatic_failover"]).as_str(),
+                            lit(redis["multi_az"]).as_str()
+                        ),
+                        ("true", "true")
+                    );
+                }
+                _ => {
+                    assert_eq!(lit(redis["num_cache_clusters"]), "1");
+                    assert_eq!(lit(redis["automatic_failover"]), "false");
+                }
+            }
+            assert_eq!(
+                lit(redis["maxmemory_policy"]),
+                redis_spec["maxmemory_policy"]
+                    .as_str()
+                    .unwrap_or("allkeys-lru")
+            );
+
+            // PgBouncer carries pgbouncer.ini's pool settings.
+            let pgb = object(&args["pgbouncer"]);
+            for key in [
+                "pool_mode",
+                "default_pool_size",
+                "reserve_pool_size",
+                "max_client_conn",
+            ] {
+                assert_eq!(lit(pgb[key]), ini_value(key), "{phase} {name}: {key}");
+            }
+            assert_eq!(
+                lit(pgb["instances"]),
+                spec["pgbouncer"]["instances"].to_string()
+            );
+        }
+    }
+}
+
+#[test]
+fn enterprise_secondary_region_replicates_across_regions() {
+    let mods = modules("enterprise");
+    let names: Vec<&str> = mods.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["region_eu_west", "region_us_east"]);
+    let (_, us) = &mods[1];
+    assert_eq!(lit(&us["primary"]), "false");
+    let pg = object(&us["postgres"]);
+    let source = format!("{:?}", pg["source_db_arn"]);
+    assert!(
+        source.contains("region_eu_west") && source.contains("writer_arn"),
+        "{source}"
+    );
+    let readme =
+        std::fs::read_to_string(repo().join("out/enterprise/terraform/README.md")).unwrap();
+    assert!(
+        readme.contains("## Region eu-west (eu-west-1)")
+            && readme.contains("## Region us-east (us-east-1)"),
+        "{readme}"
+    );
+    assert!(readme.contains("cross-region read replica"));
+}
+
+#[test]
+fn versions_are_pinned_and_no_secret_is_a_literal() {
+    for phase in PHASES {
+        let dir = repo().join("out").join(phase).join("terraform");
+        let versions = std::fs::read_to_string(dir.join("versions.tf")).unwrap();
+        assert!(
+            versions.contains("version = \"~> 6.0\"") && versions.contains("version = \"~> 3.7\""),
+            "{versions}"
+        );
+        for file in tf_files(&dir) {
+            let body = parse(&file);
+            let mut stack: Vec<Body> = vec![body];
+            while let Some(b) = stack.pop() {
+                for a in b.attributes() {
+                    if ["password", "auth_token", "secret_string"].contains(&a.key()) {
+                        assert!(
+                            !matches!(
+                                a.expr(),
+                                Expression::String(_) | Expression::TemplateExpr(_)
+                            ),
+                            "{}: {} is a literal",
+                            file.display(),
+                            a.key()
+                        );
+                    }
+                }
+                for block in b.blocks() {
+                    if block.identifier() == "variable" {
+                        let name = block.labels()[0].as_str();
+                        let secret = ["password", "token", "secret"]
+                            .iter()
+                            .any(|w| name.contains(w));
+                        assert!(
+                            !(secret && block.body().attributes().any(|a| a.key() == "default")),
+                            "{name} has a default"
+                        );
+                    }
+                    stack.push(block.body().clone());
+                }
+            }
+        }
+    }
+}
