@@ -146,7 +146,7 @@ pub enum Command {
         #[arg(long, default_value = crate::native::DEFAULT_STATE)]
         state: PathBuf,
         /// First port of the local target (default: the spec's targets.local.base_port).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1024..=40000))]
         base_port: Option<u16>,
         /// Seconds each component may take to become healthy.
         #[arg(long, default_value_t = 60)]

@@ -1053,6 +1053,9 @@ struct AppService {
     name: String,
     image: String,
     port: Option<u16>,
+    /// A node one-liner that requests the health path: the backend's image
+    /// has node, not necessarily curl or wget.
+    healthcheck: Option<String>,
     replicas: u32,
     resources: topology::Resources,
     uses_postgres: bool,
@@ -1120,10 +1123,18 @@ impl<'a> ComposeCtx<'a> {
         if let RedisLayout::Sentinel { sentinels, .. } = redis {
             volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
         }
+        let probe = |port: u16, path: &str| {
+            let url = serde_json::to_string(&format!("http://127.0.0.1:{port}{path}"))
+                .unwrap_or_default();
+            format!(
+                "require('http').get({url}, (r) => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))"
+            )
+        };
         let mut app_services = vec![AppService {
             name: topo.app.name.clone(),
             image: topo.app.image.clone(),
             port: Some(topo.app.port),
+            healthcheck: Some(probe(topo.app.port, &topo.app.health_path)),
             replicas: topo.app.replicas,
             resources: topo.app.resources.clone(),
             uses_postgres: true,
@@ -1137,6 +1148,7 @@ impl<'a> ComposeCtx<'a> {
                     name: s.name.clone(),
                     image: s.image.clone(),
                     port: s.port,
+                    healthcheck: s.port.map(|p| probe(p, &s.health_path)),
                     replicas: s.replicas,
                     resources: s.resources.clone(),
                     uses_postgres: s.uses_postgres,

@@ -230,6 +230,7 @@ pub struct AppTier {
     pub name: String,
     pub image: String,
     pub port: u16,
+    pub health_path: String,
     pub replicas: u32,
     pub resources: Resources,
 }
@@ -239,6 +240,7 @@ pub struct ServiceTier {
     pub name: String,
     pub image: String,
     pub port: Option<u16>,
+    pub health_path: String,
     pub replicas: u32,
     pub resources: Resources,
     pub uses_postgres: bool,
@@ -455,6 +457,7 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
             name: "app".to_owned(),
             image: phase.app.image.as_str().to_owned(),
             port: phase.app.port,
+            health_path: phase.app.health_path.as_str().to_owned(),
             replicas: phase.app.replicas,
             resources: Resources {
                 cpu: phase.app.cpu,
@@ -471,6 +474,7 @@ fn service(s: &Service) -> ServiceTier {
         name: s.name.as_str().to_owned(),
         image: s.image.as_str().to_owned(),
         port: s.port,
+        health_path: s.health_path.as_str().to_owned(),
         replicas: s.replicas,
         resources: Resources {
             cpu: s.cpu,

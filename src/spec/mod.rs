@@ -28,3 +28,80 @@ pub fn yaml_to_json(text: &str, name: &str) -> Result<serde_json::Value, crate::
     let file = std::sync::Arc::new(std::path::PathBuf::from(name));
     yaml::parse(text, &file).map(|node| node.into_json().0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    /// Hostile and broken documents end in a diagnostic or a value, never a
+    /// panic.
+    #[test]
+    fn no_input_panics_the_loaders() {
+        let file = Arc::new(PathBuf::from("x.yaml"));
+        let mut inputs: Vec<String> = [
+            "",
+            "[",
+            "{",
+            "]",
+            "- - -",
+            "a: &x\n  b: *x",
+            "&a [*a]",
+            "*nope",
+            "!!binary aGk=",
+            "? [complex]\n: key",
+            "a:\tb",
+            "\u{feff}a: 1",
+            "a: 'unterminated",
+            "a: \"\\x\"",
+            "---\n...\n---\n",
+            "a: !custom 1",
+            "%YAML 1.1\n---\na: 1",
+            "a: .inf",
+            "a: .nan",
+            "a: 0x",
+            "a: 99999999999999999999999",
+            "{a: 1, a: 2}",
+            "- a\n-b\n - c",
+            "a:\n- 1\n  - 2",
+            "&a a: 1",
+            ": x",
+            "a: |\n  text\n b",
+            "[1, 2,, 3]",
+            "a: *",
+            "a: &",
+            "? a",
+            "a: b: c",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        inputs.push("[".repeat(10_000));
+        inputs.push("a:\n".to_owned() + &" b:\n".repeat(500));
+        inputs.push("x".repeat(100_000));
+        for input in &inputs {
+            let _ = yaml::parse(input, &file);
+        }
+        let toml_file = Arc::new(PathBuf::from("x.toml"));
+        for input in [
+            "",
+            "[",
+            "a = ",
+            "a = [",
+            "[[a]]\n[a]",
+            "a.b = 1\na = 2",
+            "a = 1979-05-27T07:32:00Z",
+            "a = inf",
+            "a = nan",
+            "a = 0xZZ",
+            "a = 99999999999999999999999",
+            "a = { b = 1, b = 2 }",
+            "\u{feff}a = 1",
+            "a = \"\\u0000\"",
+        ] {
+            let _ = toml::parse(input, &toml_file);
+        }
+        let _ = toml::parse(&"a = [".repeat(5000), &toml_file);
+    }
+}

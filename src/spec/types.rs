@@ -311,6 +311,14 @@ pub struct App {
     pub requests_per_core_per_sec: f64,
     #[serde(default)]
     pub websocket: Websocket,
+    /// HTTP path that answers 2xx or 3xx when a replica is healthy; the
+    /// Compose health check requests it with the image's node.
+    #[serde(default = "default_health_path")]
+    pub health_path: Text,
+}
+
+fn default_health_path() -> Text {
+    Text("/health".to_owned())
 }
 
 fn default_app_port() -> u16 {
@@ -780,6 +788,9 @@ pub struct Service {
     /// What it connects to.
     #[serde(default)]
     pub uses: Vec<Dependency>,
+    /// For a service with a port: the HTTP path of its health check.
+    #[serde(default = "default_health_path")]
+    pub health_path: Text,
 }
 
 fn half() -> f64 {
