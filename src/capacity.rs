@@ -237,27 +237,16 @@ mod tests {
     use super::*;
 
     fn phase(extra: serde_json::Value) -> Phase {
-        let mut v = serde_json::json!({
-            "project": "demo", "name": "p", "order": 1, "users": {"min": 1, "max": 1000},
-            "app": {"image": "x/app:1", "replicas": 4, "cpu": 1, "requests_per_core_per_sec": 250,
+        let base = serde_json::json!({
+            "users": {"min": 1, "max": 1000},
+            "app": {"replicas": 4, "cpu": 1, "requests_per_core_per_sec": 250,
                     "websocket": {"max_connections_per_replica": 2000}},
-            "postgres": {"database": "demo", "read_replicas": 2,
+            "postgres": {"read_replicas": 2,
                          "primary": {"cpu": 4, "memory_mb": 16384, "storage_gb": 100, "max_connections": 300}},
             "pgbouncer": {"instances": 2, "default_pool_size": 40, "reserve_pool_size": 5, "max_client_conn": 3000},
             "redis": {"maxmemory_mb": 1024, "memory_mb": 1536},
         });
-        fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
-            match (a, b) {
-                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                    for (k, v) in b {
-                        merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                    }
-                }
-                (a, b) => *a = b,
-            }
-        }
-        merge(&mut v, extra);
-        serde_json::from_value(v).unwrap()
+        crate::spec::testing::phase(&[base, extra])
     }
 
     fn users(e: &Estimate, r: Resource) -> Option<u64> {

@@ -244,19 +244,33 @@ pub fn check(from: &Phase, to: &Phase, to_src: &SourceMap) -> Vec<Diagnostic> {
     out
 }
 
+/// Steps by the stage of a rollout they belong to; a plan lists the stages
+/// in this order.
+#[derive(Default)]
+struct Stages {
+    add: Vec<Step>,
+    settings: Vec<Step>,
+    routing: Vec<Step>,
+    clients: Vec<Step>,
+    remove: Vec<Step>,
+}
+
 /// The steps that take a running `from` to `to`, in the order to apply
 /// them: add capacity, change settings, move traffic, change clients, and
 /// only then remove what is no longer needed.
 pub fn plan(from: &Phase, to: &Phase) -> Plan {
-    let mut add = Vec::new();
-    let mut settings = Vec::new();
-    let mut routing = Vec::new();
-    let mut clients = Vec::new();
-    let mut remove = Vec::new();
-    postgres_steps(from, to, &mut add, &mut settings, &mut routing, &mut remove);
-    pgbouncer_steps(from, to, &mut add, &mut settings, &mut clients, &mut remove);
-    redis_steps(from, to, &mut add, &mut settings, &mut clients, &mut remove);
-    app_steps(from, to, &mut add, &mut settings, &mut remove);
+    let mut stages = Stages::default();
+    postgres_steps(from, to, &mut stages);
+    pgbouncer_steps(from, to, &mut stages);
+    redis_steps(from, to, &mut stages);
+    app_steps(from, to, &mut stages);
+    let Stages {
+        add,
+        settings,
+        routing,
+        clients,
+        remove,
+    } = stages;
     let mut steps: Vec<Step> = [add, settings, routing, clients, remove]
         .into_iter()
         .flatten()
@@ -285,6 +299,13 @@ pub fn plan(from: &Phase, to: &Phase) -> Plan {
     }
 }
 
+/// Notes `name old -> new` when the value changed.
+fn changed<T: PartialEq + std::fmt::Display>(out: &mut Vec<String>, name: &str, old: T, new: T) {
+    if old != new {
+        out.push(format!("{name} {old} -> {new}"));
+    }
+}
+
 fn show(v: &ParamValue) -> String {
     match v {
         ParamValue::Bool(b) => if *b { "on" } else { "off" }.to_owned(),
@@ -294,24 +315,17 @@ fn show(v: &ParamValue) -> String {
     }
 }
 
-fn postgres_steps(
-    from: &Phase,
-    to: &Phase,
-    add: &mut Vec<Step>,
-    settings: &mut Vec<Step>,
-    routing: &mut Vec<Step>,
-    remove: &mut Vec<Step>,
-) {
+fn postgres_steps(from: &Phase, to: &Phase, s: &mut Stages) {
     let (a, b) = (&from.postgres, &to.postgres);
     if b.version != a.version {
-        settings.push(step(
+        s.settings.push(step(
             format!("Upgrade PostgreSQL {} -> {}", a.version, b.version),
             Risk::DataMigration,
             "a major version changes the on-disk format: pg_upgrade the primary (or replicate logically into a new cluster) and rebuild the replicas from it",
         ));
     }
     if b.read_replicas > a.read_replicas {
-        add.push(step(
+        s.add.push(step(
             format!("Add read replicas {}", names("postgres-replica", a.read_replicas + 1, b.read_replicas)),
             Risk::Online,
             "clone each from the primary with pg_basebackup (with its replication slot) and wait until it streams and has caught up, before any read is routed to it",
@@ -359,7 +373,7 @@ fn postgres_steps(
         }
     }
     if !reload.is_empty() {
-        settings.push(step(
+        s.settings.push(step(
             format!("Reload PostgreSQL settings: {}", reload.join(", ")),
             Risk::Online,
             "these settings apply on reload (pg_ctl reload or SELECT pg_reload_conf()) without dropping connections",
@@ -371,7 +385,7 @@ fn postgres_steps(
         } else {
             "restart the primary first, then the replicas one at a time"
         };
-        settings.push(step(
+        s.settings.push(step(
             format!("Restart PostgreSQL for {}", restart.join(", ")),
             Risk::BriefWriteUnavailability,
             format!("these settings apply only at server start; {order}; writes pause while the primary restarts (or fail over to a replica first)"),
@@ -383,14 +397,14 @@ fn postgres_steps(
         } else {
             names("postgres-replica", 1, b.read_replicas)
         };
-        routing.push(step(
+        s.routing.push(step(
             format!("Route reads through PgBouncer's read database to {targets}"),
             Risk::RollingRestart,
             "update each PgBouncer's read database entry and restart the instances one at a time, only after the new replicas stream (and before the removed ones stop)",
         ));
     }
     if b.read_replicas < a.read_replicas {
-        remove.push(loss(
+        s.remove.push(loss(
             format!("Remove read replicas {}", names("postgres-replica", b.read_replicas + 1, a.read_replicas)),
             Risk::Online,
             "after reads no longer go to them: stop them and drop their replication slots on the primary, or it keeps WAL for them",
@@ -415,14 +429,14 @@ fn postgres_steps(
         }
     }
     if !grow.is_empty() {
-        add.push(step(
+        s.add.push(step(
             format!("Resize the PostgreSQL nodes: {}", grow.join(", ")),
             Risk::BriefWriteUnavailability,
             "resize the replicas first, then the primary (or fail over to a resized replica); the memory-derived settings change with it",
         ));
     }
     if !shrink.is_empty() {
-        remove.push(loss(
+        s.remove.push(loss(
             format!("Shrink the PostgreSQL nodes: {}", shrink.join(", ")),
             Risk::BriefWriteUnavailability,
             "a smaller primary carries less; storage usually cannot shrink in place and needs a new volume",
@@ -430,74 +444,69 @@ fn postgres_steps(
     }
 }
 
-fn pgbouncer_steps(
-    from: &Phase,
-    to: &Phase,
-    add: &mut Vec<Step>,
-    settings: &mut Vec<Step>,
-    clients: &mut Vec<Step>,
-    remove: &mut Vec<Step>,
-) {
+fn pgbouncer_steps(from: &Phase, to: &Phase, s: &mut Stages) {
     let (a, b) = (&from.pgbouncer, &to.pgbouncer);
     if b.instances > a.instances {
-        add.push(step(
+        s.add.push(step(
             format!("Start PgBouncer instances {}", names("pgbouncer", a.instances + 1, b.instances)),
             Risk::Online,
             "new instances join beside the running ones; add them to the clients' host list once they accept logins",
         ));
     }
     let mut pools = Vec::new();
-    if a.default_pool_size != b.default_pool_size {
-        pools.push(format!(
-            "default_pool_size {} -> {}",
-            a.default_pool_size, b.default_pool_size
-        ));
-    }
-    if a.reserve_pool_size != b.reserve_pool_size {
-        pools.push(format!(
-            "reserve_pool_size {} -> {}",
-            a.reserve_pool_size, b.reserve_pool_size
-        ));
-    }
-    if a.max_client_conn != b.max_client_conn {
-        pools.push(format!(
-            "max_client_conn {} -> {}",
-            a.max_client_conn, b.max_client_conn
-        ));
-    }
-    if a.pool_mode != b.pool_mode {
-        pools.push(format!(
-            "pool_mode {} -> {}",
-            a.pool_mode.as_str(),
-            b.pool_mode.as_str()
-        ));
-    }
-    if a.version != b.version {
-        pools.push(format!("version {} -> {}", a.version, b.version));
-    }
+    changed(
+        &mut pools,
+        "default_pool_size",
+        a.default_pool_size,
+        b.default_pool_size,
+    );
+    changed(
+        &mut pools,
+        "reserve_pool_size",
+        a.reserve_pool_size,
+        b.reserve_pool_size,
+    );
+    changed(
+        &mut pools,
+        "max_client_conn",
+        a.max_client_conn,
+        b.max_client_conn,
+    );
+    changed(
+        &mut pools,
+        "pool_mode",
+        a.pool_mode.as_str(),
+        b.pool_mode.as_str(),
+    );
+    changed(
+        &mut pools,
+        "version",
+        a.version.as_str(),
+        b.version.as_str(),
+    );
     if !pools.is_empty() {
-        settings.push(step(
+        s.settings.push(step(
             format!("Roll PgBouncer: {}", pools.join(", ")),
             Risk::RollingRestart,
             "restart the instances one at a time while the others serve; clients reconnect to the next host in their list",
         ));
     }
     if a.pool_mode == PoolMode::Session && b.pool_mode != PoolMode::Session {
-        clients.push(step(
+        s.clients.push(step(
             format!("Make clients safe for {} pooling", b.pool_mode.as_str()),
             Risk::ClientChangeRequired,
             "a server connection no longer belongs to one client: session state breaks (SET/RESET, LISTEN/NOTIFY, WITH HOLD cursors, SQL-level PREPARE, session advisory locks, temporary tables kept across transactions); move it into transactions first",
         ));
     }
     if b.pool_mode == PoolMode::Statement && a.pool_mode == PoolMode::Transaction {
-        clients.push(step(
+        s.clients.push(step(
             "Make clients safe for statement pooling",
             Risk::ClientChangeRequired,
             "multi-statement transactions are refused in statement mode",
         ));
     }
     if b.instances < a.instances {
-        remove.push(loss(
+        s.remove.push(loss(
             format!("Stop PgBouncer instances {}", names("pgbouncer", b.instances + 1, a.instances)),
             Risk::RollingRestart,
             "take them out of the clients' host list first, then stop them: fewer instances carry fewer clients",
@@ -505,24 +514,17 @@ fn pgbouncer_steps(
     }
 }
 
-fn redis_steps(
-    from: &Phase,
-    to: &Phase,
-    add: &mut Vec<Step>,
-    settings: &mut Vec<Step>,
-    clients: &mut Vec<Step>,
-    remove: &mut Vec<Step>,
-) {
+fn redis_steps(from: &Phase, to: &Phase, s: &mut Stages) {
     let (a, b) = (&from.redis, &to.redis);
     let cluster_aware = "cluster-aware clients follow MOVED/ASK redirects; multi-key commands and transactions need all their keys in one slot (hash tags such as {user:42}); only database 0 exists";
     match (a.mode, b.mode) {
         (RedisMode::Standalone, RedisMode::Sentinel) => {
-            add.push(step(
+            s.add.push(step(
                 format!("Start Redis replicas {} of the current master", names("redis", 2, 1 + b.replicas.unwrap_or(0))),
                 Risk::Online,
                 "replicas sync from the running standalone node, which becomes the Sentinel-watched master without a restart",
             ));
-            add.push(step(
+            s.add.push(step(
                 format!(
                     "Start {} sentinels",
                     b.sentinel.as_ref().map_or(0, |s| s.count)
@@ -530,7 +532,7 @@ fn redis_steps(
                 Risk::Online,
                 "they discover the replicas and each other from the master",
             ));
-            clients.push(step(
+            s.clients.push(step(
                 "Make clients Sentinel-aware",
                 Risk::ClientChangeRequired,
                 format!("clients ask the sentinels for master '{}' instead of a fixed address, or a failover leaves them writing to a replica", to.project),
@@ -538,7 +540,7 @@ fn redis_steps(
         }
         (RedisMode::Standalone | RedisMode::Sentinel, RedisMode::Cluster) => {
             let c = b.cluster.as_ref();
-            add.push(step(
+            s.add.push(step(
                 format!(
                     "Build the Redis Cluster: {} shards x {} replica(s), beside the running Redis",
                     c.map_or(0, |c| c.shards),
@@ -547,29 +549,29 @@ fn redis_steps(
                 Risk::Online,
                 "a cluster cannot be converted from a non-cluster node in place: start the nodes and create the cluster empty",
             ));
-            add.push(step(
+            s.add.push(step(
                 "Migrate the data into the cluster's slots",
                 Risk::DataMigration,
                 "copy the keys into the cluster (redis-cli --cluster import, or dual writes then backfill); keys in databases other than 0 must be merged into 0",
             ));
-            clients.push(step(
+            s.clients.push(step(
                 "Switch clients to cluster-aware clients",
                 Risk::ClientChangeRequired,
                 cluster_aware,
             ));
-            remove.push(step(
+            s.remove.push(step(
                 format!("Retire the {} Redis", a.mode.as_str()),
                 Risk::Online,
                 "once no client uses it and its data is in the cluster",
             ));
         }
         (x, y) if mode_rank(y) < mode_rank(x) => {
-            add.push(loss(
+            s.add.push(loss(
                 format!("Move Redis back from {} to {}", x.as_str(), y.as_str()),
                 Risk::DataMigration,
                 "a smaller topology is a new deployment: build it, copy the data, switch clients, retire the old one; failover protection is lost",
             ));
-            clients.push(step(
+            s.clients.push(step(
                 format!("Switch clients to {} Redis", y.as_str()),
                 Risk::ClientChangeRequired,
                 "the discovery method changes with the mode",
@@ -578,27 +580,27 @@ fn redis_steps(
         (RedisMode::Sentinel, RedisMode::Sentinel) => {
             let (ra, rb) = (a.replicas.unwrap_or(0), b.replicas.unwrap_or(0));
             if rb > ra {
-                add.push(step(
+                s.add.push(step(
                     format!("Start Redis replicas {}", names("redis", ra + 2, rb + 1)),
                     Risk::Online,
                     "they sync from the master; the sentinels discover them",
                 ));
             } else if rb < ra {
-                remove.push(loss(format!("Stop Redis replicas {}", names("redis", rb + 2, ra + 1)), Risk::Online, "fewer replicas, fewer failover candidates; then SENTINEL RESET on each sentinel"));
+                s.remove.push(loss(format!("Stop Redis replicas {}", names("redis", rb + 2, ra + 1)), Risk::Online, "fewer replicas, fewer failover candidates; then SENTINEL RESET on each sentinel"));
             }
             if let (Some(sa), Some(sb)) = (&a.sentinel, &b.sentinel) {
                 if sb.count != sa.count {
-                    let s = step(
+                    let change = step(
                         format!("Change sentinels {} -> {}", sa.count, sb.count),
                         Risk::Online,
                         "add or remove one sentinel at a time, waiting for the others to see it; SENTINEL RESET after removing",
                     );
                     if sb.count > sa.count {
-                        add.push(s)
+                        s.add.push(change)
                     } else {
-                        remove.push(Step {
+                        s.remove.push(Step {
                             capacity_loss: true,
-                            ..s
+                            ..change
                         })
                     }
                 }
@@ -613,7 +615,7 @@ fn redis_steps(
                     sa.failover_timeout_ms,
                     sa.parallel_syncs,
                 ) {
-                    settings.push(step(
+                    s.settings.push(step(
                         "Update Sentinel settings with SENTINEL SET on each sentinel",
                         Risk::Online,
                         "quorum and timeouts change at run time",
@@ -624,26 +626,26 @@ fn redis_steps(
         (RedisMode::Cluster, RedisMode::Cluster) => {
             if let (Some(ca), Some(cb)) = (&a.cluster, &b.cluster) {
                 if cb.shards > ca.shards {
-                    add.push(step(
+                    s.add.push(step(
                         format!("Add {} shards and rebalance slots", cb.shards - ca.shards),
                         Risk::DataMigration,
                         "add the masters (redis-cli --cluster add-node) and move slots to them (--cluster rebalance --cluster-use-empty-masters); keys migrate online, slot by slot",
                     ));
                 } else if cb.shards < ca.shards {
-                    remove.push(loss(
+                    s.remove.push(loss(
                         format!("Remove {} shards", ca.shards - cb.shards),
                         Risk::DataMigration,
                         "move their slots to the remaining masters (--cluster reshard) before removing the nodes",
                     ));
                 }
                 if cb.replicas_per_shard > ca.replicas_per_shard {
-                    add.push(step(
+                    s.add.push(step(
                         "Add replicas to every shard",
                         Risk::Online,
                         "redis-cli --cluster add-node --cluster-slave for each",
                     ));
                 } else if cb.replicas_per_shard < ca.replicas_per_shard {
-                    remove.push(loss(
+                    s.remove.push(loss(
                         "Remove replicas from every shard",
                         Risk::Online,
                         "fewer replicas, less failover protection",
@@ -654,22 +656,21 @@ fn redis_steps(
         _ => {}
     }
     let mut runtime = Vec::new();
-    if a.maxmemory_mb != b.maxmemory_mb {
-        runtime.push(format!(
-            "maxmemory {}mb -> {}mb",
-            a.maxmemory_mb, b.maxmemory_mb
-        ));
-    }
-    if a.maxmemory_policy != b.maxmemory_policy {
-        runtime.push(format!(
-            "maxmemory-policy {} -> {}",
-            a.maxmemory_policy.as_str(),
-            b.maxmemory_policy.as_str()
-        ));
-    }
+    changed(
+        &mut runtime,
+        "maxmemory (MB)",
+        a.maxmemory_mb,
+        b.maxmemory_mb,
+    );
+    changed(
+        &mut runtime,
+        "maxmemory-policy",
+        a.maxmemory_policy.as_str(),
+        b.maxmemory_policy.as_str(),
+    );
     if !runtime.is_empty() && a.mode == b.mode {
         let shrink = b.maxmemory_mb < a.maxmemory_mb;
-        let s = step(
+        let apply = step(
             format!(
                 "Apply Redis {} with CONFIG SET on every node",
                 runtime.join(", ")
@@ -682,16 +683,16 @@ fn redis_steps(
             },
         );
         if shrink {
-            remove.push(Step {
+            s.remove.push(Step {
                 capacity_loss: true,
-                ..s
+                ..apply
             })
         } else {
-            settings.push(s)
+            s.settings.push(apply)
         }
     }
     if a.version != b.version {
-        settings.push(step(
+        s.settings.push(step(
             format!("Upgrade Redis {} -> {}", a.version, b.version),
             Risk::RollingRestart,
             "replicas first, then fail over and upgrade each old master",
@@ -699,37 +700,31 @@ fn redis_steps(
     }
 }
 
-fn app_steps(
-    from: &Phase,
-    to: &Phase,
-    add: &mut Vec<Step>,
-    settings: &mut Vec<Step>,
-    remove: &mut Vec<Step>,
-) {
+fn app_steps(from: &Phase, to: &Phase, s: &mut Stages) {
     let (a, b) = (&from.app, &to.app);
     if b.replicas > a.replicas {
-        add.push(step(
+        s.add.push(step(
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "new replicas take traffic once healthy",
         ));
     }
     if a.image != b.image || a.cpu != b.cpu || a.memory_mb != b.memory_mb {
-        settings.push(step(
+        s.settings.push(step(
             "Roll the app to its new image or size",
             Risk::RollingRestart,
             "replace replicas one at a time; WebSocket clients reconnect to the others",
         ));
     }
-    for s in to.services.iter().chain(&to.workers) {
+    for svc in to.services.iter().chain(&to.workers) {
         if !from
             .services
             .iter()
             .chain(&from.workers)
-            .any(|o| o.name == s.name)
+            .any(|o| o.name == svc.name)
         {
-            add.push(step(
-                format!("Deploy {} ({} replicas)", s.name, s.replicas),
+            s.add.push(step(
+                format!("Deploy {} ({} replicas)", svc.name, svc.replicas),
                 Risk::Online,
                 "a new service beside the running ones",
             ));
@@ -737,7 +732,7 @@ fn app_steps(
     }
     for r in &to.regions {
         if !from.regions.iter().any(|o| o.name == r.name) {
-            add.push(step(
+            s.add.push(step(
                 format!("Stand up region {} ({})", r.name, r.cloud_region),
                 Risk::Online,
                 "its read replicas stream across regions from the primary; its Redis starts empty",
@@ -745,21 +740,21 @@ fn app_steps(
         }
     }
     if b.replicas < a.replicas {
-        remove.push(loss(
+        s.remove.push(loss(
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "fewer replicas carry fewer users",
         ));
     }
-    for s in from.services.iter().chain(&from.workers) {
+    for svc in from.services.iter().chain(&from.workers) {
         if !to
             .services
             .iter()
             .chain(&to.workers)
-            .any(|o| o.name == s.name)
+            .any(|o| o.name == svc.name)
         {
-            remove.push(loss(
-                format!("Retire {}", s.name),
+            s.remove.push(loss(
+                format!("Retire {}", svc.name),
                 Risk::Online,
                 "after no traffic reaches it",
             ));
@@ -771,25 +766,8 @@ fn app_steps(
 mod tests {
     use super::*;
 
-    fn phase(yaml: serde_json::Value) -> Phase {
-        let mut base = serde_json::json!({
-            "project": "demo", "name": "a", "order": 1, "users": {"min": 1, "max": 10},
-            "app": {"image": "x/app:1"},
-            "postgres": {"database": "demo", "primary": {"cpu": 2, "memory_mb": 4096, "storage_gb": 10, "max_connections": 200}},
-        });
-        merge(&mut base, yaml);
-        serde_json::from_value(base).unwrap()
-    }
-
-    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (a, b) => *a = b,
-        }
+    fn phase(overlay: serde_json::Value) -> Phase {
+        crate::spec::testing::phase(&[overlay])
     }
 
     fn titles(p: &Plan) -> Vec<String> {

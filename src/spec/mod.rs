@@ -29,6 +29,38 @@ pub fn yaml_to_json(text: &str, name: &str) -> Result<serde_json::Value, crate::
     yaml::parse(text, &file).map(|node| node.into_json().0)
 }
 
+/// Phases built from JSON in unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Phase;
+    use serde_json::Value;
+
+    /// Overlays `b` on `a` key by key, as `extends` does.
+    pub fn merge(a: &mut Value, b: Value) {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    /// A minimal valid phase with `overlays` merged on, in order.
+    pub fn phase(overlays: &[Value]) -> Phase {
+        let mut v = serde_json::json!({
+            "project": "demo", "name": "a", "order": 1, "users": {"min": 1, "max": 10},
+            "app": {"image": "x/app:1"},
+            "postgres": {"database": "demo", "primary": {"cpu": 2, "memory_mb": 4096, "storage_gb": 10, "max_connections": 200}},
+        });
+        for o in overlays {
+            merge(&mut v, o.clone());
+        }
+        serde_json::from_value(v).expect("a valid test phase")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

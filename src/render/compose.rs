@@ -1,0 +1,254 @@
+//! What only the Compose target needs: docker-compose.yml, .env.example
+//! and the scripts its containers run at start.
+
+use super::{ADMIN_USER, Generated, Layout, REPLICATION_USER, Renderer};
+use crate::artifacts::Artifacts;
+use crate::templates as t;
+use crate::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
+use minijinja::context;
+use minijinja::value::{Serde, Value};
+use serde::Serialize;
+
+impl Renderer {
+    /// Files only Compose needs: the compose file and the scripts its
+    /// containers run at start.
+    pub(super) fn render_compose_only(
+        &self,
+        topo: &Topology,
+        secondary: &[&str],
+        g: &Generated,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
+        let layout = Layout::Compose;
+        let pg = &topo.postgres;
+        for node in &pg.replicas {
+            files.insert(
+                format!("compose/postgres/{}/standby-start.sh", node.name),
+                self.render(
+                    t::STANDBY_START_SH,
+                    g,
+                    StandbyCtx {
+                        node,
+                        primary: &pg.primary,
+                        replication_user: REPLICATION_USER,
+                    },
+                )?,
+            );
+        }
+        files.insert(
+            "compose/postgres/init-roles.sh".to_owned(),
+            self.render(
+                t::INIT_ROLES_SH,
+                g,
+                RolesCtx {
+                    postgres: pg,
+                    replication_user: REPLICATION_USER,
+                },
+            )?,
+        );
+        files.insert(
+            "compose/pgbouncer/start.sh".to_owned(),
+            self.render(
+                t::PGBOUNCER_START_SH,
+                g,
+                PgbouncerStartCtx {
+                    postgres: pg,
+                    admin_user: ADMIN_USER,
+                    auth_file: &layout.pgbouncer_auth_file(""),
+                },
+            )?,
+        );
+        let redis = &topo.redis;
+        if let RedisLayout::Cluster { .. } = redis {
+            files.insert(
+                "compose/redis/cluster-create.sh".to_owned(),
+                self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?,
+            );
+        }
+        files.insert(
+            "compose/redis/start.sh".to_owned(),
+            self.render(
+                t::REDIS_START_SH,
+                g,
+                context! { auth_include => layout.redis_auth() },
+            )?,
+        );
+        files.insert(
+            "compose/docker-compose.yml".to_owned(),
+            self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
+        );
+        files.insert(
+            "compose/.env.example".to_owned(),
+            self.render(
+                t::ENV_EXAMPLE,
+                g,
+                context! {
+                    postgres => Value::from(Serde(pg)),
+                    replication_user => REPLICATION_USER,
+                    admin_user => ADMIN_USER,
+                    redis => Value::from(Serde(redis)),
+                },
+            )?,
+        );
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct StandbyCtx<'a> {
+    node: &'a PostgresNode,
+    primary: &'a PostgresNode,
+    replication_user: &'a str,
+}
+
+#[derive(Serialize)]
+struct RolesCtx<'a> {
+    postgres: &'a topology::PostgresCluster,
+    replication_user: &'a str,
+}
+
+#[derive(Serialize)]
+struct PgbouncerStartCtx<'a> {
+    postgres: &'a topology::PostgresCluster,
+    admin_user: &'a str,
+    auth_file: &'a str,
+}
+
+#[derive(Serialize)]
+struct ClusterCtx<'a> {
+    redis: &'a RedisLayout,
+}
+
+/// One Compose service that runs application code (the app, a service or
+/// a worker).
+#[derive(Serialize)]
+struct AppService {
+    name: String,
+    image: String,
+    port: Option<u16>,
+    /// A node one-liner that requests the health path: the backend's image
+    /// has node, not necessarily curl or wget.
+    healthcheck: Option<String>,
+    replicas: u32,
+    resources: topology::Resources,
+    uses_postgres: bool,
+    uses_redis: bool,
+}
+
+#[derive(Serialize)]
+struct ComposeCtx<'a> {
+    project: &'a str,
+    phase: &'a str,
+    postgres: &'a topology::PostgresCluster,
+    pgbouncer: &'a topology::PgbouncerTier,
+    redis: &'a RedisLayout,
+    redis_nodes: Vec<&'a RedisNode>,
+    /// How redis/start.sh runs a data node: `replicated` where Sentinel
+    /// rewrites the config, `server` elsewhere.
+    redis_start_mode: &'static str,
+    app_services: Vec<AppService>,
+    volumes: Vec<String>,
+    database_url: String,
+    database_read_url: String,
+    sentinel_list: String,
+    cluster_list: String,
+    pgbouncer_host_port: u16,
+    redis_host_port: u16,
+    secondary_regions: &'a [&'a str],
+}
+
+impl<'a> ComposeCtx<'a> {
+    fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> Self {
+        let pg = &topo.postgres;
+        let pgb = &topo.pgbouncer;
+        let hosts = pgb
+            .instances
+            .iter()
+            .map(|i| format!("{}:{}", i.endpoint.host, i.endpoint.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let redis = &topo.redis;
+        let redis_nodes = redis.data_nodes();
+        let mut volumes: Vec<String> = std::iter::once(&pg.primary)
+            .chain(pg.replicas.iter())
+            .map(|n| format!("{}-data", n.name))
+            .collect();
+        volumes.extend(redis_nodes.iter().map(|n| format!("{}-data", n.name)));
+        let (sentinel_list, cluster_list) = match redis {
+            RedisLayout::Sentinel { sentinels, .. } => (
+                sentinels
+                    .iter()
+                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                String::new(),
+            ),
+            RedisLayout::Cluster { nodes, .. } => (
+                String::new(),
+                nodes
+                    .iter()
+                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            RedisLayout::Standalone { .. } => (String::new(), String::new()),
+        };
+        if let RedisLayout::Sentinel { sentinels, .. } = redis {
+            volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
+        }
+        let probe = |port: u16, path: &str| {
+            let url = serde_json::to_string(&format!("http://127.0.0.1:{port}{path}"))
+                .unwrap_or_default();
+            format!(
+                "require('http').get({url}, (r) => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))"
+            )
+        };
+        let mut app_services = vec![AppService {
+            name: topo.app.name.clone(),
+            image: topo.app.image.clone(),
+            port: Some(topo.app.port),
+            healthcheck: Some(probe(topo.app.port, &topo.app.health_path)),
+            replicas: topo.app.replicas,
+            resources: topo.app.resources.clone(),
+            uses_postgres: true,
+            uses_redis: true,
+        }];
+        app_services.extend(
+            topo.services
+                .iter()
+                .chain(topo.workers.iter())
+                .map(|s| AppService {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    port: s.port,
+                    healthcheck: s.port.map(|p| probe(p, &s.health_path)),
+                    replicas: s.replicas,
+                    resources: s.resources.clone(),
+                    uses_postgres: s.uses_postgres,
+                    uses_redis: s.uses_redis,
+                }),
+        );
+        ComposeCtx {
+            project: &topo.project,
+            phase: &topo.phase,
+            postgres: pg,
+            pgbouncer: pgb,
+            redis,
+            redis_nodes,
+            redis_start_mode: if matches!(redis, RedisLayout::Sentinel { .. }) {
+                "replicated"
+            } else {
+                "server"
+            },
+            app_services,
+            volumes,
+            database_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.write_db.alias),
+            database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_alias),
+            sentinel_list,
+            cluster_list,
+            pgbouncer_host_port: topology::PGBOUNCER_PORT,
+            redis_host_port: topology::REDIS_PORT,
+            secondary_regions: secondary,
+        }
+    }
+}

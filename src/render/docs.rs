@@ -1,0 +1,152 @@
+//! The phase summary (README.md) and the k6 load test.
+
+use super::{Renderer, generated};
+use crate::artifacts::Artifacts;
+use crate::templates as t;
+use crate::topology::{self, RedisLayout, Target};
+use crate::validate::ValidPhase;
+use serde::Serialize;
+
+impl Renderer {
+    /// The phase summary (README.md) and the load test, which belong to no
+    /// target.
+    pub(super) fn render_docs(
+        &self,
+        phase: &ValidPhase,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
+        let spec = &phase.spec;
+        let g = generated(phase);
+        let e = crate::capacity::estimate(spec);
+        let topo = topology::plan(spec, Target::Compose);
+        let thousands = crate::report::thousands;
+        files.insert(
+            "loadtest/k6.js".to_owned(),
+            self.render(
+                t::K6_JS,
+                &g,
+                LoadtestCtx {
+                    phase: spec.name.as_str(),
+                    users_min: spec.users.min,
+                    users_max: spec.users.max,
+                    capacity: e.capacity,
+                    spike_peak: e.capacity + e.capacity / 2,
+                    bottleneck: e.bottleneck.label(),
+                    smoke_vus: spec.users.min.clamp(1, 5),
+                    think_seconds: 60.0 / spec.workload.requests_per_user_per_min,
+                    p95_ms: 500,
+                    spike_p95_ms: 2000,
+                },
+            )?,
+        );
+        let redis_summary = match &topo.redis {
+            RedisLayout::Standalone { .. } => "standalone".to_owned(),
+            RedisLayout::Sentinel {
+                nodes,
+                sentinels,
+                quorum,
+                ..
+            } => format!(
+                "Sentinel: 1 master, {} replicas, {} sentinels (quorum {quorum})",
+                nodes.len() - 1,
+                sentinels.len()
+            ),
+            RedisLayout::Cluster {
+                shards,
+                replicas_per_shard,
+                ..
+            } => {
+                format!("Cluster: {shards} shards x {replicas_per_shard} replica(s)")
+            }
+        };
+        let mut listed: Vec<String> = files.iter().map(|(p, _)| p.to_owned()).collect();
+        listed.push("README.md".to_owned());
+        listed.sort();
+        let doc = PhaseDocCtx {
+            phase: spec.name.as_str(),
+            title: g.title.clone(),
+            project: spec.project.as_str(),
+            order: spec.order,
+            users_min: thousands(spec.users.min.into()),
+            users_max: thousands(spec.users.max.into()),
+            capacity: thousands(e.capacity),
+            headroom: format!("{:.2}x", e.headroom),
+            bottleneck: e.bottleneck.label(),
+            remedy: e.bottleneck.remedy(),
+            lines: e
+                .lines
+                .iter()
+                .map(|l| DocLine {
+                    label: l.resource.label(),
+                    users: l.users.map_or_else(|| "no limit".to_owned(), thousands),
+                    work: l.work.clone(),
+                    bottleneck: l.resource == e.bottleneck,
+                })
+                .collect(),
+            postgres: &topo.postgres,
+            pgbouncer: &topo.pgbouncer,
+            redis: &topo.redis,
+            redis_summary,
+            app: &topo.app,
+            services: topo.services.iter().chain(topo.workers.iter()).collect(),
+            regions: spec
+                .regions
+                .iter()
+                .map(|r| format!("{} ({}, {:?})", r.name, r.cloud_region, r.role).to_lowercase())
+                .collect(),
+            files: listed,
+            base_port: spec.targets.local.base_port,
+        };
+        files.insert(
+            "README.md".to_owned(),
+            self.render(t::PHASE_README, &g, doc)?,
+        );
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct LoadtestCtx<'a> {
+    phase: &'a str,
+    users_min: u32,
+    users_max: u32,
+    capacity: u64,
+    spike_peak: u64,
+    bottleneck: &'a str,
+    smoke_vus: u32,
+    think_seconds: f64,
+    p95_ms: u32,
+    spike_p95_ms: u32,
+}
+
+#[derive(Serialize)]
+struct DocLine {
+    label: &'static str,
+    users: String,
+    work: String,
+    bottleneck: bool,
+}
+
+#[derive(Serialize)]
+struct PhaseDocCtx<'a> {
+    phase: &'a str,
+    title: String,
+    project: &'a str,
+    order: u32,
+    users_min: String,
+    users_max: String,
+    capacity: String,
+    headroom: String,
+    bottleneck: &'a str,
+    remedy: &'a str,
+    lines: Vec<DocLine>,
+    postgres: &'a topology::PostgresCluster,
+    pgbouncer: &'a topology::PgbouncerTier,
+    redis: &'a RedisLayout,
+    redis_summary: String,
+    app: &'a topology::AppTier,
+    services: Vec<&'a topology::ServiceTier>,
+    regions: Vec<String>,
+    files: Vec<String>,
+    base_port: u16,
+}
