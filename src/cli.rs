@@ -206,7 +206,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             let problem = validate::select(&checked, names, phases).err();
             let failed = report(cli.format, checked.diagnostics.clone(), problem, *strict);
             if !failed && cli.format == Format::Text {
-                println!(
+                crate::say!(
                     "{} phase(s) valid: {}",
                     checked.phases.len(),
                     checked.names().join(", ")
@@ -234,16 +234,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             let text = validate::schema::schema_text();
             match check {
                 None => {
-                    print!("{text}");
+                    crate::say_raw!("{text}");
                     Ok(EXIT_OK)
                 }
                 Some(path) => {
                     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
                     if on_disk == text {
-                        println!("{} is up to date", path.display());
+                        crate::say!("{} is up to date", path.display());
                         Ok(EXIT_OK)
                     } else {
-                        print!(
+                        crate::say_raw!(
                             "{}",
                             artifacts::unified_diff(&on_disk, &text, &path.display().to_string())
                         );
@@ -302,7 +302,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 }
                 Format::Json => crate::report::json(&comparisons),
             };
-            print!("{text}");
+            crate::say_raw!("{text}");
             let changed = comparisons
                 .iter()
                 .any(crate::report::Comparison::has_changes);
@@ -365,11 +365,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::List { phases } => {
             let checked = validate::check_dir(phases)?;
             let failed = report(cli.format, checked.diagnostics.clone(), None, false);
-            let mut stdout = std::io::stdout().lock();
             for p in &checked.phases {
                 let s = &p.spec;
-                writeln!(
-                    stdout,
+                crate::say!(
                     "{:>2}  {:<12} {:<28} users {}-{}  redis {}  {}",
                     s.order,
                     s.name,
@@ -378,7 +376,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                     s.users.max,
                     s.redis.mode.as_str(),
                     p.file_names.join(" <- ")
-                )?;
+                );
             }
             Ok(if failed { EXIT_ERROR } else { EXIT_OK })
         }
@@ -402,8 +400,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             };
             let value = serde_json::to_value(&phase.spec)?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-                Output::Yaml => print!("{}", to_yaml(&value)),
+                Output::Json => crate::say!("{}", serde_json::to_string_pretty(&value)?),
+                Output::Yaml => crate::say_raw!("{}", to_yaml(&value)),
             }
             Ok(EXIT_OK)
         }
@@ -448,7 +446,7 @@ fn capacity(
             Format::Json => {
                 let list: Vec<&crate::capacity::Estimate> =
                     estimates.iter().map(|(_, e)| e).collect();
-                println!(
+                crate::say!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "phases": list }))?
                 );
@@ -460,7 +458,7 @@ fn capacity(
                         .title
                         .as_ref()
                         .map_or(p.spec.name.as_str(), |t| t.as_str());
-                    println!(
+                    crate::say!(
                         "{}",
                         crate::report::capacity_text(e, title, p.spec.users.min)
                     );
@@ -489,10 +487,10 @@ fn capacity(
                 "largest": largest.map(|(_, e)| e),
                 "remedy": if pick.is_none() { largest.map(|(_, e)| e.bottleneck.remedy()) } else { None },
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            crate::say!("{}", serde_json::to_string_pretty(&doc)?);
         }
         _ => match (pick, largest) {
-            (Some((p, e)), _) => println!(
+            (Some((p, e)), _) => crate::say!(
                 "{} carries {} users: it carries {} >= {} x {headroom} (bottleneck: {})",
                 p.spec.name,
                 crate::report::thousands(wanted),
@@ -500,7 +498,7 @@ fn capacity(
                 crate::report::thousands(wanted),
                 e.bottleneck.label()
             ),
-            (None, Some((p, e))) => println!(
+            (None, Some((p, e))) => crate::say!(
                 "no phase carries {} users with headroom {headroom} ({} needed): the largest, {}, carries {} (bottleneck: {}); {}",
                 crate::report::thousands(wanted),
                 crate::report::thousands(needed),
@@ -509,7 +507,7 @@ fn capacity(
                 e.bottleneck.label(),
                 e.bottleneck.remedy()
             ),
-            (None, None) => println!("no phases"),
+            (None, None) => crate::say!("no phases"),
         },
     }
     Ok(if pick.is_some() { EXIT_OK } else { EXIT_ERROR })
@@ -754,7 +752,7 @@ fn build(
     }
     for (name, files) in &rendered {
         artifacts::write_phase(out, name, files)?;
-        println!("wrote {} ({} files)", out.join(name).display(), files.len());
+        crate::say!("wrote {} ({} files)", out.join(name).display(), files.len());
     }
     if all {
         for stray in stray_dirs(out, &rendered)? {
@@ -762,7 +760,7 @@ fn build(
             if is_generated_tree(&dir)? {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("removing {}", dir.display()))?;
-                println!("removed {} (no phase of that name)", dir.display());
+                crate::say!("removed {} (no phase of that name)", dir.display());
             } else {
                 eprintln!(
                     "warning: {} is not a phase and was not generated by scaleplan; left alone",
@@ -811,17 +809,17 @@ fn is_generated_tree(dir: &Path) -> anyhow::Result<bool> {
 
 fn print_drift(drift: &[Drift]) -> i32 {
     if drift.is_empty() {
-        println!("out/ is up to date");
+        crate::say!("out/ is up to date");
         return EXIT_OK;
     }
     for d in drift {
         match d {
             Drift::Changed { path, diff } => {
-                println!("stale: {path}");
-                print!("{diff}");
+                crate::say!("stale: {path}");
+                crate::say_raw!("{diff}");
             }
-            Drift::Missing { path } => println!("missing: {path}"),
-            Drift::Extra { path } => println!("extra: {path}"),
+            Drift::Missing { path } => crate::say!("missing: {path}"),
+            Drift::Extra { path } => crate::say!("extra: {path}"),
         }
     }
     eprintln!(
@@ -849,7 +847,7 @@ fn report(format: Format, diags: Diagnostics, extra: Option<Diagnostic>, strict:
                 "warnings": warnings,
                 "ok": !failed,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Text | Format::Markdown => {
             let mut stderr = std::io::stderr().lock();

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod diag;
 pub mod diff;
 pub mod native;
+pub mod output;
 pub mod pgconf;
 pub mod render;
 pub mod report;

@@ -92,16 +92,16 @@ pub fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
         } else {
             "stopped"
         };
-        println!("{:<22} {how} (pid {})", p.name, p.pid);
+        crate::say!("{:<22} {how} (pid {})", p.name, p.pid);
     }
     if alive.is_empty() {
-        println!("nothing was running");
+        crate::say!("nothing was running");
     }
     state.processes.clear();
     state.save(dir)?;
     if purge {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-        println!("removed {}", dir.display());
+        crate::say!("removed {}", dir.display());
     }
     Ok(())
 }
@@ -109,19 +109,19 @@ pub fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
 /// Prints each recorded process and whether it is up; true when all are.
 pub fn status(dir: &Path) -> anyhow::Result<bool> {
     let Some(state) = State::load(dir)? else {
-        println!("nothing is up in {}", dir.display());
+        crate::say!("nothing is up in {}", dir.display());
         return Ok(false);
     };
     if state.processes.is_empty() {
-        println!("phase {}: stopped", state.phase);
+        crate::say!("phase {}: stopped", state.phase);
         return Ok(false);
     }
-    println!("phase {} (base port {})", state.phase, state.base_port);
+    crate::say!("phase {} (base port {})", state.phase, state.base_port);
     let mut all = true;
     for p in &state.processes {
         let up = p.alive();
         all &= up;
-        println!(
+        crate::say!(
             "  {:<22} {:<10} 127.0.0.1:{:<6} {}",
             p.name,
             p.kind,

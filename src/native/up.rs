@@ -220,7 +220,7 @@ pub fn up(phase: &ValidPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow::
         state_dir,
         timeout: opts.timeout,
     };
-    println!(
+    crate::say!(
         "bringing up phase {} in {}",
         b.state.phase,
         b.state_dir.display()
@@ -254,15 +254,17 @@ fn check_versions(tools: &Tools, topo: &Topology) -> anyhow::Result<()> {
         );
     }
     if tools.postgres_major < u32::from(topo.postgres.version) {
-        println!(
+        crate::say!(
             "note: PostgreSQL {} is installed, the spec names {}; every rendered setting exists in both",
-            tools.postgres_major, topo.postgres.version
+            tools.postgres_major,
+            topo.postgres.version
         );
     }
     if tools.pgbouncer_minor < topo.pgbouncer.minor {
-        println!(
+        crate::say!(
             "note: PgBouncer 1.{} is installed, the spec names {}; no setting it lacks is rendered",
-            tools.pgbouncer_minor, topo.pgbouncer.version
+            tools.pgbouncer_minor,
+            topo.pgbouncer.version
         );
     }
     Ok(())
@@ -318,7 +320,7 @@ impl Bringup {
                 tail.join("\n")
             );
         }
-        println!(
+        crate::say!(
             "  {name:<22} {what} ({:.1} s)",
             since.elapsed().as_secs_f64()
         );
@@ -678,13 +680,13 @@ impl Bringup {
 
     fn print_endpoints(&self) {
         let t = &self.topo;
-        println!(
+        crate::say!(
             "phase {} is up. Endpoints (secrets in {}):",
             self.state.phase,
             self.state_dir.join("secrets.env").display()
         );
         for p in &t.pgbouncer.instances {
-            println!(
+            crate::say!(
                 "  {:<22} postgres://{}@127.0.0.1:{}/{} (writes), /{} (reads)",
                 p.name,
                 t.postgres.user,
@@ -693,17 +695,19 @@ impl Bringup {
                 t.pgbouncer.read_alias
             );
         }
-        println!(
+        crate::say!(
             "  {:<22} 127.0.0.1:{}",
-            t.postgres.primary.name, t.postgres.primary.endpoint.port
+            t.postgres.primary.name,
+            t.postgres.primary.endpoint.port
         );
         for r in &t.postgres.replicas {
-            println!("  {:<22} 127.0.0.1:{}", r.name, r.endpoint.port);
+            crate::say!("  {:<22} 127.0.0.1:{}", r.name, r.endpoint.port);
         }
         match &t.redis {
-            RedisLayout::Standalone { node, .. } => println!(
+            RedisLayout::Standalone { node, .. } => crate::say!(
                 "  {:<22} redis://127.0.0.1:{}",
-                node.name, node.endpoint.port
+                node.name,
+                node.endpoint.port
             ),
             RedisLayout::Sentinel {
                 sentinels,
@@ -714,14 +718,14 @@ impl Bringup {
                     .iter()
                     .map(|s| format!("127.0.0.1:{}", s.endpoint.port))
                     .collect();
-                println!(
+                crate::say!(
                     "  {:<22} master '{master_name}' via sentinels {}",
                     "redis",
                     list.join(",")
                 );
             }
             RedisLayout::Cluster { nodes, .. } => {
-                println!(
+                crate::say!(
                     "  {:<22} cluster seed 127.0.0.1:{} ({} nodes)",
                     "redis",
                     nodes[0].endpoint.port,
@@ -729,7 +733,7 @@ impl Bringup {
                 );
             }
         }
-        println!(
+        crate::say!(
             "stop with: scaleplan down --state {}",
             self.state_dir.display()
         );
