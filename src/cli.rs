@@ -667,12 +667,17 @@ fn compose_up(phase: &ValidPhase, renderer: &Renderer, state: &Path) -> anyhow::
     let compose = dir
         .join(phase.spec.name.as_str())
         .join("compose/docker-compose.yml");
-    let status = std::process::Command::new("docker")
-        .args(["compose", "-f"])
+    // The same secrets as a native bring-up: from the environment, or
+    // generated once and kept in the state directory, never in out/.
+    let secrets = crate::native::Secrets::load_or_create(state)?;
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["compose", "-f"])
         .arg(&compose)
-        .args(["up", "--detach", "--wait"])
-        .status()
-        .context("running docker compose")?;
+        .args(["up", "--detach", "--wait"]);
+    for (key, value) in secrets.env() {
+        cmd.env(key, value);
+    }
+    let status = cmd.status().context("running docker compose")?;
     Ok(if status.success() {
         EXIT_OK
     } else {

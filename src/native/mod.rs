@@ -14,7 +14,7 @@ mod up;
 pub use probe::wait_for;
 pub use procs::Proc;
 pub use tools::Tools;
-pub use up::{UpOptions, up};
+pub use up::{Secrets, UpOptions, up};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};

@@ -56,7 +56,18 @@ fn valid_secret(s: &str) -> bool {
 }
 
 impl Secrets {
-    fn load_or_create(dir: &Path) -> anyhow::Result<Secrets> {
+    /// The variables that carry the secrets, as Compose reads them.
+    pub fn env(&self) -> [(&'static str, &str); 5] {
+        [
+            (SECRET_VARS[0], &self.postgres),
+            (SECRET_VARS[1], &self.app),
+            (SECRET_VARS[2], &self.replication),
+            (SECRET_VARS[3], &self.pgbouncer_admin),
+            (SECRET_VARS[4], &self.redis),
+        ]
+    }
+
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<Secrets> {
         let path = dir.join("secrets.env");
         let stored: Vec<(String, String)> = std::fs::read_to_string(&path)
             .map(|t| {

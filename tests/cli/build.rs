@@ -399,3 +399,27 @@ fn a_reader_that_goes_away_is_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn inspect_output_is_itself_a_valid_spec() {
+    for (phase, ext, format) in [("growth", "yaml", "yaml"), ("enterprise", "json", "json")] {
+        let run = run_in(&repo(), &["inspect", phase, "--output", format], &[]);
+        assert_eq!(run.code, 0);
+        let sandbox = Sandbox::new("roundtrip");
+        std::fs::create_dir_all(sandbox.path("phases")).unwrap();
+        // JSON is YAML, so the JSON form loads as a .yaml file too.
+        let text = run
+            .stdout
+            .replace("extends: launch\n", "")
+            .replace("  \"extends\": \"scale\",\n", "");
+        let file = if ext == "json" {
+            format!("{phase}.yaml")
+        } else {
+            format!("{phase}.{ext}")
+        };
+        std::fs::write(sandbox.path(&format!("phases/{file}")), &text).unwrap();
+        let again = sandbox.run(&["inspect", phase, "--output", format]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert_eq!(again.stdout, text, "{phase}: inspect of inspect differs");
+    }
+}
