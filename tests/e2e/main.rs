@@ -7,6 +7,7 @@
 mod support;
 
 mod checks;
+mod configs;
 mod harness;
 
 use harness::Phase;
