@@ -732,10 +732,8 @@ fn build(
     // The plans between consecutive phases change with any of them, so
     // they are written when every phase is built.
     if all && checked.phases.len() > 1 {
-        rendered.push((
-            TRANSITIONS,
-            crate::compare::transition_notes(&checked, &renderer)?,
-        ));
+        let notes = crate::compare::transition_notes(&checked, &rendered);
+        rendered.push((TRANSITIONS, notes));
     }
     if check {
         let mut drift = Vec::new();

@@ -38,29 +38,42 @@ pub fn compare(
     let render = |p: Option<&ValidPhase>| -> anyhow::Result<Artifacts> {
         p.map_or_else(|| Ok(Artifacts::default()), |p| renderer.render_phase(p))
     };
-    let (a, b) = (render(from)?, render(to)?);
-    let files = diff::diff_artifacts(&a, &b, opts.context, opts.only);
-    let null = serde_json::Value::Null;
-    let (va, vb) = (
-        from.map_or(null.clone(), spec_value),
-        to.map_or(null, spec_value),
+    Ok(compare_rendered(
+        from.zip(Some(&render(from)?)),
+        to.zip(Some(&render(to)?)),
+        opts,
+    ))
+}
+
+/// The same, for phases already rendered.
+pub fn compare_rendered(
+    from: Option<(&ValidPhase, &Artifacts)>,
+    to: Option<(&ValidPhase, &Artifacts)>,
+    opts: &Options,
+) -> Comparison {
+    let empty = Artifacts::default();
+    let files = diff::diff_artifacts(
+        from.map_or(&empty, |(_, a)| a),
+        to.map_or(&empty, |(_, a)| a),
+        opts.context,
+        opts.only,
     );
-    let spec_changes = if from.is_some() && to.is_some() {
-        diff::spec_changes(&va, &vb)
-    } else {
-        Vec::new()
+    let (from, to) = (from.map(|(p, _)| p), to.map(|(p, _)| p));
+    let spec_changes = match (from, to) {
+        (Some(a), Some(b)) => diff::spec_changes(&spec_value(a), &spec_value(b)),
+        _ => Vec::new(),
     };
     let plan = match (from, to) {
         (Some(a), Some(b)) => Some(transition::plan(&a.spec, &b.spec)),
         _ => None,
     };
-    Ok(Comparison::new(
+    Comparison::new(
         from.map(|p| p.spec.name.as_str().to_owned()),
         to.map(|p| p.spec.name.as_str().to_owned()),
         files,
         spec_changes,
         plan,
-    ))
+    )
 }
 
 /// The same phases in two directories (a pull request's phases/ against
@@ -84,21 +97,31 @@ pub fn compare_dirs(
     Ok(out)
 }
 
-/// transitions/<from>-to-<to>.md for each pair of consecutive phases.
-pub fn transition_notes(checked: &Checked, renderer: &Renderer) -> anyhow::Result<Artifacts> {
+/// transitions/<from>-to-<to>.md for each pair of consecutive phases,
+/// from the renderings `build` already made.
+pub fn transition_notes(checked: &Checked, rendered: &[(&str, Artifacts)]) -> Artifacts {
     let mut files = Artifacts::default();
     let all = |_: &str| true;
     let opts = Options {
         context: 0,
         only: &all,
     };
+    let files_of = |p: &ValidPhase| {
+        rendered
+            .iter()
+            .find(|(n, _)| *n == p.spec.name.as_str())
+            .map(|(_, a)| a)
+    };
     for pair in checked.phases.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let c = compare(Some(a), Some(b), renderer, &opts)?;
+        let (Some(fa), Some(fb)) = (files_of(a), files_of(b)) else {
+            continue;
+        };
+        let c = compare_rendered(Some((a, fa)), Some((b, fb)), &opts);
         files.insert(
             format!("{}-to-{}.md", a.spec.name, b.spec.name),
             crate::report::transition_note(&c, (&a.file_names[0], &b.file_names[0])),
         );
     }
-    Ok(files)
+    files
 }
