@@ -57,6 +57,11 @@ impl Renderer {
             primary_module: primary.module.clone(),
             primary_name: primary.name.clone(),
             region_names: regions.iter().map(|r| r.name.clone()).collect(),
+            secondary_names: regions
+                .iter()
+                .filter(|r| !r.primary)
+                .map(|r| r.name.clone())
+                .collect(),
             regions: regions.clone(),
             postgres: &topo.postgres,
             pgbouncer: &topo.pgbouncer,
@@ -111,6 +116,7 @@ struct TerraformCtx<'a> {
     primary_module: String,
     primary_name: String,
     region_names: Vec<String>,
+    secondary_names: Vec<String>,
     regions: Vec<crate::terraform::RegionPlan>,
     postgres: &'a topology::PostgresCluster,
     pgbouncer: &'a topology::PgbouncerTier,

@@ -23,6 +23,10 @@ module {{ r.module|hcl_label }} {
   aws_region = {{ r.aws_region }}
   primary    = {{ r.primary }}
   network    = var.networks[{{ r.name }}]
+{% if not r.primary %}
+
+  replica_kms_key_arn = var.replica_kms_keys[{{ r.name }}]
+{% endif %}
 
   postgres = {
     engine_version        = {{ postgres.version|string }}

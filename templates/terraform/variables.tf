@@ -59,6 +59,18 @@ variable "redis_node_types" {
   }
 }
 
+{% if secondary_names %}
+variable "replica_kms_keys" {
+  description = "Per secondary region ({{ secondary_names|join(", ")|comment }}): the ARN of a KMS key in that region, which RDS needs to encrypt cross-region read replicas."
+  type        = map(string)
+
+  validation {
+    condition     = length(setsubtract({{ secondary_names }}, keys(var.replica_kms_keys))) == 0 && alltrue([for k in values(var.replica_kms_keys) : startswith(k, "arn:aws:kms:")])
+    error_message = "replica_kms_keys needs a KMS key ARN (arn:aws:kms:...) for every secondary region: {{ secondary_names|join(", ")|comment }}."
+  }
+}
+
+{% endif %}
 variable "deletion_protection" {
   description = "Protect the databases from terraform destroy."
   type        = bool

@@ -133,6 +133,8 @@ module "region_us_east" {
   primary    = false
   network    = var.networks["us-east"]
 
+  replica_kms_key_arn = var.replica_kms_keys["us-east"]
+
   postgres = {
     engine_version        = "16"
     family                = "postgres16"

@@ -59,6 +59,16 @@ variable "redis_node_types" {
   }
 }
 
+variable "replica_kms_keys" {
+  description = "Per secondary region (us-east): the ARN of a KMS key in that region, which RDS needs to encrypt cross-region read replicas."
+  type        = map(string)
+
+  validation {
+    condition     = length(setsubtract(["us-east"], keys(var.replica_kms_keys))) == 0 && alltrue([for k in values(var.replica_kms_keys) : startswith(k, "arn:aws:kms:")])
+    error_message = "replica_kms_keys needs a KMS key ARN (arn:aws:kms:...) for every secondary region: us-east."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the databases from terraform destroy."
   type        = bool

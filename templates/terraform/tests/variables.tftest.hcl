@@ -14,6 +14,13 @@ variables {
     }
 {% endfor %}
   }
+{% if secondary_names %}
+  replica_kms_keys = {
+{% for name in secondary_names %}
+    {{ name|key }} = "arn:aws:kms:us-east-1:123456789012:key/replica"
+{% endfor %}
+  }
+{% endif %}
 }
 
 run "valid_networks_pass" {
@@ -84,6 +91,18 @@ run "an_app_open_to_the_internet_fails" {
   expect_failures = [var.networks]
 }
 
+{% if secondary_names %}
+run "a_secondary_region_without_kms_key_fails" {
+  command = plan
+
+  variables {
+    replica_kms_keys = {}
+  }
+
+  expect_failures = [var.replica_kms_keys]
+}
+
+{% endif %}
 run "a_wrong_instance_class_fails" {
   command = plan
 

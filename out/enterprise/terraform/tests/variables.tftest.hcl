@@ -18,6 +18,9 @@ variables {
       allowed_cidrs = ["10.0.0.0/16"]
     }
   }
+  replica_kms_keys = {
+    us-east = "arn:aws:kms:us-east-1:123456789012:key/replica"
+  }
 }
 
 run "valid_networks_pass" {
@@ -95,6 +98,16 @@ run "an_app_open_to_the_internet_fails" {
   }
 
   expect_failures = [var.networks]
+}
+
+run "a_secondary_region_without_kms_key_fails" {
+  command = plan
+
+  variables {
+    replica_kms_keys = {}
+  }
+
+  expect_failures = [var.replica_kms_keys]
 }
 
 run "a_wrong_instance_class_fails" {

@@ -19,6 +19,12 @@ variable "primary" {
   type        = bool
 }
 
+variable "replica_kms_key_arn" {
+  description = "KMS key in this region for encrypted cross-region read replicas (secondary regions)."
+  type        = string
+  default     = null
+}
+
 variable "network" {
   description = "VPC, private subnets and the CIDR blocks allowed to reach the app."
   type = object({

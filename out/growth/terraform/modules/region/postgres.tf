@@ -62,6 +62,7 @@ resource "aws_db_instance" "replica" {
   replicate_source_db    = var.primary ? aws_db_instance.writer[0].identifier : var.postgres.source_db_arn
   instance_class         = var.postgres.instance_class
   storage_encrypted      = true
+  kms_key_id             = var.primary ? null : var.replica_kms_key_arn
   parameter_group_name   = aws_db_parameter_group.this.name
   db_subnet_group_name   = var.primary ? null : aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.postgres.id]

@@ -33,12 +33,15 @@ resource "aws_security_group" "redis" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "app_from_allowed" {
-  for_each = { for s in var.services : s.name => s if s.port != null }
+  for_each = {
+    for pair in setproduct([for s in var.services : s if s.port != null], var.network.allowed_cidrs) :
+    "${pair[0].name} ${pair[1]}" => { port = pair[0].port, cidr = pair[1] }
+  }
 
   region            = var.aws_region
   security_group_id = aws_security_group.app.id
-  description       = "${each.key} from the allowed CIDR blocks"
-  cidr_ipv4         = var.network.allowed_cidrs[0]
+  description       = "${each.key} to the app"
+  cidr_ipv4         = each.value.cidr
   ip_protocol       = "tcp"
   from_port         = each.value.port
   to_port           = each.value.port
