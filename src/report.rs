@@ -413,3 +413,58 @@ pub fn capacity_markdown(e: &crate::capacity::Estimate) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::Artifacts;
+
+    fn comparison(files: usize, lines: usize) -> Comparison {
+        let (mut a, mut b) = (Artifacts::default(), Artifacts::default());
+        for f in 0..files {
+            let text: String = (0..lines).map(|l| format!("line {l}\n")).collect();
+            a.insert(format!("f{f}.conf"), text.clone());
+            b.insert(format!("f{f}.conf"), text.replace("line 1\n", "line one\n"));
+        }
+        let files = crate::diff::diff_artifacts(&a, &b, 3, &|_| true);
+        Comparison::new(Some("a".into()), Some("b".into()), files, Vec::new(), None)
+    }
+
+    #[test]
+    fn markdown_stops_before_the_size_cap_and_says_so() {
+        let c = comparison(50, 20);
+        let full = markdown(std::slice::from_ref(&c), false, usize::MAX);
+        assert_eq!(full.matches("<details>").count(), 50);
+        let capped = markdown(std::slice::from_ref(&c), false, 2_000);
+        assert!(capped.len() < 2_600, "{}", capped.len());
+        let shown = capped.matches("<details>").count();
+        assert!(shown > 0 && shown < 50, "{shown}");
+        assert!(
+            capped.contains(&format!("> {} file section(s) left out", 50 - shown)),
+            "{capped}"
+        );
+    }
+
+    #[test]
+    fn fences_outlast_backticks_in_the_patch() {
+        let mut a = Artifacts::default();
+        let mut b = Artifacts::default();
+        a.insert("x.md".into(), "```\n".into());
+        b.insert("x.md".into(), "````\n".into());
+        let files = crate::diff::diff_artifacts(&a, &b, 3, &|_| true);
+        let md = markdown(
+            &[Comparison::new(None, None, files, Vec::new(), None)],
+            false,
+            usize::MAX,
+        );
+        assert!(md.contains("`````diff"), "{md}");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_250_000), "1,250,000");
+    }
+}
