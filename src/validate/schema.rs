@@ -149,12 +149,28 @@ impl SchemaCheck {
                     format!("add {whole} (run `scaleplan schema` for its description)"),
                 )
             }
-            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. }
-                if instance.as_str().is_some_and(|s| !types::is_text(s)) =>
-            {
-                pattern_error(at, &field, instance, types::TEXT_PATTERN)
-            }
-            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
+            ValidationErrorKind::AnyOf { context }
+            | ValidationErrorKind::OneOfNotValid { context } => {
+                // An optional value is "anyOf [T, null]", a parameter is
+                // "bool | number | text". The one branch that failed on more
+                // than the value's own type (a pattern, a range, a field
+                // inside) says what is really wrong: report its errors.
+                let telling: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
+                    .iter()
+                    .filter(|errors| {
+                        !errors.iter().all(|e| {
+                            matches!(e.kind(), ValidationErrorKind::Type { .. })
+                                && e.instance_path().as_str() == pointer
+                        })
+                    })
+                    .collect();
+                if let [errors] = telling.as_slice() {
+                    for e in errors.iter() {
+                        let inner = e.instance().clone().into_owned();
+                        self.describe(doc, e.instance_path().as_str(), &inner, e.kind(), out);
+                    }
+                    return;
+                }
                 Diagnostic::error(
                     Code::Sch002,
                     at,

@@ -69,6 +69,7 @@ macro_rules! bad_inputs {
 bad_inputs! {
     unknown_key: "unknown-key" => "SCH001" at "phases/phase.yaml:5:3";
     wrong_type: "wrong-type" => "SCH002" at "phases/phase.yaml:4:18";
+    wrong_type_inside_an_optional_block: "optional-block-inner-type" => "SCH002" at "phases/phase.yaml:7:22";
     bad_enum_value: "bad-enum" => "SCH003" at "phases/phase.yaml:4:25";
     negative_count: "negative-count" => "SCH004" at "phases/phase.yaml:4:28";
     extends_cycle: "extends-cycle" => "EXT002" at "phases/a.yaml:1:10";

@@ -518,3 +518,41 @@ fn versions_are_pinned_and_no_secret_is_a_literal() {
         }
     }
 }
+
+#[test]
+fn instance_classes_come_from_the_table_or_the_spec() {
+    let vars = std::fs::read_to_string(repo().join("out/growth/terraform/variables.tf")).unwrap();
+    // growth's primary: 4 cpu, 16 GiB -> the smallest class with both.
+    assert!(vars.contains("default     = \"db.m6g.xlarge\""), "{vars}");
+    let sandbox = Sandbox::shipped("tf-classes");
+    let growth = sandbox.path("phases/growth.yaml");
+    let text = std::fs::read_to_string(&growth).unwrap()
+        + "targets: { local: { base_port: 18000 }, terraform: { instance_classes: { postgres: db.r6g.2xlarge, redis: cache.r7g.xlarge } } }\n";
+    std::fs::write(
+        &growth,
+        text.replace("targets: { local: { base_port: 18000 } }\n", ""),
+    )
+    .unwrap();
+    let run = sandbox.run(&["build", "growth"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let vars = std::fs::read_to_string(sandbox.path("out/growth/terraform/variables.tf")).unwrap();
+    assert!(vars.contains("default     = \"db.r6g.2xlarge\""), "{vars}");
+    assert!(vars.contains("main = \"cache.r7g.xlarge\""), "{vars}");
+    let bad = std::fs::read_to_string(&growth)
+        .unwrap()
+        .replace("db.r6g.2xlarge", "r6g.2xlarge");
+    std::fs::write(&growth, bad).unwrap();
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error[SCH005]: phases/growth.yaml:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("an RDS instance class such as db.r6g.xlarge"),
+        "{}",
+        run.stderr
+    );
+}
