@@ -423,3 +423,20 @@ fn inspect_output_is_itself_a_valid_spec() {
         assert_eq!(again.stdout, text, "{phase}: inspect of inspect differs");
     }
 }
+
+#[test]
+fn json_build_prints_one_document() {
+    let sandbox = Sandbox::shipped("json-build");
+    let run = sandbox.run(&["--format", "json", "build"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["written"].as_array().unwrap().len(), 5, "four phases and the transitions");
+    std::fs::remove_file(sandbox.path("out/growth/README.md")).unwrap();
+    let check = sandbox.run(&["--format", "json", "build", "--check"]);
+    assert_eq!(check.code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&check.stdout).expect("one JSON document");
+    assert_eq!(doc["up_to_date"], false);
+    assert_eq!(doc["drift"][0]["path"], "out/growth/README.md");
+    assert_eq!(doc["drift"][0]["status"], "missing");
+}
