@@ -312,9 +312,29 @@ impl Bringup {
         name: &str,
         what: &str,
         since: Instant,
-        check: impl FnMut() -> Option<()>,
+        mut check: impl FnMut() -> Option<()>,
     ) -> anyhow::Result<()> {
-        if wait_for(self.timeout, check).is_none() {
+        // A server that exits (a port in use, a bad setting) fails the wait
+        // at once instead of at the timeout.
+        let process = self
+            .state
+            .processes
+            .iter()
+            .rev()
+            .find(|p| p.name == name)
+            .cloned();
+        let mut died = false;
+        let ready = wait_for(self.timeout, || {
+            if check().is_some() {
+                return Some(true);
+            }
+            if process.as_ref().is_some_and(|p| !p.alive()) {
+                died = true;
+                return Some(false);
+            }
+            None
+        });
+        if ready != Some(true) {
             let log = std::fs::read_to_string(self.log(name)).unwrap_or_default();
             let tail: Vec<&str> = log
                 .lines()
@@ -324,9 +344,13 @@ impl Bringup {
                 .into_iter()
                 .rev()
                 .collect();
+            let why = if died {
+                "exited before it was ready".to_owned()
+            } else {
+                format!("was not {what} within {} s", self.timeout.as_secs())
+            };
             bail!(
-                "{name} was not {what} within {} s; last lines of {}:\n{}",
-                self.timeout.as_secs(),
+                "{name} {why}; last lines of {}:\n{}",
                 self.log(name).display(),
                 tail.join("\n")
             );

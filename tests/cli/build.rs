@@ -431,7 +431,11 @@ fn json_build_prints_one_document() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     assert_eq!(doc["ok"], true);
-    assert_eq!(doc["written"].as_array().unwrap().len(), 5, "four phases and the transitions");
+    assert_eq!(
+        doc["written"].as_array().unwrap().len(),
+        5,
+        "four phases and the transitions"
+    );
     std::fs::remove_file(sandbox.path("out/growth/README.md")).unwrap();
     let check = sandbox.run(&["--format", "json", "build", "--check"]);
     assert_eq!(check.code, 2);

@@ -125,3 +125,55 @@ fn missing_binaries_name_their_package() {
         "nothing may start without the binaries"
     );
 }
+
+#[test]
+fn a_port_in_use_fails_fast_with_the_servers_own_reason() {
+    // A port inside --base-port's range that nothing else holds.
+    let (taken, port) = (30_000..39_000)
+        .step_by(97)
+        .find_map(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", p))
+                .ok()
+                .map(|l| (l, p))
+        })
+        .expect("a free port to occupy");
+    let sandbox = support::Sandbox::new("port-in-use");
+    let phases = support::repo().join("phases");
+    let started = std::time::Instant::now();
+    let run = support::run_in(
+        &sandbox.root,
+        &[
+            "up",
+            "launch",
+            "--native",
+            "--state",
+            "st",
+            "--base-port",
+            &port.to_string(),
+            "--phases",
+            &phases.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "waited for the timeout"
+    );
+    assert!(
+        run.stderr
+            .contains("postgres-primary exited before it was ready"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Address already in use"),
+        "the server's own reason: {}",
+        run.stderr
+    );
+    let state = std::fs::read_to_string(sandbox.path("st/state.json")).unwrap();
+    assert!(
+        state.contains("\"processes\": []"),
+        "nothing left running: {state}"
+    );
+}
