@@ -176,4 +176,6 @@ fn a_port_in_use_fails_fast_with_the_servers_own_reason() {
         state.contains("\"processes\": []"),
         "nothing left running: {state}"
     );
+    // Held until here, so the port stays taken for the whole bring-up.
+    drop(taken);
 }
