@@ -69,6 +69,25 @@ fn every_compose_file_matches_the_compose_specification() {
                     );
                 }
             }
+            // Every file a service mounts is one scaleplan generated, and
+            // every named volume is declared.
+            for volume in service["volumes"].as_array().into_iter().flatten() {
+                let spec = volume.as_str().unwrap();
+                let source = spec.split(':').next().unwrap();
+                if let Some(rel) = source.strip_prefix("./") {
+                    assert!(
+                        files.get(&format!("compose/{rel}")).is_some(),
+                        "{}: {name} mounts missing {rel}",
+                        phase.spec.name
+                    );
+                } else {
+                    assert!(
+                        doc["volumes"].get(source).is_some(),
+                        "{}: {name} uses undeclared volume {source}",
+                        phase.spec.name
+                    );
+                }
+            }
             for port in service["ports"].as_array().into_iter().flatten() {
                 assert!(
                     port.as_str().unwrap().starts_with("127.0.0.1:"),
