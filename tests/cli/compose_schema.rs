@@ -40,6 +40,19 @@ fn every_compose_file_matches_the_compose_specification() {
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", phase.spec.name);
+        // Every variable Compose interpolates is listed in .env.example.
+        let example = files.get("compose/.env.example").expect(".env.example");
+        for var in text
+            .split("${")
+            .skip(1)
+            .map(|rest| rest.split([':', '}']).next().unwrap())
+        {
+            assert!(
+                example.contains(&format!("\n{var}=")),
+                "{}: {var} is not in .env.example",
+                phase.spec.name
+            );
+        }
         let services = doc["services"].as_object().unwrap();
         for (name, service) in services {
             for dep in service["depends_on"]
