@@ -364,6 +364,26 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         }),
         Command::List { phases } => {
             let checked = validate::check_dir(phases)?;
+            if cli.format == Format::Json {
+                let (failed, mut doc) = diagnostics_doc(checked.diagnostics.clone(), None, false);
+                doc["phases"] = checked
+                    .phases
+                    .iter()
+                    .map(|p| {
+                        let s = &p.spec;
+                        serde_json::json!({
+                            "order": s.order,
+                            "name": s.name.as_str(),
+                            "title": s.title.as_ref().map(|t| t.as_str()),
+                            "users": {"min": s.users.min, "max": s.users.max},
+                            "redis_mode": s.redis.mode.as_str(),
+                            "files": p.file_names,
+                        })
+                    })
+                    .collect();
+                crate::say!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(if failed { EXIT_ERROR } else { EXIT_OK });
+            }
             let failed = report(cli.format, checked.diagnostics.clone(), None, false);
             for p in &checked.phases {
                 let s = &p.spec;

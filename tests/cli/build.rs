@@ -444,3 +444,48 @@ fn json_build_prints_one_document() {
     assert_eq!(doc["drift"][0]["path"], "out/growth/README.md");
     assert_eq!(doc["drift"][0]["status"], "missing");
 }
+
+#[test]
+fn the_local_target_listens_on_loopback_only() {
+    for phase in ["launch", "growth", "scale", "enterprise"] {
+        for (path, bytes) in tree(&repo().join("out").join(phase).join("local")) {
+            let text = String::from_utf8(bytes).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(['#', ';']))
+            {
+                let binds = line.starts_with("bind ")
+                    || line.starts_with("listen_addr")
+                    || line.starts_with("listen_addresses");
+                if binds {
+                    assert!(
+                        line.ends_with("127.0.0.1") || line.ends_with("'127.0.0.1'"),
+                        "{phase}/{path}: {line}"
+                    );
+                }
+                assert!(
+                    !line.contains("0.0.0.0") || line.contains("reject"),
+                    "{phase}/{path}: {line}"
+                );
+            }
+            if path.ends_with("pg_hba.conf") {
+                assert!(
+                    !text.contains("trust"),
+                    "{phase}/{path}: trust in pg_hba.conf"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn list_as_json() {
+    let run = run_in(&repo(), &["--format", "json", "list"], &[]);
+    assert_eq!(run.code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let phases = doc["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 4);
+    assert_eq!(phases[3]["name"], "enterprise");
+    assert_eq!(phases[3]["files"][0], "enterprise.toml");
+    assert_eq!(phases[1]["redis_mode"], "sentinel");
+}
