@@ -30,7 +30,8 @@ pub const EXIT_CHANGES: i32 = 2;
     about = "Compile phased scaling specs into PostgreSQL, PgBouncer, Redis and Compose configuration"
 )]
 pub struct Cli {
-    /// How diagnostics are printed.
+    /// Output: text for people, json for tools (one document on stdout),
+    /// markdown for `diff` (a pull-request comment).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[command(subcommand)]
@@ -62,6 +63,7 @@ pub enum Output {
 pub enum Command {
     /// Check specs against the schema and the rules of each component.
     Validate {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
         /// Treat warnings as errors.
@@ -72,8 +74,10 @@ pub enum Command {
     },
     /// Render phases into out/<phase>/.
     Build {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
+        /// Directory the phases are written to, one subdirectory each.
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// Write nothing; exit 2 if out/ differs from what the specs produce.
@@ -91,6 +95,7 @@ pub enum Command {
     /// Compare two phases (names or spec files) or two phases directories:
     /// rendered files, spec values and the transition plan.
     Diff {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
         /// Lines of context around each change.
@@ -118,6 +123,7 @@ pub enum Command {
     },
     /// Estimate the concurrent users each phase carries, per resource.
     Capacity {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
         /// Name the smallest phase that carries this many users.
@@ -137,11 +143,13 @@ pub enum Command {
     },
     /// List the phases in order.
     List {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
     },
     /// Start a phase: as local processes with --native, else through Docker Compose.
     Up {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
         /// Run the local target as processes from the installed binaries.
@@ -175,6 +183,7 @@ pub enum Command {
     },
     /// Print a phase's spec after `extends`, with defaults filled in.
     Inspect {
+        /// Directory of the phase specs.
         #[arg(long, default_value = "phases")]
         phases: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Yaml)]
