@@ -5,7 +5,7 @@
 use crate::diag::{Code, Diagnostic};
 use crate::pgconf::{self, Apply};
 use crate::spec::SourceMap;
-use crate::spec::types::{ParamValue, Phase, PoolMode, RedisMode};
+use crate::spec::types::{ParamValue, Phase, PoolMode, RedisMode, RegionRole};
 use serde::Serialize;
 
 /// How much a step disturbs the running system, least first.
@@ -730,7 +730,13 @@ fn app_steps(from: &Phase, to: &Phase, s: &mut Stages) {
             ));
         }
     }
-    for r in &to.regions {
+    // A single-region phase's deployment is the primary region of a phase
+    // that names its regions: only the secondary ones are new.
+    for r in to
+        .regions
+        .iter()
+        .filter(|r| r.role == RegionRole::Secondary)
+    {
         if !from.regions.iter().any(|o| o.name == r.name) {
             s.add.push(step(
                 format!("Stand up region {} ({})", r.name, r.cloud_region),
@@ -924,6 +930,25 @@ mod tests {
             p.steps[first_loss..].iter().all(|s| s.capacity_loss),
             "{:#?}",
             titles(&p)
+        );
+    }
+
+    #[test]
+    fn only_secondary_regions_are_new_deployments() {
+        let single = phase(serde_json::json!({}));
+        let regions = phase(serde_json::json!({"regions": [
+            {"name": "eu-west", "role": "primary", "cloud_region": "eu-west-1"},
+            {"name": "us-east", "role": "secondary", "cloud_region": "us-east-1", "read_replicas": 2},
+        ]}));
+        let p = plan(&single, &regions);
+        assert!(
+            p.steps.iter().all(|s| !s.title.contains("eu-west")),
+            "{:#?}",
+            titles(&p)
+        );
+        assert_eq!(
+            p.steps[position(&p, "Stand up region us-east (us-east-1)")].risk,
+            Risk::Online
         );
     }
 

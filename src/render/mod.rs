@@ -204,10 +204,8 @@ pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
         } else {
             format!("'{}'", s.replace('\'', "'\\''"))
         }),
-        Syntax::Markdown => Ok(s
-            .replace('|', "\\|")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")),
+        // '|' would end a table cell and '<' could open HTML.
+        Syntax::Markdown => Ok(s.replace('|', "\\|").replace('<', "&lt;")),
         Syntax::Plain | Syntax::Yaml | Syntax::Js | Syntax::Hcl => Ok(s.to_owned()),
     }
 }
