@@ -83,10 +83,10 @@ fn check_names_edited_missing_and_extra_files_and_writes_nothing() {
     assert_eq!(sandbox.run(&["build", "--check"]).code, 0);
 
     let edited = sandbox.path("out/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini");
-    let text = std::fs::read_to_string(&edited)
-        .unwrap()
-        .replace("default_pool_size = 40", "default_pool_size = 41");
-    std::fs::write(&edited, &text).unwrap();
+    let text = sandbox.edit(
+        "out/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini",
+        &[("default_pool_size = 40", "default_pool_size = 41")],
+    );
     std::fs::remove_file(sandbox.path("out/launch/compose/redis/redis/redis.conf")).unwrap();
     std::fs::write(
         sandbox.path("out/scale/compose/stray.txt"),
@@ -161,11 +161,7 @@ fn unknown_phase_lists_the_phases_there_are() {
 #[test]
 fn one_invalid_phase_means_nothing_is_written_for_any() {
     let sandbox = Sandbox::shipped("one-invalid");
-    let growth = sandbox.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("quorum: 2", "quorum: 7");
-    std::fs::write(&growth, text).unwrap();
+    sandbox.edit("phases/growth.yaml", &[("quorum: 2", "quorum: 7")]);
     let run = sandbox.run(&["build"]);
     assert_eq!(run.code, 1);
     assert!(
@@ -179,13 +175,14 @@ fn one_invalid_phase_means_nothing_is_written_for_any() {
 #[test]
 fn every_problem_in_a_file_is_reported_in_one_run() {
     let sandbox = Sandbox::shipped("many");
-    let growth = sandbox.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("app: { replicas: 4 }", "app: { replicas: 4, colour: blue }")
-        .replace("instances: 2", "instances: two")
-        .replace("mode: sentinel", "mode: sentinal");
-    std::fs::write(&growth, text).unwrap();
+    sandbox.edit(
+        "phases/growth.yaml",
+        &[
+            ("app: { replicas: 4 }", "app: { replicas: 4, colour: blue }"),
+            ("instances: 2", "instances: two"),
+            ("mode: sentinel", "mode: sentinal"),
+        ],
+    );
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 1);
     for code in ["SCH001", "SCH002", "SCH003"] {
@@ -202,10 +199,10 @@ fn every_problem_in_a_file_is_reported_in_one_run() {
 fn allow_downgrade_permits_a_smaller_later_phase() {
     let sandbox = Sandbox::shipped("downgrade");
     let scale = sandbox.path("phases/scale.yaml");
-    let text = std::fs::read_to_string(&scale)
-        .unwrap()
-        .replace("storage_gb: 500", "storage_gb: 50");
-    std::fs::write(&scale, &text).unwrap();
+    let text = sandbox.edit(
+        "phases/scale.yaml",
+        &[("storage_gb: 500", "storage_gb: 50")],
+    );
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 1);
     assert!(
@@ -221,11 +218,10 @@ fn allow_downgrade_permits_a_smaller_later_phase() {
 #[test]
 fn warnings_pass_unless_strict() {
     let sandbox = Sandbox::shipped("strict");
-    let growth = sandbox.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("count: 3, quorum: 2", "count: 4, quorum: 3");
-    std::fs::write(&growth, text).unwrap();
+    sandbox.edit(
+        "phases/growth.yaml",
+        &[("count: 3, quorum: 2", "count: 4, quorum: 3")],
+    );
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(

@@ -85,10 +85,10 @@ fn users_picks_the_smallest_phase_with_headroom() {
 fn allow_below_target_lowers_cap001_to_a_warning() {
     let sandbox = Sandbox::shipped("cap-allow");
     let growth = sandbox.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("max_client_conn: 3000", "max_client_conn: 2000");
-    std::fs::write(&growth, &text).unwrap();
+    let text = sandbox.edit(
+        "phases/growth.yaml",
+        &[("max_client_conn: 3000", "max_client_conn: 2000")],
+    );
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 1);
     assert!(

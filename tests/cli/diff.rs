@@ -144,11 +144,10 @@ fn detailed_exitcode_is_2_on_changes_and_0_without_the_flag() {
 fn directory_against_directory_compares_each_phase() {
     let main = Sandbox::shipped("diff-main");
     let pr = Sandbox::shipped("diff-pr");
-    let growth = pr.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("default_pool_size: 40", "default_pool_size: 45");
-    std::fs::write(&growth, text).unwrap();
+    pr.edit(
+        "phases/growth.yaml",
+        &[("default_pool_size: 40", "default_pool_size: 45")],
+    );
     let (a, b) = (main.path("phases"), pr.path("phases"));
     let run = run_in(
         &repo(),
@@ -255,11 +254,7 @@ fn unknown_phase_lists_the_phases_there_are() {
 #[test]
 fn an_invalid_side_reports_its_located_errors() {
     let pr = Sandbox::shipped("diff-invalid");
-    let growth = pr.path("phases/growth.yaml");
-    let text = std::fs::read_to_string(&growth)
-        .unwrap()
-        .replace("quorum: 2", "quorum: 9");
-    std::fs::write(&growth, text).unwrap();
+    pr.edit("phases/growth.yaml", &[("quorum: 2", "quorum: 9")]);
     let run = run_in(
         &repo(),
         &["diff", "phases", &pr.path("phases").to_string_lossy()],

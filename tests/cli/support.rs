@@ -52,6 +52,19 @@ impl Sandbox {
         self.root.join(rel)
     }
 
+    /// Replaces text in a file of the sandbox. Each `from` must be there: a
+    /// test whose edit silently missed would test the unedited file.
+    pub fn edit(&self, rel: &str, edits: &[(&str, &str)]) -> String {
+        let path = self.path(rel);
+        let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        for (from, to) in edits {
+            assert!(text.contains(from), "{rel} does not contain {from:?}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, &text).unwrap();
+        text
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         run_in(&self.root, args, &[])
     }
