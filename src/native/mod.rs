@@ -119,18 +119,25 @@ pub fn status(dir: &Path) -> anyhow::Result<bool> {
     crate::say!("phase {} (base port {})", state.phase, state.base_port);
     let mut all = true;
     for p in &state.processes {
-        let up = p.alive();
+        // Running is not enough: the server must also take connections.
+        let listening = || {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p.port));
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+        };
+        let (up, what) = match (p.alive(), p.alive() && listening()) {
+            (true, true) => (true, format!("up (pid {})", p.pid)),
+            (true, false) => (
+                false,
+                format!("running (pid {}) but not accepting connections", p.pid),
+            ),
+            (false, _) => (false, "down".to_owned()),
+        };
         all &= up;
         crate::say!(
-            "  {:<22} {:<10} 127.0.0.1:{:<6} {}",
+            "  {:<22} {:<10} 127.0.0.1:{:<6} {what}",
             p.name,
             p.kind,
-            p.port,
-            if up {
-                format!("up (pid {})", p.pid)
-            } else {
-                "down".to_owned()
-            }
+            p.port
         );
     }
     Ok(all)

@@ -485,3 +485,60 @@ fn list_as_json() {
     assert_eq!(phases[3]["files"][0], "enterprise.toml");
     assert_eq!(phases[1]["redis_mode"], "sentinel");
 }
+
+#[test]
+fn status_tells_a_running_process_from_one_that_answers() {
+    let sandbox = Sandbox::new("status");
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start_time = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let answering = listener.local_addr().unwrap().port();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = format!(
+        r#"{{"phase": "demo", "base_port": 17000, "processes": [
+            {{"name": "answers", "kind": "redis", "pid": {pid}, "start_time": {start_time}, "port": {answering}}},
+            {{"name": "silent", "kind": "redis", "pid": {pid}, "start_time": {start_time}, "port": {silent}}},
+            {{"name": "gone", "kind": "redis", "pid": {pid}, "start_time": 1, "port": {answering}}}
+        ]}}"#
+    );
+    std::fs::write(sandbox.path("state.json"), state).unwrap();
+    let run = sandbox.run(&["status", "--state", "."]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let line = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        line("answers").ends_with(&format!("up (pid {pid})")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line("silent").contains("but not accepting connections"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line("gone").ends_with("down"),
+        "a reused pid is not ours: {}",
+        run.stdout
+    );
+}
