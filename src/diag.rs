@@ -316,10 +316,6 @@ impl Diagnostics {
         self.0.dedup();
         self.0
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter()
-    }
 }
 
 /// Turns a byte offset into a 1-based line and character column.

@@ -206,14 +206,6 @@ pub enum RedisLayout {
 }
 
 impl RedisLayout {
-    pub fn common(&self) -> &RedisCommon {
-        match self {
-            RedisLayout::Standalone { common, .. }
-            | RedisLayout::Sentinel { common, .. }
-            | RedisLayout::Cluster { common, .. } => common,
-        }
-    }
-
     /// Every data node (not sentinels).
     pub fn data_nodes(&self) -> Vec<&RedisNode> {
         match self {
@@ -466,6 +458,26 @@ pub fn plan(phase: &Phase, target: Target) -> Topology {
         },
         services: phase.services.iter().map(service).collect(),
         workers: phase.workers.iter().map(service).collect(),
+    }
+}
+
+impl Topology {
+    /// Everything that runs application code: the app first, then the
+    /// services and workers. Every target deploys this one list.
+    pub fn workloads(&self) -> Vec<ServiceTier> {
+        let app = &self.app;
+        let mut out = vec![ServiceTier {
+            name: app.name.clone(),
+            image: app.image.clone(),
+            port: Some(app.port),
+            health_path: app.health_path.clone(),
+            replicas: app.replicas,
+            resources: app.resources.clone(),
+            uses_postgres: true,
+            uses_redis: true,
+        }];
+        out.extend(self.services.iter().chain(self.workers.iter()).cloned());
+        out
     }
 }
 

@@ -203,31 +203,20 @@ impl<'a> ComposeCtx<'a> {
                 "require('http').get({url}, (r) => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))"
             )
         };
-        let mut app_services = vec![AppService {
-            name: topo.app.name.clone(),
-            image: topo.app.image.clone(),
-            port: Some(topo.app.port),
-            healthcheck: Some(probe(topo.app.port, &topo.app.health_path)),
-            replicas: topo.app.replicas,
-            resources: topo.app.resources.clone(),
-            uses_postgres: true,
-            uses_redis: true,
-        }];
-        app_services.extend(
-            topo.services
-                .iter()
-                .chain(topo.workers.iter())
-                .map(|s| AppService {
-                    name: s.name.clone(),
-                    image: s.image.clone(),
-                    port: s.port,
-                    healthcheck: s.port.map(|p| probe(p, &s.health_path)),
-                    replicas: s.replicas,
-                    resources: s.resources.clone(),
-                    uses_postgres: s.uses_postgres,
-                    uses_redis: s.uses_redis,
-                }),
-        );
+        let app_services = topo
+            .workloads()
+            .into_iter()
+            .map(|s| AppService {
+                healthcheck: s.port.map(|p| probe(p, &s.health_path)),
+                name: s.name,
+                image: s.image,
+                port: s.port,
+                replicas: s.replicas,
+                resources: s.resources,
+                uses_postgres: s.uses_postgres,
+                uses_redis: s.uses_redis,
+            })
+            .collect();
         ComposeCtx {
             project: &topo.project,
             phase: &topo.phase,

@@ -20,31 +20,23 @@ impl Renderer {
         let regions = crate::terraform::regions(spec);
         let primary = regions.iter().find(|r| r.primary).unwrap_or(&regions[0]);
         let size = |cpu: f64, memory: u32| crate::terraform::fargate(cpu, memory);
-        let mut services = vec![TfService {
-            name: topo.app.name.clone(),
-            image: topo.app.image.clone(),
-            replicas: topo.app.replicas,
-            cpu: size(topo.app.resources.cpu, topo.app.resources.memory_mb).0,
-            memory: size(topo.app.resources.cpu, topo.app.resources.memory_mb).1,
-            port: Some(topo.app.port),
-            uses_postgres: true,
-            uses_redis: true,
-        }];
-        services.extend(
-            topo.services
-                .iter()
-                .chain(topo.workers.iter())
-                .map(|s| TfService {
-                    name: s.name.clone(),
-                    image: s.image.clone(),
+        let services = topo
+            .workloads()
+            .into_iter()
+            .map(|s| {
+                let (cpu, memory) = size(s.resources.cpu, s.resources.memory_mb);
+                TfService {
+                    name: s.name,
+                    image: s.image,
                     replicas: s.replicas,
-                    cpu: size(s.resources.cpu, s.resources.memory_mb).0,
-                    memory: size(s.resources.cpu, s.resources.memory_mb).1,
+                    cpu,
+                    memory,
                     port: s.port,
                     uses_postgres: s.uses_postgres,
                     uses_redis: s.uses_redis,
-                }),
-        );
+                }
+            })
+            .collect();
         let pgb_size = size(
             topo.pgbouncer.resources.cpu,
             topo.pgbouncer.resources.memory_mb,
