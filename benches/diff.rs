@@ -4,8 +4,8 @@
 //!
 //! Run: cargo bench --bench diff
 
-use scaleplan::artifacts::Artifacts;
-use scaleplan::diff::diff_artifacts;
+use scaleplan::compare::diff::diff_artifacts;
+use scaleplan::render::artifacts::Artifacts;
 use std::time::{Duration, Instant};
 
 /// `files` files of `lines` config-like lines each; in the changed set,

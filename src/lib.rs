@@ -1,22 +1,33 @@
 //! scaleplan: compiles phased scaling specs into the configuration that
-//! runs them. The stages, in pipeline order: `spec` (load, extends, source
-//! map), `validate` (schema, rules), `topology` (plan), `render`
-//! (templates), `artifacts` (write, check). `cli` drives them.
+//! runs them.
+//!
+//! The stages, in pipeline order; each imports only from the ones before
+//! it (a test checks this):
+//!
+//! 1. `spec`: read YAML and TOML specs into located trees, merge `extends`
+//! 2. `validate`: schema, component rules, rules between phases
+//! 3. `plan`: each phase planned once: nodes per target, settings, sizes,
+//!    capacity
+//! 4. `render`: templates into `Artifacts`, written or checked
+//! 5. `compare`: two renderings and plans compared; the transition plan
+//! 6. `native`: a phase's local target run as processes
+//! 7. `cli`: the commands
+//!
+//! `diag` (diagnostics) and `output` (stdout) serve every stage.
 
-pub mod artifacts;
-pub mod capacity;
-pub mod cli;
-pub mod compare;
 pub mod diag;
-pub mod diff;
-pub mod native;
 pub mod output;
-pub mod pgconf;
-pub mod render;
-pub mod report;
+
 pub mod spec;
-pub mod templates;
-pub mod terraform;
-pub mod topology;
-pub mod transition;
+
 pub mod validate;
+
+pub mod plan;
+
+pub mod render;
+
+pub mod compare;
+
+pub mod native;
+
+pub mod cli;

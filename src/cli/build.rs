@@ -1,62 +1,99 @@
-//! `scaleplan build`: render every selected phase, then write out/ or check it.
+//! `scaleplan build`: render every selected phase, then write out/ or
+//! check it.
 
-use super::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Format, TRANSITIONS, diagnostics_doc, report};
-use crate::artifacts::{self, Artifacts, Drift};
+use super::args::{EXIT_CHANGES, EXIT_OK, Format, PhasesDir, Templates};
+use super::session::{self, DiagnosticsDoc, Request};
 use crate::render::Renderer;
-use crate::validate::{self, Checked};
+use crate::render::artifacts::{self, Artifacts, Drift};
+use crate::render::notice;
 use anyhow::Context;
-use std::path::Path;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
-pub(super) fn build(
-    format: Format,
-    phases_dir: &Path,
-    out: &Path,
+/// The directory under out/ holding the transition plans.
+const TRANSITIONS: &str = "transitions";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    phases: PhasesDir,
+    /// Directory the phases are written to, one subdirectory each.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    out: PathBuf,
+    /// Write nothing; exit 2 if out/ differs from what the specs produce.
+    #[arg(long)]
     check: bool,
+    /// Treat warnings as errors.
+    #[arg(long)]
     strict: bool,
-    templates: Option<&Path>,
-    names: &[String],
-) -> anyhow::Result<i32> {
-    let checked: Checked = validate::check_dir(phases_dir)?;
-    let selected = match validate::select(&checked, names, phases_dir) {
-        Ok(s) => s,
-        Err(d) => {
-            report(format, checked.diagnostics.clone(), Some(d), strict);
-            return Ok(EXIT_ERROR);
+    #[command(flatten)]
+    templates: Templates,
+    /// Phases to build (all when none is named).
+    names: Vec<String>,
+}
+
+/// `build --format json`.
+#[derive(Serialize)]
+struct BuildDoc<'a> {
+    #[serde(flatten)]
+    diagnostics: &'a DiagnosticsDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    written: Option<Vec<Written>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    up_to_date: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<Vec<DriftEntry<'a>>>,
+}
+
+#[derive(Serialize)]
+struct Written {
+    dir: String,
+    files: usize,
+}
+
+#[derive(Serialize)]
+struct DriftEntry<'a> {
+    path: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<&'a str>,
+}
+
+pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
+    let req = Request {
+        names: &args.names,
+        strict: args.strict,
+        ..Request::all(&args.phases.dir)
+    };
+    let loaded = match session::load(format, &req)? {
+        Ok(loaded) => loaded,
+        Err(code) => {
+            if format != Format::Json {
+                eprintln!("nothing written: fix the errors above first");
+            }
+            return Ok(code);
         }
     };
-    // In JSON mode stdout carries one document: the diagnostics, then what
-    // was written or found stale.
-    let json = format == Format::Json;
-    let mut doc = serde_json::Value::Null;
-    if json {
-        let (failed, d) = diagnostics_doc(checked.diagnostics.clone(), None, strict);
-        if failed {
-            crate::say!("{}", serde_json::to_string_pretty(&d)?);
-            return Ok(EXIT_ERROR);
-        }
-        doc = d;
-    } else if report(format, checked.diagnostics.clone(), None, strict) {
-        eprintln!("nothing written: fix the errors above first");
-        return Ok(EXIT_ERROR);
-    }
     // Render everything before touching the disk, so a failure in the last
     // phase leaves out/ exactly as it was.
-    let renderer = Renderer::new(templates)?;
+    let renderer = Renderer::new(args.templates.dir.as_deref())?;
     let mut rendered: Vec<(&str, Artifacts)> = Vec::new();
-    for phase in &selected {
+    for phase in loaded.selected() {
         let files = renderer
             .render_phase(phase)
-            .with_context(|| format!("rendering phase {}", phase.spec.name))?;
-        rendered.push((phase.spec.name.as_str(), files));
+            .with_context(|| format!("rendering phase {}", phase.name()))?;
+        rendered.push((phase.name(), files));
     }
-    let all = names.is_empty();
+    let all = args.names.is_empty();
     // The plans between consecutive phases change with any of them, so
     // they are written when every phase is built.
-    if all && checked.phases.len() > 1 {
-        let notes = crate::compare::transition_notes(&checked, &rendered);
+    if all && loaded.planned.phases.len() > 1 {
+        let notes = crate::compare::transition_notes(&loaded.planned, &rendered, &renderer)?;
         rendered.push((TRANSITIONS, notes));
     }
-    if check {
+    let json = format == Format::Json;
+    let out = &args.out;
+    if args.check {
         let mut drift = Vec::new();
         for (name, files) in &rendered {
             drift.extend(artifacts::check_tree(
@@ -72,29 +109,22 @@ pub(super) fn build(
                 });
             }
         }
+        let code = if drift.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_CHANGES
+        };
         if json {
-            let list: Vec<serde_json::Value> = drift
-                .iter()
-                .map(|d| match d {
-                    Drift::Changed { path, diff } => {
-                        serde_json::json!({"path": path, "status": "stale", "diff": diff})
-                    }
-                    Drift::Missing { path } => {
-                        serde_json::json!({"path": path, "status": "missing"})
-                    }
-                    Drift::Extra { path } => serde_json::json!({"path": path, "status": "extra"}),
-                })
-                .collect();
-            doc["up_to_date"] = serde_json::Value::Bool(list.is_empty());
-            doc["drift"] = serde_json::Value::Array(list);
-            crate::say!("{}", serde_json::to_string_pretty(&doc)?);
-            return Ok(if drift.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_CHANGES
-            });
+            session::print_json(&BuildDoc {
+                diagnostics: &loaded.report,
+                written: None,
+                up_to_date: Some(drift.is_empty()),
+                drift: Some(drift.iter().map(drift_entry).collect()),
+            })?;
+        } else {
+            print_drift(&drift);
         }
-        return Ok(print_drift(&drift));
+        return Ok(code);
     }
     let mut written = Vec::new();
     for (name, files) in &rendered {
@@ -103,7 +133,10 @@ pub(super) fn build(
         if !json {
             crate::say!("wrote {dir} ({} files)", files.len());
         }
-        written.push(serde_json::json!({"dir": dir, "files": files.len()}));
+        written.push(Written {
+            dir,
+            files: files.len(),
+        });
     }
     if all {
         for stray in stray_dirs(out, &rendered)? {
@@ -123,10 +156,34 @@ pub(super) fn build(
         }
     }
     if json {
-        doc["written"] = serde_json::Value::Array(written);
-        crate::say!("{}", serde_json::to_string_pretty(&doc)?);
+        session::print_json(&BuildDoc {
+            diagnostics: &loaded.report,
+            written: Some(written),
+            up_to_date: None,
+            drift: None,
+        })?;
     }
     Ok(EXIT_OK)
+}
+
+fn drift_entry(d: &Drift) -> DriftEntry<'_> {
+    match d {
+        Drift::Changed { path, diff } => DriftEntry {
+            path,
+            status: "stale",
+            diff: Some(diff),
+        },
+        Drift::Missing { path } => DriftEntry {
+            path,
+            status: "missing",
+            diff: None,
+        },
+        Drift::Extra { path } => DriftEntry {
+            path,
+            status: "extra",
+            diff: None,
+        },
+    }
 }
 
 /// Entries of out/ that no rendered phase owns.
@@ -153,21 +210,15 @@ fn is_generated_tree(dir: &Path) -> anyhow::Result<bool> {
     }
     let files = artifacts::list_files(dir)?;
     Ok(!files.is_empty()
-        && files.iter().all(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .map(|t| {
-                    t.lines()
-                        .take(3)
-                        .any(|l| l.contains("Generated by scaleplan"))
-                })
-                .unwrap_or(false)
-        }))
+        && files
+            .iter()
+            .all(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|t| notice::is_generated(&t))))
 }
 
-fn print_drift(drift: &[Drift]) -> i32 {
+fn print_drift(drift: &[Drift]) {
     if drift.is_empty() {
         crate::say!("out/ is up to date");
-        return EXIT_OK;
+        return;
     }
     for d in drift {
         match d {
@@ -183,5 +234,4 @@ fn print_drift(drift: &[Drift]) -> i32 {
         "{} file(s) differ from the specs: run `scaleplan build` and commit out/",
         drift.len()
     );
-    EXIT_CHANGES
 }

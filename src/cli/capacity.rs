@@ -1,69 +1,69 @@
 //! `scaleplan capacity`: the tables, or the smallest phase for N users.
 
-use super::{EXIT_ERROR, EXIT_OK, Format, report};
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::validate::{self, ValidPhase};
-use std::path::Path;
+use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
+use super::session::{self, Request};
+use crate::diag::Code;
+use crate::plan::capacity::Estimate;
+use crate::render::format::thousands;
+use serde::Serialize;
+use std::fmt::Write;
 
-pub(super) fn capacity(
-    format: Format,
-    phases: &Path,
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    phases: PhasesDir,
+    /// Name the smallest phase that carries this many users.
+    #[arg(long, value_name = "N")]
     users: Option<u64>,
+    /// With --users: capacity required per user (1.2 = 20% to spare).
+    #[arg(long, value_name = "H", default_value_t = 1.2)]
     headroom: f64,
-    names: &[String],
-) -> anyhow::Result<i32> {
-    let checked = validate::check_dir(phases)?;
-    let selected = match validate::select(&checked, names, phases) {
-        Ok(s) => s,
-        Err(d) => {
-            report(format, checked.diagnostics.clone(), Some(d), false);
-            return Ok(EXIT_ERROR);
-        }
+    /// Phases to show (all when none is named).
+    names: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TablesDoc<'a> {
+    phases: Vec<&'a Estimate>,
+}
+
+#[derive(Serialize)]
+struct ForUsersDoc<'a> {
+    users: u64,
+    headroom: f64,
+    needed: u64,
+    phase: Option<&'a str>,
+    estimate: Option<&'a Estimate>,
+    largest: Option<&'a Estimate>,
+    remedy: Option<&'static str>,
+}
+
+pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
+    let req = Request {
+        names: &args.names,
+        // CAP001 is what this command explains, so it does not stop it.
+        waived: &[Code::Cap001],
+        ..Request::all(&args.phases.dir)
     };
-    // CAP001 is what this command explains, so it does not stop it.
-    let blocking: Vec<Diagnostic> = checked
-        .diagnostics
-        .clone()
-        .finish()
-        .into_iter()
-        .filter(|d| d.code != crate::diag::Code::Cap001)
-        .collect();
-    let mut errors = Diagnostics::default();
-    errors.extend(blocking);
-    if errors.has_errors() {
-        report(format, errors, None, false);
-        return Ok(EXIT_ERROR);
-    }
-    let estimates: Vec<(&ValidPhase, crate::capacity::Estimate)> = selected
-        .iter()
-        .map(|p| (*p, crate::capacity::estimate(&p.spec)))
-        .collect();
-    let Some(wanted) = users else {
+    let loaded = match session::load(format, &req)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let estimates: Vec<_> = loaded.selected().map(|p| (p, &p.capacity)).collect();
+    let Some(wanted) = args.users else {
         match format {
-            Format::Json => {
-                let list: Vec<&crate::capacity::Estimate> =
-                    estimates.iter().map(|(_, e)| e).collect();
-                crate::say!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "phases": list }))?
-                );
-            }
+            Format::Json => session::print_json(&TablesDoc {
+                phases: estimates.iter().map(|(_, e)| *e).collect(),
+            })?,
             _ => {
                 for (p, e) in &estimates {
-                    let title = p
-                        .spec
-                        .title
-                        .as_ref()
-                        .map_or(p.spec.name.as_str(), |t| t.as_str());
-                    crate::say!(
-                        "{}",
-                        crate::report::capacity_text(e, title, p.spec.users.min)
-                    );
+                    crate::say!("{}", table(e, &p.title, p.spec().users.min));
                 }
             }
         }
         return Ok(EXIT_OK);
     };
+    let headroom = args.headroom;
     if !(headroom.is_finite() && headroom > 0.0) {
         eprintln!(
             "error: --headroom must be a positive number\n  help: 1.2 asks for 20% spare capacity"
@@ -74,33 +74,34 @@ pub(super) fn capacity(
     let pick = estimates.iter().find(|(_, e)| e.capacity >= needed);
     let largest = estimates.iter().max_by_key(|(_, e)| e.capacity);
     match format {
-        Format::Json => {
-            let doc = serde_json::json!({
-                "users": wanted,
-                "headroom": headroom,
-                "needed": needed,
-                "phase": pick.map(|(p, _)| p.spec.name.as_str()),
-                "estimate": pick.map(|(_, e)| e),
-                "largest": largest.map(|(_, e)| e),
-                "remedy": if pick.is_none() { largest.map(|(_, e)| e.bottleneck.remedy()) } else { None },
-            });
-            crate::say!("{}", serde_json::to_string_pretty(&doc)?);
-        }
+        Format::Json => session::print_json(&ForUsersDoc {
+            users: wanted,
+            headroom,
+            needed,
+            phase: pick.map(|(p, _)| p.name()),
+            estimate: pick.map(|(_, e)| *e),
+            largest: largest.map(|(_, e)| *e),
+            remedy: if pick.is_none() {
+                largest.map(|(_, e)| e.bottleneck.remedy())
+            } else {
+                None
+            },
+        })?,
         _ => match (pick, largest) {
             (Some((p, e)), _) => crate::say!(
                 "{} carries {} users: it carries {} >= {} x {headroom} (bottleneck: {})",
-                p.spec.name,
-                crate::report::thousands(wanted),
-                crate::report::thousands(e.capacity),
-                crate::report::thousands(wanted),
+                p.name(),
+                thousands(wanted),
+                thousands(e.capacity),
+                thousands(wanted),
                 e.bottleneck.label()
             ),
             (None, Some((p, e))) => crate::say!(
                 "no phase carries {} users with headroom {headroom} ({} needed): the largest, {}, carries {} (bottleneck: {}); {}",
-                crate::report::thousands(wanted),
-                crate::report::thousands(needed),
-                p.spec.name,
-                crate::report::thousands(e.capacity),
+                thousands(wanted),
+                thousands(needed),
+                p.name(),
+                thousands(e.capacity),
                 e.bottleneck.label(),
                 e.bottleneck.remedy()
             ),
@@ -108,4 +109,29 @@ pub(super) fn capacity(
         },
     }
     Ok(if pick.is_some() { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// The capacity table of one phase, bottleneck marked with '*'.
+fn table(e: &Estimate, title: &str, users_min: u32) -> String {
+    let mut out = format!(
+        "{} ({title}): carries {} concurrent users; planned {}-{}; headroom {:.2}x; bottleneck: {}\n",
+        e.phase,
+        thousands(e.capacity),
+        thousands(users_min.into()),
+        thousands(e.users_max.into()),
+        e.headroom,
+        e.bottleneck.label()
+    );
+    let _ = writeln!(out, "    {:<20} {:>12}  work", "resource", "users");
+    for l in &e.lines {
+        let mark = if l.resource == e.bottleneck { '*' } else { ' ' };
+        let users = l.users.map_or_else(|| "no limit".to_owned(), thousands);
+        let _ = writeln!(
+            out,
+            "  {mark} {:<20} {users:>12}  {}",
+            l.resource.label(),
+            l.work
+        );
+    }
+    out
 }

@@ -1,19 +1,67 @@
-//! `scaleplan up` without --native: the Compose target through docker compose.
+//! `scaleplan up`: a phase's local target as processes (--native), or its
+//! Compose target through docker compose.
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::artifacts::{self, Artifacts};
+use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
+use super::session::{self, Request};
+use crate::plan::PlannedPhase;
+use crate::plan::target::Target;
 use crate::render::Renderer;
-use crate::validate::ValidPhase;
+use crate::render::artifacts::{self, Artifacts};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    phases: PhasesDir,
+    /// Run the local target as processes from the installed binaries.
+    #[arg(long)]
+    native: bool,
+    /// Where data, logs, secrets and the process record live.
+    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
+    state: PathBuf,
+    /// First port of the local target (default: the spec's targets.local.base_port).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..=40000))]
+    base_port: Option<u16>,
+    /// Seconds each component may take to become healthy.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    #[command(flatten)]
+    templates: Templates,
+    /// The phase to start.
+    name: String,
+}
+
+pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
+    let req = Request {
+        names: std::slice::from_ref(&args.name),
+        only_selected: true,
+        plan: crate::plan::Options {
+            base_port: args.base_port,
+        },
+        ..Request::all(&args.phases.dir)
+    };
+    let loaded = match session::load(format, &req)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let phase = loaded.one();
+    let renderer = Renderer::new(args.templates.dir.as_deref())?;
+    if args.native {
+        let opts = crate::native::UpOptions {
+            state_dir: &args.state,
+            timeout: std::time::Duration::from_secs(args.timeout),
+        };
+        crate::native::up(phase, &renderer, &opts)?;
+        Ok(EXIT_OK)
+    } else {
+        compose_up(phase, &renderer, &args.state)
+    }
+}
 
 /// `up` without --native: the compose target through `docker compose`,
 /// when a Docker engine answers.
-pub(super) fn compose_up(
-    phase: &ValidPhase,
-    renderer: &Renderer,
-    state: &Path,
-) -> anyhow::Result<i32> {
+fn compose_up(phase: &PlannedPhase, renderer: &Renderer, state: &Path) -> anyhow::Result<i32> {
     let engine = std::process::Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .stdin(std::process::Stdio::null())
@@ -31,17 +79,15 @@ pub(super) fn compose_up(
         eprintln!(
             "error: no Docker engine answers: {why}
   help: run `scaleplan up {} --native` to start the phase as local processes from the installed PostgreSQL, PgBouncer and Redis",
-            phase.spec.name
+            phase.name()
         );
         return Ok(EXIT_ERROR);
     }
     let mut files = Artifacts::default();
-    renderer.render_target(phase, crate::render::Layout::Compose, &mut files)?;
+    renderer.render_target(phase, Target::Compose, &mut files)?;
     let dir = state.join("compose-target");
-    artifacts::write_phase(&dir, phase.spec.name.as_str(), &files)?;
-    let compose = dir
-        .join(phase.spec.name.as_str())
-        .join("compose/docker-compose.yml");
+    artifacts::write_phase(&dir, phase.name(), &files)?;
+    let compose = dir.join(phase.name()).join("compose/docker-compose.yml");
     // The same secrets as a native bring-up: from the environment, or
     // generated once and kept in the state directory, never in out/.
     let secrets = crate::native::Secrets::load_or_create(state)?;

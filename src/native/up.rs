@@ -1,14 +1,16 @@
 //! The bring-up itself: PostgreSQL primary, streaming replicas, PgBouncer,
 //! then Redis in its mode, each waited for before the next that needs it.
 
-use super::State;
 use super::probe::{self, wait_for};
 use super::procs::{self, Launch, Proc};
+use super::state::State;
 use super::tools::Tools;
-use crate::artifacts::Artifacts;
-use crate::render::{ADMIN_USER, Layout, REPLICATION_USER, Renderer, SUPERUSER};
-use crate::topology::{self, RedisLayout, Target, Topology};
-use crate::validate::ValidPhase;
+use crate::plan::PlannedPhase;
+use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER, Secret};
+use crate::plan::topology::{self, RedisLayout, Topology};
+use crate::render::Renderer;
+use crate::render::artifacts::Artifacts;
+use crate::render::auth;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +19,6 @@ use std::time::{Duration, Instant};
 
 pub struct UpOptions<'a> {
     pub state_dir: &'a Path,
-    pub base_port: u16,
     /// How long each component may take to become healthy.
     pub timeout: Duration,
 }
@@ -32,14 +33,6 @@ pub struct Secrets {
     pub pgbouncer_admin: String,
     pub redis: String,
 }
-
-const SECRET_VARS: [&str; 5] = [
-    "SCALEPLAN_POSTGRES_PASSWORD",
-    "SCALEPLAN_APP_DB_PASSWORD",
-    "SCALEPLAN_REPLICATION_PASSWORD",
-    "SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD",
-    "SCALEPLAN_REDIS_PASSWORD",
-];
 
 fn random_secret() -> anyhow::Result<String> {
     let mut bytes = [0u8; 18];
@@ -57,14 +50,22 @@ fn valid_secret(s: &str) -> bool {
 
 impl Secrets {
     /// The variables that carry the secrets, as Compose reads them.
-    pub fn env(&self) -> [(&'static str, &str); 5] {
-        [
-            (SECRET_VARS[0], &self.postgres),
-            (SECRET_VARS[1], &self.app),
-            (SECRET_VARS[2], &self.replication),
-            (SECRET_VARS[3], &self.pgbouncer_admin),
-            (SECRET_VARS[4], &self.redis),
-        ]
+    pub fn get(&self, secret: Secret) -> &str {
+        match secret {
+            Secret::Postgres => &self.postgres,
+            Secret::AppDb => &self.app,
+            Secret::Replication => &self.replication,
+            Secret::PgbouncerAdmin => &self.pgbouncer_admin,
+            Secret::Redis => &self.redis,
+        }
+    }
+
+    /// The variables that carry the secrets, as Compose reads them.
+    pub fn env(&self) -> Vec<(&'static str, &str)> {
+        Secret::ALL
+            .iter()
+            .map(|s| (s.var(), self.get(*s)))
+            .collect()
     }
 
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Secrets> {
@@ -78,7 +79,7 @@ impl Secrets {
             })
             .unwrap_or_default();
         let mut values = Vec::new();
-        for var in SECRET_VARS {
+        for var in Secret::ALL.map(Secret::var) {
             let value = match stored.iter().find(|(k, _)| k == var) {
                 // Data already initialised with this password wins.
                 Some((_, v)) => v.clone(),
@@ -90,7 +91,8 @@ impl Secrets {
             };
             values.push(value);
         }
-        let text: String = SECRET_VARS
+        let text: String = Secret::ALL
+            .map(Secret::var)
             .iter()
             .zip(&values)
             .map(|(k, v)| format!("{k}={v}\n"))
@@ -166,14 +168,12 @@ struct Bringup {
 
 /// Brings a phase up as local processes; on any failure stops what it
 /// started and reports why.
-pub fn up(phase: &ValidPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow::Result<()> {
+pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow::Result<()> {
     let tools = Tools::find()?;
-    let topo = topology::plan(
-        &phase.spec,
-        Target::Local {
-            base_port: opts.base_port,
-        },
-    );
+    let topo = phase.local.clone();
+    let crate::plan::target::Target::Local { base_port } = topo.target else {
+        bail!("phase {} has no local topology", phase.name());
+    };
     check_versions(&tools, &topo)?;
 
     std::fs::create_dir_all(opts.state_dir)
@@ -197,13 +197,7 @@ pub fn up(phase: &ValidPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow::
     // Render the local target into the state directory: with the default
     // base port this is byte for byte out/<phase>/local.
     let mut files = Artifacts::default();
-    renderer.render_target(
-        phase,
-        Layout::Local {
-            base_port: opts.base_port,
-        },
-        &mut files,
-    )?;
+    renderer.render_target(phase, topo.target, &mut files)?;
     let config = state_dir.join("config");
     if config.exists() {
         std::fs::remove_dir_all(&config)?;
@@ -221,8 +215,8 @@ pub fn up(phase: &ValidPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow::
         secrets: Secrets::load_or_create(&state_dir)?,
         server_user: is_root().then_some("postgres"),
         state: State {
-            phase: phase.spec.name.as_str().to_owned(),
-            base_port: opts.base_port,
+            phase: phase.name().to_owned(),
+            base_port,
             processes: Vec::new(),
         },
         config: config.join("local"),
@@ -504,14 +498,12 @@ impl Bringup {
         let node = self.topo.pgbouncer.instances[i].clone();
         let dir = self.state_dir.join(&node.name);
         std::fs::create_dir_all(&dir)?;
-        // Plain-text entries: PgBouncer answers SCRAM for clients and does
-        // SCRAM against PostgreSQL with them.
         write_private(
             &dir.join("userlist.txt"),
-            &format!(
-                "\"{}\" \"{}\"\n\"{ADMIN_USER}\" \"{}\"\n",
-                self.topo.postgres.user, self.secrets.app, self.secrets.pgbouncer_admin
-            ),
+            &auth::pgbouncer_userlist(&[
+                (&self.topo.postgres.user, &self.secrets.app),
+                (ADMIN_USER, &self.secrets.pgbouncer_admin),
+            ]),
         )?;
         give_to(self.server_user, &dir)?;
         let ini = self
@@ -546,10 +538,7 @@ impl Bringup {
         let layout = self.topo.redis.clone();
         // Sentinel rewrites the data nodes' files on failover.
         let rewritten = matches!(layout, RedisLayout::Sentinel { .. });
-        let auth = format!(
-            "requirepass \"{0}\"\nmasterauth \"{0}\"\n",
-            self.secrets.redis
-        );
+        let auth = auth::redis_auth(&self.secrets.redis);
         for node in layout.data_nodes() {
             self.start_redis(node, "redis", &auth, rewritten)?;
         }
@@ -636,10 +625,7 @@ impl Bringup {
                 (online == replicas).then_some(())
             },
         )?;
-        let auth = format!(
-            "requirepass \"{0}\"\nsentinel auth-pass {master} \"{0}\"\nsentinel sentinel-pass \"{0}\"\n",
-            self.secrets.redis
-        );
+        let auth = auth::sentinel_auth(master, &self.secrets.redis);
         for node in sentinels {
             // Sentinel rewrites its file at start.
             self.start_redis(node, "sentinel", &auth, true)?;

@@ -1,10 +1,14 @@
 //! What only the Compose target needs: docker-compose.yml, .env.example
 //! and the scripts its containers run at start.
 
-use super::{ADMIN_USER, Generated, Layout, REPLICATION_USER, Renderer};
-use crate::artifacts::Artifacts;
-use crate::templates as t;
-use crate::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
+use super::Renderer;
+use super::artifacts::Artifacts;
+use super::auth;
+use super::notice::Generated;
+use super::templates as t;
+use crate::plan::identity::{ADMIN_USER, REPLICATION_USER};
+use crate::plan::target::{PGBOUNCER_PORT, REDIS_PORT, Target};
+use crate::plan::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
@@ -19,7 +23,7 @@ impl Renderer {
         g: &Generated,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
-        let layout = Layout::Compose;
+        let layout = Target::Compose;
         let pg = &topo.postgres;
         for node in &pg.replicas {
             files.insert(
@@ -52,6 +56,10 @@ impl Renderer {
                 t::PGBOUNCER_START_SH,
                 g,
                 PgbouncerStartCtx {
+                    userlist: auth::printf_format(&auth::pgbouncer_userlist(&[
+                        ("%s", "%s"),
+                        ("%s", "%s"),
+                    ])),
                     postgres: pg,
                     admin_user: ADMIN_USER,
                     auth_file: &layout.pgbouncer_auth_file(""),
@@ -70,7 +78,15 @@ impl Renderer {
             self.render(
                 t::REDIS_START_SH,
                 g,
-                context! { auth_include => layout.redis_auth() },
+                context! {
+                    auth_include => layout.redis_auth(),
+                    sentinel_auth => match redis {
+                        RedisLayout::Sentinel { master_name, .. } => {
+                            Some(auth::printf_format(&auth::sentinel_auth(master_name, "%s")))
+                        }
+                        _ => None,
+                    },
+                },
             )?,
         );
         files.insert(
@@ -109,6 +125,8 @@ struct RolesCtx<'a> {
 
 #[derive(Serialize)]
 struct PgbouncerStartCtx<'a> {
+    /// printf format of the auth file: (user, password) twice.
+    userlist: String,
     postgres: &'a topology::PostgresCluster,
     admin_user: &'a str,
     auth_file: &'a str,
@@ -235,8 +253,8 @@ impl<'a> ComposeCtx<'a> {
             database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_alias),
             sentinel_list,
             cluster_list,
-            pgbouncer_host_port: topology::PGBOUNCER_PORT,
-            redis_host_port: topology::REDIS_PORT,
+            pgbouncer_host_port: PGBOUNCER_PORT,
+            redis_host_port: REDIS_PORT,
             secondary_regions: secondary,
         }
     }

@@ -1,10 +1,11 @@
 //! The phase summary (README.md) and the k6 load test.
 
+use super::artifacts::Artifacts;
+use super::format::thousands;
+use super::templates as t;
 use super::{Renderer, generated};
-use crate::artifacts::Artifacts;
-use crate::templates as t;
-use crate::topology::{self, RedisLayout, Target};
-use crate::validate::ValidPhase;
+use crate::plan::PlannedPhase;
+use crate::plan::topology::{self, RedisLayout};
 use serde::Serialize;
 
 impl Renderer {
@@ -12,14 +13,13 @@ impl Renderer {
     /// target.
     pub(super) fn render_docs(
         &self,
-        phase: &ValidPhase,
+        phase: &PlannedPhase,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
-        let spec = &phase.spec;
+        let spec = phase.spec();
         let g = generated(phase);
-        let e = crate::capacity::estimate(spec);
-        let topo = topology::plan(spec, Target::Compose);
-        let thousands = crate::report::thousands;
+        let e = &phase.capacity;
+        let topo = &phase.compose;
         files.insert(
             "loadtest/k6.js".to_owned(),
             self.render(
@@ -64,7 +64,7 @@ impl Renderer {
         listed.sort();
         let doc = PhaseDocCtx {
             phase: spec.name.as_str(),
-            title: g.title.clone(),
+            title: phase.title.clone(),
             project: spec.project.as_str(),
             order: spec.order,
             users_min: thousands(spec.users.min.into()),

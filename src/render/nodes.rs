@@ -1,12 +1,15 @@
 //! The config files of every node, for any target: postgresql.conf and
 //! pg_hba.conf, pgbouncer.ini, redis.conf and sentinel.conf.
 
-use super::{ADMIN_USER, Generated, Layout, REPLICATION_USER, Renderer, SUPERUSER, generated};
-use crate::artifacts::Artifacts;
+use super::artifacts::Artifacts;
+use super::notice::Generated;
+use super::templates as t;
+use super::{Renderer, generated};
+use crate::plan::PlannedPhase;
+use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER};
+use crate::plan::target::Target;
+use crate::plan::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
 use crate::spec::types::RegionRole;
-use crate::templates as t;
-use crate::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
-use crate::validate::ValidPhase;
 use anyhow::Context;
 use minijinja::context;
 use serde::Serialize;
@@ -15,25 +18,25 @@ impl Renderer {
     /// The files of one target, keyed by their path under out/<phase>/.
     pub fn render_target(
         &self,
-        phase: &ValidPhase,
-        layout: Layout,
+        phase: &PlannedPhase,
+        target: Target,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
-        let spec = &phase.spec;
+        let spec = phase.spec();
         let generated = generated(phase);
-        let topo = topology::plan(spec, layout.target());
+        let topo = phase.topology(target);
         let secondary: Vec<&str> = spec
             .regions
             .iter()
             .filter(|r| r.role == RegionRole::Secondary)
             .map(|r| r.name.as_str())
             .collect();
-        self.render_nodes(&topo, layout, &generated, files)
-            .and_then(|()| match layout {
-                Layout::Compose => self.render_compose_only(&topo, &secondary, &generated, files),
-                Layout::Local { .. } => Ok(()),
+        self.render_nodes(topo, &generated, files)
+            .and_then(|()| match target {
+                Target::Compose => self.render_compose_only(topo, &secondary, &generated, files),
+                Target::Local { .. } | Target::Cloud => Ok(()),
             })
-            .with_context(|| format!("phase {}, {} target", spec.name, layout.dir()))
+            .with_context(|| format!("phase {}, {} target", spec.name, target.dir()))
     }
 
     /// Config files of every node: the same templates for every target,
@@ -41,10 +44,10 @@ impl Renderer {
     pub(super) fn render_nodes(
         &self,
         topo: &Topology,
-        layout: Layout,
         g: &Generated,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
+        let layout = topo.target;
         let dir = layout.dir();
         let pg = &topo.postgres;
         let nodes: Vec<(&PostgresNode, &str)> = std::iter::once((&pg.primary, "primary"))
@@ -88,19 +91,7 @@ impl Renderer {
         for node in &topo.pgbouncer.instances {
             files.insert(
                 format!("{dir}/pgbouncer/{}/pgbouncer.ini", node.name),
-                self.render(
-                    t::PGBOUNCER_INI,
-                    g,
-                    PgbouncerCtx {
-                        node,
-                        pgbouncer: &topo.pgbouncer,
-                        postgres: pg,
-                        listen_address: layout.listen_ipv4(),
-                        auth_file: &layout.pgbouncer_auth_file(&node.name),
-                        admin_user: ADMIN_USER,
-                        socket_dir: layout.socket_dir(),
-                    },
-                )?,
+                self.pgbouncer_ini(topo, node, g)?,
             );
         }
         let redis = &topo.redis;
@@ -147,6 +138,33 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// One PgBouncer instance's pgbouncer.ini, for any target: the cloud's
+    /// ECS tasks run the same file as Compose and the local target.
+    pub(super) fn pgbouncer_ini(
+        &self,
+        topo: &Topology,
+        node: &topology::PgbouncerNode,
+        g: &Generated,
+    ) -> anyhow::Result<String> {
+        let target = topo.target;
+        self.render(
+            t::PGBOUNCER_INI,
+            g,
+            PgbouncerCtx {
+                target,
+                node,
+                pgbouncer: &topo.pgbouncer,
+                postgres: &topo.postgres,
+                listen_address: target.listen_ipv4(),
+                auth_file: &target.pgbouncer_auth_file(&node.name),
+                admin_user: ADMIN_USER,
+                socket_dir: target.socket_dir(),
+            },
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct PgConfCtx<'a> {
     role: &'a str,
@@ -167,6 +185,7 @@ struct HbaCtx<'a> {
 
 #[derive(Serialize)]
 struct PgbouncerCtx<'a> {
+    target: Target,
     node: &'a topology::PgbouncerNode,
     pgbouncer: &'a topology::PgbouncerTier,
     postgres: &'a topology::PostgresCluster,

@@ -1,68 +1,64 @@
-//! out/<phase>/terraform: the root module and the region module.
+//! out/<phase>/terraform: the root module and the region module, formatted
+//! from the cloud plan. PgBouncer's config is the same template every other
+//! target renders, as a templatefile() the region module fills with its
+//! RDS endpoints.
 
-use super::{ADMIN_USER, Renderer, generated};
-use crate::artifacts::Artifacts;
-use crate::templates as t;
-use crate::topology::{self, Target};
-use crate::validate::ValidPhase;
+use super::artifacts::Artifacts;
+use super::auth;
+use super::templates as t;
+use super::{Renderer, generated};
+use crate::plan::PlannedPhase;
+use crate::plan::cloud::{CloudService, DbParameter, RegionPlan};
+use crate::plan::identity::ADMIN_USER;
+use crate::plan::topology;
 use serde::Serialize;
+
+/// Where the region module finds PgBouncer's config template.
+const PGBOUNCER_TEMPLATE: &str = "terraform/modules/region/pgbouncer.ini.tftpl";
 
 impl Renderer {
     /// out/<phase>/terraform: the root module and the region module.
     pub(super) fn render_terraform(
         &self,
-        phase: &ValidPhase,
+        phase: &PlannedPhase,
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
-        let spec = &phase.spec;
+        let spec = phase.spec();
         let g = generated(phase);
-        let topo = topology::plan(spec, Target::Compose);
-        let regions = crate::terraform::regions(spec);
-        let primary = regions.iter().find(|r| r.primary).unwrap_or(&regions[0]);
-        let size = |cpu: f64, memory: u32| crate::terraform::fargate(cpu, memory);
-        let services = topo
-            .workloads()
-            .into_iter()
-            .map(|s| {
-                let (cpu, memory) = size(s.resources.cpu, s.resources.memory_mb);
-                TfService {
-                    name: s.name,
-                    image: s.image,
-                    replicas: s.replicas,
-                    cpu,
-                    memory,
-                    port: s.port,
-                    uses_postgres: s.uses_postgres,
-                    uses_redis: s.uses_redis,
-                }
-            })
-            .collect();
-        let pgb_size = size(
-            topo.pgbouncer.resources.cpu,
-            topo.pgbouncer.resources.memory_mb,
-        );
+        let cloud = &phase.cloud;
+        let nodes = &phase.cloud_nodes;
+        let primary = cloud
+            .regions
+            .iter()
+            .find(|r| r.primary)
+            .unwrap_or(&cloud.regions[0]);
         let ctx = TerraformCtx {
             project: spec.project.as_str(),
             phase: spec.name.as_str(),
-            title: g.title.clone(),
-            primary_region: primary.aws_region.clone(),
-            primary_module: primary.module.clone(),
-            primary_name: primary.name.clone(),
-            region_names: regions.iter().map(|r| r.name.clone()).collect(),
-            secondary_names: regions
+            title: &phase.title,
+            primary_region: &primary.aws_region,
+            primary_module: &primary.module,
+            primary_name: &primary.name,
+            region_names: cloud.regions.iter().map(|r| r.name.as_str()).collect(),
+            secondary_names: cloud
+                .regions
                 .iter()
                 .filter(|r| !r.primary)
-                .map(|r| r.name.clone())
+                .map(|r| r.name.as_str())
                 .collect(),
-            regions: regions.clone(),
-            postgres: &topo.postgres,
-            pgbouncer: &topo.pgbouncer,
-            pgbouncer_size: [pgb_size.0, pgb_size.1],
-            parameters: crate::terraform::db_parameters(spec),
-            multi_az: spec.postgres.multi_az,
-            postgres_class: crate::terraform::db_class(spec),
+            regions: &cloud.regions,
+            postgres: &nodes.postgres,
+            pgbouncer: &nodes.pgbouncer,
+            pgbouncer_size: cloud.pgbouncer_size,
+            parameters: &cloud.parameters,
+            multi_az: cloud.multi_az,
+            postgres_class: &cloud.postgres_class,
             admin_user: ADMIN_USER,
-            services,
+            services: &cloud.services,
+            userlist_format: auth::printf_format(&auth::pgbouncer_userlist(&[
+                ("%s", "%s"),
+                ("%s", "%s"),
+            ])),
         };
         for name in [
             t::TF_VERSIONS,
@@ -82,40 +78,36 @@ impl Renderer {
         ] {
             files.insert(name.to_owned(), self.render(name, &g, &ctx)?);
         }
+        // Every ECS task of the PgBouncer service runs one and the same
+        // file, so it is rendered for the first instance.
+        if let Some(node) = nodes.pgbouncer.instances.first() {
+            files.insert(
+                PGBOUNCER_TEMPLATE.to_owned(),
+                self.pgbouncer_ini(nodes, node, &g)?,
+            );
+        }
         Ok(())
     }
-}
-
-#[derive(Serialize)]
-struct TfService {
-    name: String,
-    image: String,
-    replicas: u32,
-    /// Fargate CPU units and MiB.
-    cpu: u32,
-    memory: u32,
-    port: Option<u16>,
-    uses_postgres: bool,
-    uses_redis: bool,
 }
 
 #[derive(Serialize)]
 struct TerraformCtx<'a> {
     project: &'a str,
     phase: &'a str,
-    title: String,
-    primary_region: String,
-    primary_module: String,
-    primary_name: String,
-    region_names: Vec<String>,
-    secondary_names: Vec<String>,
-    regions: Vec<crate::terraform::RegionPlan>,
+    title: &'a str,
+    primary_region: &'a str,
+    primary_module: &'a str,
+    primary_name: &'a str,
+    region_names: Vec<&'a str>,
+    secondary_names: Vec<&'a str>,
+    regions: &'a [RegionPlan],
     postgres: &'a topology::PostgresCluster,
     pgbouncer: &'a topology::PgbouncerTier,
     pgbouncer_size: [u32; 2],
-    parameters: Vec<crate::terraform::DbParameter>,
+    parameters: &'a [DbParameter],
     multi_az: bool,
-    postgres_class: String,
+    postgres_class: &'a str,
     admin_user: &'a str,
-    services: Vec<TfService>,
+    services: &'a [CloudService],
+    userlist_format: String,
 }

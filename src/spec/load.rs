@@ -1,7 +1,8 @@
 //! Finding and parsing the spec files of a phases directory.
 
+use super::limits::MAX_FILE_BYTES;
 use super::node::Node;
-use super::{MAX_FILE_BYTES, toml, yaml};
+use super::{toml, yaml};
 use crate::diag::{Code, Diagnostic, Diagnostics, Location, line_col};
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -1,9 +1,13 @@
-//! Reading spec files: YAML and TOML into located trees, `extends` chains
-//! merged, and the typed spec they deserialize into.
+//! Stage 1, spec: reading spec files (YAML and TOML) into located trees,
+//! merging `extends` chains, and the typed spec they deserialize into, with
+//! the catalogues the contract names (PostgreSQL keys, images).
 
 pub mod extends;
+pub mod images;
+pub mod limits;
 pub mod load;
 pub mod node;
+pub mod params;
 mod toml;
 pub mod types;
 mod yaml;
@@ -12,22 +16,6 @@ pub use extends::Merged;
 pub use load::SourceFile;
 pub use node::SourceMap;
 pub use types::Phase;
-
-/// Deepest nesting a spec may use. Real specs nest four levels; the bound
-/// keeps hostile input from exhausting the stack.
-pub const MAX_DEPTH: usize = 64;
-/// Most values a spec may expand to, aliases included (an alias bomb doubles
-/// at every level and would otherwise take all memory).
-pub const MAX_NODES: usize = 100_000;
-/// Largest spec file read; a phase spec is a few hundred bytes.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-/// Parses YAML text into JSON with the same loader specs use (bounded
-/// depth and alias expansion). Used to read generated YAML back in checks.
-pub fn yaml_to_json(text: &str, name: &str) -> Result<serde_json::Value, crate::diag::Diagnostic> {
-    let file = std::sync::Arc::new(std::path::PathBuf::from(name));
-    yaml::parse(text, &file).map(|node| node.into_json().0)
-}
 
 /// Phases built from JSON in unit tests.
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! TOML -> `Node`. toml's `DeTable` keeps byte spans for every key and value,
 //! which are turned into line and column here.
 
+use super::limits::{MAX_DEPTH, MAX_NODES};
 use super::node::{Kind, Node};
-use super::{MAX_DEPTH, MAX_NODES};
 use crate::diag::{Code, Diagnostic, Location, line_col};
 use std::path::PathBuf;
 use std::sync::Arc;

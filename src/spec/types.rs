@@ -2,7 +2,8 @@
 //!
 //! These types are the single source of the JSON Schema (schemars), of
 //! deserialization (serde) and of `inspect`'s output. Field names are part of
-//! the public contract (DESIGN.md): renaming one breaks users' files.
+//! the public contract (README, "Spec reference"): renaming one breaks
+//! users' files.
 //!
 //! String newtypes validate themselves on deserialization as well as through
 //! the schema, so a `Label` in memory is always a DNS label, whichever path
@@ -480,7 +481,11 @@ impl Default for Pgbouncer {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Ordered as a deployment grows (standalone, then Sentinel, then Cluster):
+// a later phase may not go back (TRN001).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisMode {
     Standalone,
@@ -654,6 +659,9 @@ pub struct Targets {
     pub terraform: TerraformTarget,
 }
 
+/// The local target's default base port.
+pub const DEFAULT_BASE_PORT: u16 = 17000;
+
 /// Processes on one machine (`scaleplan up --native`): every node on
 /// 127.0.0.1, on ports counted from `base_port`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -669,7 +677,7 @@ impl Default for LocalTarget {
     fn default() -> Self {
         LocalTarget {
             enabled: true,
-            base_port: crate::topology::DEFAULT_BASE_PORT,
+            base_port: DEFAULT_BASE_PORT,
         }
     }
 }

@@ -5,8 +5,8 @@
 //! and a hostile file (an alias bomb, ten thousand nested brackets) ends in a
 //! located error instead of a stack overflow or an out-of-memory kill.
 
+use super::limits::{MAX_DEPTH, MAX_NODES};
 use super::node::{Kind, Node};
-use super::{MAX_DEPTH, MAX_NODES};
 use crate::diag::{Code, Diagnostic, Location};
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,8 +1,11 @@
-//! Checking a phases directory: load, merge, schema, deserialize, rules.
-//! The result holds every problem found, and the phases that passed.
+//! Stage 2, validate: a phases directory loaded, merged, checked against
+//! the schema, deserialized, and checked against the rules of each
+//! component and between consecutive phases. The result holds every
+//! problem found, and the phases that passed the schema.
 
 pub mod rules;
 pub mod schema;
+pub mod transition;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Location};
 use crate::spec::node::SourceMap;
@@ -28,12 +31,6 @@ pub struct Checked {
     /// Concrete (non-abstract) phases, sorted by order then name.
     pub phases: Vec<ValidPhase>,
     pub diagnostics: Diagnostics,
-}
-
-impl Checked {
-    pub fn names(&self) -> Vec<&str> {
-        self.phases.iter().map(|p| p.spec.name.as_str()).collect()
-    }
 }
 
 /// Loads and checks every spec of a directory.
@@ -97,7 +94,7 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
     });
     // Consecutive phases by order: what a rollout actually moves between.
     for pair in phases.windows(2) {
-        diags.extend(crate::transition::check(
+        diags.extend(transition::check(
             &pair[0].spec,
             &pair[1].spec,
             &pair[1].sources,
@@ -107,31 +104,4 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
         phases,
         diagnostics: diags,
     })
-}
-
-/// Picks the named phases (all when `names` is empty). An unknown name is
-/// an error listing the phases that exist.
-pub fn select<'a>(
-    checked: &'a Checked,
-    names: &[String],
-    dir: &Path,
-) -> Result<Vec<&'a ValidPhase>, Diagnostic> {
-    if names.is_empty() {
-        return Ok(checked.phases.iter().collect());
-    }
-    let mut out = Vec::new();
-    for name in names {
-        match checked.phases.iter().find(|p| p.spec.name.as_str() == name) {
-            Some(p) => out.push(p),
-            None => {
-                return Err(Diagnostic::error(
-                    Code::Load009,
-                    Location::start_of(&Arc::new(dir.to_path_buf())),
-                    format!("no phase named '{name}' in {}", dir.display()),
-                    format!("phases here: {}", checked.names().join(", ")),
-                ));
-            }
-        }
-    }
-    Ok(out)
 }

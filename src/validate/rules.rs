@@ -3,10 +3,10 @@
 //! says what to change.
 
 use crate::diag::{Code, Diagnostic};
-use crate::pgconf;
 use crate::spec::SourceMap;
+use crate::spec::images;
+use crate::spec::params;
 use crate::spec::types::{ParamValue, Phase, Redis, RedisMode, RegionRole};
-use crate::topology;
 use std::collections::BTreeMap;
 
 /// Rules on one phase.
@@ -18,38 +18,7 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     redis(&phase.redis, "/redis", src, &mut out);
     regions(phase, src, &mut out);
     names(phase, src, &mut out);
-    capacity(phase, src, &mut out);
     out
-}
-
-/// CAP001: the resources must carry the users the phase is planned for.
-fn capacity(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
-    let e = crate::capacity::estimate(phase);
-    if e.capacity >= u64::from(phase.users.max) {
-        return;
-    }
-    let work = e
-        .lines
-        .iter()
-        .find(|l| l.resource == e.bottleneck)
-        .map_or(String::new(), |l| l.work.clone());
-    let message = format!(
-        "phase {} carries about {} concurrent users, below users.max {}: {} is the bottleneck ({work})",
-        phase.name,
-        e.capacity,
-        phase.users.max,
-        e.bottleneck.label()
-    );
-    let help = format!(
-        "{}; or, if the shortfall is known, set capacity.allow_below_target: true in this phase",
-        e.bottleneck.remedy()
-    );
-    let at = src.value_at("/users/max");
-    out.push(if phase.capacity.allow_below_target {
-        Diagnostic::warning(Code::Cap001, at, message, help)
-    } else {
-        Diagnostic::error(Code::Cap001, at, message, help)
-    });
 }
 
 /// Rules across the phases of one directory.
@@ -107,14 +76,45 @@ fn users(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Server connections the PgBouncer tier may open, per destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolBudget {
+    /// Databases (pools) per instance: writes and reads.
+    pub databases: u32,
+    /// Pools of one instance that land on the primary.
+    pub primary_pools: u32,
+    pub primary_per_instance: u32,
+    pub primary_total: u32,
+    /// Worst case on one replica: every instance's read pool on it.
+    pub replica_total: u32,
+}
+
+pub fn pool_budget(phase: &Phase) -> PoolBudget {
+    let pgb = &phase.pgbouncer;
+    let per_pool = pgb.default_pool_size + pgb.reserve_pool_size;
+    let has_replicas = phase.postgres.read_replicas > 0;
+    let primary_pools = if has_replicas { 1 } else { 2 };
+    PoolBudget {
+        databases: 2,
+        primary_pools,
+        primary_per_instance: primary_pools * per_pool,
+        primary_total: primary_pools * per_pool * pgb.instances,
+        replica_total: if has_replicas {
+            per_pool * pgb.instances
+        } else {
+            0
+        },
+    }
+}
+
 fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     let pgb = &phase.pgbouncer;
     let pg = &phase.postgres;
-    let budget = topology::pool_budget(phase);
+    let budget = pool_budget(phase);
     let available = pg
         .primary
         .max_connections
-        .saturating_sub(pgconf::superuser_reserved(pg));
+        .saturating_sub(params::superuser_reserved(pg));
 
     if budget.primary_total > available {
         out.push(Diagnostic::error(
@@ -131,7 +131,7 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                 budget.primary_total,
                 pg.primary.max_connections,
                 available,
-                pgconf::superuser_reserved(pg),
+                params::superuser_reserved(pg),
             ),
             "lower pgbouncer.default_pool_size, reserve_pool_size or instances, or raise postgres.primary.max_connections",
         ));
@@ -182,9 +182,9 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     }
     if phase.targets.compose.enabled
         && pgb.image.is_none()
-        && topology::pgbouncer_image(pgb.version.minor()).is_none()
+        && images::pgbouncer_image(pgb.version.minor()).is_none()
     {
-        let known: Vec<String> = topology::PGBOUNCER_IMAGES
+        let known: Vec<String> = images::PGBOUNCER_IMAGES
             .iter()
             .map(|(m, i)| format!("1.{m} ({i})"))
             .collect();
@@ -198,13 +198,13 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 }
 
 fn parameters(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
-    let known: Vec<String> = pgconf::KNOWN.iter().map(|(k, _)| (*k).to_owned()).collect();
+    let known: Vec<String> = params::KNOWN.iter().map(|(k, _)| (*k).to_owned()).collect();
     for (name, value) in &phase.postgres.parameters {
         let pointer = format!(
             "/postgres/parameters/{}",
             crate::spec::node::escape_pointer(name)
         );
-        if let Some(field) = pgconf::controlled_by(name) {
+        if let Some(field) = params::controlled_by(name) {
             out.push(Diagnostic::error(
                 Code::Pg002,
                 src.key_at(&pointer),
@@ -213,7 +213,7 @@ fn parameters(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                 ),
                 format!("remove it from postgres.parameters and change {field} instead"),
             ));
-        } else if pgconf::known(name).is_none() {
+        } else if params::known(name).is_none() {
             let help = match crate::validate::schema::closest(name, &known) {
                 Some(best) => format!("did you mean '{best}'? a misspelt key would stop PostgreSQL from starting"),
                 None => "scaleplan knows the common postgresql.conf keys (see README); a misspelt key would stop PostgreSQL from starting".to_owned(),
@@ -457,20 +457,13 @@ fn names(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             );
         }
     }
-    let reserved = topology::reserved_service_names(phase);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (list, services) in [("services", &phase.services), ("workers", &phase.workers)] {
         for (i, service) in services.iter().enumerate() {
             let pointer = format!("/{list}/{i}/name");
             let name = service.name.as_str();
-            if reserved.iter().any(|r| r == name) {
-                out.push(Diagnostic::error(
-                    Code::Reg002,
-                    src.value_at(&pointer),
-                    format!("'{name}' is the name of a service scaleplan generates for this phase"),
-                    "rename the service, e.g. with a prefix that says what it does",
-                ));
-            } else if let Some(first) = seen.insert(name.to_owned(), pointer.clone()) {
+            // A name scaleplan generates is the plan's rule (REG002 there).
+            if let Some(first) = seen.insert(name.to_owned(), pointer.clone()) {
                 out.push(
                     Diagnostic::error(
                         Code::Reg002,

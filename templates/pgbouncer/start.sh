@@ -6,16 +6,16 @@
 # client and perform SCRAM against PostgreSQL.
 set -eu
 
-: "${SCALEPLAN_APP_DB_PASSWORD:?set SCALEPLAN_APP_DB_PASSWORD}"
-: "${SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD:?set SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD}"
-for secret in "$SCALEPLAN_APP_DB_PASSWORD" "$SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD"; do
+: "{{ require_env(secrets.app_db) }}"
+: "{{ require_env(secrets.pgbouncer_admin) }}"
+for secret in "{{ env(secrets.app_db) }}" "{{ env(secrets.pgbouncer_admin) }}"; do
   case "$secret" in
     *[!A-Za-z0-9_.-]*) echo "passwords may use letters, digits, '_', '.' and '-' only" >&2; exit 1 ;;
   esac
 done
 
 umask 077
-printf '"%s" "%s"\n"%s" "%s"\n' \
-  {{ postgres.user }} "$SCALEPLAN_APP_DB_PASSWORD" \
-  {{ admin_user }} "$SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD" > {{ auth_file }}
+printf {{ userlist }} \
+  {{ postgres.user }} "{{ env(secrets.app_db) }}" \
+  {{ admin_user }} "{{ env(secrets.pgbouncer_admin) }}" > {{ auth_file }}
 exec pgbouncer /etc/pgbouncer/pgbouncer.ini

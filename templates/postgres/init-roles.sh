@@ -6,13 +6,13 @@
 # Passwords come from the environment and reach PostgreSQL as psql
 # variables, never through a file.
 
-: "${SCALEPLAN_APP_DB_PASSWORD:?set SCALEPLAN_APP_DB_PASSWORD}"
-: "${SCALEPLAN_REPLICATION_PASSWORD:?set SCALEPLAN_REPLICATION_PASSWORD}"
+: "{{ require_env(secrets.app_db) }}"
+: "{{ require_env(secrets.replication) }}"
 
 psql --username "${POSTGRES_USER:-postgres}" --dbname postgres \
   -v database={{ postgres.database }} \
   -v app_user={{ postgres.user }} \
-  -v app_password="$SCALEPLAN_APP_DB_PASSWORD" \
+  -v app_password="{{ env(secrets.app_db) }}" \
   -v replication_user={{ replication_user }} \
-  -v replication_password="$SCALEPLAN_REPLICATION_PASSWORD" \
+  -v replication_password="{{ env(secrets.replication) }}" \
   -f /etc/scaleplan/init-roles.sql

@@ -7,7 +7,7 @@
 # inside the data volume, never in a generated file.
 set -euo pipefail
 
-: "${PGPASSWORD:?set SCALEPLAN_REPLICATION_PASSWORD}"
+: "${PGPASSWORD:?set {{ secrets.replication|key }}}"
 data="${PGDATA:-/var/lib/postgresql/data}"
 
 if [ ! -s "$data/PG_VERSION" ]; then

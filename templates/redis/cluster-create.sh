@@ -6,7 +6,7 @@
 # address (redis-cli needs addresses to create); they announce host names.
 set -eu
 
-: "${REDISCLI_AUTH:?set SCALEPLAN_REDIS_PASSWORD}"
+: "${REDISCLI_AUTH:?set {{ secrets.redis|key }}}"
 if redis-cli -h {{ redis.nodes[0].endpoint.host }} -p {{ redis.nodes[0].endpoint.port }} cluster info | grep -q '^cluster_state:ok'; then
   echo "cluster already created"
   exit 0

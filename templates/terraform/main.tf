@@ -71,6 +71,7 @@ module {{ r.module|hcl_label }} {
     default_pool_size = {{ pgbouncer.default_pool_size }}
     reserve_pool_size = {{ pgbouncer.reserve_pool_size }}
     max_client_conn   = {{ pgbouncer.max_client_conn }}
+    nofile            = {{ pgbouncer.nofile }}
     read_alias        = {{ pgbouncer.read_alias }}
     user              = {{ postgres.user }}
     admin_user        = {{ admin_user }}

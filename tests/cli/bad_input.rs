@@ -1,7 +1,7 @@
 //! One test per bad input: exit code 1, the stable code, the file:line:col,
 //! nothing written, and a snapshot of the exact message.
 
-use crate::support::{Sandbox, repo};
+use testkit::{Sandbox, repo};
 
 fn check_bad(case: &str, code: &str, location: &str) {
     let fixtures = repo().join("tests/fixtures");

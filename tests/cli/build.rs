@@ -1,6 +1,6 @@
 //! build, --check, validate, inspect, list, schema: behaviour and exit codes.
 
-use crate::support::{Sandbox, repo, run_in, tree};
+use testkit::{Sandbox, repo, run_in, tree};
 
 #[test]
 fn committed_out_is_current() {
@@ -343,12 +343,17 @@ fn template_overrides_replace_embedded_templates() {
     // build instead of writing an empty setting.
     std::fs::write(
         sandbox.path("tpl/redis/redis.conf"),
-        "port {{ node.no_such_field }}\n",
+        "# line 1\n# line 2\nport {{ node.no_such_field }}\n",
     )
     .unwrap();
     let run = sandbox.run(&["build", "--templates", "tpl", "--out", "out2"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("redis/redis.conf"), "{}", run.stderr);
+    // The error keeps the template's name and the line that failed.
+    assert!(
+        run.stderr.contains("template redis/redis.conf:3"),
+        "{}",
+        run.stderr
+    );
     assert!(!sandbox.path("out2").exists());
 }
 

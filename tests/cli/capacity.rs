@@ -1,6 +1,6 @@
 //! `scaleplan capacity`, CAP001 and the generated summaries and load tests.
 
-use crate::support::{Sandbox, repo, run_in};
+use testkit::{Sandbox, repo, run_in};
 
 #[test]
 fn shipped_phases_carry_their_claims() {

@@ -1,13 +1,13 @@
 //! Every generated docker-compose.yml validates against the Compose
-//! Specification schema (draft-07) kept in ../shared.
+//! Specification schema (draft-07) kept in tests/fixtures/schemas.
 
-use crate::support::repo;
+use scaleplan::plan;
 use scaleplan::render::Renderer;
-use scaleplan::validate;
+use testkit::repo;
 
 #[test]
 fn every_compose_file_matches_the_compose_specification() {
-    let schema_path = repo().join("../shared/compose-spec.json");
+    let schema_path = repo().join("tests/fixtures/schemas/compose-spec.json");
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&schema_path)
             .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
@@ -25,21 +25,20 @@ fn every_compose_file_matches_the_compose_specification() {
         "the Compose schema accepts anything"
     );
 
-    let checked = validate::check_dir(&repo().join("phases")).unwrap();
+    let planned = plan::plan_dir(&repo().join("phases"), &plan::Options::default()).unwrap();
     let renderer = Renderer::new(None).unwrap();
     let mut checked_files = 0;
-    for phase in &checked.phases {
+    for phase in &planned.phases {
         let files = renderer.render_phase(phase).unwrap();
         let text = files
             .get("compose/docker-compose.yml")
             .expect("compose file");
-        let doc = scaleplan::spec::yaml_to_json(text, "docker-compose.yml")
-            .expect("compose file is YAML");
+        let doc = testkit::yaml_to_json(text);
         let errors: Vec<String> = validator
             .iter_errors(&doc)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{}: {errors:#?}", phase.spec.name);
+        assert!(errors.is_empty(), "{}: {errors:#?}", phase.name());
         // Every variable Compose interpolates is listed in .env.example.
         let example = files.get("compose/.env.example").expect(".env.example");
         for var in text
@@ -50,7 +49,7 @@ fn every_compose_file_matches_the_compose_specification() {
             assert!(
                 example.contains(&format!("\n{var}=")),
                 "{}: {var} is not in .env.example",
-                phase.spec.name
+                phase.name()
             );
         }
         let services = doc["services"].as_object().unwrap();
@@ -63,7 +62,7 @@ fn every_compose_file_matches_the_compose_specification() {
                 assert!(
                     services.contains_key(dep),
                     "{}: {name} depends on unknown {dep}",
-                    phase.spec.name
+                    phase.name()
                 );
             }
             if !name.starts_with("redis-cluster-create")
@@ -78,7 +77,7 @@ fn every_compose_file_matches_the_compose_specification() {
                     assert!(
                         service.get("healthcheck").is_some(),
                         "{}: {name} has no healthcheck",
-                        phase.spec.name
+                        phase.name()
                     );
                 }
             }
@@ -91,13 +90,13 @@ fn every_compose_file_matches_the_compose_specification() {
                     assert!(
                         files.get(&format!("compose/{rel}")).is_some(),
                         "{}: {name} mounts missing {rel}",
-                        phase.spec.name
+                        phase.name()
                     );
                 } else {
                     assert!(
                         doc["volumes"].get(source).is_some(),
                         "{}: {name} uses undeclared volume {source}",
-                        phase.spec.name
+                        phase.name()
                     );
                 }
             }

@@ -1,8 +1,8 @@
 //! `scaleplan diff`: formats, exit codes, directories, files and bad input.
 
-use crate::support::{Sandbox, repo, run_in};
+use testkit::{Sandbox, repo, run_in};
 
-fn diff(args: &[&str]) -> crate::support::Run {
+fn diff(args: &[&str]) -> testkit::Run {
     let mut all = vec!["diff"];
     all.extend_from_slice(args);
     run_in(&repo(), &all, &[])

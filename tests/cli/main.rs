@@ -5,7 +5,7 @@ mod build;
 mod capacity;
 mod compose_schema;
 mod diff;
+mod layering;
 mod robustness;
 mod snapshots;
-mod support;
 mod terraform;

@@ -1,8 +1,8 @@
 //! Mutated specs never panic the pipeline: a deterministic sweep of
 //! byte-level edits of the shipped phases through load, validate and render.
 
-use crate::support::{Sandbox, repo};
 use scaleplan::render::Renderer;
+use testkit::{Sandbox, repo};
 
 #[test]
 fn mutated_specs_give_diagnostics_never_panics() {
@@ -70,11 +70,12 @@ fn mutated_specs_give_diagnostics_never_panics() {
         }
         std::fs::write(dir.join(name), &mutated).unwrap();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let checked = scaleplan::validate::check_dir(&dir).unwrap();
-            if checked.diagnostics.has_errors() {
+            let planned =
+                scaleplan::plan::plan_dir(&dir, &scaleplan::plan::Options::default()).unwrap();
+            if planned.diagnostics.has_errors() {
                 return false;
             }
-            for phase in &checked.phases {
+            for phase in &planned.phases {
                 renderer.render_phase(phase).unwrap();
             }
             true

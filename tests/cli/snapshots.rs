@@ -1,26 +1,210 @@
-//! Every generated file of the shipped phases, one snapshot per phase with a
-//! header per file (review with `cargo insta review`).
+//! One small snapshot per template, of the smallest phases that use them
+//! (tests/fixtures/minimal). Whole phases are checked by `build --check`
+//! against out/, which is the golden copy; these show a reviewer what a
+//! template change does, one file at a time (`cargo insta review`).
 
-use crate::support::repo;
+use scaleplan::plan;
 use scaleplan::render::Renderer;
-use scaleplan::validate;
+use scaleplan::render::artifacts::Artifacts;
+use scaleplan::render::templates;
+use std::collections::BTreeMap;
+use testkit::repo;
 
-#[test]
-fn shipped_phases_render_as_snapshotted() {
-    let checked = validate::check_dir(&repo().join("phases")).unwrap();
+/// (template, phase, file under out/): every template at least once, and
+/// a second file where a target or mode changes what it writes.
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "postgres/postgresql.conf",
+        "one",
+        "local/postgres/postgres-primary/postgresql.conf",
+    ),
+    (
+        "postgres/postgresql.conf",
+        "two",
+        "compose/postgres/postgres-replica-1/postgresql.conf",
+    ),
+    (
+        "postgres/pg_hba.conf",
+        "one",
+        "local/postgres/postgres-primary/pg_hba.conf",
+    ),
+    (
+        "postgres/init-roles.sql",
+        "one",
+        "compose/postgres/init-roles.sql",
+    ),
+    (
+        "postgres/init-roles.sh",
+        "one",
+        "compose/postgres/init-roles.sh",
+    ),
+    (
+        "postgres/standby-start.sh",
+        "two",
+        "compose/postgres/postgres-replica-1/standby-start.sh",
+    ),
+    (
+        "pgbouncer/pgbouncer.ini",
+        "one",
+        "local/pgbouncer/pgbouncer-1/pgbouncer.ini",
+    ),
+    (
+        "pgbouncer/pgbouncer.ini",
+        "two",
+        "compose/pgbouncer/pgbouncer-1/pgbouncer.ini",
+    ),
+    (
+        "pgbouncer/pgbouncer.ini",
+        "two",
+        "terraform/modules/region/pgbouncer.ini.tftpl",
+    ),
+    ("pgbouncer/start.sh", "one", "compose/pgbouncer/start.sh"),
+    ("redis/redis.conf", "one", "local/redis/redis/redis.conf"),
+    (
+        "redis/redis.conf",
+        "two",
+        "compose/redis/redis-2/redis.conf",
+    ),
+    (
+        "redis/redis.conf",
+        "three",
+        "compose/redis/redis-node-1/redis.conf",
+    ),
+    (
+        "redis/sentinel.conf",
+        "two",
+        "compose/redis/sentinel-1/sentinel.conf",
+    ),
+    ("redis/start.sh", "two", "compose/redis/start.sh"),
+    (
+        "redis/cluster-create.sh",
+        "three",
+        "compose/redis/cluster-create.sh",
+    ),
+    (
+        "compose/docker-compose.yml",
+        "two",
+        "compose/docker-compose.yml",
+    ),
+    ("compose/env.example", "two", "compose/.env.example"),
+    ("docs/phase-readme.md", "two", "README.md"),
+    ("docs/transition.md", "transitions", "one-to-two.md"),
+    ("loadtest/k6.js", "one", "loadtest/k6.js"),
+    ("terraform/versions.tf", "one", "terraform/versions.tf"),
+    ("terraform/variables.tf", "one", "terraform/variables.tf"),
+    ("terraform/main.tf", "two", "terraform/main.tf"),
+    ("terraform/outputs.tf", "one", "terraform/outputs.tf"),
+    ("terraform/README.md", "one", "terraform/README.md"),
+    (
+        "terraform/tests/variables.tftest.hcl",
+        "one",
+        "terraform/tests/variables.tftest.hcl",
+    ),
+    (
+        "terraform/modules/region/versions.tf",
+        "one",
+        "terraform/modules/region/versions.tf",
+    ),
+    (
+        "terraform/modules/region/variables.tf",
+        "one",
+        "terraform/modules/region/variables.tf",
+    ),
+    (
+        "terraform/modules/region/security.tf",
+        "one",
+        "terraform/modules/region/security.tf",
+    ),
+    (
+        "terraform/modules/region/secrets.tf",
+        "one",
+        "terraform/modules/region/secrets.tf",
+    ),
+    (
+        "terraform/modules/region/postgres.tf",
+        "two",
+        "terraform/modules/region/postgres.tf",
+    ),
+    (
+        "terraform/modules/region/redis.tf",
+        "three",
+        "terraform/modules/region/redis.tf",
+    ),
+    (
+        "terraform/modules/region/services.tf",
+        "one",
+        "terraform/modules/region/services.tf",
+    ),
+    (
+        "terraform/modules/region/outputs.tf",
+        "one",
+        "terraform/modules/region/outputs.tf",
+    ),
+];
+
+/// The minimal fixture rendered, by phase (and "transitions").
+fn rendered() -> BTreeMap<String, Artifacts> {
+    let dir = repo().join("tests/fixtures/minimal");
+    let planned = plan::plan_dir(&dir, &plan::Options::default()).unwrap();
     assert!(
-        !checked.diagnostics.has_errors(),
+        !planned.diagnostics.has_errors(),
         "{:?}",
-        checked.diagnostics
+        planned.diagnostics
     );
     let renderer = Renderer::new(None).unwrap();
-    assert_eq!(checked.names(), ["launch", "growth", "scale", "enterprise"]);
-    for phase in &checked.phases {
-        let files = renderer.render_phase(phase).unwrap();
-        let mut joined = String::new();
-        for (path, text) in files.iter() {
-            joined.push_str(&format!("==== {path} ====\n{text}"));
+    let phases: Vec<(&str, Artifacts)> = planned
+        .phases
+        .iter()
+        .map(|p| (p.name(), renderer.render_phase(p).unwrap()))
+        .collect();
+    let notes = scaleplan::compare::transition_notes(&planned, &phases, &renderer).unwrap();
+    let mut out: BTreeMap<String, Artifacts> = phases
+        .into_iter()
+        .map(|(name, files)| (name.to_owned(), files))
+        .collect();
+    out.insert("transitions".to_owned(), notes);
+    out
+}
+
+#[test]
+fn every_template_renders_as_snapshotted() {
+    let rendered = rendered();
+    for (template, phase, path) in CASES {
+        let text = rendered[*phase]
+            .get(path)
+            .unwrap_or_else(|| panic!("{phase} has no {path}"));
+        let name = format!("{phase}__{}", path.replace('/', "__"));
+        insta::with_settings!({ description => *template, omit_expression => true }, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+}
+
+#[test]
+fn every_template_has_a_snapshot() {
+    for (template, _) in templates::ALL {
+        assert!(
+            CASES.iter().any(|(t, _, _)| t == template),
+            "{template} has no snapshot case: add one to CASES"
+        );
+    }
+}
+
+/// Snapshots stay small enough to review: over 400 lines, nobody reads them.
+#[test]
+fn no_snapshot_is_over_400_lines() {
+    let mut stack = vec![repo().join("tests")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("node_modules") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "snap") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                assert!(lines <= 400, "{}: {lines} lines", path.display());
+            }
         }
-        insta::assert_snapshot!(format!("phase_{}", phase.spec.name), joined);
     }
 }

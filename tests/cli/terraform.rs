@@ -1,12 +1,12 @@
 //! The Terraform target: formatting, every resource against the provider
-//! schemas in ../shared/terraform-schema, the values that must match the
+//! schemas in tests/fixtures/schemas, the values that must match the
 //! other targets, and the variables' validation rules under `terraform test`.
 
-use crate::support::{Sandbox, repo};
 use hcl::{Body, Expression};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use testkit::{Sandbox, repo};
 
 const PHASES: [&str; 4] = ["launch", "growth", "scale", "enterprise"];
 
@@ -175,7 +175,7 @@ fn check_body(schema: &serde_json::Value, body: &Body, at: &str, problems: &mut 
 
 #[test]
 fn every_resource_matches_the_provider_schemas() {
-    let schema_path = repo().join("../shared/terraform-schema/providers.json");
+    let schema_path = repo().join("tests/fixtures/schemas/terraform-providers.json");
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&schema_path)
             .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
@@ -303,7 +303,7 @@ fn normalise(name: &str, value: &str) -> String {
 }
 
 fn spec(phase: &str) -> serde_json::Value {
-    let run = crate::support::run_in(&repo(), &["inspect", phase, "--output", "json"], &[]);
+    let run = testkit::run_in(&repo(), &["inspect", phase, "--output", "json"], &[]);
     serde_json::from_str(&run.stdout).unwrap()
 }
 

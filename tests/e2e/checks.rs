@@ -120,8 +120,8 @@ pub fn postgres_routing(phase: &Phase, db: &str, replicas: usize) {
 /// The pool settings in force (PgBouncer's admin console) are the spec's,
 /// as `scaleplan inspect` reports them; a wrong password is refused.
 pub fn pgbouncer_settings(phase: &Phase) {
-    let spec = crate::support::run_in(
-        &crate::support::repo(),
+    let spec = testkit::run_in(
+        &testkit::repo(),
         &["inspect", &phase.name, "--output", "json"],
         &[],
     );

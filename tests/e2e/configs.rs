@@ -5,9 +5,9 @@
 //! the container paths (data directory, auth include, auth file, listen
 //! address) are pointed at a temporary directory.
 
-use crate::support::{Sandbox, repo};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use testkit::{Sandbox, repo};
 
 fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

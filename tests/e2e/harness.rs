@@ -1,27 +1,11 @@
 //! Brings a shipped phase up with `scaleplan up --native` and talks to the
 //! real servers through their own clients (psql, redis-cli).
 
-use crate::support::{repo, run_in, tree};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The secrets every end-to-end bring-up uses; a test greps out/ for them.
-pub const SECRETS: [(&str, &str); 5] = [
-    ("SCALEPLAN_POSTGRES_PASSWORD", "e2e-Superuser-7q2p"),
-    ("SCALEPLAN_APP_DB_PASSWORD", "e2e-AppRole-9x4k"),
-    ("SCALEPLAN_REPLICATION_PASSWORD", "e2e-Replicator-3m8v"),
-    ("SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD", "e2e-PgbAdmin-5t1w"),
-    ("SCALEPLAN_REDIS_PASSWORD", "e2e-Redis-8c6z"),
-];
-
-pub fn secret(var: &str) -> &'static str {
-    SECRETS
-        .iter()
-        .find(|(k, _)| *k == var)
-        .map(|(_, v)| *v)
-        .unwrap()
-}
+pub use testkit::{SECRETS, secret};
+use testkit::{repo, run_in, tree};
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -148,7 +132,7 @@ impl Phase {
         assert!(!pid_alive(pid), "{name} survived kill -9");
     }
 
-    pub fn status(&self) -> crate::support::Run {
+    pub fn status(&self) -> testkit::Run {
         run_in(
             &repo(),
             &["status", "--state", &self.state.to_string_lossy()],

@@ -2,10 +2,6 @@
 //! from its generated files, with real PostgreSQL, PgBouncer and Redis on
 //! 127.0.0.1, checked through their own clients, including losing a node.
 
-#[path = "../cli/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod checks;
 mod configs;
 mod harness;
@@ -64,12 +60,12 @@ fn enterprise_primary_region() {
 
 #[test]
 fn no_test_secret_is_under_out() {
-    harness::assert_no_secret_under(&support::repo().join("out"));
+    harness::assert_no_secret_under(&testkit::repo().join("out"));
 }
 
 #[test]
 fn up_without_docker_engine_points_to_native() {
-    let sandbox = support::Sandbox::new("no-docker");
+    let sandbox = testkit::Sandbox::new("no-docker");
     let bin = sandbox.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("docker");
@@ -80,8 +76,8 @@ fn up_without_docker_engine_points_to_native() {
         .status()
         .unwrap();
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    let phases = support::repo().join("phases");
-    let run = support::run_in(
+    let phases = testkit::repo().join("phases");
+    let run = testkit::run_in(
         &sandbox.root,
         &["up", "launch", "--phases", &phases.to_string_lossy()],
         &[("PATH", &path)],
@@ -97,9 +93,9 @@ fn up_without_docker_engine_points_to_native() {
 
 #[test]
 fn missing_binaries_name_their_package() {
-    let sandbox = support::Sandbox::new("no-binaries");
-    let phases = support::repo().join("phases");
-    let run = support::run_in(
+    let sandbox = testkit::Sandbox::new("no-binaries");
+    let phases = testkit::repo().join("phases");
+    let run = testkit::run_in(
         &sandbox.root,
         &[
             "up",
@@ -137,10 +133,10 @@ fn a_port_in_use_fails_fast_with_the_servers_own_reason() {
                 .map(|l| (l, p))
         })
         .expect("a free port to occupy");
-    let sandbox = support::Sandbox::new("port-in-use");
-    let phases = support::repo().join("phases");
+    let sandbox = testkit::Sandbox::new("port-in-use");
+    let phases = testkit::repo().join("phases");
     let started = std::time::Instant::now();
-    let run = support::run_in(
+    let run = testkit::run_in(
         &sandbox.root,
         &[
             "up",

@@ -76,6 +76,7 @@ module "region_eu_west" {
     default_pool_size = 50
     reserve_pool_size = 5
     max_client_conn   = 10000
+    nofile            = 10210
     read_alias        = "sikka_ro"
     user              = "app"
     admin_user        = "pgbouncer_admin"
@@ -187,6 +188,7 @@ module "region_us_east" {
     default_pool_size = 50
     reserve_pool_size = 5
     max_client_conn   = 10000
+    nofile            = 10210
     read_alias        = "sikka_ro"
     user              = "app"
     admin_user        = "pgbouncer_admin"

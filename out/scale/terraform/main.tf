@@ -76,6 +76,7 @@ module "region_main" {
     default_pool_size = 50
     reserve_pool_size = 5
     max_client_conn   = 5000
+    nofile            = 5210
     read_alias        = "sikka_ro"
     user              = "app"
     admin_user        = "pgbouncer_admin"

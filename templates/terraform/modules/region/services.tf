@@ -1,37 +1,25 @@
 {{ header("#") }}
 #
 # PgBouncer, the app, services and workers on ECS Fargate. PgBouncer's
-# pgbouncer.ini is written at start from PGBOUNCER_INI: the pool settings of
-# the phase's pgbouncer.ini with this region's RDS endpoints; passwords come
-# from Secrets Manager into the task's environment, never into a file here.
+# pgbouncer.ini is written at start from PGBOUNCER_INI: the phase's
+# pgbouncer.ini (pgbouncer.ini.tftpl) with this region's RDS endpoints;
+# passwords come from Secrets Manager into the task's environment, never
+# into a file here.
 
 locals {
   writer_address = var.primary ? aws_db_instance.writer[0].address : var.postgres.writer_address
   reader_hosts   = var.postgres.read_replicas > 0 ? join(",", aws_db_instance.replica[*].address) : local.writer_address
   redis_endpoint = var.redis.cluster_mode == "enabled" ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
   pgbouncer_host = "pgbouncer.${aws_service_discovery_private_dns_namespace.this.name}"
-  nofile         = var.pgbouncer.max_client_conn + 2 * (var.pgbouncer.default_pool_size + var.pgbouncer.reserve_pool_size) + 100
+  nofile         = var.pgbouncer.nofile
+  # printf format of PgBouncer's auth file: (user, password) twice.
+  userlist_format = {{ userlist_format }}
 
-  pgbouncer_ini = <<-EOT
-    [databases]
-    ${var.postgres.database} = host=${local.writer_address} port=5432 dbname=${var.postgres.database}
-    ${var.pgbouncer.read_alias} = host=${local.reader_hosts} port=5432 dbname=${var.postgres.database}
-
-    [pgbouncer]
-    listen_addr = 0.0.0.0
-    listen_port = 6432
-    auth_type = scram-sha-256
-    auth_file = /tmp/userlist.txt
-    admin_users = ${var.pgbouncer.admin_user}
-    stats_users = ${var.pgbouncer.admin_user}
-    pool_mode = ${var.pgbouncer.pool_mode}
-    default_pool_size = ${var.pgbouncer.default_pool_size}
-    reserve_pool_size = ${var.pgbouncer.reserve_pool_size}
-    reserve_pool_timeout = 3
-    max_client_conn = ${var.pgbouncer.max_client_conn}
-    ignore_startup_parameters = extra_float_digits,options
-    server_tls_sslmode = require
-  EOT
+  # The pgbouncer.ini every other target runs, with this region's endpoints.
+  pgbouncer_ini = templatefile("${path.module}/pgbouncer.ini.tftpl", {
+    writer_address = local.writer_address
+    reader_hosts   = local.reader_hosts
+  })
 
   log_configuration = {
     logDriver = "awslogs"
@@ -125,7 +113,7 @@ resource "aws_ecs_task_definition" "pgbouncer" {
     essential    = true
     portMappings = [{ containerPort = 6432, protocol = "tcp" }]
     entryPoint   = ["/bin/sh", "-c"]
-    command      = ["printf '%s' \"$PGBOUNCER_INI\" > /tmp/pgbouncer.ini && printf '\"%s\" \"%s\"\\n\"%s\" \"%s\"\\n' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
+    command      = ["printf '%s' \"$PGBOUNCER_INI\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
     environment = [
       { name = "PGBOUNCER_INI", value = local.pgbouncer_ini },
       { name = "APP_USER", value = var.pgbouncer.user },

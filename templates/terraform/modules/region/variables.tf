@@ -83,6 +83,7 @@ variable "pgbouncer" {
     default_pool_size = number
     reserve_pool_size = number
     max_client_conn   = number
+    nofile            = number
     read_alias        = string
     user              = string
     admin_user        = string

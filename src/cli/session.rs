@@ -1,0 +1,167 @@
+//! The start every command shares, written once: load and plan the phases
+//! directory, select the phases named, print the diagnostics in the chosen
+//! format, and decide whether they stop the command.
+
+use super::args::{EXIT_ERROR, Format};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::plan::{self, Planned, PlannedPhase};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// What a command asks of its phases directory.
+pub(super) struct Request<'a> {
+    pub dir: &'a Path,
+    /// Phases to work on; all when empty.
+    pub names: &'a [String],
+    /// Warnings fail the command too.
+    pub strict: bool,
+    /// Only problems in the selected phases' files count: a command that
+    /// works on one phase is not stopped by another's mistake.
+    pub only_selected: bool,
+    /// Codes that do not stop the command (`capacity` explains CAP001).
+    pub waived: &'static [Code],
+    pub plan: plan::Options,
+}
+
+impl<'a> Request<'a> {
+    /// Every phase of `dir`, every diagnostic counting.
+    pub fn all(dir: &'a Path) -> Request<'a> {
+        Request {
+            dir,
+            names: &[],
+            strict: false,
+            only_selected: false,
+            waived: &[],
+            plan: plan::Options::default(),
+        }
+    }
+}
+
+/// The diagnostics of a run as JSON: every `--format json` document starts
+/// with these fields.
+#[derive(Clone, Debug, Serialize)]
+pub(super) struct DiagnosticsDoc {
+    pub diagnostics: Vec<Diagnostic>,
+    pub errors: usize,
+    pub warnings: usize,
+    pub ok: bool,
+}
+
+impl DiagnosticsDoc {
+    fn new(diags: Diagnostics, strict: bool) -> DiagnosticsDoc {
+        let failed = diags.has_errors() || (strict && diags.has_warnings());
+        let diagnostics = diags.finish();
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        DiagnosticsDoc {
+            warnings: diagnostics.len() - errors,
+            errors,
+            diagnostics,
+            ok: !failed,
+        }
+    }
+}
+
+/// The phases a command goes on with.
+pub(super) struct Loaded {
+    pub planned: Planned,
+    /// Indexes into `planned.phases`, in the order asked for.
+    selected: Vec<usize>,
+    /// What was reported, for JSON documents to include.
+    pub report: DiagnosticsDoc,
+}
+
+impl Loaded {
+    pub fn selected(&self) -> impl Iterator<Item = &PlannedPhase> {
+        self.selected.iter().map(|&i| &self.planned.phases[i])
+    }
+
+    /// The one phase a single-phase command named.
+    pub fn one(&self) -> &PlannedPhase {
+        &self.planned.phases[self.selected[0]]
+    }
+}
+
+/// Loads and plans a phases directory and reports its diagnostics: as text
+/// on stderr, or, when they stop the command, as the JSON document on
+/// stdout. Err carries the exit code of a command that must stop.
+pub(super) fn load(format: Format, req: &Request) -> anyhow::Result<Result<Loaded, i32>> {
+    let planned = plan::plan_dir(req.dir, &req.plan)?;
+    let (selected, unknown) = match planned.select(req.names, req.dir) {
+        Ok(phases) => (
+            phases
+                .iter()
+                .filter_map(|p| planned.phases.iter().position(|q| q.name() == p.name()))
+                .collect(),
+            None,
+        ),
+        Err(d) => (Vec::new(), Some(d)),
+    };
+    let mut diags = Diagnostics::default();
+    for d in planned.diagnostics.clone().finish() {
+        let ours = !req.only_selected
+            || req.names.is_empty()
+            || selected
+                .iter()
+                .any(|&i: &usize| planned.phases[i].phase.chain.contains(&d.location.file));
+        if ours && !req.waived.contains(&d.code) {
+            diags.push(d);
+        }
+    }
+    diags.extend(unknown);
+    let report = DiagnosticsDoc::new(diags, req.strict);
+    let failed = !report.ok;
+    if format != Format::Json || failed {
+        print(format, &report, req.strict);
+    }
+    if failed {
+        return Ok(Err(EXIT_ERROR));
+    }
+    Ok(Ok(Loaded {
+        planned,
+        selected,
+        report,
+    }))
+}
+
+/// Prints diagnostics: one JSON document on stdout, or text on stderr
+/// with a count line.
+pub(super) fn print(format: Format, report: &DiagnosticsDoc, strict: bool) {
+    if format == Format::Json {
+        crate::say!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    for d in &report.diagnostics {
+        let _ = writeln!(stderr, "{d}");
+    }
+    if !report.diagnostics.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "{} error(s), {} warning(s){}",
+            report.errors,
+            report.warnings,
+            if strict && report.warnings > 0 {
+                " (--strict: warnings fail)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Prints a single diagnostic that stops a command.
+pub(super) fn print_one(format: Format, d: Diagnostic) {
+    let mut diags = Diagnostics::default();
+    diags.push(d);
+    print(format, &DiagnosticsDoc::new(diags, false), false);
+}
+
+/// Prints one JSON document.
+pub(super) fn print_json<T: Serialize>(doc: &T) -> anyhow::Result<()> {
+    crate::say!("{}", serde_json::to_string_pretty(doc)?);
+    Ok(())
+}

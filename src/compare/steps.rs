@@ -1,0 +1,842 @@
+//! Moving a running phase to the next: the ordered steps, each with its
+//! risk and the reason. Node names come from the two plans: a step names
+//! the nodes one phase has and the other lacks.
+
+use crate::plan::PlannedPhase;
+use crate::plan::capacity::Resource;
+use crate::plan::topology::{RedisLayout, Topology};
+use crate::render::format::thousands;
+use crate::spec::params::{self, Apply};
+use crate::spec::types::{ParamValue, PoolMode, RedisMode, RegionRole};
+use crate::validate::transition::Measure;
+use serde::Serialize;
+
+/// How much a step disturbs the running system, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    NoOp,
+    Online,
+    RollingRestart,
+    BriefWriteUnavailability,
+    DataMigration,
+    ClientChangeRequired,
+}
+
+impl Risk {
+    pub fn label(self) -> &'static str {
+        match self {
+            Risk::NoOp => "no-op",
+            Risk::Online => "online",
+            Risk::RollingRestart => "rolling restart",
+            Risk::BriefWriteUnavailability => "brief write unavailability",
+            Risk::DataMigration => "data migration",
+            Risk::ClientChangeRequired => "client change required",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub title: String,
+    pub risk: Risk,
+    pub why: String,
+    /// The step removes capacity the earlier phase had.
+    pub capacity_loss: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub from: String,
+    pub to: String,
+    /// Estimated concurrent users before and after, with the bottlenecks.
+    pub capacity: CapacityChange,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CapacityChange {
+    pub before: u64,
+    pub after: u64,
+    pub bottleneck_before: Resource,
+    pub bottleneck_after: Resource,
+}
+
+impl CapacityChange {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}) -> {} ({})",
+            thousands(self.before),
+            self.bottleneck_before.label(),
+            thousands(self.after),
+            self.bottleneck_after.label()
+        )
+    }
+}
+
+impl Plan {
+    pub fn highest_risk(&self) -> Risk {
+        self.steps
+            .iter()
+            .map(|s| s.risk)
+            .max()
+            .unwrap_or(Risk::NoOp)
+    }
+}
+
+fn step(title: impl Into<String>, risk: Risk, why: impl Into<String>) -> Step {
+    Step {
+        title: title.into(),
+        risk,
+        why: why.into(),
+        capacity_loss: false,
+    }
+}
+
+fn loss(title: impl Into<String>, risk: Risk, why: impl Into<String>) -> Step {
+    Step {
+        capacity_loss: true,
+        ..step(title, risk, why)
+    }
+}
+
+/// The names in `these` that `those` lacks, as a list for a step title.
+fn only_in(these: &[&str], those: &[&str]) -> String {
+    let names: Vec<&str> = these
+        .iter()
+        .filter(|n| !those.contains(n))
+        .copied()
+        .collect();
+    names.join(", ")
+}
+
+fn postgres_replicas(t: &Topology) -> Vec<&str> {
+    t.postgres
+        .replicas
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect()
+}
+
+fn pgbouncers(t: &Topology) -> Vec<&str> {
+    t.pgbouncer
+        .instances
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect()
+}
+
+/// The data nodes that are not the initial master.
+fn redis_replicas(t: &Topology) -> Vec<&str> {
+    match &t.redis {
+        RedisLayout::Sentinel { nodes, .. } => nodes[1..].iter().map(|n| n.name.as_str()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Steps by the stage of a rollout they belong to; a plan lists the stages
+/// in this order.
+#[derive(Default)]
+struct Stages {
+    add: Vec<Step>,
+    settings: Vec<Step>,
+    routing: Vec<Step>,
+    clients: Vec<Step>,
+    remove: Vec<Step>,
+}
+
+/// The steps that take a running `from` to `to`, in the order to apply
+/// them: add capacity, change settings, move traffic, change clients, and
+/// only then remove what is no longer needed.
+pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
+    let mut stages = Stages::default();
+    postgres_steps(from, to, &mut stages);
+    pgbouncer_steps(from, to, &mut stages);
+    redis_steps(from, to, &mut stages);
+    app_steps(from, to, &mut stages);
+    let Stages {
+        add,
+        settings,
+        routing,
+        clients,
+        remove,
+    } = stages;
+    let mut steps: Vec<Step> = [add, settings, routing, clients, remove]
+        .into_iter()
+        .flatten()
+        .collect();
+    if steps.is_empty() {
+        steps.push(step(
+            "Nothing to do",
+            Risk::NoOp,
+            "the two phases render the same topology and settings",
+        ));
+    }
+    let (before, after) = (&from.capacity, &to.capacity);
+    Plan {
+        from: from.name().to_owned(),
+        to: to.name().to_owned(),
+        capacity: CapacityChange {
+            before: before.capacity,
+            after: after.capacity,
+            bottleneck_before: before.bottleneck,
+            bottleneck_after: after.bottleneck,
+        },
+        steps,
+    }
+}
+
+/// Notes `name old -> new` when the value changed.
+fn changed<T: PartialEq + std::fmt::Display>(out: &mut Vec<String>, name: &str, old: T, new: T) {
+    if old != new {
+        out.push(format!("{name} {old} -> {new}"));
+    }
+}
+
+fn show(v: &ParamValue) -> String {
+    match v {
+        ParamValue::Bool(b) => if *b { "on" } else { "off" }.to_owned(),
+        ParamValue::Int(i) => i.to_string(),
+        ParamValue::Float(f) => f.to_string(),
+        ParamValue::Text(t) => t.as_str().to_owned(),
+    }
+}
+
+fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
+    let (a, b) = (&from.spec().postgres, &to.spec().postgres);
+    let (ta, tb) = (&from.compose, &to.compose);
+    if b.version != a.version {
+        s.settings.push(step(
+            format!("Upgrade PostgreSQL {} -> {}", a.version, b.version),
+            Risk::DataMigration,
+            "a major version changes the on-disk format: pg_upgrade the primary (or replicate logically into a new cluster) and rebuild the replicas from it",
+        ));
+    }
+    if b.read_replicas > a.read_replicas {
+        s.add.push(step(
+            format!("Add read replicas {}", only_in(&postgres_replicas(tb), &postgres_replicas(ta))),
+            Risk::Online,
+            "clone each from the primary with pg_basebackup (with its replication slot) and wait until it streams and has caught up, before any read is routed to it",
+        ));
+    }
+    let (sa, sb) = (&ta.postgres.settings, &tb.postgres.settings);
+    let mut restart = Vec::new();
+    let mut reload = Vec::new();
+    let mut grows_standby_floor = false;
+    for new in sb {
+        let old = sa.iter().find(|s| s.name == new.name);
+        if old.map(|o| &o.value) == Some(&new.value) {
+            continue;
+        }
+        let change = format!(
+            "{} {} -> {}",
+            new.name,
+            old.map_or_else(|| "(default)".to_owned(), |o| show(&o.value)),
+            show(&new.value)
+        );
+        let apply = match new.name.as_str() {
+            "max_connections" | "hot_standby" => Apply::Restart,
+            name => params::known(name).unwrap_or(Apply::Restart),
+        };
+        if apply == Apply::Restart {
+            if matches!(
+                new.name.as_str(),
+                "max_connections"
+                    | "max_wal_senders"
+                    | "max_worker_processes"
+                    | "max_locks_per_transaction"
+                    | "max_prepared_transactions"
+            ) {
+                grows_standby_floor |= matches!((old.map(|o| &o.value), &new.value), (Some(ParamValue::Int(x)), ParamValue::Int(y)) if y > x);
+            }
+            restart.push(change);
+        } else {
+            reload.push(change);
+        }
+    }
+    for old in sa {
+        if !sb.iter().any(|s| s.name == old.name) {
+            reload.push(format!("{} {} -> (default)", old.name, show(&old.value)));
+        }
+    }
+    if !reload.is_empty() {
+        s.settings.push(step(
+            format!("Reload PostgreSQL settings: {}", reload.join(", ")),
+            Risk::Online,
+            "these settings apply on reload (pg_ctl reload or SELECT pg_reload_conf()) without dropping connections",
+        ));
+    }
+    if !restart.is_empty() {
+        let order = if grows_standby_floor {
+            "restart the replicas first, then the primary: a standby refuses to start with a lower max_connections, max_wal_senders or max_worker_processes than its primary"
+        } else {
+            "restart the primary first, then the replicas one at a time"
+        };
+        s.settings.push(step(
+            format!("Restart PostgreSQL for {}", restart.join(", ")),
+            Risk::BriefWriteUnavailability,
+            format!("these settings apply only at server start; {order}; writes pause while the primary restarts (or fail over to a replica first)"),
+        ));
+    }
+    if b.read_replicas != a.read_replicas {
+        let targets = if b.read_replicas == 0 {
+            "the primary".to_owned()
+        } else {
+            postgres_replicas(tb).join(", ")
+        };
+        s.routing.push(step(
+            format!("Route reads through PgBouncer's read database to {targets}"),
+            Risk::RollingRestart,
+            "update each PgBouncer's read database entry and restart the instances one at a time, only after the new replicas stream (and before the removed ones stop)",
+        ));
+    }
+    if b.read_replicas < a.read_replicas {
+        s.remove.push(loss(
+            format!("Remove read replicas {}", only_in(&postgres_replicas(ta), &postgres_replicas(tb))),
+            Risk::Online,
+            "after reads no longer go to them: stop them and drop their replication slots on the primary, or it keeps WAL for them",
+        ));
+    }
+    // Node size: cpu, memory, storage (max_connections is a setting above).
+    let mut grow = Vec::new();
+    let mut shrink = Vec::new();
+    for m in Measure::POSTGRES_NODE {
+        if let (Some(x), Some(y)) = (m.of(from.spec()), m.of(to.spec())) {
+            let what = m.what().trim_start_matches("PostgreSQL ");
+            if y > x {
+                grow.push(format!("{what} {x} -> {y}"));
+            } else if y < x {
+                shrink.push(format!("{what} {x} -> {y}"));
+            }
+        }
+    }
+    if !grow.is_empty() {
+        s.add.push(step(
+            format!("Resize the PostgreSQL nodes: {}", grow.join(", ")),
+            Risk::BriefWriteUnavailability,
+            "resize the replicas first, then the primary (or fail over to a resized replica); the memory-derived settings change with it",
+        ));
+    }
+    if !shrink.is_empty() {
+        s.remove.push(loss(
+            format!("Shrink the PostgreSQL nodes: {}", shrink.join(", ")),
+            Risk::BriefWriteUnavailability,
+            "a smaller primary carries less; storage usually cannot shrink in place and needs a new volume",
+        ));
+    }
+}
+
+fn pgbouncer_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
+    let (a, b) = (&from.spec().pgbouncer, &to.spec().pgbouncer);
+    let (ta, tb) = (&from.compose, &to.compose);
+    if b.instances > a.instances {
+        s.add.push(step(
+            format!("Start PgBouncer instances {}", only_in(&pgbouncers(tb), &pgbouncers(ta))),
+            Risk::Online,
+            "new instances join beside the running ones; add them to the clients' host list once they accept logins",
+        ));
+    }
+    let mut pools = Vec::new();
+    changed(
+        &mut pools,
+        "default_pool_size",
+        a.default_pool_size,
+        b.default_pool_size,
+    );
+    changed(
+        &mut pools,
+        "reserve_pool_size",
+        a.reserve_pool_size,
+        b.reserve_pool_size,
+    );
+    changed(
+        &mut pools,
+        "max_client_conn",
+        a.max_client_conn,
+        b.max_client_conn,
+    );
+    changed(
+        &mut pools,
+        "pool_mode",
+        a.pool_mode.as_str(),
+        b.pool_mode.as_str(),
+    );
+    changed(
+        &mut pools,
+        "version",
+        a.version.as_str(),
+        b.version.as_str(),
+    );
+    if !pools.is_empty() {
+        s.settings.push(step(
+            format!("Roll PgBouncer: {}", pools.join(", ")),
+            Risk::RollingRestart,
+            "restart the instances one at a time while the others serve; clients reconnect to the next host in their list",
+        ));
+    }
+    if a.pool_mode == PoolMode::Session && b.pool_mode != PoolMode::Session {
+        s.clients.push(step(
+            format!("Make clients safe for {} pooling", b.pool_mode.as_str()),
+            Risk::ClientChangeRequired,
+            "a server connection no longer belongs to one client: session state breaks (SET/RESET, LISTEN/NOTIFY, WITH HOLD cursors, SQL-level PREPARE, session advisory locks, temporary tables kept across transactions); move it into transactions first",
+        ));
+    }
+    if b.pool_mode == PoolMode::Statement && a.pool_mode == PoolMode::Transaction {
+        s.clients.push(step(
+            "Make clients safe for statement pooling",
+            Risk::ClientChangeRequired,
+            "multi-statement transactions are refused in statement mode",
+        ));
+    }
+    if b.instances < a.instances {
+        s.remove.push(loss(
+            format!("Stop PgBouncer instances {}", only_in(&pgbouncers(ta), &pgbouncers(tb))),
+            Risk::RollingRestart,
+            "take them out of the clients' host list first, then stop them: fewer instances carry fewer clients",
+        ));
+    }
+}
+
+fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
+    let (a, b) = (&from.spec().redis, &to.spec().redis);
+    let (ta, tb) = (&from.compose, &to.compose);
+    let cluster_aware = "cluster-aware clients follow MOVED/ASK redirects; multi-key commands and transactions need all their keys in one slot (hash tags such as {user:42}); only database 0 exists";
+    match (a.mode, b.mode) {
+        (RedisMode::Standalone, RedisMode::Sentinel) => {
+            s.add.push(step(
+                format!("Start Redis replicas {} of the current master", redis_replicas(tb).join(", ")),
+                Risk::Online,
+                "replicas sync from the running standalone node, which becomes the Sentinel-watched master without a restart",
+            ));
+            s.add.push(step(
+                format!(
+                    "Start {} sentinels",
+                    b.sentinel.as_ref().map_or(0, |s| s.count)
+                ),
+                Risk::Online,
+                "they discover the replicas and each other from the master",
+            ));
+            s.clients.push(step(
+                "Make clients Sentinel-aware",
+                Risk::ClientChangeRequired,
+                format!("clients ask the sentinels for master '{}' instead of a fixed address, or a failover leaves them writing to a replica", to.spec().project),
+            ));
+        }
+        (RedisMode::Standalone | RedisMode::Sentinel, RedisMode::Cluster) => {
+            let c = b.cluster.as_ref();
+            s.add.push(step(
+                format!(
+                    "Build the Redis Cluster: {} shards x {} replica(s), beside the running Redis",
+                    c.map_or(0, |c| c.shards),
+                    c.map_or(0, |c| c.replicas_per_shard)
+                ),
+                Risk::Online,
+                "a cluster cannot be converted from a non-cluster node in place: start the nodes and create the cluster empty",
+            ));
+            s.add.push(step(
+                "Migrate the data into the cluster's slots",
+                Risk::DataMigration,
+                "copy the keys into the cluster (redis-cli --cluster import, or dual writes then backfill); keys in databases other than 0 must be merged into 0",
+            ));
+            s.clients.push(step(
+                "Switch clients to cluster-aware clients",
+                Risk::ClientChangeRequired,
+                cluster_aware,
+            ));
+            s.remove.push(step(
+                format!("Retire the {} Redis", a.mode.as_str()),
+                Risk::Online,
+                "once no client uses it and its data is in the cluster",
+            ));
+        }
+        (x, y) if y < x => {
+            s.add.push(loss(
+                format!("Move Redis back from {} to {}", x.as_str(), y.as_str()),
+                Risk::DataMigration,
+                "a smaller topology is a new deployment: build it, copy the data, switch clients, retire the old one; failover protection is lost",
+            ));
+            s.clients.push(step(
+                format!("Switch clients to {} Redis", y.as_str()),
+                Risk::ClientChangeRequired,
+                "the discovery method changes with the mode",
+            ));
+        }
+        (RedisMode::Sentinel, RedisMode::Sentinel) => {
+            let (ra, rb) = (a.replicas.unwrap_or(0), b.replicas.unwrap_or(0));
+            if rb > ra {
+                s.add.push(step(
+                    format!(
+                        "Start Redis replicas {}",
+                        only_in(&redis_replicas(tb), &redis_replicas(ta))
+                    ),
+                    Risk::Online,
+                    "they sync from the master; the sentinels discover them",
+                ));
+            } else if rb < ra {
+                s.remove.push(loss(format!("Stop Redis replicas {}", only_in(&redis_replicas(ta), &redis_replicas(tb))), Risk::Online, "fewer replicas, fewer failover candidates; then SENTINEL RESET on each sentinel"));
+            }
+            if let (Some(sa), Some(sb)) = (&a.sentinel, &b.sentinel) {
+                if sb.count != sa.count {
+                    let change = step(
+                        format!("Change sentinels {} -> {}", sa.count, sb.count),
+                        Risk::Online,
+                        "add or remove one sentinel at a time, waiting for the others to see it; SENTINEL RESET after removing",
+                    );
+                    if sb.count > sa.count {
+                        s.add.push(change)
+                    } else {
+                        s.remove.push(Step {
+                            capacity_loss: true,
+                            ..change
+                        })
+                    }
+                }
+                if (
+                    sb.quorum,
+                    sb.down_after_ms,
+                    sb.failover_timeout_ms,
+                    sb.parallel_syncs,
+                ) != (
+                    sa.quorum,
+                    sa.down_after_ms,
+                    sa.failover_timeout_ms,
+                    sa.parallel_syncs,
+                ) {
+                    s.settings.push(step(
+                        "Update Sentinel settings with SENTINEL SET on each sentinel",
+                        Risk::Online,
+                        "quorum and timeouts change at run time",
+                    ));
+                }
+            }
+        }
+        (RedisMode::Cluster, RedisMode::Cluster) => {
+            if let (Some(ca), Some(cb)) = (&a.cluster, &b.cluster) {
+                if cb.shards > ca.shards {
+                    s.add.push(step(
+                        format!("Add {} shards and rebalance slots", cb.shards - ca.shards),
+                        Risk::DataMigration,
+                        "add the masters (redis-cli --cluster add-node) and move slots to them (--cluster rebalance --cluster-use-empty-masters); keys migrate online, slot by slot",
+                    ));
+                } else if cb.shards < ca.shards {
+                    s.remove.push(loss(
+                        format!("Remove {} shards", ca.shards - cb.shards),
+                        Risk::DataMigration,
+                        "move their slots to the remaining masters (--cluster reshard) before removing the nodes",
+                    ));
+                }
+                if cb.replicas_per_shard > ca.replicas_per_shard {
+                    s.add.push(step(
+                        "Add replicas to every shard",
+                        Risk::Online,
+                        "redis-cli --cluster add-node --cluster-slave for each",
+                    ));
+                } else if cb.replicas_per_shard < ca.replicas_per_shard {
+                    s.remove.push(loss(
+                        "Remove replicas from every shard",
+                        Risk::Online,
+                        "fewer replicas, less failover protection",
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut runtime = Vec::new();
+    changed(
+        &mut runtime,
+        "maxmemory (MB)",
+        a.maxmemory_mb,
+        b.maxmemory_mb,
+    );
+    changed(
+        &mut runtime,
+        "maxmemory-policy",
+        a.maxmemory_policy.as_str(),
+        b.maxmemory_policy.as_str(),
+    );
+    if !runtime.is_empty() && a.mode == b.mode {
+        let shrink = b.maxmemory_mb < a.maxmemory_mb;
+        let apply = step(
+            format!(
+                "Apply Redis {} with CONFIG SET on every node",
+                runtime.join(", ")
+            ),
+            Risk::Online,
+            if shrink {
+                "a lower maxmemory evicts (or refuses writes under noeviction) at once"
+            } else {
+                "takes effect without a restart"
+            },
+        );
+        if shrink {
+            s.remove.push(Step {
+                capacity_loss: true,
+                ..apply
+            })
+        } else {
+            s.settings.push(apply)
+        }
+    }
+    if a.version != b.version {
+        s.settings.push(step(
+            format!("Upgrade Redis {} -> {}", a.version, b.version),
+            Risk::RollingRestart,
+            "replicas first, then fail over and upgrade each old master",
+        ));
+    }
+}
+
+fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
+    let (from, to) = (from.spec(), to.spec());
+    let (a, b) = (&from.app, &to.app);
+    if b.replicas > a.replicas {
+        s.add.push(step(
+            format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
+            Risk::Online,
+            "new replicas take traffic once healthy",
+        ));
+    }
+    if a.image != b.image || a.cpu != b.cpu || a.memory_mb != b.memory_mb {
+        s.settings.push(step(
+            "Roll the app to its new image or size",
+            Risk::RollingRestart,
+            "replace replicas one at a time; WebSocket clients reconnect to the others",
+        ));
+    }
+    for svc in to.services.iter().chain(&to.workers) {
+        if !from
+            .services
+            .iter()
+            .chain(&from.workers)
+            .any(|o| o.name == svc.name)
+        {
+            s.add.push(step(
+                format!("Deploy {} ({} replicas)", svc.name, svc.replicas),
+                Risk::Online,
+                "a new service beside the running ones",
+            ));
+        }
+    }
+    // A single-region phase's deployment is the primary region of a phase
+    // that names its regions: only the secondary ones are new.
+    for r in to
+        .regions
+        .iter()
+        .filter(|r| r.role == RegionRole::Secondary)
+    {
+        if !from.regions.iter().any(|o| o.name == r.name) {
+            s.add.push(step(
+                format!("Stand up region {} ({})", r.name, r.cloud_region),
+                Risk::Online,
+                "its read replicas stream across regions from the primary; its Redis starts empty",
+            ));
+        }
+    }
+    if b.replicas < a.replicas {
+        s.remove.push(loss(
+            format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
+            Risk::Online,
+            "fewer replicas carry fewer users",
+        ));
+    }
+    for svc in from.services.iter().chain(&from.workers) {
+        if !to
+            .services
+            .iter()
+            .chain(&to.workers)
+            .any(|o| o.name == svc.name)
+        {
+            s.remove.push(loss(
+                format!("Retire {}", svc.name),
+                Risk::Online,
+                "after no traffic reaches it",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(overlay: serde_json::Value) -> PlannedPhase {
+        crate::plan::testing::planned(&[overlay])
+    }
+
+    fn titles(p: &Plan) -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| format!("[{}] {}", s.risk.label(), s.title))
+            .collect()
+    }
+
+    fn position(p: &Plan, needle: &str) -> usize {
+        p.steps
+            .iter()
+            .position(|s| s.title.contains(needle))
+            .unwrap_or_else(|| panic!("no step {needle:?} in {:#?}", titles(p)))
+    }
+
+    #[test]
+    fn identical_phases_need_nothing() {
+        let a = phase(serde_json::json!({}));
+        let p = plan(&a, &a);
+        assert_eq!(titles(&p), ["[no-op] Nothing to do"]);
+    }
+
+    #[test]
+    fn replicas_are_added_before_reads_are_routed_to_them() {
+        let a = phase(serde_json::json!({}));
+        let b = phase(serde_json::json!({"postgres": {"read_replicas": 2}}));
+        let p = plan(&a, &b);
+        let added = position(
+            &p,
+            "Add read replicas postgres-replica-1, postgres-replica-2",
+        );
+        let routed = position(&p, "Route reads");
+        assert!(added < routed, "{:#?}", titles(&p));
+        assert_eq!(p.steps[added].risk, Risk::Online);
+        assert_eq!(p.steps[routed].risk, Risk::RollingRestart);
+    }
+
+    #[test]
+    fn pgbouncer_changes_are_rolling_restarts() {
+        let a = phase(serde_json::json!({}));
+        let b = phase(serde_json::json!({"pgbouncer": {"default_pool_size": 40, "instances": 2}}));
+        let p = plan(&a, &b);
+        assert_eq!(
+            p.steps[position(&p, "Start PgBouncer instances pgbouncer-2")].risk,
+            Risk::Online
+        );
+        assert_eq!(
+            p.steps[position(&p, "Roll PgBouncer: default_pool_size 20 -> 40")].risk,
+            Risk::RollingRestart
+        );
+    }
+
+    #[test]
+    fn restart_settings_are_told_from_reload_settings() {
+        let a = phase(serde_json::json!({}));
+        let b = phase(
+            serde_json::json!({"postgres": {"parameters": {"work_mem": "64MB", "shared_preload_libraries": "pg_stat_statements"}}}),
+        );
+        let p = plan(&a, &b);
+        let reload = &p.steps[position(&p, "Reload PostgreSQL settings")];
+        assert!(
+            reload.title.contains("work_mem 5MB -> 64MB"),
+            "{}",
+            reload.title
+        );
+        assert_eq!(reload.risk, Risk::Online);
+        let restart = &p.steps[position(&p, "Restart PostgreSQL for shared_preload_libraries")];
+        assert_eq!(restart.risk, Risk::BriefWriteUnavailability);
+        assert!(!restart.title.contains("work_mem"));
+    }
+
+    #[test]
+    fn raising_max_connections_restarts_replicas_first() {
+        let a = phase(serde_json::json!({"postgres": {"read_replicas": 1}}));
+        let b = phase(
+            serde_json::json!({"postgres": {"read_replicas": 1, "primary": {"max_connections": 300}}}),
+        );
+        let p = plan(&a, &b);
+        let restart = &p.steps[position(&p, "Restart PostgreSQL for max_connections 200 -> 300")];
+        assert!(
+            restart.why.contains("restart the replicas first"),
+            "{}",
+            restart.why
+        );
+    }
+
+    #[test]
+    fn standalone_to_sentinel_needs_sentinel_aware_clients() {
+        let a = phase(serde_json::json!({}));
+        let b = phase(
+            serde_json::json!({"redis": {"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}}),
+        );
+        let p = plan(&a, &b);
+        assert_eq!(
+            p.steps[position(&p, "Make clients Sentinel-aware")].risk,
+            Risk::ClientChangeRequired
+        );
+        assert!(position(&p, "Start 3 sentinels") < position(&p, "Make clients Sentinel-aware"));
+    }
+
+    #[test]
+    fn sentinel_to_cluster_is_a_data_migration_with_cluster_aware_clients() {
+        let a = phase(
+            serde_json::json!({"redis": {"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}}),
+        );
+        let b = phase(serde_json::json!({"redis": {"mode": "cluster", "cluster": {"shards": 3}}}));
+        let p = plan(&a, &b);
+        assert_eq!(
+            p.steps[position(&p, "Migrate the data into the cluster's slots")].risk,
+            Risk::DataMigration
+        );
+        let clients = &p.steps[position(&p, "Switch clients to cluster-aware clients")];
+        assert_eq!(clients.risk, Risk::ClientChangeRequired);
+        assert!(clients.why.contains("hash tags") && clients.why.contains("database 0"));
+        assert!(position(&p, "Build the Redis Cluster") < position(&p, "Migrate"));
+        assert!(position(&p, "Migrate") < position(&p, "Retire the sentinel Redis"));
+    }
+
+    #[test]
+    fn leaving_session_pooling_breaks_session_features() {
+        let a = phase(serde_json::json!({"pgbouncer": {"pool_mode": "session"}}));
+        let b = phase(serde_json::json!({"pgbouncer": {"pool_mode": "transaction"}}));
+        let p = plan(&a, &b);
+        let s = &p.steps[position(&p, "Make clients safe for transaction pooling")];
+        assert_eq!(s.risk, Risk::ClientChangeRequired);
+        for feature in [
+            "LISTEN/NOTIFY",
+            "advisory locks",
+            "PREPARE",
+            "temporary tables",
+        ] {
+            assert!(s.why.contains(feature), "{feature}");
+        }
+    }
+
+    #[test]
+    fn scale_down_is_flagged_as_capacity_loss_and_comes_last() {
+        let a = phase(
+            serde_json::json!({"app": {"replicas": 4}, "postgres": {"read_replicas": 2}, "pgbouncer": {"instances": 2}}),
+        );
+        let b = phase(
+            serde_json::json!({"app": {"replicas": 2}, "postgres": {"read_replicas": 1}, "pgbouncer": {"instances": 1}}),
+        );
+        let p = plan(&a, &b);
+        let losses: Vec<&Step> = p.steps.iter().filter(|s| s.capacity_loss).collect();
+        assert_eq!(losses.len(), 3, "{:#?}", titles(&p));
+        let first_loss = p.steps.iter().position(|s| s.capacity_loss).unwrap();
+        assert!(
+            position(&p, "Route reads") < first_loss,
+            "reads move away before replicas stop"
+        );
+        assert!(
+            p.steps[first_loss..].iter().all(|s| s.capacity_loss),
+            "{:#?}",
+            titles(&p)
+        );
+    }
+
+    #[test]
+    fn only_secondary_regions_are_new_deployments() {
+        let single = phase(serde_json::json!({}));
+        let regions = phase(serde_json::json!({"regions": [
+            {"name": "eu-west", "role": "primary", "cloud_region": "eu-west-1"},
+            {"name": "us-east", "role": "secondary", "cloud_region": "us-east-1", "read_replicas": 2},
+        ]}));
+        let p = plan(&single, &regions);
+        assert!(
+            p.steps.iter().all(|s| !s.title.contains("eu-west")),
+            "{:#?}",
+            titles(&p)
+        );
+        assert_eq!(
+            p.steps[position(&p, "Stand up region us-east (us-east-1)")].risk,
+            Risk::Online
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! state.json: the record of a bring-up, which `down`, `status` and later
+//! bring-ups of the same state directory read.
+
+use super::procs::Proc;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The default state directory, relative to where scaleplan runs.
+pub const DEFAULT_STATE: &str = ".scaleplan/state";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub phase: String,
+    pub base_port: u16,
+    /// In start order; `down` stops them in reverse.
+    pub processes: Vec<Proc>,
+}
+
+impl State {
+    pub fn path(dir: &Path) -> std::path::PathBuf {
+        dir.join("state.json")
+    }
+
+    pub fn load(dir: &Path) -> anyhow::Result<Option<State>> {
+        let path = State::path(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = State::path(dir);
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn running(&self) -> Vec<&Proc> {
+        self.processes.iter().filter(|p| p.alive()).collect()
+    }
+}

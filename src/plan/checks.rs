@@ -1,0 +1,64 @@
+//! The rules that need a plan: the capacity a phase carries (CAP001) and
+//! the service names scaleplan generates for it (REG002).
+
+use super::capacity::Estimate;
+use super::topology::Topology;
+use crate::diag::{Code, Diagnostic};
+use crate::validate::ValidPhase;
+
+pub fn check(phase: &ValidPhase, nodes: &Topology, estimate: &Estimate) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    capacity(phase, estimate, &mut out);
+    generated_names(phase, nodes, &mut out);
+    out
+}
+
+/// CAP001: the resources must carry the users the phase is planned for.
+fn capacity(phase: &ValidPhase, e: &Estimate, out: &mut Vec<Diagnostic>) {
+    let spec = &phase.spec;
+    if e.capacity >= u64::from(spec.users.max) {
+        return;
+    }
+    let work = e
+        .lines
+        .iter()
+        .find(|l| l.resource == e.bottleneck)
+        .map_or(String::new(), |l| l.work.clone());
+    let message = format!(
+        "phase {} carries about {} concurrent users, below users.max {}: {} is the bottleneck ({work})",
+        spec.name,
+        e.capacity,
+        spec.users.max,
+        e.bottleneck.label()
+    );
+    let help = format!(
+        "{}; or, if the shortfall is known, set capacity.allow_below_target: true in this phase",
+        e.bottleneck.remedy()
+    );
+    let at = phase.sources.value_at("/users/max");
+    out.push(if spec.capacity.allow_below_target {
+        Diagnostic::warning(Code::Cap001, at, message, help)
+    } else {
+        Diagnostic::error(Code::Cap001, at, message, help)
+    });
+}
+
+/// REG002: a service or worker may not take a name scaleplan generates,
+/// since names become Compose services and host names.
+fn generated_names(phase: &ValidPhase, nodes: &Topology, out: &mut Vec<Diagnostic>) {
+    let generated = nodes.generated_names();
+    let spec = &phase.spec;
+    for (list, services) in [("services", &spec.services), ("workers", &spec.workers)] {
+        for (i, service) in services.iter().enumerate() {
+            let name = service.name.as_str();
+            if generated.contains(&name) {
+                out.push(Diagnostic::error(
+                    Code::Reg002,
+                    phase.sources.value_at(&format!("/{list}/{i}/name")),
+                    format!("'{name}' is the name of a service scaleplan generates for this phase"),
+                    "rename the service, e.g. with a prefix that says what it does",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Stage 3, plan: each valid phase turned, once, into everything that runs
+//! it: the nodes on every target (names, addresses, ports, roles), the
+//! PostgreSQL settings, the cloud sizes and the capacity estimate. Later
+//! stages read a `PlannedPhase` and never re-derive any of it.
+
+pub mod capacity;
+mod checks;
+pub mod cloud;
+pub mod identity;
+pub mod pgconf;
+pub mod target;
+pub mod topology;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Location};
+use crate::spec::Phase;
+use crate::validate::{self, Checked, ValidPhase};
+use capacity::Estimate;
+use cloud::CloudPlan;
+use std::path::Path;
+use std::sync::Arc;
+use target::Target;
+use topology::Topology;
+
+/// Choices a command makes about the plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The local target's first port instead of the spec's.
+    pub base_port: Option<u16>,
+}
+
+/// A phase with everything planned.
+#[derive(Clone, Debug)]
+pub struct PlannedPhase {
+    pub phase: ValidPhase,
+    /// `title`, or the name when the spec has none.
+    pub title: String,
+    pub compose: Topology,
+    pub local: Topology,
+    /// The nodes as the cloud runs them; `cloud` holds the sizes.
+    pub cloud_nodes: Topology,
+    pub cloud: CloudPlan,
+    pub capacity: Estimate,
+}
+
+impl PlannedPhase {
+    pub fn spec(&self) -> &Phase {
+        &self.phase.spec
+    }
+
+    pub fn name(&self) -> &str {
+        self.phase.spec.name.as_str()
+    }
+
+    pub fn topology(&self, target: Target) -> &Topology {
+        match target {
+            Target::Compose => &self.compose,
+            Target::Local { .. } => &self.local,
+            Target::Cloud => &self.cloud_nodes,
+        }
+    }
+}
+
+/// Plans one phase.
+pub fn plan(phase: &ValidPhase, opts: &Options) -> PlannedPhase {
+    let spec = &phase.spec;
+    let local = Target::Local {
+        base_port: opts.base_port.unwrap_or(spec.targets.local.base_port),
+    };
+    let cloud_nodes = topology::build(spec, Target::Cloud);
+    PlannedPhase {
+        title: spec
+            .title
+            .as_ref()
+            .map_or_else(|| spec.name.as_str().to_owned(), |t| t.as_str().to_owned()),
+        compose: topology::build(spec, Target::Compose),
+        local: topology::build(spec, local),
+        cloud: cloud::plan(spec, &cloud_nodes),
+        cloud_nodes,
+        capacity: capacity::estimate(spec),
+        phase: phase.clone(),
+    }
+}
+
+/// Every phase of a directory, planned, with the diagnostics of every
+/// stage so far.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// Concrete phases in rollout order.
+    pub phases: Vec<PlannedPhase>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Loads, checks and plans every spec of a directory: the front half of
+/// the pipeline, which every command runs first.
+pub fn plan_dir(dir: &Path, opts: &Options) -> anyhow::Result<Planned> {
+    Ok(plan_checked(validate::check_dir(dir)?, opts))
+}
+
+/// Plans the phases that passed the schema and adds the rules that need a
+/// plan (capacity, the names scaleplan generates).
+pub fn plan_checked(checked: Checked, opts: &Options) -> Planned {
+    let Checked {
+        phases,
+        mut diagnostics,
+    } = checked;
+    let phases: Vec<PlannedPhase> = phases.iter().map(|p| plan(p, opts)).collect();
+    for p in &phases {
+        diagnostics.extend(checks::check(&p.phase, &p.compose, &p.capacity));
+    }
+    Planned {
+        phases,
+        diagnostics,
+    }
+}
+
+impl Planned {
+    pub fn names(&self) -> Vec<&str> {
+        self.phases.iter().map(PlannedPhase::name).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PlannedPhase> {
+        self.phases.iter().find(|p| p.name() == name)
+    }
+
+    /// The named phases (all when `names` is empty). An unknown name is an
+    /// error listing the phases that exist.
+    pub fn select(&self, names: &[String], dir: &Path) -> Result<Vec<&PlannedPhase>, Diagnostic> {
+        if names.is_empty() {
+            return Ok(self.phases.iter().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.get(name).ok_or_else(|| {
+                    Diagnostic::error(
+                        Code::Load009,
+                        Location::start_of(&Arc::new(dir.to_path_buf())),
+                        format!("no phase named '{name}' in {}", dir.display()),
+                        format!("phases here: {}", self.names().join(", ")),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Planned phases built from JSON in unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Options, PlannedPhase};
+    use crate::validate::ValidPhase;
+
+    /// A minimal valid phase with `overlays` merged on, planned.
+    pub fn planned(overlays: &[serde_json::Value]) -> PlannedPhase {
+        let spec = crate::spec::testing::phase(overlays);
+        let file = std::sync::Arc::new(std::path::PathBuf::from("test.yaml"));
+        let (_, sources) = crate::spec::node::Node::new(
+            crate::spec::node::Kind::Map(vec![]),
+            crate::diag::Location::start_of(&file),
+        )
+        .into_json();
+        let phase = ValidPhase {
+            spec,
+            sources,
+            chain: vec![file],
+            file_names: vec!["test.yaml".to_owned()],
+        };
+        super::plan(&phase, &Options::default())
+    }
+}

@@ -1,0 +1,139 @@
+//! PostgreSQL settings derived from a spec, overlaid with its
+//! `postgres.parameters`. Every target renders these same settings, so
+//! postgresql.conf and a cloud parameter group cannot drift apart.
+
+use crate::spec::params::{SUPERUSER_RESERVED, controlled_by};
+use crate::spec::types::{ParamValue, Postgres};
+use serde::Serialize;
+
+/// One rendered setting.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Setting {
+    pub name: String,
+    pub value: ParamValue,
+    /// Why this value, for the comment beside it in postgresql.conf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<&'static str>,
+}
+
+fn set(name: &str, value: ParamValue, why: &'static str) -> Setting {
+    Setting {
+        name: name.to_owned(),
+        value,
+        why: Some(why),
+    }
+}
+
+fn mb(n: u32) -> ParamValue {
+    ParamValue::Text(
+        crate::spec::types::Text::try_from(format!("{n}MB")).unwrap_or_else(|_| unreachable!()),
+    )
+}
+
+fn text(s: &str) -> ParamValue {
+    ParamValue::Text(
+        crate::spec::types::Text::try_from(s.to_owned()).unwrap_or_else(|_| unreachable!()),
+    )
+}
+
+/// Settings shared by the primary and its standbys, derived from the spec
+/// and then overlaid with `postgres.parameters`. Standbys get the same
+/// values: PostgreSQL refuses to start a standby whose max_connections,
+/// max_wal_senders and friends are below the primary's.
+pub fn settings(pg: &Postgres) -> Vec<Setting> {
+    let memory = pg.primary.memory_mb;
+    let shared_buffers = memory / 4;
+    let replicas = pg.read_replicas;
+    let connections = pg.primary.max_connections;
+    // Leave shared_buffers aside and let a third of the connections run a
+    // sort or hash at once; 4MB is PostgreSQL's own default floor.
+    let work_mem = ((memory - shared_buffers) / (connections * 3).max(1)).max(4);
+    let mut out = vec![
+        set(
+            "max_connections",
+            ParamValue::Int(connections.into()),
+            "postgres.primary.max_connections",
+        ),
+        set(
+            "superuser_reserved_connections",
+            ParamValue::Int(SUPERUSER_RESERVED.into()),
+            "kept free for maintenance; PgBouncer pools are sized below max_connections minus this",
+        ),
+        set(
+            "shared_buffers",
+            mb(shared_buffers),
+            "a quarter of the node's memory",
+        ),
+        set(
+            "effective_cache_size",
+            mb(memory * 3 / 4),
+            "three quarters of the node's memory",
+        ),
+        set(
+            "maintenance_work_mem",
+            mb((memory / 16).clamp(64, 2048)),
+            "a sixteenth of memory, 64MB to 2GB",
+        ),
+        set(
+            "work_mem",
+            mb(work_mem),
+            "memory left after shared_buffers over three sorts per connection",
+        ),
+        set(
+            "wal_level",
+            text("replica"),
+            "streaming replicas need replica or higher",
+        ),
+        set(
+            "max_wal_senders",
+            ParamValue::Int((replicas + 3).into()),
+            "one per read replica plus room for base backups",
+        ),
+        set(
+            "max_replication_slots",
+            ParamValue::Int((replicas + 3).into()),
+            "one per read replica plus spare",
+        ),
+        set(
+            "max_slot_wal_keep_size",
+            mb((pg.primary.storage_gb * 1024 / 10).max(1024)),
+            "a tenth of storage: a stalled replica cannot fill the disk with WAL",
+        ),
+        set(
+            "hot_standby",
+            ParamValue::Bool(true),
+            "read replicas answer queries",
+        ),
+        set(
+            "hot_standby_feedback",
+            ParamValue::Bool(true),
+            "long reads on replicas are not cancelled by vacuum",
+        ),
+        set(
+            "password_encryption",
+            text("scram-sha-256"),
+            "no md5 hashes",
+        ),
+        set(
+            "checkpoint_completion_target",
+            ParamValue::Float(0.9),
+            "spread checkpoint writes",
+        ),
+        set("random_page_cost", ParamValue::Float(1.1), "SSD storage"),
+    ];
+    for (name, value) in &pg.parameters {
+        if controlled_by(name).is_some() {
+            continue;
+        }
+        let setting = Setting {
+            name: name.clone(),
+            value: value.clone(),
+            why: Some("postgres.parameters"),
+        };
+        match out.iter_mut().find(|s| s.name == *name) {
+            Some(slot) => *slot = setting,
+            None => out.push(setting),
+        }
+    }
+    out
+}

@@ -1,0 +1,200 @@
+//! Rules between consecutive phases: a later phase keeps or grows what the
+//! one before it runs. Redis never moves back (standalone -> Sentinel ->
+//! Cluster) and no size shrinks, unless the later phase says
+//! `allow_downgrade: true`.
+
+use crate::diag::{Code, Diagnostic};
+use crate::spec::SourceMap;
+use crate::spec::types::{Phase, RedisMode};
+
+/// A size that a later phase may not shrink: where it sits in the spec and
+/// what it measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    AppReplicas,
+    AppCpu,
+    AppMemory,
+    PostgresReplicas,
+    PostgresCpu,
+    PostgresMemory,
+    PostgresStorage,
+    PostgresMaxConnections,
+    PgbouncerInstances,
+    PgbouncerPoolSize,
+    PgbouncerMaxClientConn,
+    RedisMaxmemory,
+    RedisNodeMemory,
+    RedisReplicas,
+    RedisShards,
+}
+
+impl Measure {
+    /// Every measure, in the order its diagnostics are reported.
+    pub const ALL: [Measure; 15] = [
+        Measure::AppReplicas,
+        Measure::AppCpu,
+        Measure::AppMemory,
+        Measure::PostgresReplicas,
+        Measure::PostgresCpu,
+        Measure::PostgresMemory,
+        Measure::PostgresStorage,
+        Measure::PostgresMaxConnections,
+        Measure::PgbouncerInstances,
+        Measure::PgbouncerPoolSize,
+        Measure::PgbouncerMaxClientConn,
+        Measure::RedisMaxmemory,
+        Measure::RedisNodeMemory,
+        Measure::RedisReplicas,
+        Measure::RedisShards,
+    ];
+
+    /// The size of a PostgreSQL node (max_connections is a setting, not a
+    /// size: it is planned with the other settings).
+    pub const POSTGRES_NODE: [Measure; 3] = [
+        Measure::PostgresCpu,
+        Measure::PostgresMemory,
+        Measure::PostgresStorage,
+    ];
+
+    pub fn pointer(self) -> &'static str {
+        match self {
+            Measure::AppReplicas => "/app/replicas",
+            Measure::AppCpu => "/app/cpu",
+            Measure::AppMemory => "/app/memory_mb",
+            Measure::PostgresReplicas => "/postgres/read_replicas",
+            Measure::PostgresCpu => "/postgres/primary/cpu",
+            Measure::PostgresMemory => "/postgres/primary/memory_mb",
+            Measure::PostgresStorage => "/postgres/primary/storage_gb",
+            Measure::PostgresMaxConnections => "/postgres/primary/max_connections",
+            Measure::PgbouncerInstances => "/pgbouncer/instances",
+            Measure::PgbouncerPoolSize => "/pgbouncer/default_pool_size",
+            Measure::PgbouncerMaxClientConn => "/pgbouncer/max_client_conn",
+            Measure::RedisMaxmemory => "/redis/maxmemory_mb",
+            Measure::RedisNodeMemory => "/redis/memory_mb",
+            Measure::RedisReplicas => "/redis/replicas",
+            Measure::RedisShards => "/redis/cluster/shards",
+        }
+    }
+
+    pub fn what(self) -> &'static str {
+        match self {
+            Measure::AppReplicas => "app replicas",
+            Measure::AppCpu => "app cpu per replica",
+            Measure::AppMemory => "app memory per replica",
+            Measure::PostgresReplicas => "PostgreSQL read replicas",
+            Measure::PostgresCpu => "PostgreSQL cpu",
+            Measure::PostgresMemory => "PostgreSQL memory",
+            Measure::PostgresStorage => "PostgreSQL storage",
+            Measure::PostgresMaxConnections => "PostgreSQL max_connections",
+            Measure::PgbouncerInstances => "PgBouncer instances",
+            Measure::PgbouncerPoolSize => "PgBouncer pool size",
+            Measure::PgbouncerMaxClientConn => "PgBouncer max_client_conn",
+            Measure::RedisMaxmemory => "Redis maxmemory",
+            Measure::RedisNodeMemory => "Redis node memory",
+            Measure::RedisReplicas => "Redis replicas",
+            Measure::RedisShards => "Redis Cluster shards",
+        }
+    }
+
+    /// The value in a phase; None where the phase has no such thing (Redis
+    /// replicas outside Sentinel mode, shards outside Cluster mode).
+    pub fn of(self, p: &Phase) -> Option<f64> {
+        let r = &p.redis;
+        Some(match self {
+            Measure::AppReplicas => p.app.replicas.into(),
+            Measure::AppCpu => p.app.cpu,
+            Measure::AppMemory => p.app.memory_mb.into(),
+            Measure::PostgresReplicas => p.postgres.read_replicas.into(),
+            Measure::PostgresCpu => p.postgres.primary.cpu,
+            Measure::PostgresMemory => p.postgres.primary.memory_mb.into(),
+            Measure::PostgresStorage => p.postgres.primary.storage_gb.into(),
+            Measure::PostgresMaxConnections => p.postgres.primary.max_connections.into(),
+            Measure::PgbouncerInstances => p.pgbouncer.instances.into(),
+            Measure::PgbouncerPoolSize => p.pgbouncer.default_pool_size.into(),
+            Measure::PgbouncerMaxClientConn => p.pgbouncer.max_client_conn.into(),
+            Measure::RedisMaxmemory => r.maxmemory_mb.into(),
+            Measure::RedisNodeMemory => r.memory_mb.into(),
+            Measure::RedisReplicas => {
+                return (r.mode == RedisMode::Sentinel).then(|| r.replicas.unwrap_or(0).into());
+            }
+            Measure::RedisShards => {
+                return r
+                    .cluster
+                    .as_ref()
+                    .filter(|_| r.mode == RedisMode::Cluster)
+                    .map(|c| c.shards.into());
+            }
+        })
+    }
+}
+
+/// Rules between consecutive phases: Redis never moves backwards and no
+/// capacity is lost, unless the later phase says `allow_downgrade: true`.
+pub fn check(from: &Phase, to: &Phase, to_src: &SourceMap) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if to.allow_downgrade {
+        return out;
+    }
+    let help = "if the downgrade is intended, set `allow_downgrade: true` in this phase";
+    if to.redis.mode < from.redis.mode {
+        out.push(Diagnostic::error(
+            Code::Trn001,
+            to_src.value_at("/redis/mode"),
+            format!(
+                "redis.mode goes back from {} in phase {} to {} in phase {}",
+                from.redis.mode.as_str(),
+                from.name,
+                to.redis.mode.as_str(),
+                to.name
+            ),
+            format!("a later phase keeps or grows the Redis topology; {help}"),
+        ));
+    }
+    for m in Measure::ALL {
+        if let (Some(a), Some(b)) = (m.of(from), m.of(to)) {
+            if b < a {
+                out.push(Diagnostic::error(
+                    Code::Trn002,
+                    to_src.value_at(m.pointer()),
+                    format!(
+                        "{} shrinks from {a} in phase {} to {b} in phase {}: capacity loss",
+                        m.what(),
+                        from.name,
+                        to.name
+                    ),
+                    format!("keep at least {a}, or {help}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(overlay: serde_json::Value) -> Phase {
+        crate::spec::testing::phase(&[overlay])
+    }
+
+    #[test]
+    fn transition_rules_need_allow_downgrade() {
+        let a = phase(
+            serde_json::json!({"redis": {"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}, "app": {"replicas": 4}}),
+        );
+        let b = phase(serde_json::json!({"app": {"replicas": 2}}));
+        let (_, src) = crate::spec::node::Node::new(
+            crate::spec::node::Kind::Map(vec![]),
+            crate::diag::Location::start_of(&std::sync::Arc::new("b.yaml".into())),
+        )
+        .into_json();
+        let codes: Vec<&str> = check(&a, &b, &src)
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert_eq!(codes, ["TRN001", "TRN002"]);
+        let allowed = phase(serde_json::json!({"app": {"replicas": 2}, "allow_downgrade": true}));
+        assert!(check(&a, &allowed, &src).is_empty());
+    }
+}
