@@ -116,41 +116,33 @@ fn every_compose_file_matches_the_compose_specification() {
 fn every_generated_shell_script_parses() {
     let mut checked = 0;
     for phase in ["launch", "growth", "scale", "enterprise"] {
-        let mut stack = vec![repo().join("out").join(phase)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "sh") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let shell = if text.starts_with("#!/bin/bash") {
-                    "bash"
-                } else {
-                    "sh"
-                };
-                assert!(
-                    text.starts_with("#!/bin/"),
-                    "{}: no shebang",
-                    path.display()
-                );
-                let out = std::process::Command::new(shell)
-                    .arg("-n")
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                checked += 1;
+        for path in testkit::files_under(&repo().join("out").join(phase)) {
+            if path.extension().is_none_or(|e| e != "sh") {
+                continue;
             }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let shell = if text.starts_with("#!/bin/bash") {
+                "bash"
+            } else {
+                "sh"
+            };
+            assert!(
+                text.starts_with("#!/bin/"),
+                "{}: no shebang",
+                path.display()
+            );
+            let out = std::process::Command::new(shell)
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
         }
     }
     assert!(checked >= 20, "only {checked} scripts");

@@ -33,38 +33,29 @@ struct Source {
 fn sources() -> BTreeMap<Module, Source> {
     let src = repo().join("src");
     let mut out = BTreeMap::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path.strip_prefix(&src).unwrap();
-            if rel == Path::new("main.rs") || path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let mut module: Module = rel
-                .with_extension("")
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            let is_dir_module =
-                matches!(module.last().map(String::as_str), Some("mod") | Some("lib"));
-            if is_dir_module {
-                module.pop();
-            }
-            let text = strip(&std::fs::read_to_string(&path).unwrap());
-            out.insert(
-                module.clone(),
-                Source {
-                    module,
-                    is_dir_module,
-                    text,
-                },
-            );
+    for path in testkit::files_under(&src) {
+        let rel = path.strip_prefix(&src).unwrap();
+        if rel == Path::new("main.rs") || path.extension().is_none_or(|e| e != "rs") {
+            continue;
         }
+        let mut module: Module = rel
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let is_dir_module = matches!(module.last().map(String::as_str), Some("mod") | Some("lib"));
+        if is_dir_module {
+            module.pop();
+        }
+        let text = strip(&std::fs::read_to_string(&path).unwrap());
+        out.insert(
+            module.clone(),
+            Source {
+                module,
+                is_dir_module,
+                text,
+            },
+        );
     }
     out
 }

@@ -193,18 +193,10 @@ fn every_template_has_a_snapshot() {
 /// Snapshots stay small enough to review: over 400 lines, nobody reads them.
 #[test]
 fn no_snapshot_is_over_400_lines() {
-    let mut stack = vec![repo().join("tests")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if !path.ends_with("node_modules") {
-                    stack.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "snap") {
-                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-                assert!(lines <= 400, "{}: {lines} lines", path.display());
-            }
+    for path in testkit::files_under(&repo().join("tests")) {
+        if path.extension().is_some_and(|e| e == "snap") {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            assert!(lines <= 400, "{}: {lines} lines", path.display());
         }
     }
 }

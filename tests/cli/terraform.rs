@@ -11,20 +11,10 @@ use testkit::{Sandbox, repo};
 const PHASES: [&str; 4] = ["launch", "growth", "scale", "enterprise"];
 
 fn tf_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "tf") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    testkit::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .collect()
 }
 
 fn parse(path: &Path) -> Body {

@@ -184,26 +184,40 @@ pub fn run_for(dir: &Path, args: &[&str], env: &[(&str, &str)], deadline: Durati
     }
 }
 
-/// Every file under `dir`, relative path -> bytes.
-pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
+/// Every file under `dir` (node_modules aside), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let p = entry.expect("a directory entry").path();
             if p.is_dir() {
-                stack.push(p);
+                if !p.ends_with("node_modules") {
+                    stack.push(p);
+                }
             } else {
-                let rel = p
-                    .strip_prefix(dir)
-                    .expect("under dir")
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&p).expect("readable"));
+                out.push(p);
             }
         }
     }
+    out.sort();
     out
+}
+
+/// Every file under `dir`, relative path -> bytes.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(dir)
+                .expect("under dir")
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&p).expect("readable");
+            (rel, bytes)
+        })
+        .collect()
 }
 
 /// YAML text as JSON, for checking generated YAML with a JSON Schema.
