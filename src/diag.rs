@@ -141,6 +141,8 @@ pub enum Code {
     Trn001,
     /// Capacity shrinks between consecutive phases.
     Trn002,
+    /// An identity of the deployment changes between consecutive phases.
+    Trn003,
     /// A spec explicitly weakens a security default.
     Sec001,
 }
@@ -196,6 +198,7 @@ impl Code {
             Cap001 => "CAP001",
             Trn001 => "TRN001",
             Trn002 => "TRN002",
+            Trn003 => "TRN003",
             Sec001 => "SEC001",
         }
     }

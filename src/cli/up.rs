@@ -48,9 +48,16 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
     let phase = loaded.one();
     let renderer = Renderer::new(args.templates.dir.as_deref())?;
     if args.native {
+        // The deployment this one continues: the phase the state directory
+        // ran last, as this phases directory plans it.
+        let previous = crate::native::State::load(&args.state)?
+            .and_then(|s| loaded.planned.get(&s.phase).map(|p| p.name().to_owned()));
         let opts = crate::native::UpOptions {
             state_dir: &args.state,
             timeout: std::time::Duration::from_secs(args.timeout),
+            previous: previous
+                .as_deref()
+                .and_then(|name| loaded.planned.get(name)),
         };
         crate::native::up(phase, &renderer, &opts)?;
         Ok(EXIT_OK)

@@ -434,19 +434,33 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 "a cluster cannot be converted from a non-cluster node in place: start the nodes and create the cluster empty",
             ));
             s.add.push(step(
+                "On AWS: take the ElastiCache replication group into cluster mode in place",
+                Risk::ClientChangeRequired,
+                format!("AWS only. ElastiCache converts the group itself (Redis 7): apply {}'s Terraform with -var redis_cluster_mode_override=compatible, move clients to the configuration endpoint, then apply {}'s; the group, its data and its endpoints' names stay", from.name(), to.name()),
+            ));
+            s.add.push(step(
                 "Migrate the data into the cluster's slots",
                 Risk::DataMigration,
-                "copy the keys into the cluster (redis-cli --cluster import, or dual writes then backfill); keys in databases other than 0 must be merged into 0",
+                "copy every key with its TTL into the master of its slot (DUMP, then RESTORE ... REPLACE; never MIGRATE or redis-cli --cluster import without --cluster-copy, which delete from the live source), then compare the key count and a checksum of the values; keys in databases other than 0 must be merged into 0 first. `scaleplan up --native` does this when it moves a stopped deployment",
             ));
             s.clients.push(step(
                 "Switch clients to cluster-aware clients",
                 Risk::ClientChangeRequired,
                 cluster_aware,
             ));
+            let mut old: Vec<&str> = ta
+                .redis
+                .data_nodes()
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect();
+            if let RedisLayout::Sentinel { sentinels, .. } = &ta.redis {
+                old.extend(sentinels.iter().map(|n| n.name.as_str()));
+            }
             s.remove.push(step(
-                format!("Retire the {} Redis", a.mode.as_str()),
+                format!("Retire the {} Redis: {}", a.mode.as_str(), old.join(", ")),
                 Risk::Online,
-                "once no client uses it and its data is in the cluster",
+                "once no client uses it and the copy is checked; their data stays (Compose: `docker compose up -d --remove-orphans` stops them and keeps their volumes until `docker volume rm`; the local target keeps their directories under retired/)",
             ));
         }
         (x, y) if y < x => {

@@ -7,9 +7,14 @@
 //! secrets (mode 0600, never under out/) and state.json, the record of the
 //! processes started, which `down` and `status` read.
 
+mod bringup;
 mod control;
+mod postgres;
 mod probe;
 mod procs;
+mod redis;
+pub mod resp;
+mod secrets;
 mod state;
 mod tools;
 mod up;
@@ -17,6 +22,7 @@ mod up;
 pub use control::{down, status};
 pub use probe::wait_for;
 pub use procs::Proc;
+pub use secrets::Secrets;
 pub use state::{DEFAULT_STATE, State};
 pub use tools::Tools;
-pub use up::{Secrets, UpOptions, up};
+pub use up::{UpOptions, up};

@@ -104,6 +104,14 @@ pub fn cluster_ok(tools: &Tools, port: u16, password: &str) -> bool {
     output(cmd).is_some_and(|s| s.contains("[OK] All 16384 slots covered"))
 }
 
+/// True when every node reports cluster_state:ok.
+pub fn cluster_serving(tools: &Tools, ports: &[u16], password: &str) -> bool {
+    ports.iter().all(|&port| {
+        redis(tools, port, password, &["CLUSTER", "INFO"])
+            .is_some_and(|info| info.lines().any(|l| l.trim() == "cluster_state:ok"))
+    })
+}
+
 /// True when every node sees `replicas` replicas in the cluster and every
 /// replica's link to its master is up: gossip spreads the roles
 /// `--cluster create` assigns, so slot coverage alone comes first.

@@ -11,7 +11,12 @@ pub const DEFAULT_STATE: &str = ".scaleplan/state";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
+    /// The phase that runs (or ran last) in this state directory: the
+    /// deployment's current size.
     pub phase: String,
+    /// Its rollout order, which a later bring-up compares with its own.
+    #[serde(default)]
+    pub order: u32,
     pub base_port: u16,
     /// In start order; `down` stops them in reverse.
     pub processes: Vec<Proc>,

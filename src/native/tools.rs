@@ -16,6 +16,9 @@ pub struct Tools {
     pub redis_server: PathBuf,
     pub redis_sentinel: PathBuf,
     pub redis_cli: PathBuf,
+    /// PostgreSQL's server binaries (outside PATH on Debian), which the
+    /// generated scripts find on the PATH `path()` gives them.
+    pub postgres_bin: PathBuf,
     /// Installed versions, for the notes `up` prints and the settings it
     /// refuses.
     pub postgres_major: u32,
@@ -116,7 +119,11 @@ impl Tools {
             .first()
             .copied()
             .unwrap_or(0);
+        let postgres_bin = postgres
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf);
         Ok(Tools {
+            postgres_bin,
             postgres,
             initdb,
             pg_basebackup,
@@ -130,6 +137,15 @@ impl Tools {
             pgbouncer_minor,
             redis_major,
         })
+    }
+}
+
+impl Tools {
+    /// PATH for the generated scripts: PostgreSQL's binaries first, then
+    /// the caller's PATH.
+    pub fn path(&self) -> String {
+        let inherited = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned());
+        format!("{}:{inherited}", self.postgres_bin.display())
     }
 }
 

@@ -292,8 +292,18 @@ pub fn db_parameters(settings: &[Setting]) -> Vec<DbParameter> {
 pub struct RegionPlan {
     /// The region's name in the spec (or "main" for a single-region phase).
     pub name: String,
-    /// The Terraform module name: `region_<name>` with '_' for '-'.
+    /// The Terraform module name: `primary` for the region that holds the
+    /// writer in every phase, `region_<name>` ('_' for '-') for the others.
+    /// The running deployment is the primary region of a phase that adds
+    /// regions, so its resources keep their addresses.
     pub module: String,
+    /// The module's address in scaleplan's earlier releases, which a
+    /// `moved` block carries over.
+    pub module_before: String,
+    /// What AWS keys the region's resources on: the project for the
+    /// primary region in every phase, project-region for the others. Never
+    /// the phase's name, so no phase change renames or replaces them.
+    pub resource_name: String,
     pub aws_region: String,
     pub primary: bool,
     pub read_replicas: u32,
@@ -361,10 +371,13 @@ fn redis_plan(phase: &Phase, r: &Redis) -> RedisPlan {
 /// `targets.terraform.region`. The primary region comes first, since the
 /// others replicate from it.
 pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
+    let project = phase.project.as_str();
     if phase.regions.is_empty() {
         return vec![RegionPlan {
             name: "main".to_owned(),
-            module: "region_main".to_owned(),
+            module: "primary".to_owned(),
+            module_before: "region_main".to_owned(),
+            resource_name: project.to_owned(),
             aws_region: phase.targets.terraform.region.as_str().to_owned(),
             primary: true,
             read_replicas: phase.postgres.read_replicas,
@@ -375,14 +388,28 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
     let mut out: Vec<RegionPlan> = phase
         .regions
         .iter()
-        .map(|r| RegionPlan {
-            name: r.name.as_str().to_owned(),
-            module: format!("region_{}", r.name.as_str().replace('-', "_")),
-            aws_region: r.cloud_region.as_str().to_owned(),
-            primary: r.role == RegionRole::Primary,
-            read_replicas: r.read_replicas,
-            app_replicas: r.app_replicas.unwrap_or(phase.app.replicas),
-            redis: redis_plan(phase, r.redis.as_ref().unwrap_or(&phase.redis)),
+        .map(|r| {
+            let primary = r.role == RegionRole::Primary;
+            let label = r.name.as_str().replace('-', "_");
+            RegionPlan {
+                name: r.name.as_str().to_owned(),
+                module: if primary {
+                    "primary".to_owned()
+                } else {
+                    format!("region_{label}")
+                },
+                module_before: format!("region_{label}"),
+                resource_name: if primary {
+                    project.to_owned()
+                } else {
+                    format!("{project}-{}", r.name)
+                },
+                aws_region: r.cloud_region.as_str().to_owned(),
+                primary,
+                read_replicas: r.read_replicas,
+                app_replicas: r.app_replicas.unwrap_or(phase.app.replicas),
+                redis: redis_plan(phase, r.redis.as_ref().unwrap_or(&phase.redis)),
+            }
         })
         .collect();
     out.sort_by_key(|r| !r.primary);

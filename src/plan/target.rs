@@ -28,7 +28,11 @@ pub enum Role {
     Postgres,
     Pgbouncer,
     Sentinel,
+    /// A standalone or Sentinel-mode Redis node.
     Redis,
+    /// A Redis Cluster node: a port range of its own, so a cluster can run
+    /// beside the Sentinel group it replaces while the data moves.
+    ClusterNode,
 }
 
 pub const POSTGRES_PORT: u16 = 5432;
@@ -42,21 +46,24 @@ impl Role {
             Role::Postgres => POSTGRES_PORT,
             Role::Pgbouncer => PGBOUNCER_PORT,
             Role::Sentinel => SENTINEL_PORT,
-            Role::Redis => REDIS_PORT,
+            Role::Redis | Role::ClusterNode => REDIS_PORT,
         }
     }
 
     /// The local target's port scheme: base + offset + index (from 0).
     /// PostgreSQL base+0 (primary) and base+1.. (replicas, at most 15),
-    /// PgBouncer base+100.. (at most 64), sentinels base+180.. (at most 15),
-    /// Redis data nodes base+200.. (at most 600). A cluster node's bus port
-    /// is its port + 10000.
+    /// PgBouncer base+100.. (at most 64), sentinels base+180.. (at most
+    /// 15), standalone and Sentinel-mode Redis base+200.. (at most 16),
+    /// cluster nodes base+300.. (six per shard, at most 100 shards). A
+    /// cluster node's bus port is its port + 10000. The scheme is the
+    /// project's, not a phase's: a node keeps its port in every phase.
     pub fn offset(self) -> u16 {
         match self {
             Role::Postgres => 0,
             Role::Pgbouncer => 100,
             Role::Sentinel => 180,
             Role::Redis => 200,
+            Role::ClusterNode => 300,
         }
     }
 }

@@ -133,16 +133,37 @@ pub enum RedisLayout {
     },
     Cluster {
         common: RedisCommon,
-        /// Masters first, then replicas; `redis-cli --cluster create` pairs
-        /// them in that order.
+        /// Every node, shard by shard, each shard's master first.
         nodes: Vec<RedisNode>,
-        shards: u32,
+        shards: Vec<ClusterShard>,
         replicas_per_shard: u32,
         node_timeout_ms: u32,
     },
 }
 
+/// One shard of a Redis Cluster as planned: its initial master and the
+/// replicas that follow it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterShard {
+    /// From 1.
+    pub index: u32,
+    pub master: RedisNode,
+    pub replicas: Vec<RedisNode>,
+}
+
+/// Ports each cluster shard may use in the local target: a master and up
+/// to five replicas (the schema's bound on replicas_per_shard).
+pub const CLUSTER_SLOTS_PER_SHARD: u32 = 6;
+
 impl RedisLayout {
+    /// Replicas in a cluster (0 in the other modes).
+    pub fn cluster_replicas(&self) -> usize {
+        match self {
+            RedisLayout::Cluster { shards, .. } => shards.iter().map(|s| s.replicas.len()).sum(),
+            _ => 0,
+        }
+    }
+
     /// Every data node (not sentinels).
     pub fn data_nodes(&self) -> Vec<&RedisNode> {
         match self {
@@ -437,20 +458,50 @@ fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
             }
         }
         (RedisMode::Cluster, _, Some(c)) => {
-            let total = c.shards * (1 + c.replicas_per_shard);
+            // Named and numbered by shard, so adding shards or replicas
+            // adds nodes and never renames one: shard s's first node is its
+            // initial master, the others its replicas.
+            let shards: Vec<ClusterShard> = (1..=c.shards)
+                .map(|s| {
+                    let member = |n: u32| {
+                        node(
+                            Role::ClusterNode,
+                            (s - 1) * CLUSTER_SLOTS_PER_SHARD + (n - 1),
+                            format!("redis-shard{s}-{n}"),
+                            None,
+                        )
+                    };
+                    let master = member(1);
+                    let replicas = (2..=1 + c.replicas_per_shard)
+                        .map(|n| RedisNode {
+                            replica_of: Some(master.endpoint.clone()),
+                            ..member(n)
+                        })
+                        .collect();
+                    ClusterShard {
+                        index: s,
+                        master,
+                        replicas,
+                    }
+                })
+                .collect();
             RedisLayout::Cluster {
                 common,
-                nodes: (1..=total)
-                    .map(|i| node(Role::Redis, i - 1, format!("redis-node-{i}"), None))
+                nodes: shards
+                    .iter()
+                    .flat_map(|s| std::iter::once(&s.master).chain(&s.replicas))
+                    .cloned()
                     .collect(),
-                shards: c.shards,
+                shards,
                 replicas_per_shard: c.replicas_per_shard,
                 node_timeout_ms: c.node_timeout_ms,
             }
         }
         _ => RedisLayout::Standalone {
             common,
-            node: node(Role::Redis, 0, "redis".to_owned(), None),
+            // The first node of every mode but Cluster: launch's node is
+            // the master a later Sentinel group starts from.
+            node: node(Role::Redis, 0, "redis-1".to_owned(), None),
         },
     }
 }

@@ -8,7 +8,7 @@ use super::notice::Generated;
 use super::templates as t;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER};
 use crate::plan::target::{PGBOUNCER_PORT, REDIS_PORT, Target};
-use crate::plan::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
+use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
@@ -25,20 +25,6 @@ impl Renderer {
     ) -> anyhow::Result<()> {
         let layout = Target::Compose;
         let pg = &topo.postgres;
-        for node in &pg.replicas {
-            files.insert(
-                format!("compose/postgres/{}/standby-start.sh", node.name),
-                self.render(
-                    t::STANDBY_START_SH,
-                    g,
-                    StandbyCtx {
-                        node,
-                        primary: &pg.primary,
-                        replication_user: REPLICATION_USER,
-                    },
-                )?,
-            );
-        }
         files.insert(
             "compose/postgres/init-roles.sh".to_owned(),
             self.render(
@@ -67,28 +53,6 @@ impl Renderer {
             )?,
         );
         let redis = &topo.redis;
-        if let RedisLayout::Cluster { .. } = redis {
-            files.insert(
-                "compose/redis/cluster-create.sh".to_owned(),
-                self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?,
-            );
-        }
-        files.insert(
-            "compose/redis/start.sh".to_owned(),
-            self.render(
-                t::REDIS_START_SH,
-                g,
-                context! {
-                    auth_include => layout.redis_auth(),
-                    sentinel_auth => match redis {
-                        RedisLayout::Sentinel { master_name, .. } => {
-                            Some(auth::printf_format(&auth::sentinel_auth(master_name, "%s")))
-                        }
-                        _ => None,
-                    },
-                },
-            )?,
-        );
         files.insert(
             "compose/docker-compose.yml".to_owned(),
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
@@ -111,13 +75,6 @@ impl Renderer {
 }
 
 #[derive(Serialize)]
-struct StandbyCtx<'a> {
-    node: &'a PostgresNode,
-    primary: &'a PostgresNode,
-    replication_user: &'a str,
-}
-
-#[derive(Serialize)]
 struct RolesCtx<'a> {
     postgres: &'a topology::PostgresCluster,
     replication_user: &'a str,
@@ -130,11 +87,6 @@ struct PgbouncerStartCtx<'a> {
     postgres: &'a topology::PostgresCluster,
     admin_user: &'a str,
     auth_file: &'a str,
-}
-
-#[derive(Serialize)]
-struct ClusterCtx<'a> {
-    redis: &'a RedisLayout,
 }
 
 /// One Compose service that runs application code (the app, a service or
@@ -173,6 +125,7 @@ struct ComposeCtx<'a> {
     pgbouncer_host_port: u16,
     redis_host_port: u16,
     secondary_regions: &'a [&'a str],
+    cluster_create: &'static str,
 }
 
 impl<'a> ComposeCtx<'a> {
@@ -256,6 +209,7 @@ impl<'a> ComposeCtx<'a> {
             pgbouncer_host_port: PGBOUNCER_PORT,
             redis_host_port: REDIS_PORT,
             secondary_regions: secondary,
+            cluster_create: topology::CLUSTER_CREATE,
         }
     }
 }

@@ -56,7 +56,10 @@ impl Renderer {
                 replicas_per_shard,
                 ..
             } => {
-                format!("Cluster: {shards} shards x {replicas_per_shard} replica(s)")
+                format!(
+                    "Cluster: {} shards x {replicas_per_shard} replica(s)",
+                    shards.len()
+                )
             }
         };
         let mut listed: Vec<String> = files.iter().map(|(p, _)| p.to_owned()).collect();

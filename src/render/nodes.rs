@@ -2,6 +2,7 @@
 //! pg_hba.conf, pgbouncer.ini, redis.conf and sentinel.conf.
 
 use super::artifacts::Artifacts;
+use super::auth;
 use super::notice::Generated;
 use super::templates as t;
 use super::{Renderer, generated};
@@ -112,6 +113,43 @@ impl Renderer {
                 )?,
             );
         }
+        for node in &pg.replicas {
+            files.insert(
+                format!("{dir}/postgres/{}/standby-start.sh", node.name),
+                self.render(
+                    t::STANDBY_START_SH,
+                    g,
+                    StandbyCtx {
+                        target: layout,
+                        node,
+                        primary: &pg.primary,
+                    },
+                )?,
+            );
+        }
+        files.insert(
+            format!("{dir}/redis/start.sh"),
+            self.render(
+                t::REDIS_START_SH,
+                g,
+                RedisStartCtx {
+                    target: layout,
+                    auth_include: layout.redis_auth(),
+                    sentinel_auth: match redis {
+                        RedisLayout::Sentinel { master_name, .. } => {
+                            Some(auth::printf_format(&auth::sentinel_auth(master_name, "%s")))
+                        }
+                        _ => None,
+                    },
+                },
+            )?,
+        );
+        if let RedisLayout::Cluster { .. } = redis {
+            files.insert(
+                format!("{dir}/redis/cluster-create.sh"),
+                self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?,
+            );
+        }
         if let RedisLayout::Sentinel {
             sentinels, nodes, ..
         } = redis
@@ -163,6 +201,27 @@ impl Renderer {
             },
         )
     }
+}
+
+#[derive(Serialize)]
+struct StandbyCtx<'a> {
+    target: Target,
+    node: &'a PostgresNode,
+    primary: &'a PostgresNode,
+}
+
+#[derive(Serialize)]
+struct RedisStartCtx {
+    target: Target,
+    auth_include: &'static str,
+    /// printf format of a sentinel's auth include, where the phase has
+    /// sentinels.
+    sentinel_auth: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ClusterCtx<'a> {
+    redis: &'a RedisLayout,
 }
 
 #[derive(Serialize)]

@@ -128,10 +128,65 @@ impl Measure {
     }
 }
 
-/// Rules between consecutive phases: Redis never moves backwards and no
-/// capacity is lost, unless the later phase says `allow_downgrade: true`.
+/// What identifies the deployment every phase is a size of: changing one
+/// makes the next phase another deployment beside the first, so no
+/// waiver allows it.
+fn identity(from: &Phase, to: &Phase) -> Vec<(&'static str, &'static str, String, String)> {
+    let primary_region = |p: &Phase| {
+        p.regions
+            .iter()
+            .find(|r| r.role == crate::spec::types::RegionRole::Primary)
+            .map_or_else(
+                || p.targets.terraform.region.as_str().to_owned(),
+                |r| r.cloud_region.as_str().to_owned(),
+            )
+    };
+    let primary_pointer = if to.regions.is_empty() {
+        "/targets/terraform/region"
+    } else {
+        "/regions"
+    };
+    [
+        (
+            "/project",
+            "project (the Compose project, the Terraform names)",
+            from.project.as_str().to_owned(),
+            to.project.as_str().to_owned(),
+        ),
+        (
+            "/targets/local/base_port",
+            "targets.local.base_port (every local node's port)",
+            from.targets.local.base_port.to_string(),
+            to.targets.local.base_port.to_string(),
+        ),
+        (
+            primary_pointer,
+            "the primary region (where the writer and its data live)",
+            primary_region(from),
+            primary_region(to),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, a, b)| a != b)
+    .collect()
+}
+
+/// Rules between consecutive phases: the deployment keeps its identity;
+/// Redis never moves backwards and no capacity is lost, unless the later
+/// phase says `allow_downgrade: true`.
 pub fn check(from: &Phase, to: &Phase, to_src: &SourceMap) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    for (pointer, what, a, b) in identity(from, to) {
+        out.push(Diagnostic::error(
+            Code::Trn003,
+            to_src.value_at(pointer),
+            format!(
+                "{what} changes from {a} in phase {} to {b} in phase {}: the next phase would be a second deployment, not this one grown",
+                from.name, to.name
+            ),
+            format!("keep {a}, best by setting it once in a parent spec both phases extend"),
+        ));
+    }
     if to.allow_downgrade {
         return out;
     }

@@ -1,19 +1,146 @@
 #!/bin/sh
 {{ header("#") }}
 #
-# One-shot: joins the {{ redis.nodes|length }} nodes into a cluster of {{ redis.shards }} shards with
-# {{ redis.replicas_per_shard }} replica(s) each, unless it already exists. Nodes are passed by
-# address (redis-cli needs addresses to create); they announce host names.
+# Forms the Redis Cluster of {{ redis.shards|length }} shards with {{ redis.replicas_per_shard }} replica(s) each, or
+# grows the one that runs to that size. Safe to run again: a cluster that
+# already has every node is left alone (after a restart, when its nodes
+# find each other again, it only waits for the slots to be covered).
+#
+# - No node belongs to a cluster yet: the shards' masters create it, then
+#   each replica joins the master of its own shard.
+# - The cluster runs: each node it lacks joins, a master into its own
+#   shard (the slots are then rebalanced onto the new masters), a replica
+#   under the master of its shard.
+# - Some nodes belong to a cluster and the first master does not: stop,
+#   since joining them would split the data.
 set -eu
 
 : "${REDISCLI_AUTH:?set {{ secrets.redis|key }}}"
-if redis-cli -h {{ redis.nodes[0].endpoint.host }} -p {{ redis.nodes[0].endpoint.port }} cluster info | grep -q '^cluster_state:ok'; then
-  echo "cluster already created"
-  exit 0
+export TERM=dumb
+# "host:port" of each shard's planned master, and "replica=master" pairs.
+masters="{% for s in redis.shards %}{{ s.master.endpoint.host }}:{{ s.master.endpoint.port }} {% endfor %}"
+replicas="{% for s in redis.shards %}{% for r in s.replicas %}{{ r.endpoint.host }}:{{ r.endpoint.port }}={{ s.master.endpoint.host }}:{{ s.master.endpoint.port }} {% endfor %}{% endfor %}"
+
+cli() {
+  at=$1
+  shift
+  redis-cli -h "${at%:*}" -p "${at##*:}" "$@"
+}
+
+# redis-cli --cluster takes addresses, not host names.
+address() {
+  ip=$(getent ahostsv4 "${1%:*}" | awk '{ print $1; exit }')
+  echo "${ip:-${1%:*}}:${1##*:}"
+}
+
+# Nodes a node knows, itself included: 1 for a node in no cluster.
+known() {
+  cli "$1" cluster info | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }'
+}
+
+# The node id of the current master of the shard planned around $1 (the
+# planned master, or the replica that took over from it).
+shard_master() {
+  cli "$1" cluster nodes | tr -d '\r' | awk '
+    $3 ~ /myself/ { if ($3 ~ /slave/) print $4; else print $1 }'
+}
+
+# Bounded waits: every node answers, and later the cluster agrees.
+wait_for() {
+  what=$1
+  shift
+  tries=120
+  until "$@" > /dev/null 2>&1; do
+    tries=$((tries - 1))
+    if [ "$tries" -le 0 ]; then
+      echo "gave up waiting: $what" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+# Every node that has joined knows all the others: gossip has spread the
+# last join (a rebalance or a replica needs every node to know the new one).
+acquainted() {
+  want=$(known "$first")
+  for n in $all; do
+    k=$(known "$n")
+    [ "$k" -le 1 ] || [ "$k" = "$want" ] || return 1
+  done
+}
+
+# Every node serves: after a restart a cluster is "fail" until its nodes
+# have seen each other again, whatever its slot map says.
+serving() {
+  for n in $all; do
+    [ "$(known "$n")" -le 1 ] && continue
+    cli "$n" cluster info | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
+  done
+}
+
+settled() {
+  acquainted || return 1
+  out=$(redis-cli --cluster check "$(address "$first")" 2>&1) || return 1
+  case "$out" in
+    *"[OK] All nodes agree"*"[OK] All 16384 slots covered"*) return 0 ;;
+  esac
+  return 1
+}
+
+all="$masters"
+for pair in $replicas; do
+  all="$all ${pair%%=*}"
+done
+for n in $all; do
+  wait_for "$n to answer" cli "$n" ping
+done
+set -- $masters
+first=$1
+
+if [ "$(known "$first")" -le 1 ]; then
+  for n in $all; do
+    if [ "$(known "$n")" -gt 1 ]; then
+      echo "$n already belongs to a cluster that $first is not in; not joining them" >&2
+      exit 1
+    fi
+  done
+  echo "creating the cluster from $masters"
+  addresses=
+  for m in $masters; do
+    addresses="$addresses $(address "$m")"
+  done
+  # shellcheck disable=SC2086 # one word per master
+  redis-cli --cluster create $addresses --cluster-replicas 0 --cluster-yes
+  wait_for "the masters to agree" settled
+else
+  added=
+  for m in $masters; do
+    if [ "$(known "$m")" -le 1 ]; then
+      echo "adding master $m"
+      redis-cli --cluster add-node "$(address "$m")" "$(address "$first")"
+      wait_for "$m to join" settled
+      added=yes
+    fi
+  done
+  if [ -n "$added" ]; then
+    # A node that just joined reports the cluster down until it has seen
+    # the others; keys moved to it before then are refused.
+    wait_for "every node to report the cluster ok" serving
+    echo "moving slots onto the new masters"
+    redis-cli --cluster rebalance "$(address "$first")" --cluster-use-empty-masters --cluster-yes
+  fi
 fi
-nodes=""
-{% for n in redis.nodes %}
-nodes="$nodes $(getent hosts {{ n.endpoint.host }} | awk '{ print $1; exit }'):{{ n.endpoint.port }}"
-{% endfor %}
-# shellcheck disable=SC2086 # one word per node
-redis-cli --cluster create $nodes --cluster-replicas {{ redis.replicas_per_shard }} --cluster-yes
+for pair in $replicas; do
+  r=${pair%%=*}
+  m=${pair##*=}
+  if [ "$(known "$r")" -le 1 ]; then
+    echo "adding replica $r of $m"
+    redis-cli --cluster add-node "$(address "$r")" "$(address "$first")" \
+      --cluster-slave --cluster-master-id "$(shard_master "$m")"
+    wait_for "$r to join" settled
+  fi
+done
+wait_for "all 16384 slots to be covered" settled
+wait_for "every node to report the cluster ok" serving
+echo "cluster ready"

@@ -19,7 +19,9 @@ provider "aws" {
 module {{ r.module|hcl_label }} {
   source = "./modules/region"
 
-  name       = {{ project ~ "-" ~ phase ~ "-" ~ r.name }}
+  # What AWS keys the region's resources on: never the phase, so the next
+  # phase's files apply onto these resources instead of beside them.
+  name       = {{ r.resource_name }}
   aws_region = {{ r.aws_region }}
   primary    = {{ r.primary }}
   network    = var.networks[{{ r.name }}]
@@ -77,6 +79,8 @@ module {{ r.module|hcl_label }} {
     admin_user        = {{ admin_user }}
   }
 
+  redis_cluster_mode_override = var.redis_cluster_mode_override
+
   services = [
 {% for s in services %}
     {
@@ -92,4 +96,14 @@ module {{ r.module|hcl_label }} {
 {% endfor %}
   ]
 }
+{% endfor %}
+{% for r in regions %}
+{% if r.module != r.module_before %}
+
+# scaleplan's earlier releases addressed this region as {{ r.module_before|comment }}.
+moved {
+  from = module.{{ r.module_before|key }}
+  to   = module.{{ r.module|key }}
+}
+{% endif %}
 {% endfor %}

@@ -87,7 +87,7 @@ fn check_names_edited_missing_and_extra_files_and_writes_nothing() {
         "out/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini",
         &[("default_pool_size = 40", "default_pool_size = 41")],
     );
-    std::fs::remove_file(sandbox.path("out/launch/compose/redis/redis/redis.conf")).unwrap();
+    std::fs::remove_file(sandbox.path("out/launch/compose/redis/redis-1/redis.conf")).unwrap();
     std::fs::write(
         sandbox.path("out/scale/compose/stray.txt"),
         "hand-written\n",
@@ -112,7 +112,7 @@ fn check_names_edited_missing_and_extra_files_and_writes_nothing() {
     assert!(run.stdout.contains("+default_pool_size = 40"));
     assert!(
         run.stdout
-            .contains("missing: out/launch/compose/redis/redis/redis.conf")
+            .contains("missing: out/launch/compose/redis/redis-1/redis.conf")
     );
     assert!(run.stdout.contains("extra: out/scale/compose/stray.txt"));
     assert!(run.stdout.contains("extra: out/retired/"));
@@ -120,7 +120,7 @@ fn check_names_edited_missing_and_extra_files_and_writes_nothing() {
     assert_eq!(std::fs::read_to_string(&edited).unwrap(), text);
     assert!(
         !sandbox
-            .path("out/launch/compose/redis/redis/redis.conf")
+            .path("out/launch/compose/redis/redis-1/redis.conf")
             .exists()
     );
 
@@ -335,8 +335,8 @@ fn template_overrides_replace_embedded_templates() {
     .unwrap();
     let run = sandbox.run(&["build", "--templates", "tpl", "launch"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let conf =
-        std::fs::read_to_string(sandbox.path("out/launch/compose/redis/redis/redis.conf")).unwrap();
+    let conf = std::fs::read_to_string(sandbox.path("out/launch/compose/redis/redis-1/redis.conf"))
+        .unwrap();
     assert!(conf.contains("# site-specific\nport 6379\n"), "{conf}");
 
     // Strict undefined: a template that names a missing value fails the

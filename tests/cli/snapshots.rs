@@ -59,7 +59,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "terraform/modules/region/pgbouncer.ini.tftpl",
     ),
     ("pgbouncer/start.sh", "one", "compose/pgbouncer/start.sh"),
-    ("redis/redis.conf", "one", "local/redis/redis/redis.conf"),
+    ("redis/redis.conf", "one", "local/redis/redis-1/redis.conf"),
     (
         "redis/redis.conf",
         "two",
@@ -68,7 +68,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "redis/redis.conf",
         "three",
-        "compose/redis/redis-node-1/redis.conf",
+        "compose/redis/redis-shard1-1/redis.conf",
     ),
     (
         "redis/sentinel.conf",
@@ -76,6 +76,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "compose/redis/sentinel-1/sentinel.conf",
     ),
     ("redis/start.sh", "two", "compose/redis/start.sh"),
+    ("redis/start.sh", "one", "local/redis/start.sh"),
     (
         "redis/cluster-create.sh",
         "three",

@@ -446,13 +446,13 @@ fn each_region_module_matches_the_phase() {
 fn enterprise_secondary_region_replicates_across_regions() {
     let mods = modules("enterprise");
     let names: Vec<&str> = mods.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["region_eu_west", "region_us_east"]);
+    assert_eq!(names, ["primary", "region_us_east"]);
     let (_, us) = &mods[1];
     assert_eq!(lit(&us["primary"]), "false");
     let pg = object(&us["postgres"]);
     let source = format!("{:?}", pg["source_db_arn"]);
     assert!(
-        source.contains("region_eu_west") && source.contains("writer_arn"),
+        source.contains("Identifier(primary)") && source.contains("writer_arn"),
         "{source}"
     );
     let readme =
@@ -517,12 +517,8 @@ fn instance_classes_come_from_the_table_or_the_spec() {
     let sandbox = Sandbox::shipped("tf-classes");
     let growth = sandbox.path("phases/growth.yaml");
     let text = std::fs::read_to_string(&growth).unwrap()
-        + "targets: { local: { base_port: 18000 }, terraform: { instance_classes: { postgres: db.r6g.2xlarge, redis: cache.r7g.xlarge } } }\n";
-    std::fs::write(
-        &growth,
-        text.replace("targets: { local: { base_port: 18000 } }\n", ""),
-    )
-    .unwrap();
+        + "targets: { terraform: { instance_classes: { postgres: db.r6g.2xlarge, redis: cache.r7g.xlarge } } }\n";
+    std::fs::write(&growth, text).unwrap();
     let run = sandbox.run(&["build", "growth"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let vars = std::fs::read_to_string(sandbox.path("out/growth/terraform/variables.tf")).unwrap();

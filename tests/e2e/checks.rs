@@ -210,7 +210,7 @@ pub fn pgbouncer_settings(phase: &Phase) {
 }
 
 pub fn redis_standalone_auth(phase: &Phase) {
-    let port = phase.port("redis");
+    let port = phase.port("redis-1");
     let anonymous = redis(port, None, &["PING"], None);
     assert!(
         anonymous.contains("NOAUTH"),

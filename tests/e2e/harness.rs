@@ -15,37 +15,84 @@ pub struct Recorded {
     pub port: u16,
 }
 
-/// A running bring-up. Dropping it runs `scaleplan down` and then kills
-/// any recorded process still alive, so a failing assertion never leaves a
-/// server behind.
+/// A deployment in its own state directory, brought up with `scaleplan up
+/// --native` on its own base port (tests run side by side). Dropping it
+/// runs `scaleplan down` and then kills any recorded process still alive,
+/// so a failing assertion never leaves a server behind.
 pub struct Phase {
+    /// The phase that runs.
     pub name: String,
     pub state: PathBuf,
+    pub base_port: u16,
     pub procs: Vec<Recorded>,
     stopped: bool,
 }
 
-fn pid_alive(pid: u32) -> bool {
+pub fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with(['Z', 'X'])))
         .is_some_and(|zombie| !zombie)
 }
 
+/// The shipped phases' base port (phases/base.yaml).
+pub const SPEC_BASE_PORT: u16 = 17000;
+
 impl Phase {
+    /// Brings a shipped phase up on its spec's base port.
     pub fn up(name: &str) -> Phase {
-        let state =
-            std::env::temp_dir().join(format!("scaleplan-e2e-{name}-{}", std::process::id()));
+        Phase::up_at(name, SPEC_BASE_PORT)
+    }
+
+    /// Brings a shipped phase up in a fresh state directory on `base_port`.
+    pub fn up_at(name: &str, base_port: u16) -> Phase {
+        let state = std::env::temp_dir().join(format!(
+            "scaleplan-e2e-{name}-{base_port}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&state);
-        let state_arg = state.to_string_lossy().into_owned();
         let mut phase = Phase {
             name: name.to_owned(),
             state,
+            base_port,
             procs: Vec::new(),
-            stopped: false,
+            stopped: true,
         };
+        phase.bring(name, &[]);
+        phase
+    }
+
+    /// `scaleplan up PHASE` in this state directory, which fails the test
+    /// unless it succeeds; `env` adds to (or replaces) the test secrets.
+    pub fn bring(&mut self, name: &str, env: &[(&str, &str)]) -> testkit::Run {
         let started = Instant::now();
-        let run = run_in(
+        let run = self.try_bring(name, env);
+        assert_eq!(
+            run.code, 0,
+            "up {name} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        self.name = name.to_owned();
+        eprintln!(
+            "{name}: up in {:.1} s\n{}",
+            started.elapsed().as_secs_f64(),
+            run.stdout
+        );
+        run
+    }
+
+    /// `scaleplan up PHASE` in this state directory, whatever it answers.
+    pub fn try_bring(&mut self, name: &str, env: &[(&str, &str)]) -> testkit::Run {
+        let state_arg = self.state.to_string_lossy().into_owned();
+        let port = self.base_port.to_string();
+        let mut vars: Vec<(&str, &str)> = SECRETS
+            .iter()
+            .filter(|(k, _)| !env.iter().any(|(e, _)| e == k))
+            .copied()
+            .collect();
+        vars.extend_from_slice(env);
+        self.stopped = false;
+        let run = testkit::run_for(
             &repo(),
             &[
                 "up",
@@ -53,23 +100,16 @@ impl Phase {
                 "--native",
                 "--state",
                 &state_arg,
+                "--base-port",
+                &port,
                 "--timeout",
                 "90",
             ],
-            &SECRETS,
+            &vars,
+            Duration::from_secs(300),
         );
-        phase.procs = phase.read_state();
-        assert_eq!(
-            run.code, 0,
-            "up {name} failed:\n{}\n{}",
-            run.stdout, run.stderr
-        );
-        eprintln!(
-            "{name}: up in {:.1} s\n{}",
-            started.elapsed().as_secs_f64(),
-            run.stdout
-        );
-        phase
+        self.procs = self.read_state();
+        run
     }
 
     fn read_state(&self) -> Vec<Recorded> {
@@ -106,16 +146,38 @@ impl Phase {
     }
 
     /// The servers run from the generated files: what `up` rendered into
-    /// the state directory is byte for byte out/<phase>/local.
+    /// the state directory is byte for byte out/<phase>/local, but for the
+    /// ports of a test's own base port.
     pub fn assert_runs_from_out(&self) {
         let ran = tree(&self.state.join("config/local"));
-        let committed = tree(&repo().join("out").join(&self.name).join("local"));
+        let committed: std::collections::BTreeMap<String, Vec<u8>> =
+            tree(&repo().join("out").join(&self.name).join("local"))
+                .into_iter()
+                .map(|(path, bytes)| {
+                    let text = String::from_utf8(bytes).unwrap();
+                    (path, moved_ports(&text, self.base_port).into_bytes())
+                })
+                .collect();
         assert!(!ran.is_empty());
         assert_eq!(
             ran, committed,
             "{}: the bring-up's config differs from out/{}/local",
             self.name, self.name
         );
+    }
+
+    /// Kills a recorded process and its process group (a start script
+    /// and what it runs).
+    pub fn kill_group(&self, name: &str) {
+        let pid = self.proc(name).pid;
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{pid}")])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pid_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!pid_alive(pid), "{name} survived kill -9");
     }
 
     pub fn kill_hard(&self, name: &str) {
@@ -143,6 +205,11 @@ impl Phase {
     /// `scaleplan down`, then proof that every recorded process is gone and
     /// that `status` says so.
     pub fn down(mut self) {
+        self.stop_checked();
+    }
+
+    /// The same, keeping the deployment for another `bring`.
+    pub fn stop_checked(&mut self) {
         self.stop();
         let left: Vec<&Recorded> = self.procs.iter().filter(|p| pid_alive(p.pid)).collect();
         assert!(left.is_empty(), "processes left behind: {left:?}");
@@ -151,7 +218,7 @@ impl Phase {
         assert!(after.stdout.contains("stopped"), "{}", after.stdout);
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if self.stopped {
             return;
         }
@@ -260,6 +327,40 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(100));
     }
     start.elapsed()
+}
+
+/// Port numbers of out/ (base port 17000, and cluster bus ports 10000
+/// above) moved to another base port.
+fn moved_ports(text: &str, base_port: u16) -> String {
+    let delta = i64::from(base_port) - i64::from(SPEC_BASE_PORT);
+    if delta == 0 {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        let moved = match digits.parse::<i64>() {
+            Ok(n)
+                if digits.len() == 5
+                    && ((17000..18000).contains(&n) || (27000..28000).contains(&n)) =>
+            {
+                (n + delta).to_string()
+            }
+            _ => digits.clone(),
+        };
+        out.push_str(&moved);
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 pub fn assert_no_secret_under(dir: &Path) {

@@ -5,6 +5,7 @@
 mod checks;
 mod configs;
 mod harness;
+mod lifecycle;
 
 use harness::Phase;
 
@@ -30,7 +31,7 @@ fn launch_primary_pgbouncer_and_standalone_redis() {
 
 #[test]
 fn growth_replicas_and_sentinel_failover() {
-    let phase = Phase::up("growth");
+    let phase = Phase::up_at("growth", 18000);
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 2);
     checks::pgbouncer_settings(&phase);
@@ -40,7 +41,7 @@ fn growth_replicas_and_sentinel_failover() {
 
 #[test]
 fn scale_cluster_failover() {
-    let phase = Phase::up("scale");
+    let phase = Phase::up_at("scale", 19000);
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 4);
     checks::pgbouncer_settings(&phase);
@@ -50,7 +51,7 @@ fn scale_cluster_failover() {
 
 #[test]
 fn enterprise_primary_region() {
-    let phase = Phase::up("enterprise");
+    let phase = Phase::up_at("enterprise", 20000);
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 6);
     checks::pgbouncer_settings(&phase);
@@ -124,8 +125,9 @@ fn missing_binaries_name_their_package() {
 
 #[test]
 fn a_port_in_use_fails_fast_with_the_servers_own_reason() {
-    // A port inside --base-port's range that nothing else holds.
-    let (taken, port) = (30_000..39_000)
+    // A port inside --base-port's range that nothing else holds, above
+    // the other tests' ports (base 17000-23000, cluster bus ports to 33999).
+    let (taken, port) = (35_000..40_000)
         .step_by(97)
         .find_map(|p| {
             std::net::TcpListener::bind(("127.0.0.1", p))

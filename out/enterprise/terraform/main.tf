@@ -16,10 +16,12 @@ provider "aws" {
   }
 }
 
-module "region_eu_west" {
+module "primary" {
   source = "./modules/region"
 
-  name       = "sikka-enterprise-eu-west"
+  # What AWS keys the region's resources on: never the phase, so the next
+  # phase's files apply onto these resources instead of beside them.
+  name       = "sikka"
   aws_region = "eu-west-1"
   primary    = true
   network    = var.networks["eu-west"]
@@ -82,6 +84,8 @@ module "region_eu_west" {
     admin_user        = "pgbouncer_admin"
   }
 
+  redis_cluster_mode_override = var.redis_cluster_mode_override
+
   services = [
     {
       name          = "app"
@@ -129,7 +133,9 @@ module "region_eu_west" {
 module "region_us_east" {
   source = "./modules/region"
 
-  name       = "sikka-enterprise-us-east"
+  # What AWS keys the region's resources on: never the phase, so the next
+  # phase's files apply onto these resources instead of beside them.
+  name       = "sikka-us-east"
   aws_region = "us-east-1"
   primary    = false
   network    = var.networks["us-east"]
@@ -145,8 +151,8 @@ module "region_us_east" {
     multi_az              = false
     database              = "sikka"
     read_replicas         = 3
-    source_db_arn         = module.region_eu_west.writer_arn
-    writer_address        = module.region_eu_west.writer_address
+    source_db_arn         = module.primary.writer_arn
+    writer_address        = module.primary.writer_address
     deletion_protection   = var.deletion_protection
     parameters = [
       { name = "checkpoint_completion_target", value = "0.9", apply_method = "immediate" },
@@ -194,6 +200,8 @@ module "region_us_east" {
     admin_user        = "pgbouncer_admin"
   }
 
+  redis_cluster_mode_override = var.redis_cluster_mode_override
+
   services = [
     {
       name          = "app"
@@ -236,4 +244,10 @@ module "region_us_east" {
       uses_redis    = true
     },
   ]
+}
+
+# scaleplan's earlier releases addressed this region as region_eu_west.
+moved {
+  from = module.region_eu_west
+  to   = module.primary
 }

@@ -5,13 +5,13 @@
 
 output "writer_endpoint" {
   description = "The PostgreSQL writer (primary region)."
-  value       = module.region_eu_west.writer_address
+  value       = module.primary.writer_address
 }
 
 output "reader_endpoints" {
   description = "PostgreSQL read replicas, per region."
   value = {
-    eu-west = module.region_eu_west.reader_addresses
+    eu-west = module.primary.reader_addresses
     us-east = module.region_us_east.reader_addresses
   }
 }
@@ -19,7 +19,7 @@ output "reader_endpoints" {
 output "redis_endpoints" {
   description = "Redis per region: the primary endpoint, or the configuration endpoint in cluster mode."
   value = {
-    eu-west = module.region_eu_west.redis_endpoint
+    eu-west = module.primary.redis_endpoint
     us-east = module.region_us_east.redis_endpoint
   }
 }
@@ -27,7 +27,7 @@ output "redis_endpoints" {
 output "pgbouncer_endpoints" {
   description = "PgBouncer per region, as the app reaches it (Cloud Map DNS name and port)."
   value = {
-    eu-west = module.region_eu_west.pgbouncer_endpoint
+    eu-west = module.primary.pgbouncer_endpoint
     us-east = module.region_us_east.pgbouncer_endpoint
   }
 }
@@ -35,7 +35,7 @@ output "pgbouncer_endpoints" {
 output "secret_arns" {
   description = "Secrets Manager ARNs of the generated passwords, per region (values are never outputs)."
   value = {
-    eu-west = module.region_eu_west.secret_arns
+    eu-west = module.primary.secret_arns
     us-east = module.region_us_east.secret_arns
   }
 }

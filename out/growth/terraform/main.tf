@@ -16,10 +16,12 @@ provider "aws" {
   }
 }
 
-module "region_main" {
+module "primary" {
   source = "./modules/region"
 
-  name       = "sikka-growth-main"
+  # What AWS keys the region's resources on: never the phase, so the next
+  # phase's files apply onto these resources instead of beside them.
+  name       = "sikka"
   aws_region = "eu-west-1"
   primary    = true
   network    = var.networks["main"]
@@ -82,6 +84,8 @@ module "region_main" {
     admin_user        = "pgbouncer_admin"
   }
 
+  redis_cluster_mode_override = var.redis_cluster_mode_override
+
   services = [
     {
       name          = "app"
@@ -94,4 +98,10 @@ module "region_main" {
       uses_redis    = true
     },
   ]
+}
+
+# scaleplan's earlier releases addressed this region as region_main.
+moved {
+  from = module.region_main
+  to   = module.primary
 }

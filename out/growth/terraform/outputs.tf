@@ -5,33 +5,33 @@
 
 output "writer_endpoint" {
   description = "The PostgreSQL writer (primary region)."
-  value       = module.region_main.writer_address
+  value       = module.primary.writer_address
 }
 
 output "reader_endpoints" {
   description = "PostgreSQL read replicas, per region."
   value = {
-    main = module.region_main.reader_addresses
+    main = module.primary.reader_addresses
   }
 }
 
 output "redis_endpoints" {
   description = "Redis per region: the primary endpoint, or the configuration endpoint in cluster mode."
   value = {
-    main = module.region_main.redis_endpoint
+    main = module.primary.redis_endpoint
   }
 }
 
 output "pgbouncer_endpoints" {
   description = "PgBouncer per region, as the app reaches it (Cloud Map DNS name and port)."
   value = {
-    main = module.region_main.pgbouncer_endpoint
+    main = module.primary.pgbouncer_endpoint
   }
 }
 
 output "secret_arns" {
   description = "Secrets Manager ARNs of the generated passwords, per region (values are never outputs)."
   value = {
-    main = module.region_main.secret_arns
+    main = module.primary.secret_arns
   }
 }

@@ -63,3 +63,14 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "redis_cluster_mode_override" {
+  description = "Set to \"compatible\" for the first of the two applies that take Redis into cluster mode without replacing it: apply this phase's files with it, move the clients to the configuration endpoint, then apply the cluster phase's files. See the transition plan."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.redis_cluster_mode_override == null || var.redis_cluster_mode_override == "compatible"
+    error_message = "redis_cluster_mode_override is null or \"compatible\"."
+  }
+}

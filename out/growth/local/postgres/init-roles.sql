@@ -5,7 +5,12 @@
 -- as the superuser; names and passwords arrive as psql variables (-v), so
 -- no secret is ever written into this file:
 --   database, app_user, app_password, replication_user, replication_password
+-- and, to set a rotated superuser password, superuser and superuser_password.
 \set ON_ERROR_STOP on
+
+\if :{?superuser_password}
+SELECT format('ALTER ROLE %I PASSWORD %L', :'superuser', :'superuser_password') \gexec
+\endif
 
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec

@@ -12,6 +12,10 @@ resource "aws_elasticache_subnet_group" "this" {
   subnet_ids = var.network.subnet_ids
 }
 
+# Two parameter groups, both always declared: ElastiCache keys a group on
+# its name, and a group's cluster-enabled value cannot change while a
+# replication group uses it. The replication group moves from one to the
+# other when Redis goes into cluster mode; neither is ever replaced.
 resource "aws_elasticache_parameter_group" "this" {
   region = var.aws_region
   name   = "${var.name}-redis"
@@ -21,14 +25,32 @@ resource "aws_elasticache_parameter_group" "this" {
     name  = "maxmemory-policy"
     value = var.redis.maxmemory_policy
   }
+}
 
-  dynamic "parameter" {
-    for_each = var.redis.cluster_mode == "enabled" ? ["yes"] : []
-    content {
-      name  = "cluster-enabled"
-      value = parameter.value
-    }
+resource "aws_elasticache_parameter_group" "cluster" {
+  region = var.aws_region
+  name   = "${var.name}-redis-cluster"
+  family = var.redis.family
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = var.redis.maxmemory_policy
   }
+
+  parameter {
+    name  = "cluster-enabled"
+    value = "yes"
+  }
+}
+
+locals {
+  # The move into cluster mode keeps the replication group (its data and
+  # its identity): cluster_mode goes from "disabled" through "compatible"
+  # (one apply, with the cluster parameter group) to "enabled", which the
+  # AWS provider changes in place (aws_elasticache_replication_group,
+  # argument cluster_mode, provider 5.59.0 and later; ElastiCache's
+  # "Modifying cluster mode" guide: Redis OSS 7.0 or later).
+  cluster_mode = coalesce(var.redis_cluster_mode_override, var.redis.cluster_mode)
 }
 
 resource "aws_elasticache_replication_group" "this" {
@@ -39,10 +61,10 @@ resource "aws_elasticache_replication_group" "this" {
   engine_version             = var.redis.engine_version
   node_type                  = var.redis.node_type
   port                       = 6379
-  parameter_group_name       = aws_elasticache_parameter_group.this.name
+  parameter_group_name       = local.cluster_mode == "disabled" ? aws_elasticache_parameter_group.this.name : aws_elasticache_parameter_group.cluster.name
   subnet_group_name          = aws_elasticache_subnet_group.this.name
   security_group_ids         = [aws_security_group.redis.id]
-  cluster_mode               = var.redis.cluster_mode
+  cluster_mode               = local.cluster_mode
   num_cache_clusters         = var.redis.num_cache_clusters
   num_node_groups            = var.redis.num_node_groups
   replicas_per_node_group    = var.redis.replicas_per_node_group

@@ -73,6 +73,12 @@ variable "redis" {
   })
 }
 
+variable "redis_cluster_mode_override" {
+  description = "\"compatible\" for the first apply of a move into cluster mode; null otherwise."
+  type        = string
+  default     = null
+}
+
 variable "pgbouncer" {
   description = "PgBouncer on ECS Fargate, with the pool settings of the phase's pgbouncer.ini."
   type = object({

@@ -12,9 +12,9 @@ resource "aws_db_subnet_group" "this" {
 }
 
 resource "aws_db_parameter_group" "this" {
-  region = var.aws_region
-  name   = "${var.name}-postgres"
-  family = var.postgres.family
+  region      = var.aws_region
+  name_prefix = "${var.name}-postgres-"
+  family      = var.postgres.family
 
   dynamic "parameter" {
     for_each = var.postgres.parameters
@@ -23,6 +23,13 @@ resource "aws_db_parameter_group" "this" {
       value        = parameter.value.value
       apply_method = parameter.value.apply_method
     }
+  }
+
+  # A new major version needs a new family, which AWS can set only on a
+  # new group: it is created before the old one goes (the provider's
+  # aws_db_parameter_group docs recommend name_prefix with this).
+  lifecycle {
+    create_before_destroy = true
   }
 }
 

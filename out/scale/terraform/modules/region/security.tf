@@ -6,30 +6,50 @@
 
 resource "aws_security_group" "app" {
   region      = var.aws_region
-  name        = "${var.name}-app"
+  name_prefix = "${var.name}-app-"
   description = "App and services"
   vpc_id      = var.network.vpc_id
+
+  # A change AWS can make only by replacement creates the new group first.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_security_group" "pgbouncer" {
   region      = var.aws_region
-  name        = "${var.name}-pgbouncer"
+  name_prefix = "${var.name}-pgbouncer-"
   description = "PgBouncer: reached by the app only"
   vpc_id      = var.network.vpc_id
+
+  # A change AWS can make only by replacement creates the new group first.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_security_group" "postgres" {
   region      = var.aws_region
-  name        = "${var.name}-postgres"
+  name_prefix = "${var.name}-postgres-"
   description = "PostgreSQL: reached by PgBouncer only"
   vpc_id      = var.network.vpc_id
+
+  # A change AWS can make only by replacement creates the new group first.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_security_group" "redis" {
   region      = var.aws_region
-  name        = "${var.name}-redis"
+  name_prefix = "${var.name}-redis-"
   description = "Redis: reached by the app only"
   vpc_id      = var.network.vpc_id
+
+  # A change AWS can make only by replacement creates the new group first.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "app_from_allowed" {

@@ -1,0 +1,229 @@
+//! PostgreSQL in a bring-up: the primary (initialised on first start, its
+//! roles set on every start), each standby through its generated
+//! standby-start.sh, and the PgBouncer instances.
+
+use super::bringup::{Bringup, give_to, write_private};
+use super::probe;
+use super::procs::Launch;
+use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER, Secret};
+use crate::render::auth;
+use anyhow::Context;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Instant;
+
+impl Bringup {
+    pub fn postgres_primary(&mut self) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let node = self.topo.postgres.primary.clone();
+        let port = node.endpoint.port;
+        if !self.keep_running(&node.name) {
+            let dir = self.state_dir.join(&node.name);
+            let data = dir.join("data");
+            if !data.join("global/pg_control").exists() {
+                self.initdb(&dir)?;
+            }
+            let conf = self.config.join("postgres").join(&node.name);
+            let launch = Launch::new(&self.tools.postgres)
+                .user(self.server_user)
+                .arg("-D")
+                .arg(&data)
+                .arg("-c")
+                .arg(format!(
+                    "config_file={}",
+                    conf.join("postgresql.conf").display()
+                ))
+                .arg("-c")
+                .arg(format!("hba_file={}", conf.join("pg_hba.conf").display()));
+            self.spawn(launch, &node.name, "postgres", port)?;
+            self.await_ready(&node.name, "accepting connections", since, || {
+                probe::postgres_ready(&self.tools, port).then_some(())
+            })?;
+        }
+        self.roles(port)
+    }
+
+    /// initdb into a directory beside the data, renamed into place once
+    /// complete: an interrupted initdb is started over, never half-used.
+    fn initdb(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        let data = dir.join("data");
+        let fresh = dir.join("data.init");
+        let _ = std::fs::remove_dir_all(&fresh);
+        std::fs::create_dir_all(&fresh)?;
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))?;
+        let pwfile = dir.join("superuser.pw");
+        write_private(
+            &pwfile,
+            &format!("{}\n", self.secrets.get(Secret::Postgres)),
+        )?;
+        give_to(self.server_user, dir)?;
+        let init = Launch::new(&self.tools.initdb)
+            .user(self.server_user)
+            .arg("-D")
+            .arg(&fresh)
+            .args_str(&[
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .run(&self.state_dir, "initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        init?;
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::rename(&fresh, &data).context("moving the new cluster into place")?;
+        Ok(())
+    }
+
+    /// The roles and database, idempotently (init-roles.sql), with the
+    /// current passwords: a rotated one takes effect here. A rotated
+    /// superuser password logs in once with the one the data knows.
+    fn roles(&self, port: u16) -> anyhow::Result<()> {
+        let pg = &self.topo.postgres;
+        let current = self.secrets.get(Secret::Postgres);
+        let login = match &self.secrets.superuser_before {
+            Some(before)
+                if probe::psql(
+                    &self.tools,
+                    port,
+                    SUPERUSER,
+                    current,
+                    "postgres",
+                    "SELECT 1",
+                )
+                .is_none() =>
+            {
+                before.as_str()
+            }
+            _ => current,
+        };
+        Launch::new(&self.tools.psql)
+            .args_str(&[
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+            ])
+            .arg("-v")
+            .arg(format!("superuser={SUPERUSER}"))
+            .arg("-v")
+            .arg(format!("superuser_password={current}"))
+            .arg("-v")
+            .arg(format!("database={}", pg.database))
+            .arg("-v")
+            .arg(format!("app_user={}", pg.user))
+            .arg("-v")
+            .arg(format!("app_password={}", self.secrets.get(Secret::AppDb)))
+            .arg("-v")
+            .arg(format!("replication_user={REPLICATION_USER}"))
+            .arg("-v")
+            .arg(format!(
+                "replication_password={}",
+                self.secrets.get(Secret::Replication)
+            ))
+            .arg("-f")
+            .arg(self.config.join("postgres/init-roles.sql"))
+            .env("PGPASSWORD", login)
+            .run(&self.state_dir, "creating roles (init-roles.sql)")?;
+        Ok(())
+    }
+
+    /// A standby through its generated standby-start.sh, which clones the
+    /// primary when needed and then runs PostgreSQL in its place.
+    pub fn postgres_replica(&mut self, i: usize) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let node = self.topo.postgres.replicas[i].clone();
+        if self.keep_running(&node.name) {
+            return Ok(());
+        }
+        let dir = self.state_dir.join(&node.name);
+        std::fs::create_dir_all(&dir)?;
+        give_to(self.server_user, &dir)?;
+        let launch = self
+            .script(
+                "/bin/bash",
+                &format!("postgres/{}/standby-start.sh", node.name),
+            )
+            .user(self.server_user)
+            .env("PGPASSWORD", self.secrets.get(Secret::Replication));
+        let launch = match std::env::var("SCALEPLAN_CLONE_MAX_RATE") {
+            Ok(rate) => launch.env("SCALEPLAN_CLONE_MAX_RATE", &rate),
+            Err(_) => launch,
+        };
+        self.spawn(launch, &node.name, "postgres", node.endpoint.port)?;
+        let port = node.endpoint.port;
+        let password = self.secrets.get(Secret::Postgres).to_owned();
+        self.await_ready(&node.name, "streaming from the primary", since, || {
+            let recovering = probe::psql(
+                &self.tools,
+                port,
+                SUPERUSER,
+                &password,
+                "postgres",
+                "SELECT pg_is_in_recovery()",
+            )?;
+            let streaming = probe::psql(
+                &self.tools,
+                port,
+                SUPERUSER,
+                &password,
+                "postgres",
+                "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            )?;
+            (recovering == "t" && streaming == "1").then_some(())
+        })
+    }
+
+    pub fn pgbouncer(&mut self, i: usize) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let node = self.topo.pgbouncer.instances[i].clone();
+        if self.keep_running(&node.name) {
+            return Ok(());
+        }
+        let dir = self.state_dir.join(&node.name);
+        std::fs::create_dir_all(&dir)?;
+        write_private(
+            &dir.join("userlist.txt"),
+            &auth::pgbouncer_userlist(&[
+                (&self.topo.postgres.user, self.secrets.get(Secret::AppDb)),
+                (ADMIN_USER, self.secrets.get(Secret::PgbouncerAdmin)),
+            ]),
+        )?;
+        give_to(self.server_user, &dir)?;
+        let ini = self
+            .config
+            .join("pgbouncer")
+            .join(&node.name)
+            .join("pgbouncer.ini");
+        let mut launch = Launch::new(&self.tools.pgbouncer);
+        // PgBouncer refuses to run as root; -u makes it drop to postgres.
+        if let Some(user) = self.server_user {
+            launch = launch.arg("-u").arg(user);
+        }
+        self.spawn(launch.arg(ini), &node.name, "pgbouncer", node.endpoint.port)?;
+        let port = node.endpoint.port;
+        let password = self.secrets.get(Secret::PgbouncerAdmin).to_owned();
+        // Logging in to the admin console proves the auth file was read:
+        // PgBouncer keeps serving with a broken one and only logs an error.
+        self.await_ready(&node.name, "accepting logins", since, || {
+            probe::psql(
+                &self.tools,
+                port,
+                ADMIN_USER,
+                &password,
+                "pgbouncer",
+                "SHOW VERSION",
+            )
+            .map(|_| ())
+        })
+    }
+}
