@@ -19,10 +19,10 @@ pub fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
     let mut order: Vec<Proc> = state.processes.clone();
     order.reverse();
     // Clients before servers: Sentinel first (so it does not fail over a
-    // master that is merely stopping), then Redis, PgBouncer, replicas and
-    // the primary last.
+    // master that is merely stopping) and the proxy, then Redis,
+    // PgBouncer, replicas and the primary last.
     let rank = |kind: &str| match kind {
-        "sentinel" => 0,
+        "sentinel" | "haproxy" => 0,
         "redis" => 1,
         "pgbouncer" => 2,
         _ => 3,

@@ -12,6 +12,7 @@ mod control;
 mod postgres;
 mod probe;
 mod procs;
+mod proxy;
 mod redis;
 pub mod resp;
 mod secrets;

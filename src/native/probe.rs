@@ -137,3 +137,55 @@ pub fn cluster_converged(tools: &Tools, ports: &[u16], password: &str, replicas:
         !info.contains("role:slave") || info.contains("master_link_status:up")
     })
 }
+
+/// Servers up and servers in all of HAProxy's backends, from its stats
+/// page (`GET /;csv` on the stats listener).
+pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /;csv HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    let (head, mut rest) = body.split_once("\r\n\r\n")?;
+    // HAProxy answers in chunks, even to HTTP/1.0.
+    let csv = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        loop {
+            let (size, after) = rest.split_once("\r\n")?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 {
+                break out;
+            }
+            out.push_str(after.get(..size)?);
+            rest = after.get(size + 2..)?;
+        }
+    } else {
+        rest.to_owned()
+    };
+    let header: Vec<&str> = csv
+        .lines()
+        .next()?
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let (sv, status) = (column("svname")?, column("status")?);
+    let servers: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.len() > status && !matches!(f[sv], "FRONTEND" | "BACKEND"))
+        .collect();
+    let up = servers
+        .iter()
+        .filter(|f| f[status].starts_with("UP"))
+        .count();
+    Some((up, servers.len()))
+}

@@ -16,6 +16,7 @@ pub struct Tools {
     pub redis_server: PathBuf,
     pub redis_sentinel: PathBuf,
     pub redis_cli: PathBuf,
+    pub haproxy: PathBuf,
     /// PostgreSQL's server binaries (outside PATH on Debian), which the
     /// generated scripts find on the PATH `path()` gives them.
     pub postgres_bin: PathBuf,
@@ -104,6 +105,7 @@ impl Tools {
         let redis_server = get("redis-server", "redis-server");
         let redis_sentinel = get("redis-sentinel", "redis-sentinel");
         let redis_cli = get("redis-cli", "redis-tools");
+        let haproxy = get("haproxy", "haproxy");
         if !missing.is_empty() {
             bail!("{}", missing.join("\n"));
         }
@@ -133,6 +135,7 @@ impl Tools {
             redis_server,
             redis_sentinel,
             redis_cli,
+            haproxy,
             postgres_major,
             pgbouncer_minor,
             redis_major,

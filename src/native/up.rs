@@ -121,6 +121,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         return Err(e);
     }
     b.state.save(&b.state_dir)?;
+    let app_env = b.app_env()?;
     if let Some(from) = &changing {
         crate::say!(
             "moved from {from} to {} in {:.1} s",
@@ -128,7 +129,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
             started.elapsed().as_secs_f64()
         );
     }
-    print_endpoints(&b);
+    print_endpoints(&b, &app_env);
     Ok(())
 }
 
@@ -140,6 +141,7 @@ fn run(b: &mut Bringup, before: Option<(&Topology, &str)>) -> anyhow::Result<()>
     for i in 0..b.topo.pgbouncer.instances.len() {
         b.pgbouncer(i)?;
     }
+    b.proxy()?;
     b.redis()?;
     if let Some((topo, name)) = before {
         b.move_into_cluster(topo, name)?;
@@ -232,12 +234,20 @@ fn check_versions(tools: &Tools, topo: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_endpoints(b: &Bringup) {
+fn print_endpoints(b: &Bringup, app_env: &Path) {
     let t = &b.topo;
     crate::say!(
-        "phase {} is up. Endpoints (secrets in {}):",
+        "phase {} is up. The app's variables (with the secrets): {}",
         b.state.phase,
-        b.state_dir.join("secrets.env").display()
+        app_env.display()
+    );
+    crate::say!(
+        "  {:<22} postgres://{}@{} (writes), {} (reads), stats http://{}/",
+        t.proxy.name,
+        t.postgres.user,
+        t.proxy.write,
+        t.proxy.read,
+        t.proxy.stats
     );
     for p in &t.pgbouncer.instances {
         crate::say!(

@@ -6,6 +6,7 @@
 pub mod capacity;
 mod checks;
 pub mod cloud;
+pub mod contract;
 pub mod identity;
 pub mod pgconf;
 pub mod target;

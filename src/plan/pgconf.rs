@@ -41,7 +41,12 @@ fn text(s: &str) -> ParamValue {
 /// values: PostgreSQL refuses to start a standby whose max_connections,
 /// max_wal_senders and friends are below the primary's.
 pub fn settings(pg: &Postgres) -> Vec<Setting> {
-    let memory = pg.primary.memory_mb;
+    settings_for(pg, pg.primary.memory_mb)
+}
+
+/// The same for a node of `memory` MB: a target that caps the spec's size
+/// (one machine) derives its memory settings from the capped size.
+pub fn settings_for(pg: &Postgres, memory: u32) -> Vec<Setting> {
     let shared_buffers = memory / 4;
     let replicas = pg.read_replicas;
     let connections = pg.primary.max_connections;

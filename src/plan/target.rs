@@ -33,6 +33,9 @@ pub enum Role {
     /// A Redis Cluster node: a port range of its own, so a cluster can run
     /// beside the Sentinel group it replaces while the data moves.
     ClusterNode,
+    /// The TCP proxy in front of PostgreSQL: its write, read, replicas and
+    /// stats listeners, in that order.
+    Proxy,
 }
 
 pub const POSTGRES_PORT: u16 = 5432;
@@ -47,13 +50,15 @@ impl Role {
             Role::Pgbouncer => PGBOUNCER_PORT,
             Role::Sentinel => SENTINEL_PORT,
             Role::Redis | Role::ClusterNode => REDIS_PORT,
+            Role::Proxy => POSTGRES_PORT,
         }
     }
 
     /// The local target's port scheme: base + offset + index (from 0).
     /// PostgreSQL base+0 (primary) and base+1.. (replicas, at most 15),
-    /// PgBouncer base+100.. (at most 64), sentinels base+180.. (at most
-    /// 15), standalone and Sentinel-mode Redis base+200.. (at most 16),
+    /// PgBouncer base+100.. (at most 64), the PostgreSQL proxy base+170..173
+    /// (write, read, replicas, stats), sentinels base+180.. (at most 15),
+    /// standalone and Sentinel-mode Redis base+200.. (at most 16),
     /// cluster nodes base+300.. (six per shard, at most 100 shards). A
     /// cluster node's bus port is its port + 10000. The scheme is the
     /// project's, not a phase's: a node keeps its port in every phase.
@@ -61,6 +66,7 @@ impl Role {
         match self {
             Role::Postgres => 0,
             Role::Pgbouncer => 100,
+            Role::Proxy => 170,
             Role::Sentinel => 180,
             Role::Redis => 200,
             Role::ClusterNode => 300,
@@ -87,6 +93,11 @@ impl Target {
         match self {
             // In the cloud, nodes are managed services and ECS tasks whose
             // addresses Terraform knows only at apply time; names stand in.
+            // The proxy's listeners share its host, one port each.
+            Target::Compose | Target::Cloud if role == Role::Proxy => Endpoint {
+                host: name.to_owned(),
+                port: role.standard_port() + index as u16,
+            },
             Target::Compose | Target::Cloud => Endpoint {
                 host: name.to_owned(),
                 port: role.standard_port(),

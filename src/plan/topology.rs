@@ -27,6 +27,7 @@ pub struct Topology {
     pub order: u32,
     pub postgres: PostgresCluster,
     pub pgbouncer: PgbouncerTier,
+    pub proxy: PgProxy,
     pub redis: RedisLayout,
     pub app: AppTier,
     pub services: Vec<ServiceTier>,
@@ -73,6 +74,26 @@ pub struct PgbouncerTier {
     /// slack for logs and the listener.
     pub nofile: u32,
     pub resources: Resources,
+}
+
+/// One endpoint per role in front of PostgreSQL (HAProxy, TCP): writes
+/// and reads each balanced over every PgBouncer, and the replicas, which
+/// PgBouncer's read pools reach through it. Each backend is health-checked
+/// with a real PostgreSQL startup, so a PgBouncer or replica that is down
+/// leaves the rotation within seconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct PgProxy {
+    pub name: String,
+    pub write: Endpoint,
+    pub read: Endpoint,
+    pub replicas: Endpoint,
+    pub stats: Endpoint,
+    /// Client connections it holds at most: every PgBouncer's clients
+    /// (each also takes a connection to a PgBouncer, so twice as many open
+    /// files). On one machine, capped where a process's open files are.
+    pub maxconn: u32,
+    /// Open files it needs for that.
+    pub nofile: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -156,6 +177,14 @@ pub struct ClusterShard {
 pub const CLUSTER_SLOTS_PER_SHARD: u32 = 6;
 
 impl RedisLayout {
+    pub fn mode(&self) -> &'static str {
+        match self {
+            RedisLayout::Standalone { .. } => "standalone",
+            RedisLayout::Sentinel { .. } => "sentinel",
+            RedisLayout::Cluster { .. } => "cluster",
+        }
+    }
+
     /// Replicas in a cluster (0 in the other modes).
     pub fn cluster_replicas(&self) -> usize {
         match self {
@@ -203,13 +232,42 @@ pub struct ServiceTier {
 pub const CLOUD_WRITER: &str = "${writer_address}";
 pub const CLOUD_READERS: &str = "${reader_hosts}";
 
+/// The most a node may have on a target: one machine's worth for Compose
+/// and the local target (spec `targets.compose.max_*`), the spec's sizes in
+/// the cloud.
+#[derive(Clone, Copy, Debug)]
+struct Caps {
+    cpu: f64,
+    memory_mb: u32,
+}
+
+impl Caps {
+    fn of(phase: &Phase, target: Target) -> Caps {
+        match target {
+            Target::Compose | Target::Local { .. } => Caps {
+                cpu: phase.targets.compose.max_cpus,
+                memory_mb: phase.targets.compose.max_memory_mb,
+            },
+            Target::Cloud => Caps {
+                cpu: f64::INFINITY,
+                memory_mb: u32::MAX,
+            },
+        }
+    }
+
+    fn size(self, cpu: f64, memory_mb: u32) -> Resources {
+        Resources {
+            cpu: cpu.min(self.cpu),
+            memory_mb: memory_mb.min(self.memory_mb),
+        }
+    }
+}
+
 /// The nodes of `phase` on `target`.
 pub fn build(phase: &Phase, target: Target) -> Topology {
+    let caps = Caps::of(phase, target);
     let pg = &phase.postgres;
-    let pg_resources = Resources {
-        cpu: pg.primary.cpu,
-        memory_mb: pg.primary.memory_mb,
-    };
+    let pg_resources = caps.size(pg.primary.cpu, pg.primary.memory_mb);
     let primary = PostgresNode {
         name: "postgres-primary".to_owned(),
         endpoint: target.endpoint(Role::Postgres, 0, "postgres-primary"),
@@ -245,27 +303,37 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         dbname: database.clone(),
     };
     let read_alias = format!("{database}_ro");
+    let clients = pgb.instances * pgb.max_client_conn;
+    // A process on a shared machine gets only so many files (often 20,000
+    // at most): the local proxy carries up to 8,000 clients.
+    let proxy_maxconn = match target {
+        Target::Local { .. } => clients.min(LOCAL_PROXY_MAXCONN),
+        _ => clients,
+    };
+    let proxy = PgProxy {
+        name: PROXY.to_owned(),
+        write: target.endpoint(Role::Proxy, 0, PROXY),
+        read: target.endpoint(Role::Proxy, 1, PROXY),
+        replicas: target.endpoint(Role::Proxy, 2, PROXY),
+        stats: target.endpoint(Role::Proxy, 3, PROXY),
+        maxconn: proxy_maxconn,
+        nofile: 2 * proxy_maxconn + 1000,
+    };
     // PgBouncer takes a list of hosts but one port for them all. Where the
     // replicas share a port (Compose: one host each) every instance spreads
     // reads over all of them; where they differ (local: one host, a port
     // each) instance i reads from replica i mod n, so the instances together
     // still cover every replica.
-    let read_route = |instance: usize| -> DatabaseRoute {
+    let read_route = |_instance: usize| -> DatabaseRoute {
         let (hosts, port) = if cloud {
             (vec![CLOUD_READERS.to_owned()], primary.endpoint.port)
         } else if replicas.is_empty() {
             (vec![primary.endpoint.host.clone()], primary.endpoint.port)
-        } else if replicas
-            .iter()
-            .all(|r| r.endpoint.port == replicas[0].endpoint.port)
-        {
-            (
-                replicas.iter().map(|r| r.endpoint.host.clone()).collect(),
-                replicas[0].endpoint.port,
-            )
         } else {
-            let r = &replicas[instance % replicas.len()];
-            (vec![r.endpoint.host.clone()], r.endpoint.port)
+            // Through the proxy, which checks the replicas' health:
+            // PgBouncer spreads over a host list blindly, so one replica
+            // down would fail logins for every pool that picked it.
+            (vec![proxy.replicas.host.clone()], proxy.replicas.port)
         };
         DatabaseRoute {
             alias: read_alias.clone(),
@@ -306,10 +374,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         nofile: pgb.max_client_conn
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,
-        resources: Resources {
-            cpu: pgb.cpu,
-            memory_mb: pgb.memory_mb,
-        },
+        resources: caps.size(pgb.cpu, pgb.memory_mb),
     };
 
     Topology {
@@ -328,36 +393,40 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             user: pg.user.as_str().to_owned(),
             primary,
             replicas,
-            settings: pgconf::settings(pg),
+            settings: pgconf::settings_for(pg, pg_resources.memory_mb),
             storage_gb: pg.primary.storage_gb,
         },
         pgbouncer,
-        redis: plan_redis(&phase.redis, phase.project.as_str(), target),
+        proxy,
+        redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
         app: AppTier {
             name: "app".to_owned(),
             image: phase.app.image.as_str().to_owned(),
             port: phase.app.port,
             health_path: phase.app.health_path.as_str().to_owned(),
             replicas: phase.app.replicas,
-            resources: Resources {
-                cpu: phase.app.cpu,
-                memory_mb: phase.app.memory_mb,
-            },
+            resources: caps.size(phase.app.cpu, phase.app.memory_mb),
         },
-        services: phase.services.iter().map(service).collect(),
-        workers: phase.workers.iter().map(service).collect(),
+        services: phase.services.iter().map(|s| service(s, caps)).collect(),
+        workers: phase.workers.iter().map(|s| service(s, caps)).collect(),
     }
 }
 
 /// The Compose service that creates a Redis Cluster once its nodes run.
 pub const CLUSTER_CREATE: &str = "redis-cluster-create";
+/// The proxy in front of PostgreSQL.
+pub const PROXY: &str = "pg-proxy";
+/// The most clients the local target's proxy takes (see `PgProxy`).
+pub const LOCAL_PROXY_MAXCONN: u32 = 8000;
+/// The HTTP edge in front of the app replicas (Compose).
+pub const EDGE: &str = "edge";
 
 impl Topology {
     /// Every service name scaleplan generates for this topology, which a
     /// user's services and workers must not take.
     pub fn generated_names(&self) -> Vec<&str> {
         let pg = &self.postgres;
-        let mut names = vec![self.app.name.as_str()];
+        let mut names = vec![self.app.name.as_str(), PROXY, EDGE];
         names.extend(
             std::iter::once(&pg.primary)
                 .chain(&pg.replicas)
@@ -394,33 +463,34 @@ impl Topology {
     }
 }
 
-fn service(s: &Service) -> ServiceTier {
+fn service(s: &Service, caps: Caps) -> ServiceTier {
     ServiceTier {
         name: s.name.as_str().to_owned(),
         image: s.image.as_str().to_owned(),
         port: s.port,
         health_path: s.health_path.as_str().to_owned(),
         replicas: s.replicas,
-        resources: Resources {
-            cpu: s.cpu,
-            memory_mb: s.memory_mb,
-        },
+        resources: caps.size(s.cpu, s.memory_mb),
         uses_postgres: s.uses.contains(&Dependency::Postgres),
         uses_redis: s.uses.contains(&Dependency::Redis),
     }
 }
 
-fn plan_redis(r: &Redis, project: &str, target: Target) -> RedisLayout {
+fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayout {
+    let resources = caps.size(r.cpu, r.memory_mb);
     let common = RedisCommon {
         version: r.version,
         image: redis_image(r.version),
-        maxmemory_mb: r.maxmemory_mb,
+        // A capped node keeps maxmemory within three quarters of what it
+        // has, as RED008 asks of the spec's own sizes.
+        maxmemory_mb: if resources.memory_mb < r.memory_mb {
+            r.maxmemory_mb.min(resources.memory_mb * 3 / 4)
+        } else {
+            r.maxmemory_mb
+        },
         maxmemory_policy: r.maxmemory_policy.as_str(),
         appendonly: r.appendonly,
-        resources: Resources {
-            cpu: r.cpu,
-            memory_mb: r.memory_mb,
-        },
+        resources,
     };
     let node = |role: Role, index: u32, name: String, replica_of: Option<Endpoint>| RedisNode {
         endpoint: target.endpoint(role, index, &name),

@@ -54,6 +54,18 @@ impl Renderer {
         );
         let redis = &topo.redis;
         files.insert(
+            "compose/haproxy/edge.cfg".to_owned(),
+            self.render(
+                t::EDGE_CFG,
+                g,
+                context! {
+                    app => Value::from(Serde(&topo.app)),
+                    edge_port => EDGE_PORT,
+                    edge_host_port => topo.app.port,
+                },
+            )?,
+        );
+        files.insert(
             "compose/docker-compose.yml".to_owned(),
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
         );
@@ -89,6 +101,12 @@ struct PgbouncerStartCtx<'a> {
     auth_file: &'a str,
 }
 
+/// HAProxy for the database proxy and the edge: the release Debian 12
+/// ships (2.6), which the tests check the generated configs with.
+const PROXY_IMAGE: &str = "haproxy:2.6-bookworm";
+/// The edge's port inside its container.
+const EDGE_PORT: u16 = 8080;
+
 /// One Compose service that runs application code (the app, a service or
 /// a worker).
 #[derive(Serialize)]
@@ -118,11 +136,13 @@ struct ComposeCtx<'a> {
     redis_start_mode: &'static str,
     app_services: Vec<AppService>,
     volumes: Vec<String>,
-    database_url: String,
-    database_read_url: String,
-    sentinel_list: String,
-    cluster_list: String,
-    pgbouncer_host_port: u16,
+    proxy: &'a topology::PgProxy,
+    proxy_image: &'static str,
+    proxy_host_port: u16,
+    edge: &'static str,
+    edge_port: u16,
+    edge_host_port: u16,
+    app_name: &'a str,
     redis_host_port: u16,
     secondary_regions: &'a [&'a str],
     cluster_create: &'static str,
@@ -132,12 +152,6 @@ impl<'a> ComposeCtx<'a> {
     fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> Self {
         let pg = &topo.postgres;
         let pgb = &topo.pgbouncer;
-        let hosts = pgb
-            .instances
-            .iter()
-            .map(|i| format!("{}:{}", i.endpoint.host, i.endpoint.port))
-            .collect::<Vec<_>>()
-            .join(",");
         let redis = &topo.redis;
         let redis_nodes = redis.data_nodes();
         let mut volumes: Vec<String> = std::iter::once(&pg.primary)
@@ -145,25 +159,6 @@ impl<'a> ComposeCtx<'a> {
             .map(|n| format!("{}-data", n.name))
             .collect();
         volumes.extend(redis_nodes.iter().map(|n| format!("{}-data", n.name)));
-        let (sentinel_list, cluster_list) = match redis {
-            RedisLayout::Sentinel { sentinels, .. } => (
-                sentinels
-                    .iter()
-                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                String::new(),
-            ),
-            RedisLayout::Cluster { nodes, .. } => (
-                String::new(),
-                nodes
-                    .iter()
-                    .map(|s| format!("{}:{}", s.endpoint.host, s.endpoint.port))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            RedisLayout::Standalone { .. } => (String::new(), String::new()),
-        };
         if let RedisLayout::Sentinel { sentinels, .. } = redis {
             volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
         }
@@ -202,11 +197,13 @@ impl<'a> ComposeCtx<'a> {
             },
             app_services,
             volumes,
-            database_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.write_db.alias),
-            database_read_url: format!("postgres://{}@{hosts}/{}", pg.user, pgb.read_alias),
-            sentinel_list,
-            cluster_list,
-            pgbouncer_host_port: PGBOUNCER_PORT,
+            proxy: &topo.proxy,
+            proxy_image: PROXY_IMAGE,
+            proxy_host_port: PGBOUNCER_PORT,
+            edge: topology::EDGE,
+            edge_port: EDGE_PORT,
+            edge_host_port: topo.app.port,
+            app_name: &topo.app.name,
             redis_host_port: REDIS_PORT,
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,

@@ -44,6 +44,10 @@ pub enum Syntax {
     Hcl,
     Shell,
     Markdown,
+    /// HAProxy's configuration: words separated by spaces.
+    Haproxy,
+    /// KEY=VALUE lines of an env file.
+    EnvFile,
     Plain,
 }
 
@@ -59,6 +63,8 @@ impl Syntax {
             n if n.ends_with(".js") => Syntax::Js,
             n if n.ends_with(".tf") || n.ends_with(".hcl") => Syntax::Hcl,
             n if n.ends_with(".md") => Syntax::Markdown,
+            n if n.ends_with(".cfg") => Syntax::Haproxy,
+            n if n.ends_with(".env") => Syntax::EnvFile,
             _ => Syntax::Plain,
         }
     }
@@ -74,6 +80,8 @@ impl Syntax {
             Syntax::Js => "js",
             Syntax::Hcl => "hcl",
             Syntax::Markdown => "markdown",
+            Syntax::Haproxy => "haproxy",
+            Syntax::EnvFile => "envfile",
             Syntax::Plain => "plain",
         }
     }
@@ -89,6 +97,8 @@ impl Syntax {
             "js" => Syntax::Js,
             "hcl" => Syntax::Hcl,
             "markdown" => Syntax::Markdown,
+            "haproxy" => Syntax::Haproxy,
+            "envfile" => Syntax::EnvFile,
             _ => Syntax::Plain,
         }
     }
@@ -216,6 +226,16 @@ pub fn escape(syntax: Syntax, value: &Value) -> Result<String, Error> {
         }),
         // '|' would end a table cell and '<' could open HTML.
         Syntax::Markdown => Ok(s.replace('|', "\\|").replace('<', "&lt;")),
+        // A space would start another argument, '#' a comment.
+        Syntax::Haproxy => all_in(s, "_.:/-@?=&%+,")
+            .then(|| s.to_owned())
+            .ok_or_else(|| refuse(syntax, "the word", s)),
+        // Values are read to the end of the line; a space or '#' could be
+        // taken for a comment, a quote for quoting. `${...}` references a
+        // secret's variable.
+        Syntax::EnvFile => all_in(s, "_.:/-@${},+=")
+            .then(|| s.to_owned())
+            .ok_or_else(|| refuse(syntax, "the value", s)),
         Syntax::Plain | Syntax::Yaml | Syntax::Js | Syntax::Hcl => Ok(s.to_owned()),
     }
 }

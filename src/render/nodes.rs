@@ -7,6 +7,7 @@ use super::notice::Generated;
 use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
+use crate::plan::contract;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER};
 use crate::plan::target::Target;
 use crate::plan::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
@@ -144,6 +145,31 @@ impl Renderer {
                 },
             )?,
         );
+        files.insert(
+            format!("{dir}/haproxy/haproxy.cfg"),
+            self.render(
+                t::HAPROXY_CFG,
+                g,
+                ProxyCtx {
+                    target: layout,
+                    proxy: &topo.proxy,
+                    pgbouncer: &topo.pgbouncer,
+                    postgres: pg,
+                    listen: layout.listen_ipv4(),
+                    startup_hex: startup_hex(&pg.user, &pg.database),
+                },
+            )?,
+        );
+        files.insert(
+            format!("{dir}/app.env"),
+            self.render(
+                t::APP_ENV,
+                g,
+                AppEnvCtx {
+                    contract: contract::vars(topo),
+                },
+            )?,
+        );
         if let RedisLayout::Cluster { .. } = redis {
             files.insert(
                 format!("{dir}/redis/cluster-create.sh"),
@@ -201,6 +227,38 @@ impl Renderer {
             },
         )
     }
+}
+
+/// A PostgreSQL StartupMessage (protocol 3.0) for `user` on `database`,
+/// in hex, for the proxy's health checks: a server that answers it with an
+/// authentication request ('R') accepts connections.
+fn startup_hex(user: &str, database: &str) -> String {
+    let mut body = vec![0, 3, 0, 0];
+    for (key, value) in [("user", user), ("database", database)] {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut message = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    message.extend(body);
+    message.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Serialize)]
+struct ProxyCtx<'a> {
+    target: Target,
+    proxy: &'a topology::PgProxy,
+    pgbouncer: &'a topology::PgbouncerTier,
+    postgres: &'a topology::PostgresCluster,
+    listen: &'a str,
+    startup_hex: String,
+}
+
+#[derive(Serialize)]
+struct AppEnvCtx {
+    contract: Vec<contract::Var>,
 }
 
 #[derive(Serialize)]
@@ -272,4 +330,28 @@ struct SentinelCtx<'a> {
     bind: &'a str,
     data_dir: &'a str,
     auth_include: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_message_follows_the_protocol() {
+        // Length 32, protocol 3.0, then "user" "app" "database" "demo", each
+        // NUL-terminated, and a final NUL.
+        assert_eq!(
+            startup_hex("app", "demo"),
+            [
+                "00000020",
+                "00030000",
+                "7573657200",
+                "61707000",
+                "646174616261736500",
+                "64656d6f00",
+                "00"
+            ]
+            .concat()
+        );
+    }
 }

@@ -47,6 +47,9 @@ registry! {
     TF_REGION_SERVICES = "terraform/modules/region/services.tf";
     TF_REGION_OUTPUTS = "terraform/modules/region/outputs.tf";
     K6_JS = "loadtest/k6.js";
+    HAPROXY_CFG = "haproxy/haproxy.cfg";
+    EDGE_CFG = "haproxy/edge.cfg";
+    APP_ENV = "app/app.env";
 }
 
 /// The sources to use: embedded ones, each replaced by DIR/name when an

@@ -686,11 +686,25 @@ impl Default for LocalTarget {
 #[serde(deny_unknown_fields, default)]
 pub struct ComposeTarget {
     pub enabled: bool,
+    /// The most CPUs any one service may have in Compose and the local
+    /// target, which run on one machine (Docker refuses a limit above the
+    /// host's count); production sizes stay in Terraform.
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 256.0))]
+    pub max_cpus: f64,
+    /// The most memory any one service may have in Compose and the local
+    /// target; settings derived from memory follow the capped value.
+    #[schemars(range(min = 256))]
+    pub max_memory_mb: u32,
 }
 
 impl Default for ComposeTarget {
     fn default() -> Self {
-        ComposeTarget { enabled: true }
+        // A laptop: 4 cores and 8 GB.
+        ComposeTarget {
+            enabled: true,
+            max_cpus: 4.0,
+            max_memory_mb: 8192,
+        }
     }
 }
 

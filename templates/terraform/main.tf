@@ -21,6 +21,7 @@ module {{ r.module|hcl_label }} {
 
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
+  project    = {{ project }}
   name       = {{ r.resource_name }}
   aws_region = {{ r.aws_region }}
   primary    = {{ r.primary }}

@@ -147,3 +147,117 @@ fn every_generated_shell_script_parses() {
     }
     assert!(checked >= 20, "only {checked} scripts");
 }
+
+/// `deploy.resources.limits` of every service of a compose file: (cpus,
+/// memory in MB).
+fn limits(compose: &std::path::Path) -> Vec<(String, f64, u64)> {
+    let doc = testkit::yaml_to_json(&std::fs::read_to_string(compose).unwrap());
+    doc["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, s)| {
+            let l = &s["deploy"]["resources"]["limits"];
+            let cpus: f64 = l["cpus"].as_str()?.parse().ok()?;
+            let memory: u64 = l["memory"].as_str()?.trim_end_matches('M').parse().ok()?;
+            Some((name.clone(), cpus, memory))
+        })
+        .collect()
+}
+
+/// Compose runs on one machine: no limit is above a 4-core, 8 GB laptop
+/// unless the spec raises the caps (production sizes stay in Terraform).
+#[test]
+fn compose_limits_fit_a_laptop_unless_the_spec_raises_them() {
+    for phase in ["launch", "growth", "scale", "enterprise"] {
+        let compose = repo()
+            .join("out")
+            .join(phase)
+            .join("compose/docker-compose.yml");
+        let all = limits(&compose);
+        assert!(all.len() > 5, "{phase}: {all:?}");
+        for (name, cpus, memory) in all {
+            assert!(cpus <= 4.0, "{phase}: {name} asks for {cpus} CPUs");
+            assert!(memory <= 8192, "{phase}: {name} asks for {memory} MB");
+        }
+        // Memory settings follow the capped memory.
+        let conf = std::fs::read_to_string(
+            repo()
+                .join("out")
+                .join(phase)
+                .join("compose/postgres/postgres-primary/postgresql.conf"),
+        )
+        .unwrap();
+        let buffers: u64 = conf
+            .lines()
+            .find_map(|l| l.strip_prefix("shared_buffers = '"))
+            .and_then(|v| v.split("MB").next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(buffers <= 2048, "{phase}: shared_buffers {buffers} MB");
+    }
+    let sandbox = testkit::Sandbox::shipped("raised-caps");
+    sandbox.edit(
+        "phases/base.yaml",
+        &[(
+            "  compose: { enabled: true }",
+            "  compose: { enabled: true, max_cpus: 16, max_memory_mb: 65536 }",
+        )],
+    );
+    let run = sandbox.run(&["build", "enterprise"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let raised = limits(&sandbox.path("out/enterprise/compose/docker-compose.yml"));
+    assert!(
+        raised
+            .iter()
+            .any(|(name, cpus, memory)| name == "postgres-primary"
+                && *cpus == 16.0
+                && *memory == 65536),
+        "{raised:?}"
+    );
+}
+
+/// The names of an env file's variables.
+fn env_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| l.split('=').next().unwrap().to_owned())
+        .collect()
+}
+
+/// One contract everywhere: Compose and the local target give the app the
+/// same variables, and the ECS tasks the same names (a Sentinel phase is
+/// standalone behind ElastiCache's primary endpoint there).
+#[test]
+fn every_target_gives_the_app_the_same_contract() {
+    for phase in ["launch", "growth", "scale", "enterprise"] {
+        let out = repo().join("out").join(phase);
+        let compose = env_names(&std::fs::read_to_string(out.join("compose/app.env")).unwrap());
+        let local = env_names(&std::fs::read_to_string(out.join("local/app.env")).unwrap());
+        assert_eq!(compose, local, "{phase}");
+        for name in [
+            "DATABASE_URL",
+            "DATABASE_READ_URL",
+            "REDIS_MODE",
+            "REDIS_PASSWORD",
+        ] {
+            assert!(compose.contains(name), "{phase}: {name}");
+        }
+        let services =
+            std::fs::read_to_string(out.join("terraform/modules/region/services.tf")).unwrap();
+        for name in &compose {
+            let on_aws = match name.as_str() {
+                "REDIS_SENTINELS" | "REDIS_SENTINEL_NAME" => "REDIS_URL",
+                other => other,
+            };
+            assert!(
+                services.contains(&format!("name = \"{on_aws}\"")),
+                "{phase}: the ECS tasks lack {on_aws}"
+            );
+        }
+        assert!(
+            !services.contains("REDIS_HOST"),
+            "{phase}: a variable outside the contract"
+        );
+    }
+}

@@ -242,3 +242,37 @@ fn pgbouncer_accepts_every_compose_pgbouncer_ini() {
     }
     assert_eq!(checked, 1 + 2 + 4 + 6);
 }
+
+/// HAProxy 2.6 (the release the Compose image pins) accepts every proxy
+/// and edge config, Compose's and the local target's: `haproxy -c`.
+/// Compose's name their backends by service name, which only Docker's DNS
+/// resolves: those start disabled (init-addr none) and are not errors.
+#[test]
+fn haproxy_accepts_every_proxy_and_edge_config() {
+    let mut checked = 0;
+    for file in testkit::files_under(&repo().join("out")) {
+        if file.extension().is_none_or(|e| e != "cfg") {
+            continue;
+        }
+        let out = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("haproxy is installed (Debian package haproxy)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("Configuration file is valid"),
+            "{}: {text}",
+            file.display()
+        );
+        checked += 1;
+    }
+    // Per phase: the local proxy, Compose's proxy and edge.
+    assert_eq!(checked, 12, "{checked} configs");
+}

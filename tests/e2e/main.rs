@@ -3,6 +3,7 @@
 //! 127.0.0.1, checked through their own clients, including losing a node.
 
 mod checks;
+mod clients;
 mod configs;
 mod harness;
 mod lifecycle;
@@ -16,6 +17,7 @@ fn launch_primary_pgbouncer_and_standalone_redis() {
     checks::postgres_routing(&phase, "sikka", 0);
     checks::pgbouncer_settings(&phase);
     checks::redis_standalone_auth(&phase);
+    clients::contract(&phase, "standalone", false);
     let status = phase.status();
     assert_eq!(status.code, 0, "{}", status.stdout);
     for p in &phase.procs {
@@ -31,11 +33,37 @@ fn launch_primary_pgbouncer_and_standalone_redis() {
 
 #[test]
 fn growth_replicas_and_sentinel_failover() {
-    let phase = Phase::up_at("growth", 18000);
+    let mut phase = Phase::up_at("growth", 18000);
     phase.assert_runs_from_out();
     checks::postgres_routing(&phase, "sikka", 2);
     checks::pgbouncer_settings(&phase);
     checks::sentinel_failover(&phase, "sikka", 5000);
+    // `up` of the running phase brings the killed node back (as a
+    // replica: the sentinels turn the old master round).
+    phase.bring("growth", &[]);
+    clients::contract(&phase, "sentinel", true);
+    // The app's own client through a kill -9 of whichever node is master.
+    clients::redis_failover(&phase, || {
+        let sentinel = phase.port("sentinel-1");
+        let addr = harness::redis(
+            sentinel,
+            Some(harness::secret("SCALEPLAN_REDIS_PASSWORD")),
+            &["SENTINEL", "get-master-addr-by-name", "sikka"],
+            None,
+        );
+        let port: u16 = addr.lines().last().unwrap().parse().unwrap();
+        let master = phase.procs.iter().find(|p| p.port == port).unwrap();
+        phase.kill_hard(&master.name);
+    });
+    // A replica down: the proxy takes it out of the read rotation. Its
+    // checks run every second and two failures mark it down, and PgBouncer
+    // retries a server login after a second: reads may fail for that long,
+    // plus a connection timeout; 5 s bounds it with room to spare.
+    let window = clients::read_probe(&phase, || phase.kill_hard("postgres-replica-1"));
+    assert!(
+        window <= 5000,
+        "reads failed for {window} ms with one replica down"
+    );
     phase.down();
 }
 
@@ -46,6 +74,8 @@ fn scale_cluster_failover() {
     checks::postgres_routing(&phase, "sikka", 4);
     checks::pgbouncer_settings(&phase);
     checks::cluster_failover(&phase, 3, 5000);
+    clients::contract(&phase, "cluster", true);
+    clients::redis_failover(&phase, || phase.kill_hard("redis-shard2-1"));
     phase.down();
 }
 
@@ -56,6 +86,7 @@ fn enterprise_primary_region() {
     checks::postgres_routing(&phase, "sikka", 6);
     checks::pgbouncer_settings(&phase);
     checks::cluster_failover(&phase, 6, 5000);
+    clients::contract(&phase, "cluster", true);
     phase.down();
 }
 
@@ -110,7 +141,13 @@ fn missing_binaries_name_their_package() {
         &[("PATH", "/nonexistent")],
     );
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    for package in ["pgbouncer", "redis-server", "redis-sentinel", "redis-tools"] {
+    for package in [
+        "pgbouncer",
+        "redis-server",
+        "redis-sentinel",
+        "redis-tools",
+        "haproxy",
+    ] {
         assert!(
             run.stderr.contains(&format!("apt-get install {package}")),
             "{package}: {}",

@@ -21,6 +21,7 @@ module "primary" {
 
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
+  project    = "sikka"
   name       = "sikka"
   aws_region = "eu-west-1"
   primary    = true

@@ -31,6 +31,24 @@ resource "aws_secretsmanager_secret_version" "app_db" {
   secret_string = random_password.app_db.result
 }
 
+# The app's DATABASE_URL and DATABASE_READ_URL, whole: ECS puts a secret
+# into a variable as it is, and the URLs carry the password.
+resource "aws_secretsmanager_secret" "database_url" {
+  for_each = toset(["write", "read"])
+
+  region      = var.aws_region
+  name        = "${var.name}/database-url-${each.key}"
+  description = "The app's database URL for ${each.key}s"
+}
+
+resource "aws_secretsmanager_secret_version" "database_url" {
+  for_each = aws_secretsmanager_secret.database_url
+
+  region        = var.aws_region
+  secret_id     = each.value.id
+  secret_string = "postgres://${var.pgbouncer.user}:${random_password.app_db.result}@${local.pgbouncer_host}:6432/${each.key == "write" ? var.postgres.database : var.pgbouncer.read_alias}"
+}
+
 resource "aws_secretsmanager_secret" "pgbouncer_admin" {
   region      = var.aws_region
   name        = "${var.name}/pgbouncer-admin-password"

@@ -5,6 +5,11 @@
 # every AWS resource here takes `region = var.aws_region` (AWS provider 6),
 # so one provider configuration serves every region.
 
+variable "project" {
+  description = "The project: the app's key prefix."
+  type        = string
+}
+
 variable "name" {
   description = "Prefix of every resource name: project, phase and region."
   type        = string

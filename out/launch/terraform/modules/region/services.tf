@@ -12,6 +12,7 @@ locals {
   reader_hosts   = var.postgres.read_replicas > 0 ? join(",", aws_db_instance.replica[*].address) : local.writer_address
   redis_endpoint = var.redis.cluster_mode == "enabled" ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
   pgbouncer_host = "pgbouncer.${aws_service_discovery_private_dns_namespace.this.name}"
+  redis_mode     = local.cluster_mode == "disabled" ? "standalone" : "cluster"
   nofile         = var.pgbouncer.nofile
   # printf format of PgBouncer's auth file: (user, password) twice.
   userlist_format = "\"%s\" \"%s\"\\n\"%s\" \"%s\"\\n"
@@ -70,6 +71,8 @@ resource "aws_iam_role_policy" "read_secrets" {
       Action = ["secretsmanager:GetSecretValue"]
       Resource = [
         aws_secretsmanager_secret.app_db.arn,
+        aws_secretsmanager_secret.database_url["write"].arn,
+        aws_secretsmanager_secret.database_url["read"].arn,
         aws_secretsmanager_secret.pgbouncer_admin.arn,
         aws_secretsmanager_secret.redis_auth.arn,
       ]
@@ -168,17 +171,23 @@ resource "aws_ecs_task_definition" "service" {
     image        = each.value.image
     essential    = true
     portMappings = [for p in [each.value.port] : { containerPort = p, protocol = "tcp" } if p != null]
+    # The connection contract, under the same names as on Compose and the
+    # local target. ElastiCache's managed failover stands in for Sentinel,
+    # so a Sentinel phase is "standalone" behind the primary endpoint here.
     environment = [for e in [
       { name = "PORT", value = tostring(each.value.port), use = each.value.port != null },
-      { name = "DATABASE_URL", value = "postgres://${var.pgbouncer.user}@${local.pgbouncer_host}:6432/${var.postgres.database}", use = each.value.uses_postgres },
-      { name = "DATABASE_READ_URL", value = "postgres://${var.pgbouncer.user}@${local.pgbouncer_host}:6432/${var.pgbouncer.read_alias}", use = each.value.uses_postgres },
-      { name = "REDIS_HOST", value = local.redis_endpoint, use = each.value.uses_redis },
-      { name = "REDIS_PORT", value = "6379", use = each.value.uses_redis },
+      { name = "DATABASE_SSL", value = "false", use = each.value.uses_postgres },
+      { name = "REDIS_MODE", value = local.redis_mode, use = each.value.uses_redis },
+      { name = "REDIS_URL", value = "rediss://${local.redis_endpoint}:6379", use = each.value.uses_redis && local.redis_mode == "standalone" },
+      { name = "REDIS_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = each.value.uses_redis && local.redis_mode == "cluster" },
       { name = "REDIS_TLS", value = "true", use = each.value.uses_redis },
-      { name = "REDIS_CLUSTER", value = tostring(var.redis.cluster_mode == "enabled"), use = each.value.uses_redis },
+      { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = each.value.uses_redis },
+      { name = "BULLMQ_PREFIX", value = local.redis_mode == "cluster" ? "{bull}" : "bull", use = each.value.uses_redis },
     ] : { name = e.name, value = e.value } if e.use]
+    # The URLs carry the password, so they come from Secrets Manager whole.
     secrets = [for s in [
-      { name = "PGPASSWORD", valueFrom = aws_secretsmanager_secret.app_db.arn, use = each.value.uses_postgres },
+      { name = "DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url["write"].arn, use = each.value.uses_postgres },
+      { name = "DATABASE_READ_URL", valueFrom = aws_secretsmanager_secret.database_url["read"].arn, use = each.value.uses_postgres },
       { name = "REDIS_PASSWORD", valueFrom = aws_secretsmanager_secret.redis_auth.arn, use = each.value.uses_redis },
     ] : { name = s.name, valueFrom = s.valueFrom } if s.use]
     logConfiguration = local.log_configuration

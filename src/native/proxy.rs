@@ -1,0 +1,59 @@
+//! The proxy in front of PostgreSQL (HAProxy) in a bring-up, and the app's
+//! connection contract with the real values, which the app loads.
+
+use super::bringup::{Bringup, write_private};
+use super::probe;
+use super::procs::Launch;
+use crate::plan::contract;
+use crate::plan::identity::Secret;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Instant;
+
+impl Bringup {
+    /// HAProxy from the generated haproxy.cfg, awaited until every backend
+    /// it balances over (each PgBouncer, each replica) is up.
+    pub fn proxy(&mut self) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let proxy = self.topo.proxy.clone();
+        if self.keep_running(&proxy.name) {
+            return Ok(());
+        }
+        let launch = Launch::new(&self.tools.haproxy)
+            // In the foreground: its pid is the one recorded.
+            .arg("-db")
+            .arg("-f")
+            .arg(self.config.join("haproxy/haproxy.cfg"));
+        self.spawn(launch, &proxy.name, "haproxy", proxy.write.port)?;
+        // Writes and reads each reach every PgBouncer; reads also every
+        // replica.
+        let servers = 2 * self.topo.pgbouncer.instances.len() + self.topo.postgres.replicas.len();
+        let stats = proxy.stats.port;
+        self.await_ready(
+            &proxy.name,
+            &format!("routing to {servers} healthy backends"),
+            since,
+            || {
+                let (up, total) = probe::proxy_backends(stats)?;
+                (up == servers && total == servers).then_some(())
+            },
+        )
+    }
+
+    /// `<state>/app.env`: the contract the local target renders, with the
+    /// secrets filled in; readable by its owner only.
+    pub fn app_env(&self) -> anyhow::Result<PathBuf> {
+        let template = self.config.join("app.env");
+        let text = std::fs::read_to_string(&template)
+            .with_context(|| format!("reading {}", template.display()))?;
+        let filled = contract::substitute(&text, |name| {
+            Secret::ALL
+                .iter()
+                .find(|s| s.var() == name)
+                .map(|s| self.secrets.get(*s).to_owned())
+        });
+        let path = self.state_dir.join("app.env");
+        write_private(&path, &filled)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,843 @@
+#!/usr/bin/env node
+// scaleplan client contract probe.
+//
+// Plays the part of a NestJS backend: reads ONE env file written by scaleplan
+// and proves, with the real npm drivers (pg, ioredis, bullmq), that an app can
+// use the deployment. See README.md in this folder for the contract.
+//
+// stdout: exactly one JSON document at the end. stderr: human-readable progress.
+// Exit codes: 0 success, 1 a failed check, 2 usage / contract error.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { Redis, Cluster } from 'ioredis';
+import { Queue, Worker } from 'bullmq';
+
+const { Pool, Client } = pg;
+const T0 = Date.now();
+
+// ---------------------------------------------------------------------------
+// small helpers
+
+class ContractError extends Error {} // -> exit 2
+class CheckFailed extends Error {} // -> exit 1
+
+function log(...args) {
+  const t = ((Date.now() - T0) / 1000).toFixed(3).padStart(8);
+  process.stderr.write(`[${t}s] ${args.join(' ')}\n`);
+}
+
+let outputDone = false;
+function emit(doc) {
+  if (outputDone) return;
+  outputDone = true;
+  process.stdout.write(JSON.stringify(doc) + '\n');
+}
+
+/** Resolve or reject with `what` timing out after `ms`. The timer never keeps the process alive. */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+function errMsg(e) {
+  if (!e) return String(e);
+  if (e instanceof AggregateError && e.errors?.length) {
+    return e.errors.map(errMsg).join('; ');
+  }
+  return e.message || String(e);
+}
+
+/** Log each distinct error message once per source (drivers can emit hundreds during a failover). */
+function onceLogger(source) {
+  const seen = new Map();
+  return (e) => {
+    const m = errMsg(e);
+    const n = (seen.get(m) || 0) + 1;
+    seen.set(m, n);
+    if (n === 1) log(`${source}: ${m}`);
+  };
+}
+
+// ---------------------------------------------------------------------------
+// the env file (the whole contract; nothing else is read)
+
+const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function loadEnvFile(path) {
+  let text;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ContractError(`cannot read env file ${path}: ${e.message}`);
+  }
+  const env = new Map();
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new ContractError(`${path}:${i + 1}: expected KEY=VALUE, got ${JSON.stringify(trimmed)}`);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    if (!KEY_RE.test(key)) throw new ContractError(`${path}:${i + 1}: invalid key ${JSON.stringify(key)}`);
+    if (env.has(key)) throw new ContractError(`${path}:${i + 1}: duplicate key ${key}`);
+    env.set(key, value);
+  });
+  return env;
+}
+
+function req(env, key, { allowEmpty = false } = {}) {
+  if (!env.has(key)) throw new ContractError(`missing required key ${key}`);
+  const v = env.get(key);
+  if (!allowEmpty && v === '') throw new ContractError(`key ${key} is empty`);
+  return v;
+}
+
+function reqBool(env, key) {
+  const v = req(env, key);
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new ContractError(`${key} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function parseHostPorts(key, value) {
+  const out = [];
+  for (const part of value.split(',')) {
+    const item = part.trim();
+    const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(item) || /^([^:\s\[\]]+):(\d+)$/.exec(item);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || !(port >= 1 && port <= 65535)) {
+      throw new ContractError(`${key}: expected host:port[,host:port...], got ${JSON.stringify(item)}`);
+    }
+    out.push({ host: m[1], port });
+  }
+  return out;
+}
+
+/** The first non-empty {hash tag} in s (Redis cluster rule), or null. */
+function hashTag(s) {
+  const open = s.indexOf('{');
+  if (open < 0) return null;
+  const close = s.indexOf('}', open + 1);
+  if (close < 0 || close === open + 1) return null;
+  return s.slice(open + 1, close);
+}
+
+function checkPgUrl(key, url) {
+  if (/^[a-z]+:\/\/[^/?#]*,/i.test(url)) throw new ContractError(`${key} must name exactly one host`);
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ContractError(`${key} is not a URL`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new ContractError(`${key} must start with postgres:// or postgresql://`);
+  }
+  if (!u.hostname || u.host.includes(',')) {
+    throw new ContractError(`${key} must name exactly one host`);
+  }
+  if (!u.username) throw new ContractError(`${key} has no user`);
+  if (!u.pathname || u.pathname === '/') throw new ContractError(`${key} has no database name`);
+  // pg merges the parsed connection string OVER the config object, so an sslmode in
+  // the URL would silently override DATABASE_SSL. The contract keeps TLS in DATABASE_SSL.
+  for (const p of ['ssl', 'sslmode', 'sslcert', 'sslkey', 'sslrootcert']) {
+    if (u.searchParams.has(p)) {
+      throw new ContractError(`${key} must not carry ${p}= (TLS is controlled by DATABASE_SSL only)`);
+    }
+  }
+  return url; // handed to pg untouched
+}
+
+function postgresContract(env, { write = true, read = true } = {}) {
+  const c = { ssl: reqBool(env, 'DATABASE_SSL') };
+  if (write) c.writeUrl = checkPgUrl('DATABASE_URL', req(env, 'DATABASE_URL'));
+  if (read) c.readUrl = checkPgUrl('DATABASE_READ_URL', req(env, 'DATABASE_READ_URL'));
+  return c;
+}
+
+function redisContract(env, { bullmq = false } = {}) {
+  const mode = req(env, 'REDIS_MODE');
+  const c = {
+    mode,
+    password: req(env, 'REDIS_PASSWORD'),
+    tls: reqBool(env, 'REDIS_TLS'),
+    keyPrefix: req(env, 'REDIS_KEY_PREFIX', { allowEmpty: true }),
+  };
+  if (mode === 'standalone') {
+    c.url = req(env, 'REDIS_URL');
+    let u;
+    try {
+      u = new URL(c.url);
+    } catch {
+      throw new ContractError('REDIS_URL is not a URL');
+    }
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+      throw new ContractError('REDIS_URL must start with redis:// or rediss://');
+    }
+    if (u.password || u.username) {
+      throw new ContractError('REDIS_URL must not carry credentials (REDIS_PASSWORD is the only source)');
+    }
+    if ((u.protocol === 'rediss:') !== c.tls) {
+      throw new ContractError(`REDIS_URL scheme ${u.protocol} contradicts REDIS_TLS=${c.tls}`);
+    }
+  } else if (mode === 'sentinel') {
+    c.sentinels = parseHostPorts('REDIS_SENTINELS', req(env, 'REDIS_SENTINELS'));
+    c.name = req(env, 'REDIS_SENTINEL_NAME');
+  } else if (mode === 'cluster') {
+    c.nodes = parseHostPorts('REDIS_CLUSTER_NODES', req(env, 'REDIS_CLUSTER_NODES'));
+  } else {
+    throw new ContractError(`REDIS_MODE must be standalone, sentinel or cluster, got ${JSON.stringify(mode)}`);
+  }
+  if (bullmq) {
+    c.bullPrefix = req(env, 'BULLMQ_PREFIX');
+    if (mode === 'cluster' && !hashTag(c.bullPrefix)) {
+      throw new ContractError(`BULLMQ_PREFIX must contain a {hash tag} in cluster mode, got ${JSON.stringify(c.bullPrefix)}`);
+    }
+  }
+  return c;
+}
+
+// pg falls back to PG* environment variables (PGPASSWORD, PGSSLMODE, PGHOST, ...) for
+// anything the connection string leaves out. The contract is the env FILE only, so make
+// sure nothing leaks in from the calling shell.
+function scrubPgEnvironment() {
+  for (const k of Object.keys(process.env)) {
+    if (/^PG[A-Z]+$/.test(k)) delete process.env[k];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// driver construction (what a NestJS module factory would do)
+
+function pgConfig(c, url, extra = {}) {
+  const cfg = {
+    connectionString: url,
+    application_name: 'scaleplan-contract',
+    connectionTimeoutMillis: 5000,
+    query_timeout: 5000,
+    // no statement_timeout / options startup parameters: PgBouncer rejects unknown
+    // startup parameters unless ignore_startup_parameters lists them.
+    ...extra,
+  };
+  if (c.ssl) cfg.ssl = { rejectUnauthorized: true };
+  return cfg;
+}
+
+function makePool(c, url, name) {
+  const pool = new Pool(pgConfig(c, url, { max: 4, idleTimeoutMillis: 2000 }));
+  pool.on('error', onceLogger(`pg pool ${name}`)); // idle client errors must not crash the app
+  return pool;
+}
+
+const readonlyReconnect = (err) => (/^READONLY/.test(err.message) ? 2 : false);
+
+/**
+ * One ioredis client (standalone / sentinel) or cluster for the contract.
+ * profile: 'app' (request/response app client), 'writer' (fails fast during failovers,
+ * so the writer can move on), 'bullmq' (maxRetriesPerRequest: null as BullMQ requires).
+ */
+function makeRedis(c, profile = 'app') {
+  const maxRetriesPerRequest = profile === 'bullmq' ? null : profile === 'writer' ? 2 : 5;
+  const common = {
+    password: c.password,
+    connectTimeout: 3000,
+    maxRetriesPerRequest,
+    enableOfflineQueue: true,
+    // a write that lands on a demoted master (sentinel failover without a crash) gets
+    // READONLY: reconnect (the sentinel connector then resolves the new master) and resend.
+    reconnectOnError: readonlyReconnect,
+    ...(profile === 'bullmq' ? {} : { commandTimeout: 3000 }),
+    ...(c.tls ? { tls: {} } : {}),
+  };
+  const retryStrategy = (times) => Math.min(100 * times, 1000);
+  let client;
+  if (c.mode === 'standalone') {
+    // URL first, options second: ioredis lets URL fields win, the URL has no password.
+    client = new Redis(c.url, { ...common, retryStrategy });
+  } else if (c.mode === 'sentinel') {
+    client = new Redis({
+      ...common,
+      sentinels: c.sentinels.map(({ host, port }) => ({ host, port })),
+      name: c.name,
+      role: 'master',
+      sentinelPassword: c.password,
+      retryStrategy,
+      sentinelRetryStrategy: retryStrategy,
+      sentinelCommandTimeout: 1000,
+      // subscribe to +switch-master so a graceful failover is followed immediately
+      failoverDetector: true,
+      ...(c.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+    });
+  } else {
+    client = new Cluster(
+      c.nodes.map(({ host, port }) => ({ host, port })),
+      {
+        redisOptions: common, // per-node connections (they do not reconnect: the cluster refreshes slots)
+        clusterRetryStrategy: retryStrategy,
+        enableOfflineQueue: true,
+        enableReadyCheck: true,
+        maxRedirections: 16,
+        retryDelayOnFailover: 200,
+        retryDelayOnClusterDown: 200,
+        retryDelayOnTryAgain: 100,
+        slotsRefreshTimeout: 2000,
+        slotsRefreshInterval: 2000,
+      },
+    );
+  }
+  client.on('error', onceLogger(`redis(${c.mode}/${profile})`));
+  return client;
+}
+
+function waitRedisReady(client, ms) {
+  if (client.status === 'ready') return Promise.resolve();
+  let lastError = null;
+  let onError;
+  let onReady;
+  const p = new Promise((resolve, reject) => {
+    onReady = resolve;
+    onError = (e) => {
+      lastError = e;
+      // a wrong password will not fix itself: fail now instead of retrying until the timeout
+      if (/WRONGPASS|NOAUTH|invalid password|AUTH <password> called without/i.test(errMsg(e))) reject(e);
+    };
+    client.once('ready', onReady);
+    client.on('error', onError);
+  });
+  return withTimeout(p, ms, 'redis ready')
+    .catch((e) => {
+      throw lastError && e !== lastError ? new Error(`${errMsg(e)} (last error: ${errMsg(lastError)})`) : e;
+    })
+    .finally(() => {
+      client.off('ready', onReady);
+      client.off('error', onError);
+    });
+}
+
+async function closeRedis(client) {
+  if (!client) return;
+  if (client.status !== 'end') {
+    try {
+      await withTimeout(client.quit(), 3000, 'redis quit');
+    } catch {
+      /* disconnect below */
+    }
+  }
+  // Always disconnect() as well: quit() leaves the sentinel subscriptions opened by
+  // failoverDetector connected (ioredis issue #1362), which keeps the process alive.
+  client.disconnect();
+}
+
+async function closePgClient(client) {
+  try {
+    await withTimeout(client.end(), 1500, 'pg end');
+  } catch {
+    client.connection?.stream?.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// subcommand: contract
+
+async function cmdContract(env) {
+  const pgc = postgresContract(env);
+  const rc = redisContract(env, { bullmq: true }); // the app needs every key at boot
+  const result = { ok: false, postgres: null, redis: null };
+  const writePool = makePool(pgc, pgc.writeUrl, 'write');
+  const readPool = makePool(pgc, pgc.readUrl, 'read');
+  let redis;
+  try {
+    // --- PostgreSQL
+    log('pg: connecting (DATABASE_URL)');
+    const w = (await writePool.query(
+      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery, current_database() AS db, current_user AS usr',
+    )).rows[0];
+    log(`pg: write side db=${w.db} user=${w.usr} server_port=${w.port} in_recovery=${w.recovery}`);
+    if (w.recovery) throw new CheckFailed('DATABASE_URL reaches a server in recovery (not a primary)');
+    // read side first: the pool is connected before the clock for the delay starts
+    const rd = (await readPool.query(
+      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery, current_database() AS db',
+    )).rows[0];
+    log(`pg: read side db=${rd.db} server_port=${rd.port} in_recovery=${rd.recovery}`);
+    await writePool.query(
+      'CREATE TABLE IF NOT EXISTS app_contract(id bigserial primary key, v text, at timestamptz default now())',
+    );
+    const value = randomBytes(12).toString('hex');
+    const ins = (await writePool.query('INSERT INTO app_contract(v) VALUES ($1) RETURNING id', [value])).rows[0];
+    const committedAt = Date.now();
+    log(`pg: inserted id=${ins.id} v=${value}; polling DATABASE_READ_URL`);
+
+    let seenAfter = null;
+    let lastReadError = null;
+    const pollDeadline = committedAt + 1000;
+    for (;;) {
+      try {
+        const r = await readPool.query('SELECT v FROM app_contract WHERE id = $1', [ins.id]);
+        if (r.rows.length === 1 && r.rows[0].v === value) {
+          seenAfter = Date.now() - committedAt;
+          break;
+        }
+      } catch (e) {
+        // 42P01: the table itself has not been replayed on the standby yet
+        lastReadError = e;
+      }
+      if (Date.now() >= pollDeadline) break;
+      await sleep(20);
+    }
+    await writePool.query('DELETE FROM app_contract WHERE id = $1', [ins.id]);
+    result.postgres = {
+      write_port: w.port,
+      read_port: rd.port,
+      read_from_standby: rd.recovery,
+      replication_delay_ms: seenAfter,
+    };
+    if (seenAfter === null) {
+      throw new CheckFailed(
+        `row written through DATABASE_URL not visible through DATABASE_READ_URL within 1000 ms` +
+          (lastReadError ? ` (last read error: ${errMsg(lastReadError)})` : ''),
+      );
+    }
+    log(`pg: row visible on the read side after ${seenAfter} ms`);
+
+    // --- Redis
+    log(`redis: connecting (${rc.mode})`);
+    redis = makeRedis(rc, 'app');
+    await waitRedisReady(redis, 10000);
+    const pong = await redis.ping();
+    if (pong !== 'PONG') throw new CheckFailed(`redis PING answered ${pong}`);
+    const run = randomBytes(6).toString('hex');
+    const N = 1000;
+    const BATCH = 100;
+    const key = (i) => `${rc.keyPrefix}contract:${run}:${i}`;
+    const val = (i) => `${run}-${i}`;
+    for (let i = 0; i < N; i += BATCH) {
+      const ops = [];
+      for (let j = i; j < Math.min(N, i + BATCH); j++) ops.push(redis.set(key(j), val(j), 'EX', 600));
+      const rs = await Promise.all(ops);
+      const bad = rs.findIndex((r) => r !== 'OK');
+      if (bad >= 0) throw new CheckFailed(`SET ${key(i + bad)} answered ${rs[bad]}`);
+    }
+    let wrong = [];
+    for (let i = 0; i < N; i += BATCH) {
+      const idx = [];
+      for (let j = i; j < Math.min(N, i + BATCH); j++) idx.push(j);
+      const got = await Promise.all(idx.map((j) => redis.get(key(j))));
+      idx.forEach((j, k) => {
+        if (got[k] !== val(j)) wrong.push(key(j));
+      });
+    }
+    if (wrong.length) throw new CheckFailed(`${wrong.length} keys read back wrong, e.g. ${wrong.slice(0, 5).join(' ')}`);
+    log(`redis: ${N} keys set and read back`);
+
+    // MULTI/EXEC on two keys sharing one hash tag (a cluster refuses cross-slot transactions)
+    const base = hashTag(rc.keyPrefix) ? `${rc.keyPrefix}multi:${run}` : `{${rc.keyPrefix}multi:${run}}`;
+    const ka = `${base}:a`;
+    const kb = `${base}:b`;
+    if (hashTag(ka) !== hashTag(kb)) throw new Error('internal: multi keys do not share a hash tag');
+    const ex = await redis.multi().set(ka, `a-${run}`, 'EX', 600).set(kb, `b-${run}`, 'EX', 600).exec();
+    if (!ex || ex.length !== 2 || ex.some(([e, r]) => e || r !== 'OK')) {
+      throw new CheckFailed(`MULTI/EXEC answered ${JSON.stringify(ex)}`);
+    }
+    const [ga, gb] = await Promise.all([redis.get(ka), redis.get(kb)]);
+    if (ga !== `a-${run}` || gb !== `b-${run}`) throw new CheckFailed(`MULTI keys read back ${ga}, ${gb}`);
+    log(`redis: MULTI/EXEC wrote ${ka} and ${kb}`);
+    result.redis = { mode: rc.mode, keys: N, multi: true };
+    result.ok = true;
+    return result;
+  } catch (e) {
+    result.error = errMsg(e);
+    if (!(e instanceof CheckFailed)) e = new CheckFailed(errMsg(e));
+    e.result = result;
+    throw e;
+  } finally {
+    await closeRedis(redis);
+    await Promise.allSettled([writePool.end(), readPool.end()]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// subcommand: redis-writer / redis-verify
+
+async function cmdRedisWriter(env, flags) {
+  const rc = redisContract(env);
+  const seconds = numFlag(flags, 'seconds', { min: 0.1 });
+  const rate = numFlag(flags, 'rate', { min: 0.1 });
+  const out = strFlag(flags, 'out');
+  const run = randomBytes(4).toString('hex');
+  // A run id in the key: stale keys of an earlier run must not hide a lost write.
+  const keyPrefix = `${rc.keyPrefix}writer:${run}:`;
+  const client = makeRedis(rc, 'writer');
+  const onErr = onceLogger('writer');
+  try {
+    await waitRedisReady(client, 10000);
+    log(`writer: ${rc.mode}, ${rate}/s for ${seconds}s, keys ${keyPrefix}<n>`);
+    const acked = [];
+    let errors = 0;
+    let notReplicated = 0; // sentinel: WAIT said 0 replicas within 1 s
+    let firstErrorAt = null;
+    let lastErrorAt = null;
+    let recoveredAt = null;
+    let lastAckAt = null;
+    let longestGap = 0;
+    let n = 0;
+    const start = Date.now();
+    const end = start + seconds * 1000;
+    const interval = 1000 / rate;
+    let next = start;
+    while (Date.now() < end) {
+      const now = Date.now();
+      if (next > now) await sleep(next - now);
+      next = Math.max(next, Date.now()) + interval; // no catch-up burst after a stall
+      const k = n++;
+      try {
+        const r = await client.set(keyPrefix + k, String(k), 'EX', 3600);
+        if (r !== 'OK') throw new Error(`SET answered ${r}`);
+        let ok = true;
+        if (rc.mode === 'sentinel') {
+          const replicas = await client.wait(1, 1000);
+          ok = replicas >= 1;
+          if (!ok) notReplicated++;
+        }
+        if (ok) {
+          const t = Date.now() - start;
+          if (lastAckAt !== null) longestGap = Math.max(longestGap, t - lastAckAt);
+          lastAckAt = t;
+          acked.push(k);
+          if (lastErrorAt !== null && (recoveredAt === null || recoveredAt < lastErrorAt)) {
+            recoveredAt = t;
+            log(`writer: acknowledged writes again at ${t} ms (key ${k})`);
+          }
+        }
+      } catch (e) {
+        errors++;
+        const t = Date.now() - start;
+        if (firstErrorAt === null) firstErrorAt = t;
+        lastErrorAt = t;
+        onErr(e);
+      }
+    }
+    const doc = {
+      mode: rc.mode,
+      run,
+      key_prefix: keyPrefix,
+      attempted: n,
+      acked,
+      errors,
+      not_replicated: notReplicated,
+      longest_gap_ms: longestGap,
+      first_error_at_ms: firstErrorAt,
+      recovered_at_ms: recoveredAt,
+    };
+    writeFileSync(out, JSON.stringify(doc) + '\n');
+    const { acked: _a, ...summary } = doc;
+    summary.acked = acked.length;
+    summary.out = out;
+    summary.ok = acked.length > 0 && (errors === 0 || recoveredAt !== null);
+    log(
+      `writer: attempted ${n}, acked ${acked.length}, errors ${errors}, not replicated ${notReplicated}, ` +
+        `longest gap ${longestGap} ms, first error ${firstErrorAt} ms, recovered ${recoveredAt} ms`,
+    );
+    if (!summary.ok) {
+      const e = new CheckFailed('writer did not recover (no acknowledged write after the last error)');
+      e.result = summary;
+      throw e;
+    }
+    return summary;
+  } finally {
+    await closeRedis(client);
+  }
+}
+
+async function cmdRedisVerify(env, flags) {
+  const rc = redisContract(env);
+  const inFile = strFlag(flags, 'in');
+  let doc;
+  try {
+    doc = JSON.parse(readFileSync(inFile, 'utf8'));
+  } catch (e) {
+    throw new ContractError(`cannot read writer output ${inFile}: ${e.message}`);
+  }
+  if (!Array.isArray(doc.acked) || typeof doc.key_prefix !== 'string') {
+    throw new ContractError(`${inFile} is not a redis-writer output`);
+  }
+  const client = makeRedis(rc, 'app');
+  try {
+    await waitRedisReady(client, 10000);
+    const missing = [];
+    const BATCH = 200;
+    for (let i = 0; i < doc.acked.length; i += BATCH) {
+      const ns = doc.acked.slice(i, i + BATCH);
+      const got = await Promise.all(ns.map((k) => client.get(doc.key_prefix + k)));
+      ns.forEach((k, j) => {
+        if (got[j] !== String(k)) missing.push(k);
+      });
+    }
+    log(`verify: checked ${doc.acked.length} acknowledged keys, ${missing.length} missing`);
+    const result = { ok: missing.length === 0, checked: doc.acked.length, missing };
+    if (!result.ok) {
+      const e = new CheckFailed(`${missing.length} acknowledged writes missing: ${missing.slice(0, 20).join(', ')}`);
+      e.result = result;
+      throw e;
+    }
+    return result;
+  } finally {
+    await closeRedis(client);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// subcommand: read-probe
+
+async function cmdReadProbe(env, flags) {
+  const pgc = postgresContract(env, { write: false });
+  const seconds = numFlag(flags, 'seconds', { min: 0.1 });
+  const onErr = onceLogger('read-probe');
+  const attempts = [];
+  const start = Date.now();
+  const end = start + seconds * 1000;
+  let next = start;
+  while (Date.now() < end) {
+    const now = Date.now();
+    if (next > now) await sleep(next - now);
+    next += 100;
+    const a = { start_ms: Date.now() - start, ok: false };
+    const client = new Client(pgConfig(pgc, pgc.readUrl, { connectionTimeoutMillis: 2000, query_timeout: 2000 }));
+    client.on('error', () => {}); // reported through the awaited calls below
+    try {
+      await client.connect();
+      const r = await client.query('SELECT 1 AS one');
+      a.ok = r.rows[0]?.one === 1;
+      if (!a.ok) throw new Error('SELECT 1 returned something else');
+    } catch (e) {
+      a.error = errMsg(e);
+      onErr(e);
+    } finally {
+      await closePgClient(client);
+    }
+    a.end_ms = Date.now() - start;
+    attempts.push(a);
+  }
+  // A failure window runs from the start of the first failed attempt to the start of the
+  // next successful one (or to the end of the last failed attempt if none followed).
+  const windows = [];
+  let open = null;
+  for (const a of attempts) {
+    if (!a.ok && open === null) open = a.start_ms;
+    if (a.ok && open !== null) {
+      windows.push([open, a.start_ms]);
+      open = null;
+    }
+  }
+  if (open !== null) windows.push([open, attempts[attempts.length - 1].end_ms]);
+  const failures = attempts.filter((a) => !a.ok).length;
+  const longest = windows.reduce((m, [s, e]) => Math.max(m, e - s), 0);
+  log(`read-probe: ${attempts.length} attempts, ${failures} failed, longest failure window ${longest} ms`);
+  return {
+    attempts: attempts.length,
+    failures,
+    longest_failure_window_ms: longest,
+    windows,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// subcommand: bullmq
+
+async function cmdBullmq(env, flags) {
+  const rc = redisContract(env, { bullmq: true });
+  const jobs = numFlag(flags, 'jobs', { min: 1, int: true, dflt: 1000 });
+  const timeoutS = numFlag(flags, 'timeout', { min: 1, dflt: 60 });
+  const queueName = 'push-contract';
+  const token = randomBytes(6).toString('hex');
+  // Own connections, as a NestJS BullModule.forRootAsync({ connection }) would pass.
+  // BullMQ never closes a connection it was handed: we do.
+  const queueConn = makeRedis(rc, 'bullmq');
+  const workerConn = makeRedis(rc, 'bullmq');
+  let queue;
+  let worker;
+  const results = new Map();
+  let failed = 0;
+  const onErr = onceLogger('bullmq');
+  try {
+    queue = new Queue(queueName, { connection: queueConn, prefix: rc.bullPrefix });
+    queue.on('error', onErr);
+    await withTimeout(queue.waitUntilReady(), 15000, 'bullmq queue ready');
+    await withTimeout(queue.obliterate({ force: true }), 30000, 'obliterate old queue'); // leftovers of earlier runs
+    let resolveDone;
+    const done = new Promise((r) => (resolveDone = r));
+    worker = new Worker(
+      queueName,
+      async (job) => ({ i: job.data.i, square: job.data.i * job.data.i, token: job.data.token }),
+      { connection: workerConn, prefix: rc.bullPrefix, concurrency: 50, autorun: false },
+    );
+    worker.on('error', onErr);
+    worker.on('completed', (job, rv) => {
+      results.set(job.data.i, rv);
+      if (results.size + failed >= jobs) resolveDone();
+    });
+    worker.on('failed', (job, e) => {
+      failed++;
+      onErr(e);
+      if (results.size + failed >= jobs) resolveDone();
+    });
+    worker.run().catch(onErr);
+    await withTimeout(worker.waitUntilReady(), 15000, 'bullmq worker ready');
+    log(`bullmq: queue ${rc.bullPrefix}:${queueName}, adding ${jobs} jobs`);
+    const started = Date.now();
+    const BULK = 500;
+    for (let i = 0; i < jobs; i += BULK) {
+      const bulk = [];
+      for (let j = i; j < Math.min(jobs, i + BULK); j++) {
+        bulk.push({ name: 'push', data: { i: j, token }, opts: { jobId: `${token}-${j}` } });
+      }
+      await queue.addBulk(bulk);
+    }
+    try {
+      await withTimeout(done, timeoutS * 1000, 'waiting for jobs');
+    } catch (e) {
+      throw new CheckFailed(`${errMsg(e)}: ${results.size} completed, ${failed} failed of ${jobs}`);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    log(`bullmq: ${results.size} completed, ${failed} failed in ${seconds.toFixed(2)} s`);
+    // every return value, as the worker reported it and as stored in Redis
+    const wrong = [];
+    for (let j = 0; j < jobs; j++) {
+      const rv = results.get(j);
+      if (!rv || rv.i !== j || rv.square !== j * j || rv.token !== token) wrong.push(j);
+    }
+    const stored = await queue.getJobs(['completed'], 0, -1);
+    let storedOk = 0;
+    for (const job of stored) {
+      const rv = job.returnvalue;
+      if (job.data?.token === token && rv && rv.i === job.data.i && rv.square === rv.i * rv.i) storedOk++;
+    }
+    const result = { ok: false, jobs, completed: results.size, seconds: Number(seconds.toFixed(3)) };
+    if (failed || wrong.length || storedOk !== jobs) {
+      result.failed = failed;
+      result.wrong_return_values = wrong.slice(0, 20);
+      result.stored_return_values_ok = storedOk;
+      const e = new CheckFailed(
+        `bullmq: ${failed} failed, ${wrong.length} wrong return values, ${storedOk}/${jobs} stored return values ok`,
+      );
+      e.result = result;
+      throw e;
+    }
+    result.ok = true;
+    return result;
+  } finally {
+    if (worker) await withTimeout(worker.close(), 10000, 'worker close').catch(onErr);
+    if (queue) {
+      await withTimeout(queue.obliterate({ force: true }), 30000, 'obliterate').catch(onErr);
+      await withTimeout(queue.close(), 10000, 'queue close').catch(onErr);
+    }
+    await closeRedis(workerConn);
+    await closeRedis(queueConn);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// command line
+
+const USAGE = `usage:
+  node app.mjs contract ENVFILE
+  node app.mjs redis-writer ENVFILE --seconds S --rate R --out FILE
+  node app.mjs redis-verify ENVFILE --in FILE
+  node app.mjs read-probe ENVFILE --seconds S
+  node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]`;
+
+const COMMANDS = {
+  contract: { fn: cmdContract, flags: [], deadline: () => 90 },
+  'redis-writer': { fn: cmdRedisWriter, flags: ['seconds', 'rate', 'out'], deadline: (f) => Number(f.seconds) + 60 },
+  'redis-verify': { fn: cmdRedisVerify, flags: ['in'], deadline: () => 90 },
+  'read-probe': { fn: cmdReadProbe, flags: ['seconds'], deadline: (f) => Number(f.seconds) + 30 },
+  bullmq: { fn: cmdBullmq, flags: ['jobs', 'timeout'], deadline: (f) => Number(f.timeout || 60) + 90 },
+};
+
+function numFlag(flags, name, { min, int = false, dflt } = {}) {
+  if (flags[name] === undefined) {
+    if (dflt !== undefined) return dflt;
+    throw new ContractError(`--${name} is required\n${USAGE}`);
+  }
+  const v = Number(flags[name]);
+  if (!Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
+    throw new ContractError(`--${name} must be ${int ? 'an integer' : 'a number'} >= ${min}`);
+  }
+  return v;
+}
+
+function strFlag(flags, name) {
+  if (!flags[name]) throw new ContractError(`--${name} is required\n${USAGE}`);
+  return flags[name];
+}
+
+function parseArgs(argv) {
+  const [sub, envFile, ...rest] = argv;
+  const cmd = COMMANDS[sub];
+  if (!cmd || !envFile || envFile.startsWith('--')) throw new ContractError(USAGE);
+  const flags = {};
+  for (let i = 0; i < rest.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(rest[i]);
+    if (!m || !cmd.flags.includes(m[1])) throw new ContractError(`unknown argument ${rest[i]}\n${USAGE}`);
+    let v = m[2];
+    if (v === undefined) {
+      v = rest[++i];
+      if (v === undefined) throw new ContractError(`--${m[1]} needs a value`);
+    }
+    flags[m[1]] = v;
+  }
+  return { sub, cmd, envFile, flags };
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    log(errMsg(e));
+    emit({ ok: false, usage_error: errMsg(e) });
+    process.exitCode = 2;
+    return;
+  }
+  const { sub, cmd, envFile, flags } = parsed;
+  const deadlineS = cmd.deadline(flags);
+  // Hard bound on the whole run; unref'd, so it never keeps a finished process alive,
+  // but it does fire if a leaked handle keeps the process running past the deadline.
+  setTimeout(() => {
+    log(`${sub}: deadline of ${deadlineS} s passed; active handles: ${process._getActiveHandles().map((h) => h.constructor?.name).join(', ')}`);
+    emit({ ok: false, error: `deadline of ${deadlineS} s passed` });
+    process.exit(1);
+  }, (Number.isFinite(deadlineS) ? deadlineS : 120) * 1000).unref();
+  scrubPgEnvironment();
+  try {
+    const env = loadEnvFile(envFile);
+    const result = await cmd.fn(env, flags);
+    emit(result);
+    process.exitCode = 0;
+  } catch (e) {
+    if (e instanceof ContractError) {
+      log(`contract error: ${e.message}`);
+      emit({ ok: false, contract_error: e.message });
+      process.exitCode = 2;
+    } else {
+      log(`FAILED: ${errMsg(e)}`);
+      emit(e.result ? { ...e.result, ok: false, error: errMsg(e) } : { ok: false, error: errMsg(e) });
+      process.exitCode = 1;
+    }
+  }
+  // Everything is closed by now; the process must exit on its own. If it does not within
+  // 5 s, say which handles leaked and fail.
+  setTimeout(() => {
+    log(`process did not exit by itself; active handles: ${process._getActiveHandles().map((h) => h.constructor?.name).join(', ')}`);
+    process.exit(1);
+  }, 5000).unref();
+}
+
+main();

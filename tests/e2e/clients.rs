@@ -1,0 +1,155 @@
+//! The app's side, with the drivers a NestJS backend uses: the Node.js
+//! program in tests/clients (pg, ioredis, bullmq from npm, pinned in its
+//! package-lock.json) reads only the app.env `up --native` wrote, and
+//! proves the contract: writes, reads from a standby, Redis in the phase's
+//! mode, a BullMQ round trip, and what the client sees when a node fails.
+
+use crate::harness::Phase;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn app() -> PathBuf {
+    let dir = testkit::repo().join("tests/clients");
+    assert!(
+        dir.join("node_modules/pg").is_dir(),
+        "tests/clients has no node_modules: scripts/test runs `npm ci` there"
+    );
+    dir.join("app.mjs")
+}
+
+fn node(args: &[&str]) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(app())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs a subcommand to the end (bounded) and returns its JSON document.
+fn run(args: &[&str], limit: Duration) -> serde_json::Value {
+    let child = node(args).spawn().expect("node starts");
+    finish(child, args, limit)
+}
+
+fn finish(mut child: Child, args: &[&str], limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("node {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "node {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn env_file(phase: &Phase) -> String {
+    let path = phase.state.join("app.env");
+    let mode = std::fs::metadata(&path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077,
+        0,
+        "app.env is readable by others"
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// pg writes through DATABASE_URL, reads through DATABASE_READ_URL from a
+/// standby where the phase has one and sees the write within a second;
+/// ioredis in the phase's mode sets and reads 1,000 keys and runs a MULTI;
+/// BullMQ completes 1,000 jobs.
+pub fn contract(phase: &Phase, mode: &str, standby: bool) {
+    let env = env_file(phase);
+    let doc = run(&["contract", &env], Duration::from_secs(90));
+    assert_eq!(doc["ok"], true, "{doc}");
+    let pg = &doc["postgres"];
+    assert_eq!(pg["read_from_standby"], standby, "{doc}");
+    assert!(pg["replication_delay_ms"].as_u64().unwrap() < 1000, "{doc}");
+    assert_eq!(doc["redis"]["mode"], mode, "{doc}");
+    assert_eq!(doc["redis"]["keys"], 1000);
+    assert_eq!(doc["redis"]["multi"], true);
+    let jobs = run(&["bullmq", &env, "--jobs", "1000"], Duration::from_secs(90));
+    assert_eq!(jobs["completed"], 1000, "{jobs}");
+    eprintln!(
+        "{}: contract {doc}; BullMQ 1,000 jobs in {} s",
+        phase.name, jobs["seconds"]
+    );
+}
+
+/// A writer through ioredis (WAIT 1 in Sentinel mode, the owning master in
+/// a cluster) while `kill` takes a master down: the client follows by
+/// itself, and every acknowledged key is readable afterwards. Returns the
+/// longest gap between acknowledged writes, in ms.
+pub fn redis_failover(phase: &Phase, kill: impl FnOnce()) -> u64 {
+    let env = env_file(phase);
+    let out = phase.state.join("writer.json");
+    let out_arg = out.to_string_lossy().into_owned();
+    let args = [
+        "redis-writer",
+        env.as_str(),
+        "--seconds",
+        "20",
+        "--rate",
+        "50",
+        "--out",
+        out_arg.as_str(),
+    ];
+    let writer = node(&args).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    kill();
+    finish(writer, &args, Duration::from_secs(60));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let acked = written["acked"].as_array().unwrap().len();
+    assert!(acked > 300, "only {acked} writes acknowledged: {written}");
+    let verify = run(
+        &["redis-verify", &env, "--in", &out_arg],
+        Duration::from_secs(60),
+    );
+    assert_eq!(verify["ok"], true, "acknowledged keys lost: {verify}");
+    assert_eq!(verify["checked"].as_u64().unwrap() as usize, acked);
+    let gap = written["longest_gap_ms"].as_u64().unwrap();
+    eprintln!(
+        "{}: {acked} acknowledged writes, 0 lost; the client's longest gap {gap} ms",
+        phase.name
+    );
+    gap
+}
+
+/// Reads through DATABASE_READ_URL every 100 ms while `stop` takes a
+/// replica down: they fail for a bounded window, then succeed again.
+/// Returns the longest failure window, in ms.
+pub fn read_probe(phase: &Phase, stop: impl FnOnce()) -> u64 {
+    let env = env_file(phase);
+    let args = ["read-probe", env.as_str(), "--seconds", "12"];
+    let probe = node(&args).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    stop();
+    let doc = finish(probe, &args, Duration::from_secs(60));
+    let window = doc["longest_failure_window_ms"].as_u64().unwrap();
+    let attempts = doc["attempts"].as_u64().unwrap();
+    let failures = doc["failures"].as_u64().unwrap();
+    assert!(attempts > 50, "{doc}");
+    eprintln!(
+        "{}: reads with a replica down: {failures} of {attempts} failed, longest window {window} ms",
+        phase.name
+    );
+    // The last attempts succeed again: reads recovered.
+    let windows = doc["windows"].as_array().unwrap();
+    if let Some(last) = windows.last() {
+        let end = last[1].as_u64().unwrap();
+        assert!(end < 11_000, "reads had not recovered by the end: {doc}");
+    }
+    window
+}
