@@ -381,13 +381,18 @@ pub fn cluster_failover(phase: &Phase, shards: usize, node_timeout_ms: u64) {
         "the replica to take over and the cluster to be ok",
         limit,
         || {
+            // Every survivor, not just one: `redis-cli -c` follows a
+            // redirect to whichever node owns the slot, and a node that has
+            // not yet heard of the promotion still answers CLUSTERDOWN.
             redis(replica_port, redis_pw(), &["ROLE"], None).starts_with("master")
-                && info_field(
-                    &redis(survivor, redis_pw(), &["CLUSTER", "INFO"], None),
-                    "cluster_state",
-                )
-                .as_deref()
-                    == Some("ok")
+                && nodes.iter().filter(|n| n.name != victim.name).all(|n| {
+                    info_field(
+                        &redis(n.port, redis_pw(), &["CLUSTER", "INFO"], None),
+                        "cluster_state",
+                    )
+                    .as_deref()
+                        == Some("ok")
+                })
         },
     );
     eprintln!(
