@@ -3,9 +3,28 @@
 //! instead of panicking on a broken pipe.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when stdout carries one document (`--format json` of a command that
+/// also reports progress): the progress lines go to stderr instead.
+static PROGRESS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+pub fn progress_to_stderr() {
+    PROGRESS_TO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// Writes a progress line (what `say!` prints): stdout, unless stdout is
+/// kept for a document.
+pub fn write(text: &str) {
+    if PROGRESS_TO_STDERR.load(Ordering::Relaxed) {
+        eprint!("{text}");
+        return;
+    }
+    data(text);
+}
 
 /// Writes `text` to stdout; exits quietly when the reader has gone.
-pub fn write(text: &str) {
+pub fn data(text: &str) {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => {}

@@ -9,6 +9,7 @@ mod diff;
 mod down;
 mod inspect;
 mod list;
+mod migrate;
 mod schema;
 mod session;
 mod status;
@@ -50,6 +51,9 @@ pub enum Command {
     List(list::Args),
     /// Start a phase: as local processes with --native, else through Docker Compose.
     Up(up::Args),
+    /// Move the deployment `up --native` runs to another phase while it
+    /// serves, step by step, each step checked.
+    Migrate(migrate::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),
     /// Say which recorded processes are up.
@@ -85,6 +89,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Schema(a) => schema::run(a),
         Command::List(a) => list::run(f, a),
         Command::Up(a) => up::run(f, a),
+        Command::Migrate(a) => migrate::run(f, a),
         Command::Down(a) => down::run(a),
         Command::Status(a) => status::run(a),
         Command::Inspect(a) => inspect::run(f, a),

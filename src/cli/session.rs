@@ -128,10 +128,10 @@ pub(super) fn load(format: Format, req: &Request) -> anyhow::Result<Result<Loade
 /// with a count line.
 pub(super) fn print(format: Format, report: &DiagnosticsDoc, strict: bool) {
     if format == Format::Json {
-        crate::say!(
-            "{}",
+        crate::output::data(&format!(
+            "{}\n",
             serde_json::to_string_pretty(report).unwrap_or_default()
-        );
+        ));
         return;
     }
     let mut stderr = std::io::stderr().lock();
@@ -162,6 +162,6 @@ pub(super) fn print_one(format: Format, d: Diagnostic) {
 
 /// Prints one JSON document.
 pub(super) fn print_json<T: Serialize>(doc: &T) -> anyhow::Result<()> {
-    crate::say!("{}", serde_json::to_string_pretty(doc)?);
+    crate::output::data(&format!("{}\n", serde_json::to_string_pretty(doc)?));
     Ok(())
 }

@@ -149,6 +149,12 @@ pub fn text(comparisons: &[Comparison], stat: bool, color: bool) -> String {
                 };
                 let _ = writeln!(out, "  {}. [{}]{flag} {}", i + 1, s.risk.label(), s.title);
                 let _ = writeln!(out, "     {}", s.why);
+                if let Some(reason) = &s.not_native {
+                    let _ = writeln!(out, "     not run by `scaleplan migrate`: {reason}");
+                }
+                for cmd in &s.compose {
+                    let _ = writeln!(out, "     compose: {cmd}");
+                }
             }
         }
         let _ = writeln!(out, "\nfiles:");
@@ -195,6 +201,31 @@ fn md_escape(s: &str) -> String {
 }
 
 fn plan_markdown(plan: &Plan, out: &mut String) {
+    plan_table(plan, out);
+    let with_commands: Vec<(usize, &super::steps::Step)> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.compose.is_empty())
+        .collect();
+    if !with_commands.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Compose commands, step by step</summary>\n"
+        );
+        for (i, s) in with_commands {
+            let _ = writeln!(out, "{}. {}\n", i + 1, md_escape(&s.title));
+            let _ = writeln!(out, "   ```sh");
+            for cmd in &s.compose {
+                let _ = writeln!(out, "   {cmd}");
+            }
+            let _ = writeln!(out, "   ```\n");
+        }
+        let _ = writeln!(out, "</details>");
+    }
+}
+
+fn plan_table(plan: &Plan, out: &mut String) {
     let _ = writeln!(out, "| # | step | risk | why |\n|---|---|---|---|");
     for (i, s) in plan.steps.iter().enumerate() {
         let flag = if s.capacity_loss {
@@ -365,6 +396,9 @@ struct NoteStep<'a> {
     risk: &'static str,
     capacity_loss: bool,
     why: &'a str,
+    /// Why `scaleplan migrate` does not carry it out, when it does not.
+    not_native: Option<&'a str>,
+    compose: &'a [String],
 }
 
 impl<'a> NoteCtx<'a> {
@@ -398,6 +432,8 @@ impl<'a> NoteCtx<'a> {
                         risk: s.risk.label(),
                         capacity_loss: s.capacity_loss,
                         why: &s.why,
+                        not_native: s.not_native.as_deref(),
+                        compose: &s.compose,
                     })
                     .collect(),
             }),

@@ -1,10 +1,13 @@
 //! Moving a running phase to the next: the ordered steps, each with its
-//! risk and the reason. Node names come from the two plans: a step names
-//! the nodes one phase has and the other lacks.
+//! risk, the reason, what it does (an `Action` the native target executes
+//! and Compose names as commands), and where it cannot run. Node names
+//! come from the two plans: a step names the nodes one phase has and the
+//! other lacks. `diff`, out/transitions and `migrate` all read this one list.
 
 use crate::plan::PlannedPhase;
 use crate::plan::capacity::Resource;
-use crate::plan::topology::{RedisLayout, Topology};
+use crate::plan::identity::SUPERUSER;
+use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
 use crate::render::format::thousands;
 use crate::spec::params::{self, Apply};
 use crate::spec::types::{ParamValue, PoolMode, RedisMode, RegionRole};
@@ -36,6 +39,109 @@ impl Risk {
     }
 }
 
+/// What a step does, precisely enough to be carried out: `migrate` runs it
+/// on the local target, and Compose gets it as commands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Nothing,
+    /// New standbys cloned from the running primary, each with its slot,
+    /// caught up before any read reaches them.
+    AddPostgresReplicas {
+        nodes: Vec<String>,
+    },
+    /// Settings that apply on reload, on every PostgreSQL node.
+    ReloadPostgres,
+    /// Settings that apply at start: the replicas one at a time, then
+    /// the primary (or the primary first, when no standby needs it later).
+    RestartPostgres {
+        replicas_first: bool,
+    },
+    /// New PgBouncer instances, which the proxy then balances over.
+    StartPgbouncers {
+        nodes: Vec<String>,
+    },
+    /// The running PgBouncers take the new pools: RELOAD where every
+    /// changed setting allows it, else a restart one at a time.
+    RollPgbouncers {
+        restart: bool,
+    },
+    /// PgBouncer's read pools and the proxy follow the new replicas.
+    RouteReads,
+    /// Standbys that reads no longer reach, stopped, their slots dropped.
+    RemovePostgresReplicas {
+        nodes: Vec<String>,
+    },
+    /// PgBouncers taken out of the proxy's rotation, then stopped.
+    StopPgbouncers {
+        nodes: Vec<String>,
+    },
+    /// The standalone node becomes the monitored master without a
+    /// restart: its replicas attach and sync, then it takes the Sentinel
+    /// phase's settings at run time.
+    StartRedisReplicas {
+        nodes: Vec<String>,
+    },
+    StopRedisReplicas {
+        nodes: Vec<String>,
+    },
+    StartSentinels {
+        nodes: Vec<String>,
+    },
+    StopSentinels {
+        nodes: Vec<String>,
+    },
+    /// SENTINEL SET on every sentinel.
+    SentinelSettings,
+    /// CONFIG SET on every data node.
+    RedisSettings,
+    /// The cluster started empty beside the running Redis.
+    BuildCluster {
+        nodes: Vec<String>,
+    },
+    /// Every key copied with its TTL into the master of its slot and
+    /// checked; the source is only read.
+    CopyIntoCluster,
+    /// Shards or replicas joined to a running cluster, slots rebalanced.
+    GrowCluster {
+        nodes: Vec<String>,
+    },
+    /// The app moves to the new Redis client (the contract changes).
+    SwitchRedisClients {
+        mode: String,
+    },
+    /// Writes to the old Redis stop, the last keys are copied and checked,
+    /// and the app moves to the cluster.
+    CutOverToCluster,
+    /// The old Redis nodes and sentinels stop; their data stays.
+    RetireRedis {
+        nodes: Vec<String>,
+    },
+    /// A change of the app's code or settings (session-state, pooling).
+    ClientCode,
+    /// What happens outside the local target (the cloud, the app, an
+    /// image build): `migrate` says so and goes on.
+    Elsewhere {
+        reason: String,
+    },
+    /// A change of the local target that `migrate` does not carry out:
+    /// it refuses the migration before the first step.
+    Manual {
+        reason: String,
+    },
+}
+
+impl Action {
+    /// Why the native target cannot run this step, when it cannot.
+    pub fn not_native(&self) -> Option<&str> {
+        match self {
+            Action::Elsewhere { reason } | Action::Manual { reason } => Some(reason),
+            Action::ClientCode => Some("a change of the app's code"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
     pub title: String,
@@ -43,6 +149,13 @@ pub struct Step {
     pub why: String,
     /// The step removes capacity the earlier phase had.
     pub capacity_loss: bool,
+    pub action: Action,
+    /// The commands that carry it out on Compose, from the directory of the
+    /// new phase's docker-compose.yml.
+    pub compose: Vec<String>,
+    /// Why `migrate` cannot carry it out on the local target, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_native: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,30 +197,44 @@ impl Plan {
     }
 }
 
-fn step(title: impl Into<String>, risk: Risk, why: impl Into<String>) -> Step {
+fn step(title: impl Into<String>, risk: Risk, why: impl Into<String>, action: Action) -> Step {
     Step {
         title: title.into(),
         risk,
         why: why.into(),
         capacity_loss: false,
+        not_native: action.not_native().map(str::to_owned),
+        compose: Vec::new(),
+        action,
     }
 }
 
-fn loss(title: impl Into<String>, risk: Risk, why: impl Into<String>) -> Step {
+fn loss(title: impl Into<String>, risk: Risk, why: impl Into<String>, action: Action) -> Step {
     Step {
         capacity_loss: true,
-        ..step(title, risk, why)
+        ..step(title, risk, why, action)
     }
 }
 
-/// The names in `these` that `those` lacks, as a list for a step title.
-fn only_in(these: &[&str], those: &[&str]) -> String {
-    let names: Vec<&str> = these
+fn elsewhere(reason: &str) -> Action {
+    Action::Elsewhere {
+        reason: reason.to_owned(),
+    }
+}
+
+fn manual(reason: &str) -> Action {
+    Action::Manual {
+        reason: reason.to_owned(),
+    }
+}
+
+/// The names in `these` that `those` lacks.
+fn only_in(these: &[&str], those: &[&str]) -> Vec<String> {
+    these
         .iter()
         .filter(|n| !those.contains(n))
-        .copied()
-        .collect();
-    names.join(", ")
+        .map(|n| (*n).to_owned())
+        .collect()
 }
 
 fn postgres_replicas(t: &Topology) -> Vec<&str> {
@@ -132,6 +259,195 @@ fn redis_replicas(t: &Topology) -> Vec<&str> {
         RedisLayout::Sentinel { nodes, .. } => nodes[1..].iter().map(|n| n.name.as_str()).collect(),
         _ => Vec::new(),
     }
+}
+
+fn sentinels(t: &Topology) -> Vec<&str> {
+    match &t.redis {
+        RedisLayout::Sentinel { sentinels, .. } => {
+            sentinels.iter().map(|n| n.name.as_str()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn data_nodes(t: &Topology) -> Vec<&str> {
+    t.redis
+        .data_nodes()
+        .into_iter()
+        .map(|n| n.name.as_str())
+        .collect()
+}
+
+/// The Compose commands of an action, run beside the new phase's
+/// docker-compose.yml (both phases share the Compose project name, so the
+/// running containers are the ones these commands address).
+fn compose_commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> {
+    let list = |nodes: &[String]| nodes.join(" ");
+    let up = |nodes: &[String]| format!("docker compose up -d --no-deps {}", list(nodes));
+    let recreate = |n: &str| format!("docker compose up -d --no-deps --force-recreate {n}");
+    let reload_proxy = format!("docker compose kill -s USR2 {}", to.proxy.name);
+    let psql = |node: &str, sql: &str| {
+        format!("docker compose exec {node} psql -U {SUPERUSER} -c \"{sql}\"")
+    };
+    let pg = &to.postgres;
+    let replicas = postgres_replicas(to);
+    let bouncers = pgbouncers(to);
+    let redis_cli = |node: &RedisNode, args: &str| {
+        format!(
+            "docker compose exec {} redis-cli -p {} {args}",
+            node.name, node.endpoint.port
+        )
+    };
+    match action {
+        Action::Nothing | Action::ClientCode | Action::Elsewhere { .. } | Action::Manual { .. } => {
+            Vec::new()
+        }
+        Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
+            vec![up(nodes)]
+        }
+        Action::StartRedisReplicas { nodes } => {
+            // The running node takes the replicated phase's settings from
+            // its new file without a restart (CONFIG SET, as `migrate` does).
+            let mut out = vec![up(nodes)];
+            if let (
+                Some(master),
+                RedisLayout::Sentinel {
+                    min_replicas_to_write: Some(n),
+                    ..
+                },
+            ) = (first_data_node(to), &to.redis)
+            {
+                out.push(redis_cli(
+                    master,
+                    &format!("CONFIG SET min-replicas-to-write {n}"),
+                ));
+            }
+            out
+        }
+        Action::StartPgbouncers { nodes } => vec![up(nodes), reload_proxy],
+        Action::ReloadPostgres => std::iter::once(pg.primary.name.as_str())
+            .chain(replicas.iter().copied())
+            .map(|n| psql(n, "SELECT pg_reload_conf()"))
+            .collect(),
+        Action::RestartPostgres { replicas_first } => {
+            let mut order: Vec<&str> = replicas.clone();
+            if *replicas_first {
+                order.push(&pg.primary.name);
+            } else {
+                order.insert(0, &pg.primary.name);
+            }
+            order.into_iter().map(recreate).collect()
+        }
+        Action::RollPgbouncers { restart: false } | Action::RouteReads => bouncers
+            .iter()
+            .map(|n| format!("docker compose kill -s HUP {n}"))
+            .chain(std::iter::once(reload_proxy))
+            .collect(),
+        Action::RollPgbouncers { restart: true } => bouncers
+            .iter()
+            .map(|n| recreate(n))
+            .chain(std::iter::once(reload_proxy))
+            .collect(),
+        Action::RemovePostgresReplicas { nodes } => {
+            let mut out = vec![reload_proxy, format!("docker compose stop {}", list(nodes))];
+            // A slot left behind keeps WAL on the primary for no one.
+            let slots = from
+                .postgres
+                .replicas
+                .iter()
+                .filter(|r| nodes.contains(&r.name))
+                .filter_map(|r| r.slot.as_deref());
+            out.extend(slots.map(|slot| {
+                psql(
+                    &pg.primary.name,
+                    &format!("SELECT pg_drop_replication_slot('{slot}')"),
+                )
+            }));
+            out.push("docker compose up -d --remove-orphans".to_owned());
+            out
+        }
+        Action::StopPgbouncers { nodes } => vec![
+            reload_proxy,
+            // SIGINT: PgBouncer's safe shutdown, after the last transaction.
+            format!("docker compose kill -s INT {}", list(nodes)),
+            "docker compose up -d --remove-orphans".to_owned(),
+        ],
+        Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
+            let mut out = vec![format!("docker compose stop {}", list(nodes))];
+            if let RedisLayout::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } = &to.redis
+            {
+                out.extend(
+                    sentinels
+                        .iter()
+                        .map(|s| redis_cli(s, &format!("SENTINEL RESET {master_name}"))),
+                );
+            }
+            out.push("docker compose up -d --remove-orphans".to_owned());
+            out
+        }
+        Action::RetireRedis { .. } => vec!["docker compose up -d --remove-orphans".to_owned()],
+        Action::SentinelSettings => sentinels(to).iter().map(|n| recreate(n)).collect(),
+        Action::RedisSettings => data_nodes(to).iter().map(|n| recreate(n)).collect(),
+        Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => vec![
+            up(nodes),
+            format!("docker compose up --no-deps {}", topology::CLUSTER_CREATE),
+        ],
+        Action::CopyIntoCluster | Action::CutOverToCluster => {
+            let (Some(seed), Some(old)) = (first_data_node(to), first_data_node(from)) else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            // The source is whichever node the sentinels name now.
+            let source = match &from.redis {
+                RedisLayout::Sentinel {
+                    sentinels,
+                    master_name,
+                    ..
+                } => {
+                    if let Some(s) = sentinels.first() {
+                        out.push(redis_cli(
+                            s,
+                            &format!("SENTINEL get-master-addr-by-name {master_name}"),
+                        ));
+                    }
+                    format!("<that master, e.g. {}:{}>", old.name, old.endpoint.port)
+                }
+                _ => format!("{}:{}", old.name, old.endpoint.port),
+            };
+            if matches!(action, Action::CutOverToCluster) {
+                out.push(redis_cli(old, "CLIENT PAUSE 30000 WRITE"));
+            }
+            // --cluster-copy keeps the source's keys; without it redis-cli
+            // deletes each one from the live source as it moves it.
+            out.push(format!(
+                "docker compose exec {} sh -c 'redis-cli --cluster import {}:{} --cluster-from {source} --cluster-from-pass \"$REDISCLI_AUTH\" --cluster-copy --cluster-replace'",
+                seed.name, seed.name, seed.endpoint.port
+            ));
+            if matches!(action, Action::CutOverToCluster) {
+                out.push(format!(
+                    "docker compose up -d --no-deps {}",
+                    app_services(to).join(" ")
+                ));
+            }
+            out
+        }
+        Action::SwitchRedisClients { .. } => vec![format!(
+            "docker compose up -d --no-deps {}",
+            app_services(to).join(" ")
+        )],
+    }
+}
+
+fn first_data_node(t: &Topology) -> Option<&RedisNode> {
+    t.redis.data_nodes().into_iter().next()
+}
+
+fn app_services(t: &Topology) -> Vec<String> {
+    t.workloads().into_iter().map(|w| w.name).collect()
 }
 
 /// Steps by the stage of a rollout they belong to; a plan lists the stages
@@ -170,7 +486,11 @@ pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
             "Nothing to do",
             Risk::NoOp,
             "the two phases render the same topology and settings",
+            Action::Nothing,
         ));
+    }
+    for s in &mut steps {
+        s.compose = compose_commands(&s.action, &from.compose, &to.compose);
     }
     let (before, after) = (&from.capacity, &to.capacity);
     Plan {
@@ -210,13 +530,16 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Upgrade PostgreSQL {} -> {}", a.version, b.version),
             Risk::DataMigration,
             "a major version changes the on-disk format: pg_upgrade the primary (or replicate logically into a new cluster) and rebuild the replicas from it",
+            elsewhere("a major upgrade needs pg_upgrade and both versions' binaries"),
         ));
     }
-    if b.read_replicas > a.read_replicas {
+    let added = only_in(&postgres_replicas(tb), &postgres_replicas(ta));
+    if !added.is_empty() {
         s.add.push(step(
-            format!("Add read replicas {}", only_in(&postgres_replicas(tb), &postgres_replicas(ta))),
+            format!("Add read replicas {}", added.join(", ")),
             Risk::Online,
             "clone each from the primary with pg_basebackup (with its replication slot) and wait until it streams and has caught up, before any read is routed to it",
+            Action::AddPostgresReplicas { nodes: added },
         ));
     }
     let (sa, sb) = (&ta.postgres.settings, &tb.postgres.settings);
@@ -264,6 +587,7 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Reload PostgreSQL settings: {}", reload.join(", ")),
             Risk::Online,
             "these settings apply on reload (pg_ctl reload or SELECT pg_reload_conf()) without dropping connections",
+            Action::ReloadPostgres,
         ));
     }
     if !restart.is_empty() {
@@ -276,6 +600,9 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Restart PostgreSQL for {}", restart.join(", ")),
             Risk::BriefWriteUnavailability,
             format!("these settings apply only at server start; {order}; writes pause while the primary restarts (or fail over to a replica first)"),
+            Action::RestartPostgres {
+                replicas_first: grows_standby_floor,
+            },
         ));
     }
     if b.read_replicas != a.read_replicas {
@@ -286,15 +613,18 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
         };
         s.routing.push(step(
             format!("Route reads through PgBouncer's read database to {targets}"),
-            Risk::RollingRestart,
-            "update each PgBouncer's read database entry and restart the instances one at a time, only after the new replicas stream (and before the removed ones stop)",
+            Risk::Online,
+            "reload each PgBouncer's read database entry and the proxy's replicas, only after the new replicas stream (and before the removed ones stop)",
+            Action::RouteReads,
         ));
     }
-    if b.read_replicas < a.read_replicas {
+    let removed = only_in(&postgres_replicas(ta), &postgres_replicas(tb));
+    if !removed.is_empty() {
         s.remove.push(loss(
-            format!("Remove read replicas {}", only_in(&postgres_replicas(ta), &postgres_replicas(tb))),
+            format!("Remove read replicas {}", removed.join(", ")),
             Risk::Online,
             "after reads no longer go to them: stop them and drop their replication slots on the primary, or it keeps WAL for them",
+            Action::RemovePostgresReplicas { nodes: removed },
         ));
     }
     // Node size: cpu, memory, storage (max_connections is a setting above).
@@ -310,11 +640,13 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             }
         }
     }
+    let sizes = "machine sizes: on one machine the memory-derived settings change with them, in the steps above";
     if !grow.is_empty() {
         s.add.push(step(
             format!("Resize the PostgreSQL nodes: {}", grow.join(", ")),
             Risk::BriefWriteUnavailability,
             "resize the replicas first, then the primary (or fail over to a resized replica); the memory-derived settings change with it",
+            elsewhere(sizes),
         ));
     }
     if !shrink.is_empty() {
@@ -322,6 +654,7 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Shrink the PostgreSQL nodes: {}", shrink.join(", ")),
             Risk::BriefWriteUnavailability,
             "a smaller primary carries less; storage usually cannot shrink in place and needs a new volume",
+            elsewhere(sizes),
         ));
     }
 }
@@ -329,11 +662,15 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
 fn pgbouncer_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
     let (a, b) = (&from.spec().pgbouncer, &to.spec().pgbouncer);
     let (ta, tb) = (&from.compose, &to.compose);
-    if b.instances > a.instances {
-        s.add.push(step(
-            format!("Start PgBouncer instances {}", only_in(&pgbouncers(tb), &pgbouncers(ta))),
+    let added = only_in(&pgbouncers(tb), &pgbouncers(ta));
+    if !added.is_empty() {
+        // After PostgreSQL's settings: the new pools fit the new
+        // max_connections, not always the old one.
+        s.settings.push(step(
+            format!("Start PgBouncer instances {}", added.join(", ")),
             Risk::Online,
-            "new instances join beside the running ones; add them to the clients' host list once they accept logins",
+            "new instances join beside the running ones; the proxy balances over them once they accept logins",
+            Action::StartPgbouncers { nodes: added },
         ));
     }
     let mut pools = Vec::new();
@@ -368,10 +705,26 @@ fn pgbouncer_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
         b.version.as_str(),
     );
     if !pools.is_empty() {
+        // RELOAD takes pool sizes, the client limit and the pool mode; a
+        // new version needs a new process.
+        let restart = a.version != b.version;
         s.settings.push(step(
-            format!("Roll PgBouncer: {}", pools.join(", ")),
-            Risk::RollingRestart,
-            "restart the instances one at a time while the others serve; clients reconnect to the next host in their list",
+            format!(
+                "{} PgBouncer: {}",
+                if restart { "Roll" } else { "Reload" },
+                pools.join(", ")
+            ),
+            if restart {
+                Risk::RollingRestart
+            } else {
+                Risk::Online
+            },
+            if restart {
+                "restart the instances one at a time while the others serve; the proxy sends clients to the others meanwhile"
+            } else {
+                "RELOAD each instance (its admin console, or SIGHUP): the new pools apply without dropping a client"
+            },
+            Action::RollPgbouncers { restart },
         ));
     }
     if a.pool_mode == PoolMode::Session && b.pool_mode != PoolMode::Session {
@@ -379,6 +732,7 @@ fn pgbouncer_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Make clients safe for {} pooling", b.pool_mode.as_str()),
             Risk::ClientChangeRequired,
             "a server connection no longer belongs to one client: session state breaks (SET/RESET, LISTEN/NOTIFY, WITH HOLD cursors, SQL-level PREPARE, session advisory locks, temporary tables kept across transactions); move it into transactions first",
+            Action::ClientCode,
         ));
     }
     if b.pool_mode == PoolMode::Statement && a.pool_mode == PoolMode::Transaction {
@@ -386,13 +740,16 @@ fn pgbouncer_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             "Make clients safe for statement pooling",
             Risk::ClientChangeRequired,
             "multi-statement transactions are refused in statement mode",
+            Action::ClientCode,
         ));
     }
-    if b.instances < a.instances {
+    let removed = only_in(&pgbouncers(ta), &pgbouncers(tb));
+    if !removed.is_empty() {
         s.remove.push(loss(
-            format!("Stop PgBouncer instances {}", only_in(&pgbouncers(ta), &pgbouncers(tb))),
+            format!("Stop PgBouncer instances {}", removed.join(", ")),
             Risk::RollingRestart,
-            "take them out of the clients' host list first, then stop them: fewer instances carry fewer clients",
+            "take them out of the proxy's rotation first, let their clients finish, then stop them: fewer instances carry fewer clients",
+            Action::StopPgbouncers { nodes: removed },
         ));
     }
 }
@@ -404,9 +761,15 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
     match (a.mode, b.mode) {
         (RedisMode::Standalone, RedisMode::Sentinel) => {
             s.add.push(step(
-                format!("Start Redis replicas {} of the current master", redis_replicas(tb).join(", ")),
+                format!(
+                    "Start Redis replicas {} of the current master",
+                    redis_replicas(tb).join(", ")
+                ),
                 Risk::Online,
                 "replicas sync from the running standalone node, which becomes the Sentinel-watched master without a restart",
+                Action::StartRedisReplicas {
+                    nodes: redis_replicas(tb).iter().map(|n| (*n).to_owned()).collect(),
+                },
             ));
             s.add.push(step(
                 format!(
@@ -415,11 +778,17 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 ),
                 Risk::Online,
                 "they discover the replicas and each other from the master",
+                Action::StartSentinels {
+                    nodes: sentinels(tb).iter().map(|n| (*n).to_owned()).collect(),
+                },
             ));
             s.clients.push(step(
                 "Make clients Sentinel-aware",
                 Risk::ClientChangeRequired,
                 format!("clients ask the sentinels for master '{}' instead of a fixed address, or a failover leaves them writing to a replica", to.spec().project),
+                Action::SwitchRedisClients {
+                    mode: "sentinel".to_owned(),
+                },
             ));
         }
         (RedisMode::Standalone | RedisMode::Sentinel, RedisMode::Cluster) => {
@@ -432,35 +801,35 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 ),
                 Risk::Online,
                 "a cluster cannot be converted from a non-cluster node in place: start the nodes and create the cluster empty",
+                Action::BuildCluster {
+                    nodes: data_nodes(tb).iter().map(|n| (*n).to_owned()).collect(),
+                },
             ));
             s.add.push(step(
                 "On AWS: take the ElastiCache replication group into cluster mode in place",
                 Risk::ClientChangeRequired,
                 format!("AWS only. ElastiCache converts the group itself (Redis 7): apply {}'s Terraform with -var redis_cluster_mode_override=compatible, move clients to the configuration endpoint, then apply {}'s; the group, its data and its endpoints' names stay", from.name(), to.name()),
+                elsewhere("AWS only: ElastiCache's own conversion"),
             ));
             s.add.push(step(
                 "Migrate the data into the cluster's slots",
                 Risk::DataMigration,
                 "copy every key with its TTL into the master of its slot (DUMP, then RESTORE ... REPLACE; never MIGRATE or redis-cli --cluster import without --cluster-copy, which delete from the live source), then compare the key count and a checksum of the values; keys in databases other than 0 must be merged into 0 first. `scaleplan up --native` does this when it moves a stopped deployment",
+                Action::CopyIntoCluster,
             ));
             s.clients.push(step(
                 "Switch clients to cluster-aware clients",
                 Risk::ClientChangeRequired,
-                cluster_aware,
+                format!("{cluster_aware}. The cut-over: writes to the old Redis stop, the keys written since the copy are copied and checked again, then the clients move"),
+                Action::CutOverToCluster,
             ));
-            let mut old: Vec<&str> = ta
-                .redis
-                .data_nodes()
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect();
-            if let RedisLayout::Sentinel { sentinels, .. } = &ta.redis {
-                old.extend(sentinels.iter().map(|n| n.name.as_str()));
-            }
+            let mut old: Vec<String> = data_nodes(ta).iter().map(|n| (*n).to_owned()).collect();
+            old.extend(sentinels(ta).iter().map(|n| (*n).to_owned()));
             s.remove.push(step(
                 format!("Retire the {} Redis: {}", a.mode.as_str(), old.join(", ")),
                 Risk::Online,
                 "once no client uses it and the copy is checked; their data stays (Compose: `docker compose up -d --remove-orphans` stops them and keeps their volumes until `docker volume rm`; the local target keeps their directories under retired/)",
+                Action::RetireRedis { nodes: old },
             ));
         }
         (x, y) if y < x => {
@@ -468,41 +837,57 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 format!("Move Redis back from {} to {}", x.as_str(), y.as_str()),
                 Risk::DataMigration,
                 "a smaller topology is a new deployment: build it, copy the data, switch clients, retire the old one; failover protection is lost",
+                manual("moving Redis back is a new deployment beside this one"),
             ));
             s.clients.push(step(
                 format!("Switch clients to {} Redis", y.as_str()),
                 Risk::ClientChangeRequired,
                 "the discovery method changes with the mode",
+                Action::SwitchRedisClients {
+                    mode: y.as_str().to_owned(),
+                },
             ));
         }
         (RedisMode::Sentinel, RedisMode::Sentinel) => {
-            let (ra, rb) = (a.replicas.unwrap_or(0), b.replicas.unwrap_or(0));
-            if rb > ra {
+            let added = only_in(&redis_replicas(tb), &redis_replicas(ta));
+            let removed = only_in(&redis_replicas(ta), &redis_replicas(tb));
+            if !added.is_empty() {
                 s.add.push(step(
-                    format!(
-                        "Start Redis replicas {}",
-                        only_in(&redis_replicas(tb), &redis_replicas(ta))
-                    ),
+                    format!("Start Redis replicas {}", added.join(", ")),
                     Risk::Online,
                     "they sync from the master; the sentinels discover them",
+                    Action::StartRedisReplicas { nodes: added },
                 ));
-            } else if rb < ra {
-                s.remove.push(loss(format!("Stop Redis replicas {}", only_in(&redis_replicas(ta), &redis_replicas(tb))), Risk::Online, "fewer replicas, fewer failover candidates; then SENTINEL RESET on each sentinel"));
+            } else if !removed.is_empty() {
+                s.remove.push(loss(
+                    format!("Stop Redis replicas {}", removed.join(", ")),
+                    Risk::Online,
+                    "fewer replicas, fewer failover candidates; then SENTINEL RESET on each sentinel",
+                    Action::StopRedisReplicas { nodes: removed },
+                ));
             }
             if let (Some(sa), Some(sb)) = (&a.sentinel, &b.sentinel) {
                 if sb.count != sa.count {
-                    let change = step(
-                        format!("Change sentinels {} -> {}", sa.count, sb.count),
-                        Risk::Online,
-                        "add or remove one sentinel at a time, waiting for the others to see it; SENTINEL RESET after removing",
-                    );
+                    let title = format!("Change sentinels {} -> {}", sa.count, sb.count);
+                    let why = "add or remove one sentinel at a time, waiting for the others to see it; SENTINEL RESET after removing";
                     if sb.count > sa.count {
-                        s.add.push(change)
+                        s.add.push(step(
+                            title,
+                            Risk::Online,
+                            why,
+                            Action::StartSentinels {
+                                nodes: only_in(&sentinels(tb), &sentinels(ta)),
+                            },
+                        ))
                     } else {
-                        s.remove.push(Step {
-                            capacity_loss: true,
-                            ..change
-                        })
+                        s.remove.push(loss(
+                            title,
+                            Risk::Online,
+                            why,
+                            Action::StopSentinels {
+                                nodes: only_in(&sentinels(ta), &sentinels(tb)),
+                            },
+                        ))
                     }
                 }
                 if (
@@ -520,23 +905,29 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                         "Update Sentinel settings with SENTINEL SET on each sentinel",
                         Risk::Online,
                         "quorum and timeouts change at run time",
+                        Action::SentinelSettings,
                     ));
                 }
             }
         }
         (RedisMode::Cluster, RedisMode::Cluster) => {
             if let (Some(ca), Some(cb)) = (&a.cluster, &b.cluster) {
+                let added = only_in(&data_nodes(tb), &data_nodes(ta));
                 if cb.shards > ca.shards {
                     s.add.push(step(
                         format!("Add {} shards and rebalance slots", cb.shards - ca.shards),
                         Risk::DataMigration,
                         "add the masters (redis-cli --cluster add-node) and move slots to them (--cluster rebalance --cluster-use-empty-masters); keys migrate online, slot by slot",
+                        Action::GrowCluster {
+                            nodes: added.clone(),
+                        },
                     ));
                 } else if cb.shards < ca.shards {
                     s.remove.push(loss(
                         format!("Remove {} shards", ca.shards - cb.shards),
                         Risk::DataMigration,
                         "move their slots to the remaining masters (--cluster reshard) before removing the nodes",
+                        manual("removing shards moves slots off them first: redis-cli --cluster reshard"),
                     ));
                 }
                 if cb.replicas_per_shard > ca.replicas_per_shard {
@@ -544,12 +935,14 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                         "Add replicas to every shard",
                         Risk::Online,
                         "redis-cli --cluster add-node --cluster-slave for each",
+                        Action::GrowCluster { nodes: added },
                     ));
                 } else if cb.replicas_per_shard < ca.replicas_per_shard {
                     s.remove.push(loss(
                         "Remove replicas from every shard",
                         Risk::Online,
                         "fewer replicas, less failover protection",
+                        manual("removing cluster replicas: redis-cli --cluster del-node for each"),
                     ));
                 }
             }
@@ -582,6 +975,7 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             } else {
                 "takes effect without a restart"
             },
+            Action::RedisSettings,
         );
         if shrink {
             s.remove.push(Step {
@@ -597,9 +991,13 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Upgrade Redis {} -> {}", a.version, b.version),
             Risk::RollingRestart,
             "replicas first, then fail over and upgrade each old master",
+            elsewhere("an upgrade needs the new version's binaries"),
         ));
     }
 }
+
+/// The app, services, workers and regions run outside the local target.
+const NOT_LOCAL: &str = "the app, its services and the regions run outside the local target";
 
 fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
     let (from, to) = (from.spec(), to.spec());
@@ -609,6 +1007,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "new replicas take traffic once healthy",
+            elsewhere(NOT_LOCAL),
         ));
     }
     if a.image != b.image || a.cpu != b.cpu || a.memory_mb != b.memory_mb {
@@ -616,6 +1015,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             "Roll the app to its new image or size",
             Risk::RollingRestart,
             "replace replicas one at a time; WebSocket clients reconnect to the others",
+            elsewhere(NOT_LOCAL),
         ));
     }
     for svc in to.services.iter().chain(&to.workers) {
@@ -629,6 +1029,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 format!("Deploy {} ({} replicas)", svc.name, svc.replicas),
                 Risk::Online,
                 "a new service beside the running ones",
+                elsewhere(NOT_LOCAL),
             ));
         }
     }
@@ -644,6 +1045,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 format!("Stand up region {} ({})", r.name, r.cloud_region),
                 Risk::Online,
                 "its read replicas stream across regions from the primary; its Redis starts empty",
+                elsewhere(NOT_LOCAL),
             ));
         }
     }
@@ -652,6 +1054,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "fewer replicas carry fewer users",
+            elsewhere(NOT_LOCAL),
         ));
     }
     for svc in from.services.iter().chain(&from.workers) {
@@ -665,6 +1068,7 @@ fn app_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 format!("Retire {}", svc.name),
                 Risk::Online,
                 "after no traffic reaches it",
+                elsewhere(NOT_LOCAL),
             ));
         }
     }
@@ -711,22 +1115,54 @@ mod tests {
         let routed = position(&p, "Route reads");
         assert!(added < routed, "{:#?}", titles(&p));
         assert_eq!(p.steps[added].risk, Risk::Online);
-        assert_eq!(p.steps[routed].risk, Risk::RollingRestart);
+        // A RELOAD of each PgBouncer and of the proxy: no client dropped.
+        assert_eq!(p.steps[routed].risk, Risk::Online);
+        assert_eq!(p.steps[routed].action, Action::RouteReads);
     }
 
     #[test]
-    fn pgbouncer_changes_are_rolling_restarts() {
+    fn pool_changes_reload_and_a_new_version_restarts() {
         let a = phase(serde_json::json!({}));
         let b = phase(serde_json::json!({"pgbouncer": {"default_pool_size": 40, "instances": 2}}));
         let p = plan(&a, &b);
+        let start = &p.steps[position(&p, "Start PgBouncer instances pgbouncer-2")];
+        assert_eq!(start.risk, Risk::Online);
         assert_eq!(
-            p.steps[position(&p, "Start PgBouncer instances pgbouncer-2")].risk,
-            Risk::Online
+            start.action,
+            Action::StartPgbouncers {
+                nodes: vec!["pgbouncer-2".to_owned()]
+            }
         );
-        assert_eq!(
-            p.steps[position(&p, "Roll PgBouncer: default_pool_size 20 -> 40")].risk,
-            Risk::RollingRestart
+        let reload = &p.steps[position(&p, "Reload PgBouncer: default_pool_size 20 -> 40")];
+        assert_eq!(reload.risk, Risk::Online);
+        assert_eq!(reload.action, Action::RollPgbouncers { restart: false });
+        assert!(
+            reload
+                .compose
+                .contains(&"docker compose kill -s HUP pgbouncer-1".to_owned()),
+            "{:?}",
+            reload.compose
         );
+        let c = phase(serde_json::json!({"pgbouncer": {"version": "1.24"}}));
+        let p = plan(&a, &c);
+        let roll = &p.steps[position(&p, "Roll PgBouncer: version 1.23 -> 1.24")];
+        assert_eq!(roll.risk, Risk::RollingRestart);
+        assert_eq!(roll.action, Action::RollPgbouncers { restart: true });
+    }
+
+    #[test]
+    fn steps_outside_the_local_target_say_why_and_manual_ones_are_marked() {
+        let a = phase(
+            serde_json::json!({"redis": {"mode": "cluster", "replicas": null, "sentinel": null, "cluster": {"shards": 3, "replicas_per_shard": 1}}}),
+        );
+        let b = phase(serde_json::json!({"allow_downgrade": true, "app": {"replicas": 3}}));
+        let p = plan(&a, &b);
+        let back = &p.steps[position(&p, "Move Redis back")];
+        assert!(matches!(back.action, Action::Manual { .. }), "{back:?}");
+        assert!(back.not_native.is_some());
+        let app = &p.steps[position(&p, "Scale the app")];
+        assert!(matches!(app.action, Action::Elsewhere { .. }), "{app:?}");
+        assert!(app.compose.is_empty());
     }
 
     #[test]

@@ -107,6 +107,9 @@ impl Bringup {
         port: u16,
     ) -> anyhow::Result<()> {
         let proc: Proc = launch.spawn(&self.state_dir, &self.log(name), name, kind, port)?;
+        // An earlier start of the same node that died (a failed step being
+        // run again) leaves the record: this one replaces it.
+        self.state.processes.retain(|p| p.name != name || p.alive());
         self.state.processes.push(proc);
         self.state.save(&self.state_dir)
     }

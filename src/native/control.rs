@@ -58,9 +58,15 @@ pub fn status(dir: &Path) -> anyhow::Result<bool> {
     };
     if state.processes.is_empty() {
         crate::say!("phase {}: stopped", state.phase);
+    } else {
+        crate::say!("phase {} (base port {})", state.phase, state.base_port);
+    }
+    if let Some(m) = &state.migration {
+        crate::say!("{}", m.describe());
+    }
+    if state.processes.is_empty() {
         return Ok(false);
     }
-    crate::say!("phase {} (base port {})", state.phase, state.base_port);
     let mut all = true;
     for p in &state.processes {
         // Running is not enough: the server must also take connections.

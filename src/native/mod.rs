@@ -9,6 +9,7 @@
 
 mod bringup;
 mod control;
+pub mod migrate;
 mod postgres;
 mod probe;
 mod procs;

@@ -189,3 +189,69 @@ pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
         .count();
     Some((up, servers.len()))
 }
+
+/// One statement through psql that must succeed within `limit`: the
+/// error carries what psql said. For the steps of a migration, where a
+/// failure is reported rather than retried.
+pub fn psql_within(
+    tools: &Tools,
+    port: u16,
+    (user, password): (&str, &str),
+    database: &str,
+    sql: &str,
+    limit: Duration,
+) -> anyhow::Result<String> {
+    let mut cmd = Command::new(&tools.psql);
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+    ])
+    .args([
+        "-p",
+        &port.to_string(),
+        "-U",
+        user,
+        "-d",
+        database,
+        "-c",
+        sql,
+    ])
+    .env("PGPASSWORD", password)
+    .env("PGCONNECT_TIMEOUT", "3")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn()?;
+    let pid = child.id();
+    // PgBouncer's PAUSE answers only once every server connection is
+    // released: the wait happens on a thread, so it can be cut short.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
+        Ok(Ok(out)) => anyhow::bail!(
+            "`{sql}` on 127.0.0.1:{port}/{database}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            anyhow::bail!(
+                "`{sql}` on 127.0.0.1:{port}/{database} did not answer within {} s",
+                limit.as_secs()
+            )
+        }
+    }
+}

@@ -159,7 +159,7 @@ impl Proc {
         start_time(self.pid) == Some(self.start_time)
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         if self.alive() {
             let _ = Command::new("kill")
                 .args(["-s", sig, &self.pid.to_string()])
@@ -183,6 +183,25 @@ impl Proc {
     pub fn kill_now(&self) {
         self.signal("KILL");
     }
+}
+
+/// Stops one process with `sig`, waiting up to `grace` before SIGKILL;
+/// true when it needed SIGKILL.
+pub fn stop_with(p: &Proc, sig: &str, grace: Duration) -> bool {
+    p.signal(sig);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && p.alive() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !p.alive() {
+        return false;
+    }
+    p.kill_now();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && p.alive() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Stops processes: a clean signal to each, then up to `grace` for all of

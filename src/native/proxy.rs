@@ -20,17 +20,25 @@ impl Bringup {
             return Ok(());
         }
         let launch = Launch::new(&self.tools.haproxy)
-            // In the foreground: its pid is the one recorded.
+            // Master-worker, in the foreground: the recorded pid is the
+            // master's, which reloads its configuration on SIGUSR2 while
+            // the old worker finishes the connections it holds.
+            .arg("-W")
             .arg("-db")
             .arg("-f")
             .arg(self.config.join("haproxy/haproxy.cfg"));
         self.spawn(launch, &proxy.name, "haproxy", proxy.write.port)?;
-        // Writes and reads each reach every PgBouncer; reads also every
-        // replica.
+        self.await_proxy(since)
+    }
+
+    /// Waits until the proxy routes to exactly the backends this phase
+    /// has, all healthy: writes and reads each reach every PgBouncer,
+    /// reads also every replica.
+    pub fn await_proxy(&self, since: Instant) -> anyhow::Result<()> {
         let servers = 2 * self.topo.pgbouncer.instances.len() + self.topo.postgres.replicas.len();
-        let stats = proxy.stats.port;
+        let stats = self.topo.proxy.stats.port;
         self.await_ready(
-            &proxy.name,
+            &self.topo.proxy.name,
             &format!("routing to {servers} healthy backends"),
             since,
             || {
@@ -38,6 +46,21 @@ impl Bringup {
                 (up == servers && total == servers).then_some(())
             },
         )
+    }
+
+    /// The proxy rereads its configuration (SIGUSR2 to the master): new
+    /// connections follow the new backends at once.
+    pub fn reload_proxy(&self) -> anyhow::Result<()> {
+        let since = Instant::now();
+        let name = &self.topo.proxy.name;
+        let proc = self
+            .state
+            .processes
+            .iter()
+            .find(|p| &p.name == name && p.alive())
+            .with_context(|| format!("{name} is not running"))?;
+        proc.signal("USR2");
+        self.await_proxy(since)
     }
 
     /// `<state>/app.env`: the contract the local target renders, with the

@@ -47,7 +47,7 @@ impl Bringup {
     }
 
     /// A data node or sentinel through start.sh, awaited until it answers.
-    fn redis_node(&mut self, node: &RedisNode, mode: &str) -> anyhow::Result<()> {
+    pub fn redis_node(&mut self, node: &RedisNode, mode: &str) -> anyhow::Result<()> {
         let since = Instant::now();
         if self.keep_running(&node.name) {
             return Ok(());
@@ -70,7 +70,7 @@ impl Bringup {
         })
     }
 
-    fn sentinels(
+    pub fn sentinels(
         &mut self,
         nodes: &[RedisNode],
         sentinels: &[RedisNode],
@@ -134,7 +134,7 @@ impl Bringup {
     }
 
     /// The cluster formed, or grown to the plan, by cluster-create.sh.
-    fn cluster(&mut self, nodes: &[RedisNode]) -> anyhow::Result<()> {
+    pub fn cluster(&mut self, nodes: &[RedisNode]) -> anyhow::Result<()> {
         let since = Instant::now();
         let out = self
             .script("/bin/sh", "redis/cluster-create.sh")

@@ -20,6 +20,31 @@ pub struct State {
     pub base_port: u16,
     /// In start order; `down` stops them in reverse.
     pub processes: Vec<Proc>,
+    /// A `migrate` under way: the phase moves from `phase` to `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+}
+
+/// Where a migration between two phases stands: steps before `step` are
+/// done and checked; `step` is running, or failed and runs again when
+/// `migrate` resumes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub from: String,
+    pub to: String,
+    /// From 1.
+    pub step: usize,
+    pub total: usize,
+    pub title: String,
+}
+
+impl Migration {
+    pub fn describe(&self) -> String {
+        format!(
+            "migrating {} -> {}: step {} of {} ({})",
+            self.from, self.to, self.step, self.total, self.title
+        )
+    }
 }
 
 impl State {

@@ -51,21 +51,8 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         None => Vec::new(),
     };
 
-    // Render the local target into the state directory: with the spec's
-    // base port this is byte for byte out/<phase>/local.
-    let mut files = Artifacts::default();
-    renderer.render_target(phase, topo.target, &mut files)?;
     let config = state_dir.join("config");
-    if config.exists() {
-        std::fs::remove_dir_all(&config)?;
-    }
-    for (path, text) in files.iter() {
-        let full = config.join(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&full, text)?;
-    }
+    render_local(phase, renderer, &config)?;
     std::fs::create_dir_all(state_dir.join("logs"))?;
 
     let mut b = Bringup {
@@ -76,6 +63,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
             order: phase.spec().order,
             base_port,
             processes: running.clone(),
+            migration: None,
         },
         running,
         config: config.join("local"),
@@ -133,6 +121,24 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
     Ok(())
 }
 
+/// The phase's local target rendered into `dir` (replacing what it held):
+/// with the spec's base port, byte for byte out/<phase>/local.
+pub fn render_local(phase: &PlannedPhase, renderer: &Renderer, dir: &Path) -> anyhow::Result<()> {
+    let mut files = Artifacts::default();
+    renderer.render_target(phase, phase.local.target, &mut files)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    for (path, text) in files.iter() {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
+    }
+    Ok(())
+}
+
 fn run(b: &mut Bringup, before: Option<(&Topology, &str)>) -> anyhow::Result<()> {
     b.postgres_primary()?;
     for i in 0..b.topo.postgres.replicas.len() {
@@ -160,6 +166,15 @@ fn continuing(
     previous: Option<&PlannedPhase>,
 ) -> anyhow::Result<Vec<procs::Proc>> {
     let running: Vec<procs::Proc> = before.running().into_iter().cloned().collect();
+    if let Some(m) = &before.migration {
+        bail!(
+            "{} is {}: run `scaleplan migrate {} --state {}` to finish it",
+            dir.display(),
+            m.describe(),
+            m.to,
+            dir.display()
+        );
+    }
     if before.phase != phase.name() && !running.is_empty() {
         bail!(
             "{} runs phase {} ({} processes): to move it to {} while it serves, run `scaleplan migrate {}`; to move it offline, run `scaleplan down --state {}` first",

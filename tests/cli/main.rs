@@ -6,6 +6,7 @@ mod capacity;
 mod compose_schema;
 mod diff;
 mod layering;
+mod migrate;
 mod replacement;
 mod robustness;
 mod snapshots;

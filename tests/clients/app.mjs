@@ -8,7 +8,7 @@
 // stdout: exactly one JSON document at the end. stderr: human-readable progress.
 // Exit codes: 0 success, 1 a failed check, 2 usage / contract error.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -744,6 +744,184 @@ async function cmdBullmq(env, flags) {
 }
 
 // ---------------------------------------------------------------------------
+// subcommand: migration-writer / migration-verify
+//
+// The app while `scaleplan migrate` moves its deployment: rows through
+// DATABASE_URL and keys through the phase's Redis client, each recorded once
+// acknowledged (one JSON line per write in --out, with the time). The env file
+// is read again whenever it changes, as an app restarted with new variables
+// would: a migration that switches Redis clients rewrites it.
+
+const MIGRATION_TABLE = 'scaleplan_migration_writes';
+
+function envText(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+async function cmdMigrationWriter(env, flags, envFile) {
+  const seconds = numFlag(flags, 'seconds', { min: 1 });
+  const rate = numFlag(flags, 'rate', { min: 0.1 });
+  const out = strFlag(flags, 'out');
+  const stopFile = strFlag(flags, 'stop');
+  const run = strFlag(flags, 'run');
+  writeFileSync(out, '');
+  const ack = (c, n) => appendFileSync(out, JSON.stringify({ c, n, t: Date.now() }) + '\n');
+
+  let text = envText(envFile);
+  let pgc = postgresContract(env, { read: false });
+  let rc = redisContract(env);
+  // Generous timeouts: while PgBouncer holds queries for a primary restart, a
+  // query waits instead of failing.
+  const makeWritePool = (c) => {
+    const pool = new Pool(pgConfig(c, c.writeUrl, { max: 2, query_timeout: 20000, connectionTimeoutMillis: 10000 }));
+    pool.on('error', onceLogger('pg pool writer'));
+    return pool;
+  };
+  let pool = makeWritePool(pgc);
+  let redis = makeRedis(rc, 'writer');
+  await pool.query(`CREATE TABLE IF NOT EXISTS ${MIGRATION_TABLE} (run text, n int, v text, PRIMARY KEY (run, n))`);
+  await waitRedisReady(redis, 10000);
+  const keyPrefix = `${rc.keyPrefix}migration:${run}:`;
+  log(`migration-writer: ${rate}/s each to PostgreSQL and Redis (${rc.mode}), run ${run}`);
+
+  const stats = { pg: { attempted: 0, acked: 0, errors: 0 }, redis: { attempted: 0, acked: 0, errors: 0 } };
+  const switches = [];
+  const end = Date.now() + seconds * 1000;
+  const running = () => Date.now() < end && !existsSync(stopFile);
+  const interval = 1000 / rate;
+
+  // The env file, watched: a new Redis mode or address means new clients.
+  const watcher = (async () => {
+    while (running()) {
+      await sleep(200);
+      const now = envText(envFile);
+      if (now === null || now === text) continue;
+      text = now;
+      let next;
+      try {
+        next = loadEnvFile(envFile);
+      } catch (e) {
+        log(`migration-writer: ${envFile} changed but does not parse yet: ${errMsg(e)}`);
+        continue;
+      }
+      const nextRc = redisContract(next);
+      const nextPg = postgresContract(next, { read: false });
+      if (JSON.stringify(nextRc) !== JSON.stringify(rc)) {
+        const old = redis;
+        rc = nextRc;
+        redis = makeRedis(rc, 'writer');
+        switches.push({ t: Date.now(), redis: rc.mode });
+        log(`migration-writer: ${envFile} changed: Redis is ${rc.mode} now`);
+        closeRedis(old).catch(() => {});
+      }
+      if (nextPg.writeUrl !== pgc.writeUrl) {
+        const old = pool;
+        pgc = nextPg;
+        pool = makeWritePool(pgc);
+        switches.push({ t: Date.now(), postgres: true });
+        old.end().catch(() => {});
+      }
+    }
+  })();
+
+  async function loop(component, write) {
+    const onErr = onceLogger(`migration-writer ${component}`);
+    let n = 0;
+    let next = Date.now();
+    while (running()) {
+      const now = Date.now();
+      if (next > now) await sleep(next - now);
+      next = Math.max(next, Date.now()) + interval;
+      const k = n++;
+      stats[component].attempted++;
+      try {
+        if (await write(k)) {
+          stats[component].acked++;
+          ack(component, k);
+        }
+      } catch (e) {
+        stats[component].errors++;
+        onErr(e);
+      }
+    }
+  }
+
+  await Promise.all([
+    loop('pg', async (k) => {
+      await pool.query(`INSERT INTO ${MIGRATION_TABLE} (run, n, v) VALUES ($1, $2, $3)`, [run, k, `v${k}`]);
+      return true;
+    }),
+    loop('redis', async (k) => {
+      const client = redis;
+      const mode = rc.mode;
+      const r = await client.set(keyPrefix + k, `v${k}`);
+      if (r !== 'OK') throw new Error(`SET answered ${r}`);
+      // Sentinel: acknowledged once a replica has it too, so a failover
+      // cannot take it back.
+      if (mode === 'sentinel') return (await client.wait(1, 1000)) >= 1;
+      return true;
+    }),
+    watcher,
+  ]);
+  await closeRedis(redis);
+  await pool.end().catch(() => {});
+  log(`migration-writer: pg ${JSON.stringify(stats.pg)}, redis ${JSON.stringify(stats.redis)}`);
+  return { ok: stats.pg.acked > 0 && stats.redis.acked > 0, run, key_prefix: keyPrefix, ...stats, switches };
+}
+
+async function cmdMigrationVerify(env, flags) {
+  const acksFile = strFlag(flags, 'acks');
+  const run = strFlag(flags, 'run');
+  const pgc = postgresContract(env, { read: false });
+  const rc = redisContract(env);
+  const acked = { pg: [], redis: [] };
+  for (const line of readFileSync(acksFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const a = JSON.parse(line);
+    acked[a.c].push(a.n);
+  }
+  const pool = new Pool(pgConfig(pgc, pgc.writeUrl, { max: 1 }));
+  pool.on('error', onceLogger('pg verify'));
+  const redis = makeRedis(rc, 'app');
+  try {
+    const { rows } = await pool.query(`SELECT n, v FROM ${MIGRATION_TABLE} WHERE run = $1`, [run]);
+    const stored = new Map(rows.map((r) => [r.n, r.v]));
+    const pgMissing = acked.pg.filter((n) => stored.get(n) !== `v${n}`);
+    await waitRedisReady(redis, 10000);
+    const keyPrefix = `${rc.keyPrefix}migration:${run}:`;
+    const redisMissing = [];
+    const BATCH = 200;
+    for (let i = 0; i < acked.redis.length; i += BATCH) {
+      const ns = acked.redis.slice(i, i + BATCH);
+      const got = await Promise.all(ns.map((n) => redis.get(keyPrefix + n)));
+      ns.forEach((n, j) => {
+        if (got[j] !== `v${n}`) redisMissing.push(n);
+      });
+    }
+    const result = {
+      ok: pgMissing.length === 0 && redisMissing.length === 0,
+      redis_mode: rc.mode,
+      pg: { checked: acked.pg.length, missing: pgMissing },
+      redis: { checked: acked.redis.length, missing: redisMissing },
+    };
+    log(`migration-verify: pg ${acked.pg.length} checked, ${pgMissing.length} missing; redis ${acked.redis.length} checked, ${redisMissing.length} missing`);
+    if (!result.ok) {
+      const e = new CheckFailed(`acknowledged writes missing: pg ${pgMissing.length}, redis ${redisMissing.length}`);
+      e.result = result;
+      throw e;
+    }
+    return result;
+  } finally {
+    await closeRedis(redis);
+    await pool.end().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------
 // command line
 
 const USAGE = `usage:
@@ -751,13 +929,21 @@ const USAGE = `usage:
   node app.mjs redis-writer ENVFILE --seconds S --rate R --out FILE
   node app.mjs redis-verify ENVFILE --in FILE
   node app.mjs read-probe ENVFILE --seconds S
-  node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]`;
+  node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]
+  node app.mjs migration-writer ENVFILE --run ID --rate R --seconds MAX --stop FILE --out FILE
+  node app.mjs migration-verify ENVFILE --run ID --acks FILE`;
 
 const COMMANDS = {
   contract: { fn: cmdContract, flags: [], deadline: () => 90 },
   'redis-writer': { fn: cmdRedisWriter, flags: ['seconds', 'rate', 'out'], deadline: (f) => Number(f.seconds) + 60 },
   'redis-verify': { fn: cmdRedisVerify, flags: ['in'], deadline: () => 90 },
   'read-probe': { fn: cmdReadProbe, flags: ['seconds'], deadline: (f) => Number(f.seconds) + 30 },
+  'migration-writer': {
+    fn: cmdMigrationWriter,
+    flags: ['run', 'rate', 'seconds', 'stop', 'out'],
+    deadline: (f) => Number(f.seconds) + 60,
+  },
+  'migration-verify': { fn: cmdMigrationVerify, flags: ['run', 'acks'], deadline: () => 120 },
   bullmq: { fn: cmdBullmq, flags: ['jobs', 'timeout'], deadline: (f) => Number(f.timeout || 60) + 90 },
 };
 
@@ -818,7 +1004,7 @@ async function main() {
   scrubPgEnvironment();
   try {
     const env = loadEnvFile(envFile);
-    const result = await cmd.fn(env, flags);
+    const result = await cmd.fn(env, flags, envFile);
     emit(result);
     process.exitCode = 0;
   } catch (e) {

@@ -25,6 +25,8 @@ pub struct Phase {
     pub state: PathBuf,
     pub base_port: u16,
     pub procs: Vec<Recorded>,
+    /// A phases directory other than the shipped phases/.
+    pub phases: Option<PathBuf>,
     stopped: bool,
 }
 
@@ -46,6 +48,12 @@ impl Phase {
 
     /// Brings a shipped phase up in a fresh state directory on `base_port`.
     pub fn up_at(name: &str, base_port: u16) -> Phase {
+        Phase::up_from(None, name, base_port)
+    }
+
+    /// Brings a phase of `phases` (or of the shipped phases/) up in a fresh
+    /// state directory on `base_port`.
+    pub fn up_from(phases: Option<&Path>, name: &str, base_port: u16) -> Phase {
         let state = std::env::temp_dir().join(format!(
             "scaleplan-e2e-{name}-{base_port}-{}",
             std::process::id()
@@ -56,6 +64,7 @@ impl Phase {
             state,
             base_port,
             procs: Vec::new(),
+            phases: phases.map(Path::to_path_buf),
             stopped: true,
         };
         phase.bring(name, &[]);
@@ -92,24 +101,48 @@ impl Phase {
             .collect();
         vars.extend_from_slice(env);
         self.stopped = false;
-        let run = testkit::run_for(
-            &repo(),
-            &[
-                "up",
-                name,
-                "--native",
-                "--state",
-                &state_arg,
-                "--base-port",
-                &port,
-                "--timeout",
-                "90",
-            ],
-            &vars,
-            Duration::from_secs(300),
-        );
+        let mut args = vec![
+            "up",
+            name,
+            "--native",
+            "--state",
+            &state_arg,
+            "--base-port",
+            &port,
+            "--timeout",
+            "90",
+        ];
+        let phases = self.phases_arg();
+        if let Some(dir) = &phases {
+            args.extend(["--phases", dir]);
+        }
+        let run = testkit::run_for(&repo(), &args, &vars, Duration::from_secs(300));
         self.procs = self.read_state();
         run
+    }
+
+    /// `scaleplan migrate TO` on this deployment, whatever it answers;
+    /// the record of processes is read again after it.
+    pub fn migrate(&mut self, to: &str, extra: &[&str]) -> testkit::Run {
+        let state_arg = self.state.to_string_lossy().into_owned();
+        let mut args = vec!["migrate", to, "--state", &state_arg, "--timeout", "90"];
+        let phases = self.phases_arg();
+        if let Some(dir) = &phases {
+            args.extend(["--phases", dir]);
+        }
+        args.extend_from_slice(extra);
+        let run = testkit::run_for(&repo(), &args, &SECRETS, Duration::from_secs(600));
+        self.procs = self.read_state();
+        if run.code == 0 && !extra.contains(&"--dry-run") {
+            self.name = to.to_owned();
+        }
+        run
+    }
+
+    fn phases_arg(&self) -> Option<String> {
+        self.phases
+            .as_ref()
+            .map(|d| d.to_string_lossy().into_owned())
     }
 
     fn read_state(&self) -> Vec<Recorded> {
@@ -332,17 +365,24 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 /// Port numbers of out/ (base port 17000, and cluster bus ports 10000
 /// above) moved to another base port.
 fn moved_ports(text: &str, base_port: u16) -> String {
-    let delta = i64::from(base_port) - i64::from(SPEC_BASE_PORT);
+    shift_ports(text, SPEC_BASE_PORT, base_port)
+}
+
+/// Port numbers of a deployment on base port `from` (the thousand ports
+/// from it, and the cluster bus ports 10000 above) moved to base `to`.
+pub fn shift_ports(text: &str, from: u16, to: u16) -> String {
+    let delta = i64::from(to) - i64::from(from);
     if delta == 0 {
         return text.to_owned();
     }
+    let (low, bus) = (i64::from(from), i64::from(from) + 10000);
     let mut out = String::with_capacity(text.len());
     let mut digits = String::new();
     let flush = |digits: &mut String, out: &mut String| {
         let moved = match digits.parse::<i64>() {
             Ok(n)
                 if digits.len() == 5
-                    && ((17000..18000).contains(&n) || (27000..28000).contains(&n)) =>
+                    && ((low..low + 1000).contains(&n) || (bus..bus + 1000).contains(&n)) =>
             {
                 (n + delta).to_string()
             }

@@ -5,8 +5,10 @@
 mod checks;
 mod clients;
 mod configs;
+mod fingerprint;
 mod harness;
 mod lifecycle;
+mod migrate;
 
 use harness::Phase;
 

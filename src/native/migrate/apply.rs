@@ -1,0 +1,88 @@
+//! One step of a plan carried out on the running deployment: its files
+//! installed, the servers acted on, and the outcome checked.
+
+use super::files::{APP_ENV, PGBOUNCER, POSTGRES, PROXY, REDIS};
+use super::{Migrator, Outcome};
+use crate::compare::steps::Action;
+use anyhow::bail;
+
+impl Migrator<'_> {
+    pub fn apply(&mut self, action: &Action) -> anyhow::Result<Outcome> {
+        let done = Outcome::Done;
+        Ok(match action {
+            Action::Nothing => done("nothing differs".to_owned()),
+            Action::ClientCode => Outcome::NotHere(
+                "a change of the app's code, which runs outside the local target".to_owned(),
+            ),
+            Action::Elsewhere { reason } => Outcome::NotHere(reason.clone()),
+            Action::Manual { reason } => bail!("not carried out by migrate: {reason}"),
+            Action::AddPostgresReplicas { nodes } => {
+                self.install(&[POSTGRES])?;
+                done(self.add_replicas(nodes)?)
+            }
+            Action::ReloadPostgres => {
+                self.install(&[POSTGRES])?;
+                done(self.reload_postgres()?)
+            }
+            Action::RestartPostgres { replicas_first } => {
+                self.install(&[POSTGRES])?;
+                self.reload_postgres()?;
+                done(self.restart_postgres(*replicas_first)?)
+            }
+            Action::StartPgbouncers { nodes } => {
+                self.install(&[PGBOUNCER, PROXY])?;
+                done(self.start_pgbouncers(nodes)?)
+            }
+            Action::RollPgbouncers { restart } => {
+                self.install(&[PGBOUNCER, PROXY])?;
+                done(self.roll_pgbouncers(*restart)?)
+            }
+            Action::RouteReads => {
+                self.install(&[PGBOUNCER, PROXY])?;
+                done(self.route_reads()?)
+            }
+            Action::RemovePostgresReplicas { nodes } => {
+                self.install(&[PROXY])?;
+                done(self.remove_replicas(nodes)?)
+            }
+            Action::StopPgbouncers { nodes } => {
+                self.install(&[PROXY])?;
+                done(self.stop_pgbouncers(nodes)?)
+            }
+            Action::StartRedisReplicas { nodes } => {
+                self.install(&[REDIS])?;
+                done(self.start_redis_replicas(nodes)?)
+            }
+            Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
+                self.install(&[REDIS])?;
+                done(self.stop_redis_nodes(nodes)?)
+            }
+            Action::StartSentinels { nodes } => {
+                self.install(&[REDIS])?;
+                done(self.start_sentinels(nodes)?)
+            }
+            Action::SentinelSettings => {
+                self.install(&[REDIS])?;
+                done(self.sentinel_settings()?)
+            }
+            Action::RedisSettings => {
+                self.install(&[REDIS])?;
+                done(self.redis_settings()?)
+            }
+            Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => {
+                self.install(&[REDIS])?;
+                done(self.build_cluster(nodes)?)
+            }
+            Action::CopyIntoCluster => done(self.copy_into_cluster()?),
+            Action::CutOverToCluster => {
+                self.install(&[APP_ENV])?;
+                done(self.cut_over()?)
+            }
+            Action::SwitchRedisClients { mode } => {
+                self.install(&[APP_ENV])?;
+                done(self.switch_clients(mode)?)
+            }
+            Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! Installing the new phase's files: a step copies the part of the
+//! rendering it acts on from config.next into config, where the servers
+//! and the generated scripts read them.
+
+use super::Migrator;
+use anyhow::Context;
+use std::path::Path;
+
+/// The parts of the local target, as its directories and files are named.
+pub const POSTGRES: &str = "postgres";
+pub const PGBOUNCER: &str = "pgbouncer";
+pub const PROXY: &str = "haproxy";
+pub const REDIS: &str = "redis";
+pub const APP_ENV: &str = "app.env";
+
+impl Migrator<'_> {
+    /// Copies each part over what config/ holds (files the new phase no
+    /// longer has stay until the migration ends and config.next replaces
+    /// config whole). Copying the same bytes again changes nothing, so a
+    /// step that runs again installs again.
+    pub fn install(&self, parts: &[&str]) -> anyhow::Result<()> {
+        for part in parts {
+            copy_tree(&self.next.join(part), &self.b.config.join(part))?;
+        }
+        Ok(())
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if from.is_file() {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to)
+            .with_context(|| format!("installing {} as {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! `scaleplan migrate`: a running deployment moved to the next phase
+//! while it serves, by carrying out the transition plan's own steps (the
+//! list `diff` and out/transitions print) one at a time, each checked
+//! before the next starts.
+//!
+//! The new phase is rendered beside the running one (config.next/); each
+//! step installs the part of it that it changes into config/ (which the
+//! servers and the generated scripts read) and acts on the servers. The
+//! step in progress is recorded in state.json, so a failed or interrupted
+//! migration resumes where it stopped, and every step can run again.
+
+mod apply;
+mod files;
+mod postgres;
+mod redis;
+
+use super::bringup::{Bringup, is_root};
+use super::procs::Proc;
+use super::secrets::Secrets;
+use super::state::{Migration, State};
+use super::tools::Tools;
+use crate::compare::steps::{Action, Plan};
+use crate::plan::PlannedPhase;
+use crate::plan::topology::{RedisLayout, Topology};
+use crate::render::Renderer;
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One move between two consecutive phases, with its plan.
+pub struct Hop<'a> {
+    pub from: &'a PlannedPhase,
+    pub to: &'a PlannedPhase,
+    pub plan: Plan,
+}
+
+pub struct MigrateOptions<'a> {
+    pub state_dir: &'a Path,
+    /// How long each component may take to become healthy.
+    pub timeout: Duration,
+    /// The command that resumes this migration, for the failure message.
+    pub resume: String,
+}
+
+/// What a step did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    /// Carried out, and this was checked.
+    Done(String),
+    /// Not on this target: why.
+    NotHere(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub step: usize,
+    pub title: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HopReport {
+    pub from: String,
+    pub to: String,
+    /// Steps already done by an earlier run of `migrate` (resumed after).
+    pub resumed_at: usize,
+    pub steps: Vec<StepReport>,
+    pub seconds: f64,
+}
+
+/// Runs each hop in turn; the first one resumes a migration the state
+/// directory records.
+pub fn migrate(
+    hops: &[Hop],
+    renderer: &Renderer,
+    opts: &MigrateOptions,
+) -> anyhow::Result<Vec<HopReport>> {
+    let tools = Tools::find()?;
+    let state_dir = opts
+        .state_dir
+        .canonicalize()
+        .with_context(|| format!("{}", opts.state_dir.display()))?;
+    let mut reports = Vec::new();
+    for hop in hops {
+        let state = State::load(&state_dir)?
+            .with_context(|| format!("{} holds no deployment", state_dir.display()))?;
+        reports.push(run_hop(hop, renderer, opts, &tools, &state_dir, state)?);
+    }
+    Ok(reports)
+}
+
+/// Where the steps read and write: the running deployment, as a bring-up
+/// of the new phase that keeps every process already running, with the
+/// old phase's topology for what goes away.
+pub struct Migrator<'a> {
+    pub b: Bringup,
+    pub before: &'a Topology,
+    /// The new phase's rendered local target (config.next/local).
+    pub next: PathBuf,
+    pub from: &'a str,
+}
+
+fn run_hop(
+    hop: &Hop,
+    renderer: &Renderer,
+    opts: &MigrateOptions,
+    tools: &Tools,
+    state_dir: &Path,
+    mut state: State,
+) -> anyhow::Result<HopReport> {
+    let (from, to) = (hop.from.name(), hop.to.name());
+    let steps = &hop.plan.steps;
+    let resumed_at = match &state.migration {
+        Some(m) if m.from == from && m.to == to => m.step - 1,
+        Some(m) => bail!(
+            "{} is {}, not {from} -> {to}",
+            state_dir.display(),
+            m.describe()
+        ),
+        None => 0,
+    };
+    let next = state_dir.join("config.next");
+    super::up::render_local(hop.to, renderer, &next)?;
+    let running: Vec<Proc> = state.running().into_iter().cloned().collect();
+    state.processes.retain(Proc::alive);
+    let mut m = Migrator {
+        b: Bringup {
+            tools: tools.clone(),
+            topo: hop.to.local.clone(),
+            state_dir: state_dir.to_path_buf(),
+            config: state_dir.join("config/local"),
+            secrets: Secrets::load_or_create(state_dir)?,
+            server_user: is_root().then_some("postgres"),
+            state,
+            running,
+            timeout: opts.timeout,
+        },
+        before: &hop.from.local,
+        next: next.join("local"),
+        from,
+    };
+    let started = Instant::now();
+    match resumed_at {
+        0 => crate::say!(
+            "migrating {} from {from} to {to}: {} steps",
+            state_dir.display(),
+            steps.len()
+        ),
+        done => crate::say!(
+            "resuming the migration of {} from {from} to {to} at step {} of {}",
+            state_dir.display(),
+            done + 1,
+            steps.len()
+        ),
+    }
+    let mut reports = Vec::new();
+    for (i, step) in steps.iter().enumerate().skip(resumed_at) {
+        m.b.state.migration = Some(Migration {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            step: i + 1,
+            total: steps.len(),
+            title: step.title.clone(),
+        });
+        m.b.state.save(state_dir)?;
+        crate::say!("[{}/{}] {}", i + 1, steps.len(), step.title);
+        let since = Instant::now();
+        let outcome = m.apply(&step.action).map_err(|e| {
+            let done = match i {
+                0 => "none of its steps".to_owned(),
+                1 => "step 1 is done and checked".to_owned(),
+                n => format!("steps 1-{n} are done and checked"),
+            };
+            anyhow::anyhow!(
+                "step {} of {} ({}) failed: {e:#}\n  the deployment runs {from} on its way to {to}: {done}\n  next: fix the cause, then run `{}` to resume at step {}",
+                i + 1,
+                steps.len(),
+                step.title,
+                opts.resume,
+                i + 1
+            )
+        })?;
+        let seconds = since.elapsed().as_secs_f64();
+        match &outcome {
+            Outcome::Done(checked) => crate::say!("      ok in {seconds:.1} s: {checked}"),
+            Outcome::NotHere(why) => crate::say!("      not on this target: {why}"),
+        }
+        reports.push(StepReport {
+            step: i + 1,
+            title: step.title.clone(),
+            outcome,
+            seconds,
+        });
+    }
+    m.finish(hop.to)?;
+    let seconds = started.elapsed().as_secs_f64();
+    crate::say!(
+        "{} runs {to} (from {from} in {seconds:.1} s)",
+        state_dir.display()
+    );
+    Ok(HopReport {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        resumed_at,
+        steps: reports,
+        seconds,
+    })
+}
+
+impl Migrator<'_> {
+    fn password(&self, secret: crate::plan::identity::Secret) -> String {
+        self.b.secrets.get(secret).to_owned()
+    }
+
+    /// The record of a running process of this deployment.
+    fn process(&self, name: &str) -> anyhow::Result<Proc> {
+        self.b
+            .state
+            .processes
+            .iter()
+            .find(|p| p.name == name && p.alive())
+            .cloned()
+            .with_context(|| format!("{name} is not running"))
+    }
+
+    /// Drops a stopped process from the record and keeps its directory
+    /// (data, logs stay in logs/) under retired/<old phase>/.
+    fn retire(&mut self, name: &str) -> anyhow::Result<()> {
+        self.b.state.processes.retain(|p| p.name != name);
+        self.b.running.retain(|p| p.name != name);
+        self.b.state.save(&self.b.state_dir)?;
+        let dir = self.b.state_dir.join(name);
+        if dir.is_dir() {
+            let to = self.b.state_dir.join("retired").join(self.from);
+            std::fs::create_dir_all(&to)?;
+            let target = to.join(name);
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&dir, &target)
+                .with_context(|| format!("retiring {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// After the last step: the deployment runs exactly the new phase's
+    /// processes, config/ becomes the new rendering whole, and the record
+    /// names the new phase.
+    fn finish(&mut self, to: &PlannedPhase) -> anyhow::Result<()> {
+        let expected = expected_processes(&self.b.topo);
+        let running: BTreeSet<String> = self
+            .b
+            .state
+            .processes
+            .iter()
+            .filter(|p| p.alive())
+            .map(|p| p.name.clone())
+            .collect();
+        if running != expected {
+            let extra: Vec<&String> = running.difference(&expected).collect();
+            let missing: Vec<&String> = expected.difference(&running).collect();
+            bail!(
+                "after the last step the deployment does not run {}'s processes: extra {extra:?}, missing {missing:?}",
+                to.name()
+            );
+        }
+        let dir = &self.b.state_dir;
+        let config = dir.join("config");
+        let next = dir.join("config.next");
+        if config.exists() {
+            std::fs::remove_dir_all(&config)?;
+        }
+        std::fs::rename(&next, &config).context("moving config.next into place")?;
+        self.b.app_env()?;
+        let state = &mut self.b.state;
+        state.processes.retain(Proc::alive);
+        state.phase = to.name().to_owned();
+        state.order = to.spec().order;
+        state.migration = None;
+        state.save(dir)
+    }
+}
+
+/// The process names a fresh `up` of this topology runs.
+pub fn expected_processes(t: &Topology) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    names.insert(t.postgres.primary.name.clone());
+    names.extend(t.postgres.replicas.iter().map(|n| n.name.clone()));
+    names.extend(t.pgbouncer.instances.iter().map(|n| n.name.clone()));
+    names.insert(t.proxy.name.clone());
+    names.extend(t.redis.data_nodes().iter().map(|n| n.name.clone()));
+    if let RedisLayout::Sentinel { sentinels, .. } = &t.redis {
+        names.extend(sentinels.iter().map(|n| n.name.clone()));
+    }
+    names
+}
+
+/// The steps `migrate` refuses to start with: changes of the local target
+/// it does not carry out.
+pub fn refused(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Manual { reason } => Some(format!("{} ({reason})", s.title)),
+            _ => None,
+        })
+        .collect()
+}
