@@ -2,6 +2,8 @@
 //! file and value by value, with the transition plan between them, and the
 //! reports of a comparison (text, Markdown, JSON, the transition notes).
 
+pub mod action;
+pub mod compose;
 pub mod diff;
 pub mod report;
 pub mod steps;

@@ -4,10 +4,11 @@
 //! come from the two plans: a step names the nodes one phase has and the
 //! other lacks. `diff`, out/transitions and `migrate` all read this one list.
 
+pub use super::action::Action;
+use super::action::{pgbouncers, postgres_replicas, sentinels};
 use crate::plan::PlannedPhase;
 use crate::plan::capacity::Resource;
-use crate::plan::identity::SUPERUSER;
-use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
+use crate::plan::topology::{RedisLayout, Topology};
 use crate::render::format::thousands;
 use crate::spec::params::{self, Apply};
 use crate::spec::types::{ParamValue, PoolMode, RedisMode, RegionRole};
@@ -35,109 +36,6 @@ impl Risk {
             Risk::BriefWriteUnavailability => "brief write unavailability",
             Risk::DataMigration => "data migration",
             Risk::ClientChangeRequired => "client change required",
-        }
-    }
-}
-
-/// What a step does, precisely enough to be carried out: `migrate` runs it
-/// on the local target, and Compose gets it as commands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Action {
-    Nothing,
-    /// New standbys cloned from the running primary, each with its slot,
-    /// caught up before any read reaches them.
-    AddPostgresReplicas {
-        nodes: Vec<String>,
-    },
-    /// Settings that apply on reload, on every PostgreSQL node.
-    ReloadPostgres,
-    /// Settings that apply at start: the replicas one at a time, then
-    /// the primary (or the primary first, when no standby needs it later).
-    RestartPostgres {
-        replicas_first: bool,
-    },
-    /// New PgBouncer instances, which the proxy then balances over.
-    StartPgbouncers {
-        nodes: Vec<String>,
-    },
-    /// The running PgBouncers take the new pools: RELOAD where every
-    /// changed setting allows it, else a restart one at a time.
-    RollPgbouncers {
-        restart: bool,
-    },
-    /// PgBouncer's read pools and the proxy follow the new replicas.
-    RouteReads,
-    /// Standbys that reads no longer reach, stopped, their slots dropped.
-    RemovePostgresReplicas {
-        nodes: Vec<String>,
-    },
-    /// PgBouncers taken out of the proxy's rotation, then stopped.
-    StopPgbouncers {
-        nodes: Vec<String>,
-    },
-    /// The standalone node becomes the monitored master without a
-    /// restart: its replicas attach and sync, then it takes the Sentinel
-    /// phase's settings at run time.
-    StartRedisReplicas {
-        nodes: Vec<String>,
-    },
-    StopRedisReplicas {
-        nodes: Vec<String>,
-    },
-    StartSentinels {
-        nodes: Vec<String>,
-    },
-    StopSentinels {
-        nodes: Vec<String>,
-    },
-    /// SENTINEL SET on every sentinel.
-    SentinelSettings,
-    /// CONFIG SET on every data node.
-    RedisSettings,
-    /// The cluster started empty beside the running Redis.
-    BuildCluster {
-        nodes: Vec<String>,
-    },
-    /// Every key copied with its TTL into the master of its slot and
-    /// checked; the source is only read.
-    CopyIntoCluster,
-    /// Shards or replicas joined to a running cluster, slots rebalanced.
-    GrowCluster {
-        nodes: Vec<String>,
-    },
-    /// The app moves to the new Redis client (the contract changes).
-    SwitchRedisClients {
-        mode: String,
-    },
-    /// Writes to the old Redis stop, the last keys are copied and checked,
-    /// and the app moves to the cluster.
-    CutOverToCluster,
-    /// The old Redis nodes and sentinels stop; their data stays.
-    RetireRedis {
-        nodes: Vec<String>,
-    },
-    /// A change of the app's code or settings (session-state, pooling).
-    ClientCode,
-    /// What happens outside the local target (the cloud, the app, an
-    /// image build): `migrate` says so and goes on.
-    Elsewhere {
-        reason: String,
-    },
-    /// A change of the local target that `migrate` does not carry out:
-    /// it refuses the migration before the first step.
-    Manual {
-        reason: String,
-    },
-}
-
-impl Action {
-    /// Why the native target cannot run this step, when it cannot.
-    pub fn not_native(&self) -> Option<&str> {
-        match self {
-            Action::Elsewhere { reason } | Action::Manual { reason } => Some(reason),
-            Action::ClientCode => Some("a change of the app's code"),
-            _ => None,
         }
     }
 }
@@ -237,35 +135,10 @@ fn only_in(these: &[&str], those: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn postgres_replicas(t: &Topology) -> Vec<&str> {
-    t.postgres
-        .replicas
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect()
-}
-
-fn pgbouncers(t: &Topology) -> Vec<&str> {
-    t.pgbouncer
-        .instances
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect()
-}
-
 /// The data nodes that are not the initial master.
 fn redis_replicas(t: &Topology) -> Vec<&str> {
     match &t.redis {
         RedisLayout::Sentinel { nodes, .. } => nodes[1..].iter().map(|n| n.name.as_str()).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn sentinels(t: &Topology) -> Vec<&str> {
-    match &t.redis {
-        RedisLayout::Sentinel { sentinels, .. } => {
-            sentinels.iter().map(|n| n.name.as_str()).collect()
-        }
         _ => Vec::new(),
     }
 }
@@ -276,178 +149,6 @@ fn data_nodes(t: &Topology) -> Vec<&str> {
         .into_iter()
         .map(|n| n.name.as_str())
         .collect()
-}
-
-/// The Compose commands of an action, run beside the new phase's
-/// docker-compose.yml (both phases share the Compose project name, so the
-/// running containers are the ones these commands address).
-fn compose_commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> {
-    let list = |nodes: &[String]| nodes.join(" ");
-    let up = |nodes: &[String]| format!("docker compose up -d --no-deps {}", list(nodes));
-    let recreate = |n: &str| format!("docker compose up -d --no-deps --force-recreate {n}");
-    let reload_proxy = format!("docker compose kill -s USR2 {}", to.proxy.name);
-    let psql = |node: &str, sql: &str| {
-        format!("docker compose exec {node} psql -U {SUPERUSER} -c \"{sql}\"")
-    };
-    let pg = &to.postgres;
-    let replicas = postgres_replicas(to);
-    let bouncers = pgbouncers(to);
-    let redis_cli = |node: &RedisNode, args: &str| {
-        format!(
-            "docker compose exec {} redis-cli -p {} {args}",
-            node.name, node.endpoint.port
-        )
-    };
-    match action {
-        Action::Nothing | Action::ClientCode | Action::Elsewhere { .. } | Action::Manual { .. } => {
-            Vec::new()
-        }
-        Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
-            vec![up(nodes)]
-        }
-        Action::StartRedisReplicas { nodes } => {
-            // The running node takes the replicated phase's settings from
-            // its new file without a restart (CONFIG SET, as `migrate` does).
-            let mut out = vec![up(nodes)];
-            if let (
-                Some(master),
-                RedisLayout::Sentinel {
-                    min_replicas_to_write: Some(n),
-                    ..
-                },
-            ) = (first_data_node(to), &to.redis)
-            {
-                out.push(redis_cli(
-                    master,
-                    &format!("CONFIG SET min-replicas-to-write {n}"),
-                ));
-            }
-            out
-        }
-        Action::StartPgbouncers { nodes } => vec![up(nodes), reload_proxy],
-        Action::ReloadPostgres => std::iter::once(pg.primary.name.as_str())
-            .chain(replicas.iter().copied())
-            .map(|n| psql(n, "SELECT pg_reload_conf()"))
-            .collect(),
-        Action::RestartPostgres { replicas_first } => {
-            let mut order: Vec<&str> = replicas.clone();
-            if *replicas_first {
-                order.push(&pg.primary.name);
-            } else {
-                order.insert(0, &pg.primary.name);
-            }
-            order.into_iter().map(recreate).collect()
-        }
-        Action::RollPgbouncers { restart: false } | Action::RouteReads => bouncers
-            .iter()
-            .map(|n| format!("docker compose kill -s HUP {n}"))
-            .chain(std::iter::once(reload_proxy))
-            .collect(),
-        Action::RollPgbouncers { restart: true } => bouncers
-            .iter()
-            .map(|n| recreate(n))
-            .chain(std::iter::once(reload_proxy))
-            .collect(),
-        Action::RemovePostgresReplicas { nodes } => {
-            let mut out = vec![reload_proxy, format!("docker compose stop {}", list(nodes))];
-            // A slot left behind keeps WAL on the primary for no one.
-            let slots = from
-                .postgres
-                .replicas
-                .iter()
-                .filter(|r| nodes.contains(&r.name))
-                .filter_map(|r| r.slot.as_deref());
-            out.extend(slots.map(|slot| {
-                psql(
-                    &pg.primary.name,
-                    &format!("SELECT pg_drop_replication_slot('{slot}')"),
-                )
-            }));
-            out.push("docker compose up -d --remove-orphans".to_owned());
-            out
-        }
-        Action::StopPgbouncers { nodes } => vec![
-            reload_proxy,
-            // SIGINT: PgBouncer's safe shutdown, after the last transaction.
-            format!("docker compose kill -s INT {}", list(nodes)),
-            "docker compose up -d --remove-orphans".to_owned(),
-        ],
-        Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
-            let mut out = vec![format!("docker compose stop {}", list(nodes))];
-            if let RedisLayout::Sentinel {
-                sentinels,
-                master_name,
-                ..
-            } = &to.redis
-            {
-                out.extend(
-                    sentinels
-                        .iter()
-                        .map(|s| redis_cli(s, &format!("SENTINEL RESET {master_name}"))),
-                );
-            }
-            out.push("docker compose up -d --remove-orphans".to_owned());
-            out
-        }
-        Action::RetireRedis { .. } => vec!["docker compose up -d --remove-orphans".to_owned()],
-        Action::SentinelSettings => sentinels(to).iter().map(|n| recreate(n)).collect(),
-        Action::RedisSettings => data_nodes(to).iter().map(|n| recreate(n)).collect(),
-        Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => vec![
-            up(nodes),
-            format!("docker compose up --no-deps {}", topology::CLUSTER_CREATE),
-        ],
-        Action::CopyIntoCluster | Action::CutOverToCluster => {
-            let (Some(seed), Some(old)) = (first_data_node(to), first_data_node(from)) else {
-                return Vec::new();
-            };
-            let mut out = Vec::new();
-            // The source is whichever node the sentinels name now.
-            let source = match &from.redis {
-                RedisLayout::Sentinel {
-                    sentinels,
-                    master_name,
-                    ..
-                } => {
-                    if let Some(s) = sentinels.first() {
-                        out.push(redis_cli(
-                            s,
-                            &format!("SENTINEL get-master-addr-by-name {master_name}"),
-                        ));
-                    }
-                    format!("<that master, e.g. {}:{}>", old.name, old.endpoint.port)
-                }
-                _ => format!("{}:{}", old.name, old.endpoint.port),
-            };
-            if matches!(action, Action::CutOverToCluster) {
-                out.push(redis_cli(old, "CLIENT PAUSE 30000 WRITE"));
-            }
-            // --cluster-copy keeps the source's keys; without it redis-cli
-            // deletes each one from the live source as it moves it.
-            out.push(format!(
-                "docker compose exec {} sh -c 'redis-cli --cluster import {}:{} --cluster-from {source} --cluster-from-pass \"$REDISCLI_AUTH\" --cluster-copy --cluster-replace'",
-                seed.name, seed.name, seed.endpoint.port
-            ));
-            if matches!(action, Action::CutOverToCluster) {
-                out.push(format!(
-                    "docker compose up -d --no-deps {}",
-                    app_services(to).join(" ")
-                ));
-            }
-            out
-        }
-        Action::SwitchRedisClients { .. } => vec![format!(
-            "docker compose up -d --no-deps {}",
-            app_services(to).join(" ")
-        )],
-    }
-}
-
-fn first_data_node(t: &Topology) -> Option<&RedisNode> {
-    t.redis.data_nodes().into_iter().next()
-}
-
-fn app_services(t: &Topology) -> Vec<String> {
-    t.workloads().into_iter().map(|w| w.name).collect()
 }
 
 /// Steps by the stage of a rollout they belong to; a plan lists the stages
@@ -490,7 +191,7 @@ pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
         ));
     }
     for s in &mut steps {
-        s.compose = compose_commands(&s.action, &from.compose, &to.compose);
+        s.compose = super::compose::commands(&s.action, &from.compose, &to.compose);
     }
     let (before, after) = (&from.capacity, &to.capacity);
     Plan {
@@ -533,15 +234,6 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             elsewhere("a major upgrade needs pg_upgrade and both versions' binaries"),
         ));
     }
-    let added = only_in(&postgres_replicas(tb), &postgres_replicas(ta));
-    if !added.is_empty() {
-        s.add.push(step(
-            format!("Add read replicas {}", added.join(", ")),
-            Risk::Online,
-            "clone each from the primary with pg_basebackup (with its replication slot) and wait until it streams and has caught up, before any read is routed to it",
-            Action::AddPostgresReplicas { nodes: added },
-        ));
-    }
     let (sa, sb) = (&ta.postgres.settings, &tb.postgres.settings);
     let mut restart = Vec::new();
     let mut reload = Vec::new();
@@ -582,8 +274,11 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             reload.push(format!("{} {} -> (default)", old.name, show(&old.value)));
         }
     }
+    // The settings change before new standbys are cloned: the clones
+    // start under the primary's new limits, and their base backups' WAL
+    // senders count against the new max_wal_senders, not the old one.
     if !reload.is_empty() {
-        s.settings.push(step(
+        s.add.push(step(
             format!("Reload PostgreSQL settings: {}", reload.join(", ")),
             Risk::Online,
             "these settings apply on reload (pg_ctl reload or SELECT pg_reload_conf()) without dropping connections",
@@ -596,13 +291,22 @@ fn postgres_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
         } else {
             "restart the primary first, then the replicas one at a time"
         };
-        s.settings.push(step(
+        s.add.push(step(
             format!("Restart PostgreSQL for {}", restart.join(", ")),
             Risk::BriefWriteUnavailability,
             format!("these settings apply only at server start; {order}; writes pause while the primary restarts (or fail over to a replica first)"),
             Action::RestartPostgres {
                 replicas_first: grows_standby_floor,
             },
+        ));
+    }
+    let added = only_in(&postgres_replicas(tb), &postgres_replicas(ta));
+    if !added.is_empty() {
+        s.add.push(step(
+            format!("Add read replicas {}", added.join(", ")),
+            Risk::Online,
+            "clone each from the primary with pg_basebackup (with its replication slot) and wait until it streams and has caught up, before any read is routed to it",
+            Action::AddPostgresReplicas { nodes: added },
         ));
     }
     if b.read_replicas != a.read_replicas {
@@ -814,7 +518,7 @@ fn redis_steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             s.add.push(step(
                 "Migrate the data into the cluster's slots",
                 Risk::DataMigration,
-                "copy every key with its TTL into the master of its slot (DUMP, then RESTORE ... REPLACE; never MIGRATE or redis-cli --cluster import without --cluster-copy, which delete from the live source), then compare the key count and a checksum of the values; keys in databases other than 0 must be merged into 0 first. `scaleplan up --native` does this when it moves a stopped deployment",
+                "copy every key with its TTL into the master of its slot (DUMP, then RESTORE ... REPLACE; never MIGRATE or redis-cli --cluster import without --cluster-copy, which delete from the live source), then compare the key count and a checksum of the values; keys in databases other than 0 must be merged into 0 first. `scaleplan migrate` copies while clients still write and checks at the cut-over; `scaleplan up --native` copies a stopped deployment",
                 Action::CopyIntoCluster,
             ));
             s.clients.push(step(
@@ -1287,6 +991,28 @@ mod tests {
         assert_eq!(
             p.steps[position(&p, "Stand up region us-east (us-east-1)")].risk,
             Risk::Online
+        );
+    }
+
+    #[test]
+    fn services_the_new_phase_drops_are_addressed_by_container() {
+        let a = phase(
+            serde_json::json!({"postgres": {"read_replicas": 2}, "pgbouncer": {"instances": 2}}),
+        );
+        let b = phase(serde_json::json!({"allow_downgrade": true}));
+        let p = plan(&a, &b);
+        let all: Vec<&String> = p.steps.iter().flat_map(|s| &s.compose).collect();
+        let project = &a.compose.project;
+        for expected in [
+            format!("docker stop {project}-postgres-replica-1-1 {project}-postgres-replica-2-1"),
+            format!("docker kill -s INT {project}-pgbouncer-2-1"),
+            "docker compose exec -u postgres postgres-primary psql -U postgres -c \"SELECT pg_drop_replication_slot('replica_1')\"".to_owned(),
+        ] {
+            assert!(all.contains(&&expected), "no `{expected}` in {all:#?}");
+        }
+        assert!(
+            !all.iter().any(|c| c.contains("--remove-orphans")),
+            "{all:#?}"
         );
     }
 }

@@ -9,6 +9,7 @@
 
 mod bringup;
 mod control;
+mod copy;
 pub mod migrate;
 mod postgres;
 mod probe;

@@ -183,9 +183,12 @@ pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
         .map(|l| l.split(',').collect::<Vec<_>>())
         .filter(|f| f.len() > status && !matches!(f[sv], "FRONTEND" | "BACKEND"))
         .collect();
+    // UP and checked: a server is UP before its first check has run.
+    let check = column("check_status");
     let up = servers
         .iter()
         .filter(|f| f[status].starts_with("UP"))
+        .filter(|f| check.is_none_or(|c| f.get(c).is_some_and(|s| s.ends_with("OK"))))
         .count();
     Some((up, servers.len()))
 }

@@ -188,20 +188,28 @@ impl Proc {
 /// Stops one process with `sig`, waiting up to `grace` before SIGKILL;
 /// true when it needed SIGKILL.
 pub fn stop_with(p: &Proc, sig: &str, grace: Duration) -> bool {
-    p.signal(sig);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && p.alive() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !p.alive() {
-        return false;
+    stop_in_stages(p, &[(sig, grace)]).is_some()
+}
+
+/// Stops one process with each signal in turn, each given its time, and
+/// SIGKILL last. Returns the signal it took past the first, if any.
+pub fn stop_in_stages(p: &Proc, stages: &[(&str, Duration)]) -> Option<String> {
+    for (i, (sig, grace)) in stages.iter().enumerate() {
+        p.signal(sig);
+        let deadline = Instant::now() + *grace;
+        while Instant::now() < deadline && p.alive() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !p.alive() {
+            return (i > 0).then(|| format!("SIG{sig}"));
+        }
     }
     p.kill_now();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && p.alive() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    true
+    Some("SIGKILL".to_owned())
 }
 
 /// Stops processes: a clean signal to each, then up to `grace` for all of

@@ -53,6 +53,14 @@ impl Bringup {
     pub fn reload_proxy(&self) -> anyhow::Result<()> {
         let since = Instant::now();
         let name = &self.topo.proxy.name;
+        // A file HAProxy would refuse leaves the old process serving and
+        // only a line in its log: check it first.
+        Launch::new(&self.tools.haproxy)
+            .arg("-c")
+            .arg("-q")
+            .arg("-f")
+            .arg(self.config.join("haproxy/haproxy.cfg"))
+            .run(&self.state_dir, "checking haproxy.cfg")?;
         let proc = self
             .state
             .processes
@@ -75,8 +83,12 @@ impl Bringup {
                 .find(|s| s.var() == name)
                 .map(|s| self.secrets.get(*s).to_owned())
         });
+        // Written beside and renamed into place: an app that rereads the
+        // file sees the old contract or the new one, never half of one.
         let path = self.state_dir.join("app.env");
-        write_private(&path, &filled)?;
+        let next = self.state_dir.join("app.env.next");
+        write_private(&next, &filled)?;
+        std::fs::rename(&next, &path).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 }

@@ -4,25 +4,14 @@
 //! moves Redis into a cluster, the copy of the data it held.
 
 use super::bringup::Bringup;
+use super::copy;
 use super::probe;
 use super::procs::Proc;
-use super::resp::{Conn, Reply, keyslot};
 use crate::plan::identity::Secret;
 use crate::plan::topology::{RedisLayout, RedisNode, Topology};
 use anyhow::{Context, bail};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// What a copy into the cluster moved, and the check that found it there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Moved {
-    pub keys: u64,
-    pub with_ttl: u64,
-    /// FNV-1a over every key and its DUMP payload, in key order: the same
-    /// on both sides when every value arrived intact.
-    pub checksum: u64,
-}
 
 impl Bringup {
     pub fn redis(&mut self) -> anyhow::Result<()> {
@@ -202,8 +191,8 @@ impl Bringup {
             probe::redis_ping(&self.tools, port, &password).then_some(())
         })?;
         let result = (|| {
-            let copied = copy_into_cluster(port, seed, &password)?;
-            let checked = check_copy(port, seed, &password)?;
+            let copied = copy::copy_keys(port, seed, &password, false, None)?;
+            let checked = copy::check_copy(port, seed, &password, None)?;
             if copied.keys != checked.keys {
                 bail!(
                     "copied {} keys but found {} in the cluster",
@@ -297,231 +286,4 @@ fn retire(before: &Topology, state: &Path, phase: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The cluster's masters by slot range, from CLUSTER SLOTS on one node.
-fn slot_owners(seed: &mut Conn) -> anyhow::Result<Vec<(u16, u16, u16)>> {
-    let reply = seed.call(&[b"CLUSTER", b"SLOTS"])?;
-    let mut out = Vec::new();
-    for range in reply.items() {
-        let items = range.items();
-        let (Some(start), Some(end)) = (
-            items.first().and_then(Reply::int),
-            items.get(1).and_then(Reply::int),
-        ) else {
-            continue;
-        };
-        let port = items
-            .get(2)
-            .and_then(|m| m.items().get(1))
-            .and_then(Reply::int)
-            .context("CLUSTER SLOTS without a master port")?;
-        out.push((start as u16, end as u16, port as u16));
-    }
-    Ok(out)
-}
-
-fn owner(owners: &[(u16, u16, u16)], key: &[u8]) -> anyhow::Result<u16> {
-    let slot = keyslot(key);
-    owners
-        .iter()
-        .find(|(start, end, _)| (*start..=*end).contains(&slot))
-        .map(|(_, _, port)| *port)
-        .with_context(|| format!("no master serves slot {slot}"))
-}
-
-/// Every key of database 0 of `source`, in batches.
-fn scan(
-    source: &mut Conn,
-    mut each: impl FnMut(&mut Conn, Vec<Vec<u8>>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut cursor = b"0".to_vec();
-    loop {
-        let reply = source.call(&[b"SCAN", &cursor, b"COUNT", b"500"])?;
-        let items = reply.items();
-        cursor = items
-            .first()
-            .and_then(Reply::bytes)
-            .context("SCAN without a cursor")?
-            .to_vec();
-        let keys: Vec<Vec<u8>> = items
-            .get(1)
-            .map(|k| {
-                k.items()
-                    .iter()
-                    .filter_map(Reply::bytes)
-                    .map(<[u8]>::to_vec)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            each(source, keys)?;
-        }
-        if cursor == b"0" {
-            return Ok(());
-        }
-    }
-}
-
-/// A key's serialized value (DUMP) and its time to live in ms (PTTL, -1
-/// for none).
-type Dumped = (Vec<u8>, i64);
-
-/// DUMP and PTTL of each key; None for a key that expired meanwhile.
-fn dump(conn: &mut Conn, keys: &[Vec<u8>]) -> anyhow::Result<Vec<Option<Dumped>>> {
-    let commands: Vec<Vec<&[u8]>> = keys
-        .iter()
-        .flat_map(|k| [vec![&b"DUMP"[..], k], vec![&b"PTTL"[..], k]])
-        .collect();
-    let replies = conn.pipeline(&commands)?;
-    Ok(replies
-        .chunks(2)
-        .map(|pair| match (&pair[0], pair[1].int()) {
-            (Reply::Bulk(Some(payload)), Some(ttl)) if ttl != -2 => Some((payload.clone(), ttl)),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Copies every key of the source into the cluster with its TTL (DUMP,
-/// then RESTORE ... REPLACE on the master of its slot). The source is only
-/// read: nothing is deleted from it.
-pub fn copy_into_cluster(source: u16, seed: u16, password: &str) -> anyhow::Result<Moved> {
-    let mut src = Conn::open(source, password)?;
-    refuse_other_databases(&mut src)?;
-    let owners = slot_owners(&mut Conn::open(seed, password)?)?;
-    let mut targets: BTreeMap<u16, Conn> = BTreeMap::new();
-    let mut moved = Moved {
-        keys: 0,
-        with_ttl: 0,
-        checksum: 0,
-    };
-    scan(&mut src, |src, keys| {
-        let dumped = dump(src, &keys)?;
-        let mut by_port: BTreeMap<u16, Vec<Vec<Vec<u8>>>> = BTreeMap::new();
-        for (key, found) in keys.iter().zip(dumped) {
-            let Some((payload, ttl)) = found else {
-                continue;
-            };
-            moved.keys += 1;
-            if ttl > 0 {
-                moved.with_ttl += 1;
-            }
-            by_port.entry(owner(&owners, key)?).or_default().push(vec![
-                b"RESTORE".to_vec(),
-                key.clone(),
-                ttl.max(0).to_string().into_bytes(),
-                payload,
-                b"REPLACE".to_vec(),
-            ]);
-        }
-        for (port, commands) in by_port {
-            let conn = match targets.entry(port) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(Conn::open(port, password)?)
-                }
-            };
-            let args: Vec<Vec<&[u8]>> = commands
-                .iter()
-                .map(|c| c.iter().map(Vec::as_slice).collect())
-                .collect();
-            for reply in conn.pipeline(&args)? {
-                if let Reply::Error(e) = reply {
-                    bail!("RESTORE on port {port}: {e}");
-                }
-            }
-        }
-        Ok(())
-    })?;
-    Ok(moved)
-}
-
-/// Reads every key of the source back from the cluster: the same DUMP
-/// payload, and a TTL where the source has one. Fails listing the first
-/// keys that differ.
-pub fn check_copy(source: u16, seed: u16, password: &str) -> anyhow::Result<Moved> {
-    let mut src = Conn::open(source, password)?;
-    let owners = slot_owners(&mut Conn::open(seed, password)?)?;
-    let mut targets: BTreeMap<u16, Conn> = BTreeMap::new();
-    let mut seen: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    let mut with_ttl = 0;
-    let mut wrong: Vec<String> = Vec::new();
-    scan(&mut src, |src, keys| {
-        let here = dump(src, &keys)?;
-        for (key, found) in keys.iter().zip(here) {
-            let Some((payload, ttl)) = found else {
-                continue;
-            };
-            let port = owner(&owners, key)?;
-            let conn = match targets.entry(port) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(Conn::open(port, password)?)
-                }
-            };
-            let there = dump(conn, std::slice::from_ref(key))?.pop().flatten();
-            let same = match &there {
-                Some((p, t)) => *p == payload && (ttl > 0) == (*t > 0),
-                None => false,
-            };
-            if same {
-                if ttl > 0 {
-                    with_ttl += 1;
-                }
-                seen.insert(key.clone(), fnv(&payload));
-            } else if wrong.len() < 10 {
-                wrong.push(String::from_utf8_lossy(key).into_owned());
-            }
-        }
-        Ok(())
-    })?;
-    if !wrong.is_empty() {
-        bail!(
-            "the cluster does not hold these keys as the old master does: {}",
-            wrong.join(", ")
-        );
-    }
-    let mut checksum = FNV_OFFSET;
-    for (key, value) in &seen {
-        checksum = fnv_step(fnv_step(checksum, key), &value.to_le_bytes());
-    }
-    Ok(Moved {
-        keys: seen.len() as u64,
-        with_ttl,
-        checksum,
-    })
-}
-
-/// A cluster holds database 0 only; keys elsewhere would be left behind.
-fn refuse_other_databases(conn: &mut Conn) -> anyhow::Result<()> {
-    let info = conn
-        .call(&[b"INFO", b"keyspace"])?
-        .text()
-        .unwrap_or_default();
-    let others: Vec<&str> = info
-        .lines()
-        .filter(|l| l.starts_with("db") && !l.starts_with("db0:"))
-        .collect();
-    if !others.is_empty() {
-        bail!(
-            "the old Redis has keys outside database 0 ({}), which a cluster cannot hold: move them into database 0 first",
-            others.join(", ")
-        );
-    }
-    Ok(())
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv_step(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    fnv_step(FNV_OFFSET, bytes)
 }

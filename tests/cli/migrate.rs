@@ -98,16 +98,19 @@ fn compose_commands_name_the_services_of_each_step() {
         .filter_map(|l| l.trim().strip_prefix("compose: "))
         .collect();
     for expected in [
-        "docker compose up -d --no-deps postgres-replica-1 postgres-replica-2",
-        "docker compose up -d --no-deps redis-2 redis-3",
-        "docker compose up -d --no-deps sentinel-1 sentinel-2 sentinel-3",
-        "docker compose up -d --no-deps pgbouncer-2",
+        "docker compose up -d --wait --no-deps postgres-replica-1 postgres-replica-2",
+        "docker compose up -d --wait --no-deps redis-2 redis-3",
+        "docker compose exec redis-1 redis-cli -p 6379 CONFIG SET min-replicas-to-write 1",
+        "docker compose up -d --wait --no-deps sentinel-1 sentinel-2 sentinel-3",
+        "docker compose up -d --wait --no-deps pgbouncer-2",
         "docker compose kill -s HUP pgbouncer-1",
         "docker compose kill -s USR2 pg-proxy",
-        "docker compose up -d --no-deps --force-recreate postgres-primary",
-        "docker compose up --no-deps redis-cluster-create",
-        "docker compose exec redis-1 redis-cli -p 6379 CLIENT PAUSE 30000 WRITE",
-        "docker compose up -d --remove-orphans",
+        "docker compose up -d --wait --no-deps --force-recreate postgres-primary",
+        "docker compose run --rm --no-deps redis-cluster-create",
+        // The cut-over: the app stops writing for the last copy.
+        "docker compose stop app",
+        // The old Redis, which scale's file no longer names.
+        "docker stop sikka-sentinel-1-1 sikka-sentinel-2-1 sikka-sentinel-3-1 sikka-redis-1-1 sikka-redis-2-1 sikka-redis-3-1",
     ] {
         assert!(
             commands.contains(&expected),
@@ -125,11 +128,19 @@ fn compose_commands_name_the_services_of_each_step() {
         imports.iter().all(|c| c.contains("--cluster-copy")),
         "{imports:?}"
     );
-    // The replicas restart before the primary when max_connections grows.
+    // From growth, where replicas run: they restart before the primary
+    // when max_connections grows.
+    let state = recorded(&s, "growth", None);
+    let run = s.run(&["migrate", "scale", "--state", &state, "--dry-run"]);
     let restart = |n: &str| {
-        commands
-            .iter()
-            .position(|c| *c == format!("docker compose up -d --no-deps --force-recreate {n}"))
+        run.stdout
+            .lines()
+            .position(|c| {
+                c.trim()
+                    == format!(
+                        "compose: docker compose up -d --wait --no-deps --force-recreate {n}"
+                    )
+            })
             .unwrap()
     };
     assert!(restart("postgres-replica-1") < restart("postgres-primary"));
@@ -202,7 +213,7 @@ fn a_migration_under_way_is_finished_before_another_starts() {
     let s = Sandbox::shipped("migrate-underway");
     let migration = serde_json::json!({
         "from": "launch", "to": "growth", "step": 3, "total": 11,
-        "title": "Start Redis replicas redis-2, redis-3 of the current master",
+        "title": "Add read replicas postgres-replica-1, postgres-replica-2",
     });
     let state = recorded(&s, "launch", Some(migration.clone()));
     let status = s.run(&["status", "--state", &state]);

@@ -53,6 +53,15 @@ pub fn of(phase: &Phase, base: u16) -> Fingerprint {
                     let (name, value) = row.split_once('|').unwrap();
                     f.insert(key(name), norm(value));
                 }
+                let slots = psql(
+                    p.port,
+                    "postgres",
+                    pg_pw,
+                    "postgres",
+                    "SELECT coalesce(string_agg(slot_name || ' ' || slot_type || ' ' || active, ', ' ORDER BY slot_name), '') FROM pg_replication_slots",
+                )
+                .unwrap();
+                f.insert(key("replication slots"), slots);
             }
             "pgbouncer" => {
                 let config = psql(

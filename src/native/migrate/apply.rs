@@ -74,10 +74,8 @@ impl Migrator<'_> {
                 done(self.build_cluster(nodes)?)
             }
             Action::CopyIntoCluster => done(self.copy_into_cluster()?),
-            Action::CutOverToCluster => {
-                self.install(&[APP_ENV])?;
-                done(self.cut_over()?)
-            }
+            // app.env is installed inside, only once the check has passed.
+            Action::CutOverToCluster => done(self.cut_over()?),
             Action::SwitchRedisClients { mode } => {
                 self.install(&[APP_ENV])?;
                 done(self.switch_clients(mode)?)

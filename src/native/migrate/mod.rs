@@ -269,13 +269,24 @@ impl Migrator<'_> {
                 to.name()
             );
         }
+        // Renames only, so an interruption leaves config/ or config.old/
+        // whole (and config.next/ is rendered again on the next run).
         let dir = &self.b.state_dir;
-        let config = dir.join("config");
-        let next = dir.join("config.next");
+        let (config, next, old) = (
+            dir.join("config"),
+            dir.join("config.next"),
+            dir.join("config.old"),
+        );
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
         if config.exists() {
-            std::fs::remove_dir_all(&config)?;
+            std::fs::rename(&config, &old)?;
         }
         std::fs::rename(&next, &config).context("moving config.next into place")?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
         self.b.app_env()?;
         let state = &mut self.b.state;
         state.processes.retain(Proc::alive);

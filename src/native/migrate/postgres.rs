@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 /// How long a statement of a step may take, and a server to stop.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
 
+/// A PostgreSQL server stopped: fast shutdown, then immediate, then
+/// SIGKILL. SIGKILL to the postmaster alone would leave its backends
+/// holding the shared memory the next start needs; SIGQUIT stops them.
+const SHUTDOWN: [(&str, Duration); 2] = [
+    ("INT", Duration::from_secs(30)),
+    ("QUIT", Duration::from_secs(10)),
+];
+
 /// Settings a reload did not take, except those waiting for a restart.
 const REFUSED_SETTINGS: &str = "SELECT coalesce(string_agg(f.sourcefile || ':' || f.sourceline || ' ' || f.name || ': ' || f.error, '; '), '') \
      FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name \
@@ -53,11 +61,24 @@ impl Migrator<'_> {
         self.b.topo.postgres.primary.endpoint.port
     }
 
-    /// The new phase's PostgreSQL nodes, primary first.
+    /// The PostgreSQL nodes both phases have, primary first: the ones a
+    /// reload or restart concerns (new standbys start with the new files,
+    /// standbys on their way out keep theirs).
     fn postgres_nodes(&self) -> Vec<(String, u16)> {
         let pg = &self.b.topo.postgres;
+        let before: Vec<&str> = self
+            .before
+            .postgres
+            .replicas
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         std::iter::once(&pg.primary)
-            .chain(&pg.replicas)
+            .chain(
+                pg.replicas
+                    .iter()
+                    .filter(|r| before.contains(&r.name.as_str())),
+            )
             .map(|n| (n.name.clone(), n.endpoint.port))
             .collect()
     }
@@ -104,9 +125,10 @@ impl Migrator<'_> {
 
     /// Every node rereads its files; the reload is seen to happen, and no
     /// setting or pg_hba line may be refused.
-    pub fn reload_postgres(&self) -> anyhow::Result<String> {
+    pub fn reload_postgres(&mut self) -> anyhow::Result<String> {
         let nodes = self.postgres_nodes();
         for (name, port) in &nodes {
+            self.ensure_running(name)?;
             let before = self.sql(*port, "SELECT pg_conf_load_time()")?;
             self.sql(*port, "SELECT pg_reload_conf()")?;
             let reloaded = format!("SELECT pg_conf_load_time() > '{before}'::timestamptz");
@@ -126,6 +148,21 @@ impl Migrator<'_> {
         ))
     }
 
+    /// Starts a node of the new phase that is down (a step cut short
+    /// after stopping it): every step that acts on the nodes begins with
+    /// them running.
+    fn ensure_running(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.process(name).is_ok() {
+            return Ok(());
+        }
+        if name == self.b.topo.postgres.primary.name {
+            self.b.postgres_primary()
+        } else {
+            let i = self.replica_index(name)?;
+            self.b.postgres_replica(i)
+        }
+    }
+
     /// Nodes with settings pending a restart are restarted, in the plan's
     /// order; a node already running with them is left alone.
     pub fn restart_postgres(&mut self, replicas_first: bool) -> anyhow::Result<String> {
@@ -138,6 +175,7 @@ impl Migrator<'_> {
         }
         let mut checked = Vec::new();
         for (name, port) in order {
+            self.ensure_running(&name)?;
             let pending = self.sql(port, PENDING_RESTART)?;
             if pending.is_empty() {
                 checked.push(format!("{name} already runs with them"));
@@ -150,7 +188,7 @@ impl Migrator<'_> {
                 ));
             } else {
                 let proc = self.process(&name)?;
-                procs::stop_with(&proc, "INT", STEP_LIMIT);
+                procs::stop_in_stages(&proc, &SHUTDOWN);
                 let i = self.replica_index(&name)?;
                 self.b.postgres_replica(i)?;
                 checked.push(format!("{name} restarted and streams"));
@@ -173,14 +211,18 @@ impl Migrator<'_> {
             .with_context(|| format!("{name} is not a replica of the new phase"))
     }
 
-    /// The primary's restart, bounded: PgBouncer first waits for the
-    /// transactions in flight and then holds every new query (PAUSE, at
-    /// most 30 s); the fast shutdown ends the server's sessions and is
-    /// given 30 s before SIGKILL (after which crash recovery replays the
-    /// WAL: nothing committed is lost); the start is given the bring-up's
-    /// timeout. Clients see a pause, not an error. Returns how long
-    /// queries were held.
+    /// The primary's restart, bounded. A CHECKPOINT first, while it
+    /// serves, so the shutdown's own is short. Every PgBouncer then waits
+    /// for the transactions in flight and holds each new query (PAUSE, all
+    /// at once, at most 30 s, else the step fails and resumes them without
+    /// restarting anything). The fast shutdown (SIGINT) is given 30 s, an
+    /// immediate one (SIGQUIT, whose crash recovery replays the WAL:
+    /// nothing committed is lost) 10 s more; the start is given the
+    /// bring-up's timeout; then RESUME. Clients see a pause, not an error.
+    /// Returns how long queries were held.
     fn restart_primary(&mut self) -> anyhow::Result<f64> {
+        let name = self.b.topo.postgres.primary.name.clone();
+        self.sql(self.primary_port(), "CHECKPOINT")?;
         let since = Instant::now();
         let bouncers: Vec<u16> = self
             .pgbouncer_nodes()
@@ -188,35 +230,42 @@ impl Migrator<'_> {
             .filter(|(_, name, _)| self.process(name).is_ok())
             .map(|(_, _, port)| port)
             .collect();
-        let mut paused = Vec::new();
-        let mut result = Ok(());
-        for port in &bouncers {
-            match self.admin(*port, "PAUSE", STEP_LIMIT) {
-                Ok(_) => paused.push(*port),
-                Err(e) => {
-                    result = Err(e.context(
-                        "PgBouncer could not pause: a transaction stayed open; the primary was not restarted",
-                    ));
-                    // A PAUSE cut short leaves the instance pausing.
-                    paused.push(*port);
-                    break;
-                }
-            }
-        }
+        let me = &*self;
+        let paused: Vec<anyhow::Result<String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bouncers
+                .iter()
+                .map(|port| scope.spawn(move || me.admin(*port, "PAUSE", STEP_LIMIT)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("PAUSE panicked")))
+                })
+                .collect()
+        });
+        let mut result = match paused.into_iter().find_map(Result::err) {
+            Some(e) => Err(e.context(
+                "PgBouncer could not pause (a transaction stayed open for 30 s); the primary was not restarted",
+            )),
+            None => Ok(()),
+        };
         if result.is_ok() {
             result = (|| {
-                let name = self.b.topo.postgres.primary.name.clone();
                 let proc = self.process(&name)?;
-                if procs::stop_with(&proc, "INT", STEP_LIMIT) {
-                    crate::say!("      {name} did not stop within 30 s and was killed");
+                if let Some(signal) = procs::stop_in_stages(&proc, &SHUTDOWN) {
+                    crate::say!("      {name} did not stop on SIGINT within 30 s: {signal}");
                 }
                 self.b.postgres_primary()
             })();
         }
+        // Every instance, paused or pausing: RESUME ends both.
         let mut resumed = Vec::new();
-        for port in paused {
-            if let Err(e) = self.admin(port, "RESUME", STEP_LIMIT) {
-                resumed.push(format!("127.0.0.1:{port}: {e:#}"));
+        for port in bouncers {
+            match self.admin(port, "RESUME", STEP_LIMIT) {
+                Ok(_) => {}
+                Err(e) if format!("{e:#}").contains("not paused") => {}
+                Err(e) => resumed.push(format!("127.0.0.1:{port}: {e:#}")),
             }
         }
         let held = since.elapsed().as_secs_f64();
@@ -258,12 +307,16 @@ impl Migrator<'_> {
     pub fn roll_pgbouncers(&mut self, restart: bool) -> anyhow::Result<String> {
         for (i, name, port) in self.pgbouncer_nodes() {
             if restart {
-                let proc = self.process(&name)?;
                 // SIGINT: PgBouncer's safe shutdown, after the transactions
                 // in flight.
-                procs::stop_with(&proc, "INT", STEP_LIMIT);
+                if let Ok(proc) = self.process(&name) {
+                    procs::stop_with(&proc, "INT", STEP_LIMIT);
+                }
                 self.b.pgbouncer(i)?;
             } else {
+                if self.process(&name).is_err() {
+                    self.b.pgbouncer(i)?;
+                }
                 self.admin(port, "RELOAD", STEP_LIMIT)?;
             }
             self.pgbouncer_matches_file(&name, port)?;
@@ -285,7 +338,10 @@ impl Migrator<'_> {
     pub fn route_reads(&mut self) -> anyhow::Result<String> {
         let alias = self.b.topo.pgbouncer.read_alias.clone();
         let mut route = String::new();
-        for (_, name, port) in self.pgbouncer_nodes() {
+        for (i, name, port) in self.pgbouncer_nodes() {
+            if self.process(&name).is_err() {
+                self.b.pgbouncer(i)?;
+            }
             self.admin(port, "RELOAD", STEP_LIMIT)?;
             self.pgbouncer_matches_file(&name, port)?;
             let file = self.pgbouncer_file(&name)?;
@@ -354,13 +410,23 @@ impl Migrator<'_> {
                     .and_then(|n| n.parse::<u32>().ok())
                     .unwrap_or(0);
             }
-            let proc = self.process(name)?;
-            procs::stop_with(&proc, "INT", STEP_LIMIT);
+            // Already stopped by an earlier run of this step: done.
+            if let Ok(proc) = self.process(name) {
+                procs::stop_in_stages(&proc, &SHUTDOWN);
+            }
             if let Some(slot) = &node.slot {
-                self.sql(
-                    self.primary_port(),
-                    &format!("SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
-                )?;
+                // The walsender of a standby that just stopped may hold the
+                // slot a moment longer.
+                let drop = format!(
+                    "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+                );
+                let gone = format!(
+                    "SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = '{slot}'"
+                );
+                self.until(&format!("the slot {slot} was not released"), || {
+                    let _ = self.sql(self.primary_port(), &drop);
+                    self.sql(self.primary_port(), &gone).is_ok_and(|t| t == "t")
+                })?;
             }
             self.retire(name)?;
         }
@@ -377,8 +443,9 @@ impl Migrator<'_> {
         self.b.reload_proxy()?;
         let mut killed = Vec::new();
         for name in nodes {
-            let proc = self.process(name)?;
-            if procs::stop_with(&proc, "INT", STEP_LIMIT) {
+            if let Ok(proc) = self.process(name)
+                && procs::stop_with(&proc, "INT", STEP_LIMIT)
+            {
                 killed.push(name.clone());
             }
             self.retire(name)?;

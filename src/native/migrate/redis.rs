@@ -4,9 +4,10 @@
 //! the cut-over, and the old nodes retired.
 
 use super::Migrator;
+use super::files::APP_ENV;
+use crate::native::copy::{check_copy, copy_keys, remove_extra_keys};
 use crate::native::probe::wait_for;
 use crate::native::procs;
-use crate::native::redis::{Moved, check_copy, copy_into_cluster};
 use crate::native::resp::{Conn, Reply};
 use crate::plan::identity::Secret;
 use crate::plan::topology::{RedisLayout, RedisNode};
@@ -33,6 +34,9 @@ const NOT_AT_RUN_TIME: [&str; 8] = [
 const PAUSE_MS: u64 = 30_000;
 /// The copy and check must end this long before the pause does.
 const PAUSE_MARGIN: Duration = Duration::from_secs(5);
+
+/// A sentinel's down-after while the cut-over holds it: an hour.
+const SENTINEL_HOLD_MS: &str = "3600000";
 
 /// A value too high to reach: an old node set to want this many replicas
 /// refuses every write (NOREPLICAS) instead of acknowledging it where no
@@ -362,27 +366,130 @@ impl Migrator<'_> {
     }
 
     /// The first copy, while clients still write to the old master: it
-    /// moves the bulk of the data, so the cut-over's copy under a pause is
-    /// short. The check that decides comes at the cut-over.
+    /// moves the bulk of the data, so the cut-over's pass under a pause
+    /// writes only what changed since. The check that decides comes at
+    /// the cut-over.
     pub fn copy_into_cluster(&mut self) -> anyhow::Result<String> {
         let source = self.current_master(&self.before.redis.clone())?;
         let seed = self.cluster_seed()?;
-        let moved = copy_into_cluster(source, seed, &self.redis_password())?;
+        let copied = copy_keys(source, seed, &self.redis_password(), true, None)?;
         Ok(format!(
-            "{} keys ({} with a TTL) copied from 127.0.0.1:{source} with DUMP/RESTORE; the source only read",
-            moved.keys, moved.with_ttl
+            "{} keys ({} with a TTL) copied from 127.0.0.1:{source} with DUMP/RESTORE ({} written); the source only read",
+            copied.keys, copied.with_ttl, copied.restored
         ))
     }
 
-    /// Writes to the old master pause; every key is copied again and the
-    /// cluster checked against the source (count and checksum); the old
-    /// nodes are fenced so no write is acknowledged there again; app.env
-    /// names the cluster; the pause lifts, and the writes it held are
-    /// refused, so their clients retry on the cluster.
+    /// True once app.env names the cluster: the cut-over is done.
+    fn clients_on_cluster(&self) -> bool {
+        std::fs::read_to_string(self.b.state_dir.join("app.env"))
+            .is_ok_and(|t| t.lines().any(|l| l == "REDIS_MODE=cluster"))
+    }
+
+    /// Every old data node set to refuse writes (NOREPLICAS), each one's
+    /// value before kept in `fenced` to undo it. The master must take it;
+    /// a replica that does not answer cannot be promoted (the sentinels
+    /// are held) and is passed.
+    fn fence_old_nodes(&self, master: u16, fenced: &mut Vec<(u16, String)>) -> anyhow::Result<()> {
+        for node in self.before.redis.data_nodes() {
+            let port = node.endpoint.port;
+            let conn = self.conn(port);
+            let mut conn = match conn {
+                Ok(c) => c,
+                Err(e) if port == master => return Err(e),
+                Err(_) => continue,
+            };
+            let was = conn.call(&[b"CONFIG", b"GET", b"min-replicas-to-write"])?;
+            let was = was.items().get(1).and_then(Reply::text).unwrap_or_default();
+            conn.call(&[
+                b"CONFIG",
+                b"SET",
+                b"min-replicas-to-write",
+                FENCE_REPLICAS.as_bytes(),
+            ])
+            .with_context(|| format!("fencing {}", node.name))?;
+            if was != FENCE_REPLICAS {
+                fenced.push((port, was));
+            }
+        }
+        Ok(())
+    }
+
+    /// The old sentinels' down-after raised out of reach for the
+    /// cut-over: a write pause also holds their hello messages (PUBLISH),
+    /// and the PINGs queued behind them could look like a dead master.
+    /// Returns each sentinel's port and value before.
+    fn hold_sentinels(&self) -> anyhow::Result<Vec<(u16, String)>> {
+        let RedisLayout::Sentinel {
+            sentinels,
+            master_name,
+            down_after_ms,
+            ..
+        } = &self.before.redis
+        else {
+            return Ok(Vec::new());
+        };
+        let mut held = Vec::new();
+        for s in sentinels {
+            let Ok(mut conn) = self.conn(s.endpoint.port) else {
+                continue;
+            };
+            conn.call(&[
+                b"SENTINEL",
+                b"SET",
+                master_name.as_bytes(),
+                b"down-after-milliseconds",
+                SENTINEL_HOLD_MS.as_bytes(),
+            ])
+            .with_context(|| format!("holding {}", s.name))?;
+            held.push((s.endpoint.port, down_after_ms.to_string()));
+        }
+        Ok(held)
+    }
+
+    fn release_sentinels(&self, held: &[(u16, String)]) {
+        let RedisLayout::Sentinel { master_name, .. } = &self.before.redis else {
+            return;
+        };
+        for (port, value) in held {
+            if let Ok(mut conn) = self.conn(*port) {
+                let _ = conn.call(&[
+                    b"SENTINEL",
+                    b"SET",
+                    master_name.as_bytes(),
+                    b"down-after-milliseconds",
+                    value.as_bytes(),
+                ]);
+            }
+        }
+    }
+
+    /// The cut-over. Writes to the old master pause (CLIENT PAUSE WRITE,
+    /// which Redis lifts by itself after 30 s); at once every old node is
+    /// fenced (CONFIG SET is not a write, so it passes the pause), so from
+    /// here on no write is acknowledged there. What changed since the
+    /// first copy is copied, keys the source no longer has are removed,
+    /// and the cluster is checked against the source (every key's DUMP
+    /// payload and TTL, the count, a checksum), all before the pause would
+    /// end. Then app.env names the cluster and the pause lifts: the writes
+    /// it held are refused (NOREPLICAS) and their clients retry on the
+    /// cluster. A failure undoes the fence and the sentinels' hold before
+    /// the pause lifts, so the old Redis serves on as before.
     pub fn cut_over(&mut self) -> anyhow::Result<String> {
-        let source = self.current_master(&self.before.redis.clone())?;
         let seed = self.cluster_seed()?;
         let password = self.redis_password();
+        if self.clients_on_cluster() {
+            // Done by an earlier run that stopped after the switch: copying
+            // again would put the old master's values over what the app has
+            // written to the cluster since.
+            let source = self.current_master(&self.before.redis.clone())?;
+            self.fence_old_nodes(source, &mut Vec::new())?;
+            return Ok(
+                "done by an earlier run: app.env names the cluster and the old nodes refuse writes"
+                    .to_owned(),
+            );
+        }
+        let source = self.current_master(&self.before.redis.clone())?;
+        let held = self.hold_sentinels()?;
         let mut master = self.conn(source)?;
         master.call(&[
             b"CLIENT",
@@ -391,42 +498,44 @@ impl Migrator<'_> {
             b"WRITE",
         ])?;
         let paused = Instant::now();
-        let result = (|| -> anyhow::Result<Moved> {
-            let copied = copy_into_cluster(source, seed, &password)?;
-            let checked = check_copy(source, seed, &password)?;
-            if checked.keys != copied.keys {
-                bail!(
-                    "copied {} keys but the check found {}",
-                    copied.keys,
-                    checked.keys
-                );
+        let deadline = paused + Duration::from_millis(PAUSE_MS) - PAUSE_MARGIN;
+        let mut fenced = Vec::new();
+        let result = (|| {
+            self.fence_old_nodes(source, &mut fenced)?;
+            let copied = copy_keys(source, seed, &password, true, Some(deadline))?;
+            let removed = remove_extra_keys(source, seed, &password, Some(deadline))?;
+            let checked = check_copy(source, seed, &password, Some(deadline))?;
+            let role = self.conn(source)?.call(&[b"ROLE"])?;
+            if role.items().first().and_then(Reply::text).as_deref() != Some("master") {
+                bail!("127.0.0.1:{source} is no longer the master");
             }
-            if paused.elapsed() + PAUSE_MARGIN > Duration::from_millis(PAUSE_MS) {
-                bail!(
-                    "copying and checking took {:.1} s, too close to the {} s pause: writes may have resumed; nothing was switched",
-                    paused.elapsed().as_secs_f64(),
-                    PAUSE_MS / 1000
-                );
-            }
-            for node in self.before.redis.data_nodes() {
-                if let Ok(mut c) = self.conn(node.endpoint.port) {
-                    c.call(&[
+            self.install(&[APP_ENV])?;
+            self.b.app_env()?;
+            Ok((copied, removed, checked))
+        })();
+        if result.is_err() {
+            for (port, value) in &fenced {
+                if let Ok(mut c) = self.conn(*port) {
+                    let _ = c.call(&[
                         b"CONFIG",
                         b"SET",
                         b"min-replicas-to-write",
-                        FENCE_REPLICAS.as_bytes(),
-                    ])?;
+                        value.as_bytes(),
+                    ]);
                 }
             }
-            self.b.app_env()?;
-            Ok(checked)
-        })();
+            self.release_sentinels(&held);
+        }
         let _ = master.call(&[b"CLIENT", b"UNPAUSE"]);
-        let held = paused.elapsed().as_secs_f64();
-        let moved = result?;
+        let pause = paused.elapsed().as_secs_f64();
+        let (copied, removed, checked) = result.map_err(|e| {
+            e.context(format!(
+                "the cut-over was undone after {pause:.1} s: the old Redis serves as before"
+            ))
+        })?;
         Ok(format!(
-            "writes paused {held:.1} s while {} keys ({} with a TTL) were copied again and checked, checksum {:016x}; the old nodes refuse writes; app.env names the cluster",
-            moved.keys, moved.with_ttl, moved.checksum
+            "writes paused {pause:.1} s: {} keys written again and {removed} the source no longer has removed; the cluster holds the source's {} keys ({} with a TTL), checksum {:016x}; the old nodes refuse writes; app.env names the cluster",
+            copied.restored, checked.keys, checked.with_ttl, checked.checksum
         ))
     }
 

@@ -1,0 +1,254 @@
+//! The Compose commands of each step of a transition plan: what an
+//! operator runs for the step that `scaleplan migrate` carries out on the
+//! local target.
+//!
+//! They assume one deployment directory that holds the running phase's
+//! compose/ files, with the new phase's copied over them in place (`cp -R
+//! out/<to>/compose/. <dir>/`): cp rewrites each file where it is, and a
+//! container's single-file mount sees the new contents, so a reload reads
+//! the new settings. The new docker-compose.yml no longer names the
+//! services the new phase drops, so those are addressed by container name
+//! (`<project>-<service>-1`, Compose's own).
+
+use super::action::{Action, pgbouncers, postgres_replicas, sentinels};
+use crate::plan::identity::SUPERUSER;
+use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
+
+pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> {
+    let list = |nodes: &[String]| nodes.join(" ");
+    let up = |nodes: &str| format!("docker compose up -d --wait --no-deps {nodes}");
+    let recreate = |n: &str| format!("docker compose up -d --wait --no-deps --force-recreate {n}");
+    let reload_proxy = format!("docker compose kill -s USR2 {}", to.proxy.name);
+    let psql = |node: &str, sql: &str| {
+        format!("docker compose exec -u postgres {node} psql -U {SUPERUSER} -c \"{sql}\"")
+    };
+    // A container of the old phase that the new file no longer names.
+    let container = |name: &str| format!("{}-{name}-1", from.project);
+    let retire = |nodes: &[String]| {
+        let names: Vec<String> = nodes.iter().map(|n| container(n)).collect();
+        vec![
+            format!("docker stop {}", names.join(" ")),
+            // Their volumes stay until `docker volume rm`.
+            format!("docker rm {}", names.join(" ")),
+        ]
+    };
+    let redis_cli = |node: &RedisNode, args: &str| {
+        format!(
+            "docker compose exec {} redis-cli -p {} {args}",
+            node.name, node.endpoint.port
+        )
+    };
+    let pg = &to.postgres;
+    // The standbys that run already: new ones start with the new files.
+    let replicas: Vec<&str> = postgres_replicas(to)
+        .into_iter()
+        .filter(|r| postgres_replicas(from).contains(r))
+        .collect();
+    let bouncers = pgbouncers(to);
+    let apps = app_services(to).join(" ");
+    match action {
+        Action::Nothing
+        | Action::ClientCode
+        | Action::Elsewhere { .. }
+        | Action::Manual { .. } => Vec::new(),
+        Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
+            vec![up(&list(nodes))]
+        }
+        Action::StartRedisReplicas { nodes } => {
+            let mut out = vec![up(&list(nodes))];
+            if let (
+                Some(master),
+                RedisLayout::Sentinel {
+                    min_replicas_to_write,
+                    nodes: all,
+                    ..
+                },
+            ) = (data_nodes_of(to).first(), &to.redis)
+            {
+                // The master asks for replicas only once they are in sync.
+                out.push(format!(
+                    "docker compose exec {} sh -c 'until [ \"$(redis-cli -p {} INFO replication | grep -c state=online)\" -ge {} ]; do sleep 1; done'",
+                    master.name,
+                    master.endpoint.port,
+                    all.len() - 1
+                ));
+                if let Some(n) = min_replicas_to_write {
+                    out.push(redis_cli(master, &format!("CONFIG SET min-replicas-to-write {n}")));
+                }
+            }
+            out
+        }
+        Action::StartPgbouncers { nodes } => vec![up(&list(nodes)), reload_proxy],
+        Action::ReloadPostgres => std::iter::once(pg.primary.name.as_str())
+            .chain(replicas.iter().copied())
+            .map(|n| psql(n, "SELECT pg_reload_conf()"))
+            .collect(),
+        Action::RestartPostgres { replicas_first } => {
+            let mut order: Vec<&str> = replicas.clone();
+            if *replicas_first {
+                order.push(&pg.primary.name);
+            } else {
+                order.insert(0, &pg.primary.name);
+            }
+            order.into_iter().map(recreate).collect()
+        }
+        Action::RollPgbouncers { restart: false } | Action::RouteReads => bouncers
+            .iter()
+            .map(|n| format!("docker compose kill -s HUP {n}"))
+            .chain(std::iter::once(reload_proxy))
+            .collect(),
+        Action::RollPgbouncers { restart: true } => bouncers
+            .iter()
+            .map(|n| recreate(n))
+            .chain(std::iter::once(reload_proxy))
+            .collect(),
+        Action::RemovePostgresReplicas { nodes } => {
+            // Out of the proxy's rotation first.
+            let mut out = vec![reload_proxy];
+            out.extend(retire(nodes));
+            // A slot left behind keeps WAL on the primary for no one.
+            let slots = from
+                .postgres
+                .replicas
+                .iter()
+                .filter(|r| nodes.contains(&r.name))
+                .filter_map(|r| r.slot.as_deref());
+            out.extend(slots.map(|slot| {
+                psql(
+                    &pg.primary.name,
+                    &format!("SELECT pg_drop_replication_slot('{slot}')"),
+                )
+            }));
+            out
+        }
+        Action::StopPgbouncers { nodes } => {
+            let names: Vec<String> = nodes.iter().map(|n| container(n)).collect();
+            vec![
+                reload_proxy,
+                // SIGINT: PgBouncer's safe shutdown, after the transactions
+                // in flight.
+                format!("docker kill -s INT {}", names.join(" ")),
+                format!("docker wait {}", names.join(" ")),
+                format!("docker rm {}", names.join(" ")),
+            ]
+        }
+        Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
+            let mut out = retire(nodes);
+            if let RedisLayout::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } = &to.redis
+            {
+                out.extend(
+                    sentinels
+                        .iter()
+                        .map(|s| redis_cli(s, &format!("SENTINEL RESET {master_name}"))),
+                );
+            }
+            out
+        }
+        Action::RetireRedis { nodes } => {
+            // Sentinels first, so none fails over a master that is merely
+            // stopping.
+            let mut order: Vec<String> = nodes.clone();
+            let old_sentinels = sentinels(from);
+            order.sort_by_key(|n| !old_sentinels.contains(&n.as_str()));
+            retire(&order)
+        }
+        Action::SentinelSettings => match &to.redis {
+            RedisLayout::Sentinel {
+                sentinels,
+                master_name,
+                quorum,
+                down_after_ms,
+                failover_timeout_ms,
+                parallel_syncs,
+                ..
+            } => sentinels
+                .iter()
+                .map(|s| {
+                    redis_cli(
+                        s,
+                        &format!(
+                            "SENTINEL SET {master_name} quorum {quorum} down-after-milliseconds {down_after_ms} failover-timeout {failover_timeout_ms} parallel-syncs {parallel_syncs}"
+                        ),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        Action::RedisSettings => {
+            let common = match &to.redis {
+                RedisLayout::Standalone { common, .. }
+                | RedisLayout::Sentinel { common, .. }
+                | RedisLayout::Cluster { common, .. } => common,
+            };
+            data_nodes_of(to)
+                .iter()
+                .map(|n| {
+                    redis_cli(
+                        n,
+                        &format!(
+                            "CONFIG SET maxmemory {}mb maxmemory-policy {}",
+                            common.maxmemory_mb, common.maxmemory_policy
+                        ),
+                    )
+                })
+                .collect()
+        }
+        Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => vec![
+            up(&list(nodes)),
+            format!("docker compose run --rm --no-deps {}", topology::CLUSTER_CREATE),
+        ],
+        Action::CopyIntoCluster => import(from, to).into_iter().collect(),
+        // redis-cli's import moves keys with MIGRATE, a write that a pause
+        // or a fence on the source would refuse: with Compose, the app
+        // stops writing for the copy instead.
+        Action::CutOverToCluster => {
+            let mut out = vec![format!("docker compose stop {apps}")];
+            out.extend(import(from, to));
+            out.push(up(&apps));
+            out
+        }
+        Action::SwitchRedisClients { .. } => vec![format!(
+            "docker compose up -d --wait --no-deps --force-recreate {apps}"
+        )],
+    }
+}
+
+/// Every key of the old master copied into the cluster with its TTL,
+/// replacing what the cluster holds under the same name. `--cluster-copy`
+/// keeps the source's keys: without it redis-cli deletes each one from the
+/// live source as it moves it. The source is the master the sentinels name
+/// now, asked from inside the network.
+fn import(from: &Topology, to: &Topology) -> Option<String> {
+    let seed = data_nodes_of(to).first().copied()?;
+    let old = data_nodes_of(from).first().copied()?;
+    let source = match &from.redis {
+        RedisLayout::Sentinel {
+            sentinels,
+            master_name,
+            ..
+        } => {
+            let s = sentinels.first()?;
+            format!(
+                "\"$(redis-cli -h {} -p {} SENTINEL get-master-addr-by-name {master_name} | paste -sd: -)\"",
+                s.name, s.endpoint.port
+            )
+        }
+        _ => format!("{}:{}", old.name, old.endpoint.port),
+    };
+    Some(format!(
+        "docker compose exec {} sh -c 'redis-cli --cluster import {}:{} --cluster-from {source} --cluster-from-pass \"$REDISCLI_AUTH\" --cluster-copy --cluster-replace'",
+        seed.name, seed.name, seed.endpoint.port
+    ))
+}
+
+fn data_nodes_of(t: &Topology) -> Vec<&RedisNode> {
+    t.redis.data_nodes()
+}
+
+fn app_services(t: &Topology) -> Vec<String> {
+    t.workloads().into_iter().map(|w| w.name).collect()
+}
