@@ -32,23 +32,28 @@ pub fn postgres_ready(tools: &Tools, port: u16) -> bool {
     output(cmd).is_some()
 }
 
-/// Runs one query with psql over TCP; the password goes in PGPASSWORD.
-pub fn psql(
+/// psql for one statement over TCP, unaligned and without headers; the
+/// password goes in PGPASSWORD, never on the command line.
+fn psql_command(
     tools: &Tools,
     port: u16,
     user: &str,
     password: &str,
     database: &str,
     sql: &str,
-) -> Option<String> {
+) -> Command {
     let mut cmd = Command::new(&tools.psql);
     cmd.args([
         "-X",
         "-A",
         "-t",
         "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
         "-h",
         "127.0.0.1",
+    ])
+    .args([
         "-p",
         &port.to_string(),
         "-U",
@@ -60,7 +65,21 @@ pub fn psql(
     ])
     .env("PGPASSWORD", password)
     .env("PGCONNECT_TIMEOUT", "3")
-    .stderr(Stdio::null());
+    .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs one query with psql over TCP.
+pub fn psql(
+    tools: &Tools,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+    sql: &str,
+) -> Option<String> {
+    let mut cmd = psql_command(tools, port, user, password, database, sql);
+    cmd.stderr(Stdio::null());
     output(cmd).map(|s| s.trim().to_owned())
 }
 
@@ -204,32 +223,8 @@ pub fn psql_within(
     sql: &str,
     limit: Duration,
 ) -> anyhow::Result<String> {
-    let mut cmd = Command::new(&tools.psql);
-    cmd.args([
-        "-X",
-        "-A",
-        "-t",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
-    ])
-    .args([
-        "-p",
-        &port.to_string(),
-        "-U",
-        user,
-        "-d",
-        database,
-        "-c",
-        sql,
-    ])
-    .env("PGPASSWORD", password)
-    .env("PGCONNECT_TIMEOUT", "3")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = psql_command(tools, port, user, password, database, sql);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn()?;
     let pid = child.id();
     // PgBouncer's PAUSE answers only once every server connection is
