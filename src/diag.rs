@@ -137,6 +137,8 @@ pub enum Code {
     Reg002,
     /// Estimated capacity below users.max.
     Cap001,
+    /// The app's database pools open more PgBouncer clients than it takes.
+    Cap002,
     /// Redis moves backwards between consecutive phases.
     Trn001,
     /// Capacity shrinks between consecutive phases.
@@ -196,6 +198,7 @@ impl Code {
             Reg001 => "REG001",
             Reg002 => "REG002",
             Cap001 => "CAP001",
+            Cap002 => "CAP002",
             Trn001 => "TRN001",
             Trn002 => "TRN002",
             Trn003 => "TRN003",

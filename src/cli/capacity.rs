@@ -125,7 +125,16 @@ fn table(e: &Estimate, title: &str, users_min: u32) -> String {
     let _ = writeln!(out, "    {:<20} {:>12}  work", "resource", "users");
     for l in &e.lines {
         let mark = if l.resource == e.bottleneck { '*' } else { ' ' };
-        let users = l.users.map_or_else(|| "no limit".to_owned(), thousands);
+        let users = l.users.map_or_else(
+            || {
+                if l.resource == crate::plan::capacity::Resource::PgbouncerClients {
+                    "not per user".to_owned()
+                } else {
+                    "no limit".to_owned()
+                }
+            },
+            thousands,
+        );
         let _ = writeln!(
             out,
             "  {mark} {:<20} {users:>12}  {}",

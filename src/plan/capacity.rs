@@ -2,13 +2,17 @@
 //! carries, which one runs out first, and the headroom over the plan.
 //!
 //! Every figure comes from the spec: `workload` says what one user costs,
-//! the components say what each node serves. Each resource is a throughput
-//! or a hard limit divided by one user's use of it; the phase carries the
-//! smallest. A resource the workload does not use (a read ratio of 1 means
-//! no writes) has no limit, never a division by zero.
+//! the components say what each node serves. Each resource is a supply
+//! (a rate or a hard limit, in its own unit) divided by one user's use of
+//! it; the phase carries the smallest. A resource the workload does not
+//! use (a read ratio of 1 means no reads) has no limit, never a division
+//! by zero. The supply in its own unit is kept beside the users, so the
+//! monitoring can compare what the servers measure with what the model
+//! counted on.
 
+use super::cloud;
 use crate::spec::params;
-use crate::spec::types::{Phase, RedisMode};
+use crate::spec::types::{Dependency, Phase, RedisMode};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,23 +20,79 @@ use serde::Serialize;
 pub enum Resource {
     Websocket,
     System,
-    DatabaseWrites,
-    DatabaseReads,
+    /// The primary: writes, and the reads too while there is no replica.
+    DatabasePrimary,
+    DatabaseReplicas,
     PgbouncerClients,
     RedisThroughput,
     RedisMemory,
 }
 
+/// What an alert says ran out: the four families the plan names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bottleneck {
+    Database,
+    Redis,
+    Websocket,
+    System,
+}
+
+impl Bottleneck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bottleneck::Database => "database",
+            Bottleneck::Redis => "redis",
+            Bottleneck::Websocket => "websocket",
+            Bottleneck::System => "system",
+        }
+    }
+}
+
 impl Resource {
+    pub const ALL: [Resource; 7] = [
+        Resource::Websocket,
+        Resource::System,
+        Resource::DatabasePrimary,
+        Resource::DatabaseReplicas,
+        Resource::PgbouncerClients,
+        Resource::RedisThroughput,
+        Resource::RedisMemory,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Resource::Websocket => "WebSocket",
             Resource::System => "system (app CPU)",
-            Resource::DatabaseWrites => "database writes",
-            Resource::DatabaseReads => "database reads",
+            Resource::DatabasePrimary => "database primary",
+            Resource::DatabaseReplicas => "database replicas",
             Resource::PgbouncerClients => "PgBouncer clients",
             Resource::RedisThroughput => "Redis throughput",
             Resource::RedisMemory => "Redis memory",
+        }
+    }
+
+    /// Its name in metric names and labels.
+    pub fn key(self) -> &'static str {
+        match self {
+            Resource::Websocket => "websocket",
+            Resource::System => "system",
+            Resource::DatabasePrimary => "database_primary",
+            Resource::DatabaseReplicas => "database_replicas",
+            Resource::PgbouncerClients => "pgbouncer_clients",
+            Resource::RedisThroughput => "redis_throughput",
+            Resource::RedisMemory => "redis_memory",
+        }
+    }
+
+    pub fn bottleneck(self) -> Bottleneck {
+        match self {
+            Resource::Websocket => Bottleneck::Websocket,
+            Resource::System => Bottleneck::System,
+            Resource::DatabasePrimary | Resource::DatabaseReplicas | Resource::PgbouncerClients => {
+                Bottleneck::Database
+            }
+            Resource::RedisThroughput | Resource::RedisMemory => Bottleneck::Redis,
         }
     }
 
@@ -43,15 +103,17 @@ impl Resource {
                 "raise app.replicas or app.websocket.max_connections_per_replica"
             }
             Resource::System => "raise app.replicas or app.cpu",
-            Resource::DatabaseWrites => {
-                "raise pgbouncer.default_pool_size or instances (within postgres.primary.max_connections), or make queries faster"
+            Resource::DatabasePrimary => {
+                "raise postgres.primary.cpu, move reads to postgres.read_replicas, or raise the pools (pgbouncer.default_pool_size, app.db_pool_size) within max_connections"
             }
-            Resource::DatabaseReads => {
-                "raise postgres.read_replicas (and PgBouncer pools to reach them)"
+            Resource::DatabaseReplicas => {
+                "raise postgres.read_replicas (and the pools that reach them)"
             }
-            Resource::PgbouncerClients => "raise pgbouncer.max_client_conn or pgbouncer.instances",
+            Resource::PgbouncerClients => {
+                "raise pgbouncer.max_client_conn or pgbouncer.instances, or lower db_pool_size"
+            }
             Resource::RedisThroughput => {
-                "shard Redis: redis.mode cluster with more redis.cluster.shards"
+                "shard Redis (redis.mode cluster, more redis.cluster.shards) or a larger node"
             }
             Resource::RedisMemory => {
                 "raise redis.maxmemory_mb (and memory_mb), or add cluster shards"
@@ -60,11 +122,24 @@ impl Resource {
     }
 }
 
+/// A resource's supply in the unit the servers measure it in.
+#[derive(Clone, Debug, Serialize)]
+pub struct Supply {
+    pub amount: f64,
+    /// connections, requests/s, queries/s, clients, ops/s or bytes.
+    pub unit: &'static str,
+    /// How many units (replicas, instances, nodes) share it: losing one
+    /// leaves (n - 1) / n of it. 1 when there is no spare to lose.
+    pub units: u32,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Line {
     pub resource: Resource,
-    /// Concurrent users it carries; None when the workload does not use it.
+    /// Concurrent users it carries; None when users do not use it, or do
+    /// not use it in proportion (PgBouncer's clients are the app's pools).
     pub users: Option<u64>,
+    pub supply: Supply,
     /// The arithmetic, for the table.
     pub work: String,
 }
@@ -79,6 +154,14 @@ pub struct Estimate {
     pub users_max: u32,
     /// capacity / users.max.
     pub headroom: f64,
+    /// PgBouncer client connections the pools open: must fit the supply.
+    pub pool_clients: u32,
+}
+
+impl Estimate {
+    pub fn line(&self, r: Resource) -> Option<&Line> {
+        self.lines.iter().find(|l| l.resource == r)
+    }
 }
 
 /// Concurrent users a rate of `supply` per second carries at `per_user`
@@ -97,7 +180,21 @@ fn num(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
-        format!("{x}")
+        format!("{x:.2}")
+    }
+}
+
+/// Operations per second one Redis node of this class sustains. Redis runs
+/// commands on one thread, so a node serves what one core does (about
+/// 100,000 simple operations a second, redis.io's benchmark page); a
+/// burstable node (cache.t*) sustains only its CPU credit baseline (20% of
+/// each of its 2 vCPUs for the t4g small and medium: 40% of a core).
+pub fn redis_ops_per_node(class: &str) -> u32 {
+    const ONE_CORE: u32 = 100_000;
+    match class {
+        "cache.t4g.micro" | "cache.t3.micro" => ONE_CORE / 10 * 2,
+        c if c.starts_with("cache.t") => ONE_CORE / 10 * 4,
+        _ => ONE_CORE,
     }
 }
 
@@ -113,10 +210,12 @@ pub fn estimate(phase: &Phase) -> Estimate {
     let reads = queries * w.read_ratio;
     let writes = queries * (1.0 - w.read_ratio);
     let per_connection = 1000.0 / w.db_query_ms;
-    let available = pg
-        .primary
-        .max_connections
-        .saturating_sub(params::superuser_reserved(pg));
+    let per_core = f64::from(phase.capacity.db_queries_per_core_per_sec);
+    let available = f64::from(
+        pg.primary
+            .max_connections
+            .saturating_sub(params::superuser_reserved(pg)),
+    );
 
     let mut lines = Vec::new();
     let replicas = f64::from(app.replicas);
@@ -124,12 +223,22 @@ pub fn estimate(phase: &Phase) -> Estimate {
     lines.push(Line {
         resource: Resource::Websocket,
         users: Some((replicas * ws) as u64),
+        supply: Supply {
+            amount: replicas * ws,
+            unit: "connections",
+            units: app.replicas,
+        },
         work: format!("{} app replicas x {} connections", app.replicas, num(ws)),
     });
     let rps = replicas * app.cpu * app.requests_per_core_per_sec;
     lines.push(Line {
         resource: Resource::System,
         users: users(rps, requests),
+        supply: Supply {
+            amount: replicas * app.cpu,
+            unit: "cores",
+            units: app.replicas,
+        },
         work: format!(
             "{} replicas x {} cpu x {} req/s per core = {} req/s, at {:.3} req/s per user",
             app.replicas,
@@ -140,64 +249,126 @@ pub fn estimate(phase: &Phase) -> Estimate {
         ),
     });
 
-    // Write pools sit on the primary; without replicas the read pools do
-    // too, and both share what max_connections leaves.
-    let pools = f64::from(pgb.instances * pgb.default_pool_size);
-    let write_connections = if pg.read_replicas > 0 {
-        pools.min(available.into())
+    // Each replica of the app (and of each service and worker that uses
+    // PostgreSQL) holds a pool per database URL: these are PgBouncer's
+    // clients, and the most queries that can be in flight at once.
+    let app_pool = app.replicas * app.db_pool_size;
+    let others: u32 = phase
+        .services
+        .iter()
+        .chain(&phase.workers)
+        .filter(|s| s.uses.contains(&Dependency::Postgres))
+        .map(|s| s.replicas * s.db_pool_size)
+        .sum();
+    let per_url = f64::from(app_pool + others);
+    let pool_clients = 2 * (app_pool + others);
+    let server_pools = f64::from(pgb.instances * pgb.default_pool_size);
+    let with_replicas = pg.read_replicas > 0;
+
+    // The primary. With replicas it serves the writes; without, the reads
+    // too, and then each pool still carries only its own kind while both
+    // share what max_connections leaves and the one CPU. Each query kind is
+    // counted once.
+    let pool = per_url.min(server_pools).min(available);
+    let primary_cpu = pg.primary.cpu * per_core;
+    let (primary_qps, primary_users, serves) = if with_replicas {
+        let qps = (pool * per_connection).min(primary_cpu);
+        (qps, users(qps, writes), "writes")
     } else {
-        pools.min(f64::from(available) / 2.0)
+        let shared = (2.0 * per_url.min(server_pools)).min(available);
+        let qps = (shared * per_connection).min(primary_cpu);
+        let each = pool * per_connection;
+        let carried = [users(qps, queries), users(each, reads), users(each, writes)]
+            .into_iter()
+            .flatten()
+            .min();
+        (qps, carried, "reads and writes")
     };
+    let primary_demand = if with_replicas { writes } else { queries };
     lines.push(Line {
-        resource: Resource::DatabaseWrites,
-        users: users(write_connections * per_connection, writes),
+        resource: Resource::DatabasePrimary,
+        users: primary_users,
+        supply: Supply {
+            amount: primary_qps,
+            unit: "queries/s",
+            units: 1,
+        },
         work: format!(
-            "{} pooled connections on the primary x {} queries/s each, at {:.3} writes/s per user",
-            num(write_connections),
+            "min({} connections x {} queries/s, {} cpu x {} queries/s per core) = {} queries/s of {serves}, at {:.3} per user; each pool {} connections",
+            num(if with_replicas { pool } else { (2.0 * per_url.min(server_pools)).min(available) }),
             num(per_connection),
-            writes
+            num(pg.primary.cpu),
+            num(per_core),
+            num(primary_qps),
+            primary_demand,
+            num(pool)
         ),
     });
-    let (read_connections, read_where) = if pg.read_replicas > 0 {
-        (
-            pools.min(f64::from(available * pg.read_replicas)),
-            format!("on {} replicas", pg.read_replicas),
-        )
-    } else {
-        (write_connections, "on the primary".to_owned())
-    };
-    lines.push(Line {
-        resource: Resource::DatabaseReads,
-        users: users(read_connections * per_connection, reads),
-        work: format!(
-            "{} pooled connections {read_where} x {} queries/s each, at {:.3} reads/s per user",
-            num(read_connections),
-            num(per_connection),
-            reads
-        ),
-    });
-    let clients = f64::from(pgb.instances) * f64::from(pgb.max_client_conn);
+    if with_replicas {
+        let n = f64::from(pg.read_replicas);
+        let connections = per_url.min(server_pools).min(available * n);
+        let cpu = n * pg.primary.cpu * per_core;
+        let qps = (connections * per_connection).min(cpu);
+        lines.push(Line {
+            resource: Resource::DatabaseReplicas,
+            users: users(qps, reads),
+            supply: Supply {
+                amount: qps,
+                unit: "queries/s",
+                units: pg.read_replicas,
+            },
+            work: format!(
+                "min({} connections x {} queries/s, {} replicas x {} cpu x {} queries/s per core) = {} queries/s of reads, at {:.3} per user",
+                num(connections),
+                num(per_connection),
+                pg.read_replicas,
+                num(pg.primary.cpu),
+                num(per_core),
+                num(qps),
+                reads
+            ),
+        });
+    }
+    let clients = pgb.instances * pgb.max_client_conn;
     lines.push(Line {
         resource: Resource::PgbouncerClients,
-        users: users(clients, w.db_clients_per_user),
+        users: None,
+        supply: Supply {
+            amount: f64::from(clients),
+            unit: "clients",
+            units: pgb.instances,
+        },
         work: format!(
-            "{} instances x {} max_client_conn, at {} client connections per user",
-            pgb.instances,
-            pgb.max_client_conn,
-            num(w.db_clients_per_user)
+            "the pools open {pool_clients} of {} instances x {} max_client_conn = {clients}, whatever the number of users",
+            pgb.instances, pgb.max_client_conn
         ),
     });
+
     let masters = match (redis.mode, &redis.cluster) {
         (RedisMode::Cluster, Some(c)) => c.shards,
         _ => 1,
     };
-    let ops = f64::from(masters) * f64::from(phase.capacity.redis_ops_per_sec_per_node);
+    let class = cloud::cache_class(phase, redis);
+    let per_node = phase
+        .capacity
+        .redis_ops_per_sec_per_node
+        .unwrap_or_else(|| redis_ops_per_node(&class));
+    let ops = f64::from(masters) * f64::from(per_node);
     lines.push(Line {
         resource: Resource::RedisThroughput,
         users: users(ops, requests * w.redis_ops_per_request),
+        supply: Supply {
+            amount: ops,
+            unit: "ops/s",
+            units: 1,
+        },
         work: format!(
-            "{masters} master(s) x {} ops/s, at {:.3} ops/s per user",
-            phase.capacity.redis_ops_per_sec_per_node,
+            "{masters} master(s) x {per_node} ops/s ({}), at {:.3} ops/s per user",
+            if phase.capacity.redis_ops_per_sec_per_node.is_some() {
+                "capacity.redis_ops_per_sec_per_node".to_owned()
+            } else {
+                class
+            },
             requests * w.redis_ops_per_request
         ),
     });
@@ -205,6 +376,11 @@ pub fn estimate(phase: &Phase) -> Estimate {
     lines.push(Line {
         resource: Resource::RedisMemory,
         users: users(memory_kb, w.redis_memory_kb_per_user),
+        supply: Supply {
+            amount: memory_kb * 1024.0,
+            unit: "bytes",
+            units: 1,
+        },
         work: format!(
             "{masters} master(s) x {} MB maxmemory, at {} KB per user",
             redis.maxmemory_mb,
@@ -229,6 +405,7 @@ pub fn estimate(phase: &Phase) -> Estimate {
         } else {
             capacity as f64 / f64::from(users_max)
         },
+        pool_clients,
     }
 }
 
@@ -250,13 +427,13 @@ mod tests {
     }
 
     fn users(e: &Estimate, r: Resource) -> Option<u64> {
-        e.lines.iter().find(|l| l.resource == r).unwrap().users
+        e.line(r).unwrap().users
     }
 
     /// The default workload: 6 requests/min = 0.1 req/s per user; 3 queries
     /// each = 0.3 q/s, 80% reads = 0.24 reads/s and 0.06 writes/s; 4 ms per
-    /// query = 250 queries/s per connection; 4 Redis ops per request = 0.4
-    /// ops/s; 16 KB of Redis per user; one PgBouncer client per user.
+    /// query = 250 queries/s per connection, 1,000 per core; 4 Redis ops per
+    /// request = 0.4 ops/s; 16 KB of Redis per user; pools of 10.
     #[test]
     fn each_formula_matches_hand_computed_figures() {
         let e = estimate(&phase(serde_json::json!({})));
@@ -264,55 +441,100 @@ mod tests {
         assert_eq!(users(&e, Resource::Websocket), Some(8000));
         // 4 x 1 cpu x 250 = 1000 req/s / 0.1.
         assert_eq!(users(&e, Resource::System), Some(10_000));
-        // 2 x 40 = 80 connections x 250 = 20,000 q/s / 0.06 writes.
-        assert_eq!(users(&e, Resource::DatabaseWrites), Some(333_333));
-        // 80 connections over 2 replicas x 250 = 20,000 / 0.24 reads.
-        assert_eq!(users(&e, Resource::DatabaseReads), Some(83_333));
-        // 2 x 3000 clients / 1 per user.
-        assert_eq!(users(&e, Resource::PgbouncerClients), Some(6000));
-        // 1 master x 100,000 ops/s / 0.4.
-        assert_eq!(users(&e, Resource::RedisThroughput), Some(250_000));
+        // Pools: 4 replicas x 10 = 40 per URL, under 2 x 40 server
+        // connections: 40 x 250 = 10,000 q/s; 4 cpu x 1,000 = 4,000 q/s;
+        // 4,000 / 0.06 writes.
+        assert_eq!(users(&e, Resource::DatabasePrimary), Some(66_666));
+        // Reads: 40 connections x 250 = 10,000 q/s; 2 x 4 x 1,000 = 8,000;
+        // 8,000 / 0.24.
+        assert_eq!(users(&e, Resource::DatabaseReplicas), Some(33_333));
+        // Not per user: 2 pools x 40 = 80 of 6,000 client slots.
+        assert_eq!(users(&e, Resource::PgbouncerClients), None);
+        assert_eq!(e.pool_clients, 80);
+        // cache.t4g.medium (1536 MB): 40% of a core, 40,000 ops/s / 0.4.
+        assert_eq!(users(&e, Resource::RedisThroughput), Some(100_000));
         // 1024 MB x 1024 KB / 16 KB.
         assert_eq!(users(&e, Resource::RedisMemory), Some(65_536));
-        assert_eq!(
-            (e.capacity, e.bottleneck),
-            (6000, Resource::PgbouncerClients)
-        );
-        assert!((e.headroom - 6.0).abs() < 1e-9);
+        assert_eq!((e.capacity, e.bottleneck), (8000, Resource::Websocket));
+        assert!((e.headroom - 8.0).abs() < 1e-9);
     }
 
     #[test]
-    fn without_replicas_reads_and_writes_share_the_primary() {
+    fn without_replicas_the_primary_serves_reads_and_writes_once() {
         let e = estimate(&phase(
-            serde_json::json!({"postgres": {"read_replicas": 0, "primary": {"max_connections": 103}}}),
+            serde_json::json!({"postgres": {"read_replicas": 0, "primary": {"cpu": 2, "max_connections": 103}}}),
         ));
-        // 100 left after the superuser reserve, half for each pool: 50 x 250.
-        assert_eq!(users(&e, Resource::DatabaseWrites), Some(208_333));
-        assert_eq!(users(&e, Resource::DatabaseReads), Some(52_083));
+        // Both pools, 2 x 40 = 80 connections x 250 = 20,000 q/s; 2 cpu x
+        // 1,000 = 2,000 q/s, for all 0.3 q/s of each user.
+        assert_eq!(users(&e, Resource::DatabasePrimary), Some(6_666));
+        // With ample CPU, the read pool alone bounds the reads: 40 x 250 =
+        // 10,000 q/s / 0.24.
+        let e = estimate(&phase(
+            serde_json::json!({"postgres": {"read_replicas": 0, "primary": {"cpu": 64, "max_connections": 503}}}),
+        ));
+        assert_eq!(users(&e, Resource::DatabasePrimary), Some(41_666));
+        assert!(e.line(Resource::DatabaseReplicas).is_none());
     }
 
     #[test]
-    fn cluster_shards_multiply_redis() {
-        let e = estimate(&phase(
+    fn small_pools_bound_the_database_before_its_cpu() {
+        let e = estimate(&phase(serde_json::json!({"app": {"db_pool_size": 1}})));
+        // 4 connections x 250 = 1,000 q/s of writes, under 4 cpu x 1,000.
+        assert_eq!(users(&e, Resource::DatabasePrimary), Some(16_666));
+    }
+
+    #[test]
+    fn services_that_use_postgres_add_their_pools() {
+        let e = estimate(&phase(serde_json::json!({
+            "services": [
+                {"name": "payments", "image": "x/p:1", "replicas": 3, "uses": ["postgres"]},
+                {"name": "push", "image": "x/q:1", "replicas": 9, "uses": ["redis"]},
+            ]
+        })));
+        // (4 x 10 + 3 x 5) x 2 URLs; push has no database pool.
+        assert_eq!(e.pool_clients, 110);
+    }
+
+    #[test]
+    fn redis_throughput_follows_the_node() {
+        let big = estimate(&phase(
+            serde_json::json!({"redis": {"maxmemory_mb": 4096, "memory_mb": 6144}}),
+        ));
+        // cache.m7g.large: a whole core.
+        assert_eq!(users(&big, Resource::RedisThroughput), Some(250_000));
+        let set = estimate(&phase(
+            serde_json::json!({"capacity": {"redis_ops_per_sec_per_node": 20_000}}),
+        ));
+        assert_eq!(users(&set, Resource::RedisThroughput), Some(50_000));
+        let shards = estimate(&phase(
             serde_json::json!({"redis": {"mode": "cluster", "cluster": {"shards": 3}}}),
         ));
-        assert_eq!(users(&e, Resource::RedisThroughput), Some(750_000));
-        assert_eq!(users(&e, Resource::RedisMemory), Some(196_608));
+        assert_eq!(users(&shards, Resource::RedisThroughput), Some(300_000));
+        assert_eq!(users(&shards, Resource::RedisMemory), Some(196_608));
+    }
+
+    #[test]
+    fn node_memory_follows_maxmemory_when_unset() {
+        let p =
+            crate::spec::testing::phase(&[serde_json::json!({"redis": {"maxmemory_mb": 2048}})]);
+        assert_eq!(p.redis.memory_mb, 3072);
+        let p = crate::spec::testing::phase(&[serde_json::json!({"redis": {"maxmemory_mb": 64}})]);
+        assert_eq!(p.redis.memory_mb, 320);
     }
 
     #[test]
     fn an_unused_resource_has_no_limit_and_no_division_by_zero() {
         let e = estimate(&phase(serde_json::json!({"workload": {"read_ratio": 1.0}})));
-        assert_eq!(users(&e, Resource::DatabaseWrites), None);
+        assert_eq!(users(&e, Resource::DatabasePrimary), None);
         assert!(e.capacity > 0);
         let e = estimate(&phase(serde_json::json!({"workload": {"read_ratio": 0.0}})));
-        assert_eq!(users(&e, Resource::DatabaseReads), None);
+        assert_eq!(users(&e, Resource::DatabaseReplicas), None);
     }
 
-    /// Property: adding replicas of any kind never lowers capacity, over a
+    /// Property: more of any resource never lowers capacity, over a
     /// deterministic sweep of phases.
     #[test]
-    fn adding_replicas_never_lowers_capacity() {
+    fn more_of_any_resource_never_lowers_capacity() {
         let mut seed: u64 = 0x5eed;
         let mut next = |n: u64| {
             seed = seed
@@ -326,26 +548,37 @@ mod tests {
             let instances = next(6);
             let pool = next(60);
             let conns = 3 + instances * pool * 2 + next(200);
+            let cpu = next(16);
+            let app_pool = next(30);
+            let shards = next(6);
+            let maxmemory = 64 * next(64);
             let base = serde_json::json!({
-                "app": {"replicas": app},
-                "postgres": {"read_replicas": read, "primary": {"max_connections": conns}},
+                "app": {"replicas": app, "db_pool_size": app_pool},
+                "postgres": {"read_replicas": read, "primary": {"cpu": cpu, "max_connections": conns}},
                 "pgbouncer": {"instances": instances, "default_pool_size": pool, "max_client_conn": next(5000)},
+                "redis": {"mode": "cluster", "cluster": {"shards": shards}, "maxmemory_mb": maxmemory, "memory_mb": null},
                 "workload": {"read_ratio": (next(11) - 1) as f64 / 10.0, "db_query_ms": next(20) as f64},
             });
-            let before = estimate(&phase(base.clone())).capacity;
+            let before = estimate(&phase(base.clone()));
             for more in [
                 serde_json::json!({"app": {"replicas": app + next(5)}}),
+                serde_json::json!({"app": {"db_pool_size": app_pool + next(5)}}),
                 serde_json::json!({"postgres": {"read_replicas": read + next(4)}}),
+                serde_json::json!({"postgres": {"primary": {"cpu": cpu + next(8)}}}),
                 serde_json::json!({"pgbouncer": {"instances": instances + next(3)}}),
+                serde_json::json!({"pgbouncer": {"default_pool_size": pool + next(10)}}),
+                serde_json::json!({"redis": {"cluster": {"shards": shards + next(3)}}}),
+                serde_json::json!({"redis": {"maxmemory_mb": maxmemory + 64 * next(8)}}),
             ] {
                 let mut bigger = base.clone();
-                for (k, v) in more.as_object().unwrap() {
-                    for (kk, vv) in v.as_object().unwrap() {
-                        bigger[k][kk] = vv.clone();
-                    }
-                }
-                let after = estimate(&phase(bigger.clone())).capacity;
-                assert!(after >= before, "{before} -> {after} for {bigger}");
+                crate::spec::testing::merge(&mut bigger, more);
+                let after = estimate(&phase(bigger.clone()));
+                assert!(
+                    after.capacity >= before.capacity,
+                    "{} -> {} for {bigger}",
+                    before.capacity,
+                    after.capacity
+                );
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::validate::ValidPhase;
 pub fn check(phase: &ValidPhase, nodes: &Topology, estimate: &Estimate) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     capacity(phase, estimate, &mut out);
+    pool_clients(phase, estimate, &mut out);
     generated_names(phase, nodes, &mut out);
     out
 }
@@ -41,6 +42,26 @@ fn capacity(phase: &ValidPhase, e: &Estimate, out: &mut Vec<Diagnostic>) {
     } else {
         Diagnostic::error(Code::Cap001, at, message, help)
     });
+}
+
+/// CAP002: PgBouncer must take every client the pools open: each replica
+/// of the app and of each service or worker that uses PostgreSQL holds a
+/// pool per database URL.
+fn pool_clients(phase: &ValidPhase, e: &Estimate, out: &mut Vec<Diagnostic>) {
+    let pgb = &phase.spec.pgbouncer;
+    let slots = pgb.instances * pgb.max_client_conn;
+    if e.pool_clients <= slots {
+        return;
+    }
+    out.push(Diagnostic::error(
+        Code::Cap002,
+        phase.sources.value_at("/pgbouncer/max_client_conn"),
+        format!(
+            "the database pools open {} client connections (2 URLs x replicas x db_pool_size, for the app and every service and worker that uses postgres), above {} instances x {} max_client_conn = {slots}",
+            e.pool_clients, pgb.instances, pgb.max_client_conn
+        ),
+        "raise pgbouncer.max_client_conn or pgbouncer.instances, or lower app.db_pool_size (and the services' db_pool_size)",
+    ));
 }
 
 /// REG002: a service or worker may not take a name scaleplan generates,

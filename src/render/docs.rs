@@ -81,7 +81,16 @@ impl Renderer {
                 .iter()
                 .map(|l| DocLine {
                     label: l.resource.label(),
-                    users: l.users.map_or_else(|| "no limit".to_owned(), thousands),
+                    users: l.users.map_or_else(
+                        || {
+                            if l.resource == crate::plan::capacity::Resource::PgbouncerClients {
+                                "not per user".to_owned()
+                            } else {
+                                "no limit".to_owned()
+                            }
+                        },
+                        thousands,
+                    ),
                     work: l.work.clone(),
                     bottleneck: l.resource == e.bottleneck,
                 })

@@ -45,6 +45,7 @@ pub(crate) mod testing {
         for o in overlays {
             merge(&mut v, o.clone());
         }
+        super::types::derive_defaults(&mut v);
         serde_json::from_value(v).expect("a valid test phase")
     }
 }

@@ -269,11 +269,6 @@ pub struct Workload {
     pub redis_ops_per_request: f64,
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub redis_memory_kb_per_user: f64,
-    /// PgBouncer client connections one concurrent user accounts for: 1
-    /// where each user's session holds a connection (the conservative
-    /// default), far less where app replicas share a small pool.
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub db_clients_per_user: f64,
 }
 
 impl Default for Workload {
@@ -285,7 +280,6 @@ impl Default for Workload {
             db_query_ms: 4.0,
             redis_ops_per_request: 4.0,
             redis_memory_kb_per_user: 16.0,
-            db_clients_per_user: 1.0,
         }
     }
 }
@@ -312,10 +306,24 @@ pub struct App {
     pub requests_per_core_per_sec: f64,
     #[serde(default)]
     pub websocket: Websocket,
+    /// Connections each replica's database pool holds, per database URL
+    /// (one pool for writes, one for reads): what the replica asks of
+    /// PgBouncer, whatever the number of users.
+    #[serde(default = "default_app_pool")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub db_pool_size: u32,
     /// HTTP path that answers 2xx or 3xx when a replica is healthy; the
     /// Compose health check requests it with the image's node.
     #[serde(default = "default_health_path")]
     pub health_path: Text,
+}
+
+fn default_app_pool() -> u32 {
+    10
+}
+
+fn default_service_pool() -> u32 {
+    5
 }
 
 fn default_health_path() -> Text {
@@ -547,7 +555,8 @@ pub struct Redis {
     pub maxmemory_mb: u32,
     pub maxmemory_policy: EvictionPolicy,
     /// Memory of each Redis node (container limit); maxmemory must leave room
-    /// for fork copy-on-write and fragmentation.
+    /// for fork copy-on-write and fragmentation. Unset, it follows
+    /// maxmemory_mb: 1.5 times it, and at least 256 MB more.
     #[schemars(range(min = 32))]
     pub memory_mb: u32,
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 64.0))]
@@ -569,6 +578,38 @@ pub struct Redis {
     pub min_replicas_to_write: Option<u32>,
 }
 
+/// A Redis node's memory when the spec leaves it out: room for a fork's
+/// copy-on-write and fragmentation beside maxmemory.
+pub fn redis_memory_for(maxmemory_mb: u32) -> u32 {
+    (maxmemory_mb.saturating_mul(3) / 2).max(maxmemory_mb.saturating_add(256))
+}
+
+/// Defaults that follow another value of the merged spec, filled in before
+/// it is read into the types (whose own defaults are constants).
+pub fn derive_defaults(spec: &mut serde_json::Value) {
+    let Some(redis) = spec.get_mut("redis").and_then(|r| r.as_object_mut()) else {
+        let maxmemory = Redis::default().maxmemory_mb;
+        if let Some(map) = spec.as_object_mut() {
+            map.insert(
+                "redis".to_owned(),
+                serde_json::json!({ "memory_mb": redis_memory_for(maxmemory) }),
+            );
+        }
+        return;
+    };
+    if redis
+        .get("memory_mb")
+        .is_none_or(serde_json::Value::is_null)
+    {
+        let maxmemory = redis
+            .get("maxmemory_mb")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(Redis::default().maxmemory_mb);
+        redis.insert("memory_mb".to_owned(), redis_memory_for(maxmemory).into());
+    }
+}
+
 impl Default for Redis {
     fn default() -> Self {
         Redis {
@@ -576,7 +617,7 @@ impl Default for Redis {
             mode: RedisMode::Standalone,
             maxmemory_mb: 256,
             maxmemory_policy: EvictionPolicy::Noeviction,
-            memory_mb: 512,
+            memory_mb: redis_memory_for(256),
             cpu: 1.0,
             appendonly: true,
             replicas: None,
@@ -637,16 +678,23 @@ pub struct CapacityOptions {
     /// phase. Not inherited.
     #[serde(skip_serializing_if = "is_false")]
     pub allow_below_target: bool,
-    /// Operations per second one Redis node serves.
+    /// Operations per second one Redis node serves; unset, it follows the
+    /// node type (see the README).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub redis_ops_per_sec_per_node: u32,
+    pub redis_ops_per_sec_per_node: Option<u32>,
+    /// Queries per second one PostgreSQL vCPU serves for this app's
+    /// queries: the CPU bound of the database, beside its connections.
+    #[schemars(range(min = 1))]
+    pub db_queries_per_core_per_sec: u32,
 }
 
 impl Default for CapacityOptions {
     fn default() -> Self {
         CapacityOptions {
             allow_below_target: false,
-            redis_ops_per_sec_per_node: 100_000,
+            redis_ops_per_sec_per_node: None,
+            db_queries_per_core_per_sec: 1000,
         }
     }
 }
@@ -810,6 +858,11 @@ pub struct Service {
     /// What it connects to.
     #[serde(default)]
     pub uses: Vec<Dependency>,
+    /// For a service that uses postgres: connections each replica's pool
+    /// holds, per database URL.
+    #[serde(default = "default_service_pool")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub db_pool_size: u32,
     /// For a service with a port: the HTTP path of its health check.
     #[serde(default = "default_health_path")]
     pub health_path: Text,

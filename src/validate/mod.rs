@@ -55,7 +55,9 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
             diags.extend(problems);
             continue;
         }
-        let spec: Phase = match serde_json::from_value(merged.value.clone()) {
+        let mut value = merged.value.clone();
+        crate::spec::types::derive_defaults(&mut value);
+        let spec: Phase = match serde_json::from_value(value) {
             Ok(spec) => spec,
             Err(e) => {
                 // The schema is generated from these types, so this means the

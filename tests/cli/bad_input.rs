@@ -98,6 +98,7 @@ bad_inputs! {
     redis_moving_backwards: "redis-backwards" => "TRN001" at "phases/two.yaml:4:16";
     capacity_loss_between_phases: "capacity-loss" => "TRN002" at "phases/two.yaml:4:28";
     capacity_below_users_max: "capacity-below-target" => "CAP001" at "phases/phase.yaml:3:25";
+    pools_above_pgbouncer_clients: "pool-clients" => "CAP002" at "phases/phase.yaml:5:68";
     zero_workload_figure: "zero-workload" => "SCH004" at "phases/phase.yaml:5:16";
     negative_workload_figure: "negative-workload" => "SCH004" at "phases/phase.yaml:4:40";
     error_located_in_the_parent_that_set_it: "error-in-parent" => "RED008" at "phases/parent.yaml:4:24";

@@ -19,15 +19,19 @@ fn shipped_phases_carry_their_claims() {
             )
         })
         .collect();
-    let get = |name: &str| carried.iter().find(|(n, _, _)| n == name).unwrap().1;
-    assert!(get("launch") >= 2000);
-    assert!(
-        (5000..=7000).contains(&get("growth")),
-        "growth {}: near the plan's 5,700",
-        get("growth")
-    );
-    assert!(get("scale") >= 10_000);
-    assert!(get("enterprise") >= 50_000);
+    let get = |name: &str| carried.iter().find(|(n, _, _)| n == name).unwrap();
+    // Each carries its users.max; with the app's pools as PgBouncer's
+    // clients, the app's WebSocket connections run out first everywhere.
+    for (phase, max) in [
+        ("launch", 2000),
+        ("growth", 5000),
+        ("scale", 15_000),
+        ("enterprise", 50_000),
+    ] {
+        let (_, users, bottleneck) = get(phase);
+        assert!(*users >= max, "{phase} carries {users}, below {max}");
+        assert_eq!(bottleneck, "websocket", "{phase}");
+    }
     insta::assert_snapshot!("capacity_json", run.stdout);
 }
 
@@ -54,9 +58,9 @@ fn users_picks_the_smallest_phase_with_headroom() {
         "{}",
         run.stdout
     );
-    // 2,000 x 1.2 = 2,400 is past launch's 2,000.
-    assert!(pick("2000", "1.2").stdout.starts_with("growth carries"));
-    assert!(pick("2000", "1.0").stdout.starts_with("launch carries"));
+    // 4,000 x 1.2 = 4,800 is past launch's 4,000.
+    assert!(pick("4000", "1.2").stdout.starts_with("growth carries"));
+    assert!(pick("4000", "1.0").stdout.starts_with("launch carries"));
     // 12,000 x 1.2 = 14,400: scale carries 16,000.
     assert!(pick("12000", "1.2").stdout.starts_with("scale carries"));
     let none = pick("60000", "1.2");
@@ -87,7 +91,7 @@ fn allow_below_target_lowers_cap001_to_a_warning() {
     let growth = sandbox.path("phases/growth.yaml");
     let text = sandbox.edit(
         "phases/growth.yaml",
-        &[("max_client_conn: 3000", "max_client_conn: 2000")],
+        &[("app: { replicas: 4 }", "app: { replicas: 2 }")],
     );
     let run = sandbox.run(&["validate"]);
     assert_eq!(run.code, 1);
@@ -97,7 +101,7 @@ fn allow_below_target_lowers_cap001_to_a_warning() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("PgBouncer clients is the bottleneck"),
+        run.stderr.contains("WebSocket is the bottleneck"),
         "{}",
         run.stderr
     );
@@ -150,7 +154,7 @@ fn every_load_test_parses_with_node() {
         growth.contains("const USERS_MIN = 3000;") && growth.contains("const USERS_MAX = 5000;")
     );
     assert!(
-        growth.contains("const CAPACITY = 6000;") && growth.contains("const SPIKE_PEAK = 9000;")
+        growth.contains("const CAPACITY = 8000;") && growth.contains("const SPIKE_PEAK = 12000;")
     );
 }
 
@@ -167,7 +171,7 @@ fn summaries_and_transition_plans_show_capacity() {
     );
     let plan = std::fs::read_to_string(repo().join("out/transitions/launch-to-growth.md")).unwrap();
     assert!(
-        plan.contains("2,000 (PgBouncer clients) -> 6,000 (PgBouncer clients) concurrent users"),
+        plan.contains("4,000 (WebSocket) -> 8,000 (WebSocket) concurrent users"),
         "{plan}"
     );
 }

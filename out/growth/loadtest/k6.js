@@ -20,9 +20,9 @@ const TARGET_PATH = __ENV.TARGET_PATH || '/';
 const PHASE = "growth";
 const USERS_MIN = 3000;
 const USERS_MAX = 5000;
-// Estimated by `scaleplan capacity`; the bottleneck is PgBouncer clients.
-const CAPACITY = 6000;
-const SPIKE_PEAK = 9000;
+// Estimated by `scaleplan capacity`; the bottleneck is WebSocket.
+const CAPACITY = 8000;
+const SPIKE_PEAK = 12000;
 // Seconds between one user's requests: 60 / requests_per_user_per_min.
 const THINK_SECONDS = 10.0;
 

@@ -20,9 +20,9 @@ const TARGET_PATH = __ENV.TARGET_PATH || '/';
 const PHASE = "launch";
 const USERS_MIN = 1000;
 const USERS_MAX = 2000;
-// Estimated by `scaleplan capacity`; the bottleneck is PgBouncer clients.
-const CAPACITY = 2000;
-const SPIKE_PEAK = 3000;
+// Estimated by `scaleplan capacity`; the bottleneck is WebSocket.
+const CAPACITY = 4000;
+const SPIKE_PEAK = 6000;
 // Seconds between one user's requests: 60 / requests_per_user_per_min.
 const THINK_SECONDS = 10.0;
 
