@@ -75,3 +75,7 @@ pub const ROLES: Roles = Roles {
     replication: REPLICATION_USER,
     admin: ADMIN_USER,
 };
+
+/// Grafana's admin password, which only the Compose target needs (the
+/// local target runs no Grafana).
+pub const GRAFANA_ADMIN_VAR: &str = "SCALEPLAN_GRAFANA_ADMIN_PASSWORD";

@@ -8,6 +8,7 @@ mod checks;
 pub mod cloud;
 pub mod contract;
 pub mod identity;
+pub mod monitoring;
 pub mod pgconf;
 pub mod target;
 pub mod topology;
@@ -41,6 +42,8 @@ pub struct PlannedPhase {
     pub cloud_nodes: Topology,
     pub cloud: CloudPlan,
     pub capacity: Estimate,
+    /// The phase after this one in rollout order, if any.
+    pub next: Option<String>,
 }
 
 impl PlannedPhase {
@@ -50,6 +53,16 @@ impl PlannedPhase {
 
     pub fn name(&self) -> &str {
         self.phase.spec.name.as_str()
+    }
+
+    /// What the monitoring watches, from the capacity estimate.
+    pub fn monitoring(&self) -> monitoring::Monitoring {
+        monitoring::plan(
+            self.spec(),
+            &self.compose,
+            &self.capacity,
+            self.next.as_deref(),
+        )
     }
 
     pub fn topology(&self, target: Target) -> &Topology {
@@ -78,6 +91,7 @@ pub fn plan(phase: &ValidPhase, opts: &Options) -> PlannedPhase {
         cloud: cloud::plan(spec, &cloud_nodes),
         cloud_nodes,
         capacity: capacity::estimate(spec),
+        next: None,
         phase: phase.clone(),
     }
 }
@@ -104,7 +118,11 @@ pub fn plan_checked(checked: Checked, opts: &Options) -> Planned {
         phases,
         mut diagnostics,
     } = checked;
-    let phases: Vec<PlannedPhase> = phases.iter().map(|p| plan(p, opts)).collect();
+    let mut phases: Vec<PlannedPhase> = phases.iter().map(|p| plan(p, opts)).collect();
+    let names: Vec<String> = phases.iter().map(|p| p.name().to_owned()).collect();
+    for (i, p) in phases.iter_mut().enumerate() {
+        p.next = names.get(i + 1).cloned();
+    }
     for p in &phases {
         diagnostics.extend(checks::check(&p.phase, &p.compose, &p.capacity));
     }

@@ -146,7 +146,32 @@ struct ComposeCtx<'a> {
     redis_host_port: u16,
     secondary_regions: &'a [&'a str],
     cluster_create: &'static str,
+    monitoring: ComposeMonitoring,
 }
+
+/// Prometheus, Grafana and the exporters in Compose: the same programs
+/// and versions Debian 12 ships for the local target (PyPI for the
+/// PgBouncer exporter), so the rules read the same metric names.
+#[derive(Serialize)]
+struct ComposeMonitoring {
+    prometheus_image: &'static str,
+    grafana_image: &'static str,
+    postgres_exporter_image: &'static str,
+    redis_exporter_image: &'static str,
+    python_image: &'static str,
+    /// (service, the PostgreSQL node it watches).
+    postgres_exporters: Vec<(String, String)>,
+    grafana_password: &'static str,
+}
+
+/// The PgBouncer exporter and its dependencies, pinned: installed with
+/// `pip install --no-deps` (the exporter's own pins predate Python 3.11).
+pub const PGBOUNCER_EXPORTER_REQUIREMENTS: &str = "prometheus-pgbouncer-exporter==2.1.2
+psycopg2-binary==2.9.9
+prometheus-client==0.8.0
+python-json-logger==0.1.11
+PyYAML==6.0.2
+";
 
 impl<'a> ComposeCtx<'a> {
     fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> Self {
@@ -162,6 +187,7 @@ impl<'a> ComposeCtx<'a> {
         if let RedisLayout::Sentinel { sentinels, .. } = redis {
             volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
         }
+        volumes.extend(["prometheus-data".to_owned(), "grafana-data".to_owned()]);
         let probe = |port: u16, path: &str| {
             let url = serde_json::to_string(&format!("http://127.0.0.1:{port}{path}"))
                 .unwrap_or_default();
@@ -207,6 +233,19 @@ impl<'a> ComposeCtx<'a> {
             redis_host_port: REDIS_PORT,
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,
+            monitoring: ComposeMonitoring {
+                prometheus_image: "prom/prometheus:v2.42.0",
+                grafana_image: "grafana/grafana:10.4.2",
+                postgres_exporter_image: "quay.io/prometheuscommunity/postgres-exporter:v0.11.1",
+                // The alpine build: the plain one has no shell or wget for a health check.
+                redis_exporter_image: "oliver006/redis_exporter:v1.45.0-alpine",
+                python_image: "python:3.11-slim-bookworm",
+                postgres_exporters: std::iter::once(&pg.primary)
+                    .chain(pg.replicas.iter())
+                    .map(|n| (format!("{}-exporter", n.name), n.name.clone()))
+                    .collect(),
+                grafana_password: crate::plan::identity::GRAFANA_ADMIN_VAR,
+            },
         }
     }
 }

@@ -9,9 +9,10 @@
 
 pub mod artifacts;
 pub mod auth;
-mod compose;
+pub mod compose;
 mod docs;
 pub mod format;
+pub mod monitoring;
 mod nodes;
 pub mod notice;
 pub mod templates;
@@ -454,6 +455,8 @@ impl Renderer {
         }
         self.render_docs(phase, &mut files)
             .with_context(|| format!("phase {}, summary and load test", spec.name))?;
+        self.render_monitoring(phase, &mut files)
+            .with_context(|| format!("phase {}, monitoring", spec.name))?;
         Ok(files)
     }
 }

@@ -38,6 +38,12 @@ impl Renderer {
                 Target::Compose => self.render_compose_only(topo, &secondary, &generated, files),
                 Target::Local { .. } | Target::Cloud => Ok(()),
             })
+            .and_then(|()| match target {
+                Target::Compose | Target::Local { .. } => {
+                    self.render_target_monitoring(phase, topo, files)
+                }
+                Target::Cloud => Ok(()),
+            })
             .with_context(|| format!("phase {}, {} target", spec.name, target.dir()))
     }
 

@@ -50,6 +50,12 @@ registry! {
     HAPROXY_CFG = "haproxy/haproxy.cfg";
     EDGE_CFG = "haproxy/edge.cfg";
     APP_ENV = "app/app.env";
+    PROMETHEUS_RULES = "monitoring/rules.yml";
+    PROMETHEUS_RULES_TEST = "monitoring/rules.test.yml";
+    PROMETHEUS_YML = "monitoring/prometheus.yml";
+    PGBOUNCER_EXPORTER_YML = "monitoring/pgbouncer-exporter.yml";
+    GRAFANA_DATASOURCE = "monitoring/grafana-datasource.yml";
+    GRAFANA_DASHBOARDS = "monitoring/grafana-dashboards.yml";
 }
 
 /// The sources to use: embedded ones, each replaced by DIR/name when an

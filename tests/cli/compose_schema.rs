@@ -87,8 +87,11 @@ fn every_compose_file_matches_the_compose_specification() {
                 let spec = volume.as_str().unwrap();
                 let source = spec.split(':').next().unwrap();
                 if let Some(rel) = source.strip_prefix("./") {
+                    // A file, or a directory of generated files.
+                    let dir = format!("compose/{rel}/");
                     assert!(
-                        files.get(&format!("compose/{rel}")).is_some(),
+                        files.get(&format!("compose/{rel}")).is_some()
+                            || files.iter().any(|(path, _)| path.starts_with(&dir)),
                         "{}: {name} mounts missing {rel}",
                         phase.name()
                     );

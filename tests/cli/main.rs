@@ -7,6 +7,7 @@ mod compose_schema;
 mod diff;
 mod layering;
 mod migrate;
+mod monitoring;
 mod replacement;
 mod robustness;
 mod snapshots;

@@ -84,7 +84,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
     (
         "compose/docker-compose.yml",
-        "two",
+        "one",
         "compose/docker-compose.yml",
     ),
     ("haproxy/haproxy.cfg", "two", "local/haproxy/haproxy.cfg"),
@@ -145,6 +145,37 @@ const CASES: &[(&str, &str, &str)] = &[
         "terraform/modules/region/outputs.tf",
         "one",
         "terraform/modules/region/outputs.tf",
+    ),
+    ("monitoring/rules.yml", "one", "monitoring/rules.yml"),
+    (
+        "monitoring/rules.test.yml",
+        "one",
+        "monitoring/rules.test.yml",
+    ),
+    (
+        "monitoring/prometheus.yml",
+        "two",
+        "local/monitoring/prometheus.yml",
+    ),
+    (
+        "monitoring/prometheus.yml",
+        "three",
+        "compose/monitoring/prometheus.yml",
+    ),
+    (
+        "monitoring/pgbouncer-exporter.yml",
+        "two",
+        "local/monitoring/pgbouncer-exporter.yml",
+    ),
+    (
+        "monitoring/grafana-datasource.yml",
+        "one",
+        "compose/monitoring/grafana/provisioning/datasources/prometheus.yml",
+    ),
+    (
+        "monitoring/grafana-dashboards.yml",
+        "one",
+        "compose/monitoring/grafana/provisioning/dashboards/scaleplan.yml",
     ),
 ];
 
