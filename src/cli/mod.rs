@@ -10,6 +10,7 @@ mod down;
 mod inspect;
 mod list;
 mod migrate;
+mod observe;
 mod schema;
 mod session;
 mod status;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Move the deployment `up --native` runs to another phase while it
     /// serves, step by step, each step checked.
     Migrate(migrate::Args),
+    /// Live load of the running deployment against its capacity model:
+    /// utilisation per resource, the bottleneck, when to move on.
+    Observe(observe::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),
     /// Say which recorded processes are up.
@@ -90,6 +94,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::List(a) => list::run(f, a),
         Command::Up(a) => up::run(f, a),
         Command::Migrate(a) => migrate::run(f, a),
+        Command::Observe(a) => observe::run(f, a),
         Command::Down(a) => down::run(a),
         Command::Status(a) => status::run(a),
         Command::Inspect(a) => inspect::run(f, a),

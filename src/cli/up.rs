@@ -23,6 +23,10 @@ pub struct Args {
     /// First port of the local target (default: the spec's targets.local.base_port).
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..=40000))]
     base_port: Option<u16>,
+    /// With --native: also run Prometheus and the exporters (Debian's
+    /// prometheus and exporter packages, and the PgBouncer exporter).
+    #[arg(long, requires = "native")]
+    monitoring: bool,
     /// Seconds each component may take to become healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -58,6 +62,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
             previous: previous
                 .as_deref()
                 .and_then(|name| loaded.planned.get(name)),
+            monitoring: args.monitoring,
         };
         crate::native::up(phase, &renderer, &opts)?;
         Ok(EXIT_OK)

@@ -11,6 +11,8 @@ mod bringup;
 mod control;
 mod copy;
 pub mod migrate;
+mod monitoring;
+pub mod observe;
 mod postgres;
 mod probe;
 mod procs;

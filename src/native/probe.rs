@@ -157,21 +157,22 @@ pub fn cluster_converged(tools: &Tools, ports: &[u16], password: &str, replicas:
     })
 }
 
-/// Servers up and servers in all of HAProxy's backends, from its stats
-/// page (`GET /;csv` on the stats listener).
-pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
+/// An HTTP GET to 127.0.0.1:`port`: the status and the body (de-chunked).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
-        .write_all(b"GET /;csv HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    let (head, mut rest) = body.split_once("\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, mut rest) = raw.split_once("\r\n\r\n")?;
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
     // HAProxy answers in chunks, even to HTTP/1.0.
-    let csv = if head
+    let body = if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
@@ -188,6 +189,13 @@ pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
     } else {
         rest.to_owned()
     };
+    Some((status, body))
+}
+
+/// Servers up and servers in all of HAProxy's backends, from its stats
+/// page (`GET /;csv` on the stats listener).
+pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
+    let (_, csv) = http_get(port, "/;csv")?;
     let header: Vec<&str> = csv
         .lines()
         .next()?

@@ -20,6 +20,10 @@ pub struct State {
     pub base_port: u16,
     /// In start order; `down` stops them in reverse.
     pub processes: Vec<Proc>,
+    /// The deployment runs Prometheus and the exporters (`up
+    /// --monitoring`): a migration starts them again for the new phase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitoring: bool,
     /// A `migrate` under way: the phase moves from `phase` to `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,

@@ -143,6 +143,52 @@ impl Tools {
     }
 }
 
+/// What `up --native --monitoring` runs besides the servers.
+#[derive(Clone, Debug)]
+pub struct MonitorTools {
+    pub prometheus: PathBuf,
+    pub postgres_exporter: PathBuf,
+    pub redis_exporter: PathBuf,
+    pub pgbouncer_exporter: PathBuf,
+}
+
+impl MonitorTools {
+    pub fn find() -> anyhow::Result<MonitorTools> {
+        let mut missing = Vec::new();
+        let mut get = |name: &str, package: &str| match find(name, package, None) {
+            Ok(p) => p,
+            Err(e) => {
+                missing.push(e.to_string());
+                PathBuf::new()
+            }
+        };
+        let prometheus = get("prometheus", "prometheus");
+        let postgres_exporter = get(
+            "prometheus-postgres-exporter",
+            "prometheus-postgres-exporter",
+        );
+        let redis_exporter = get("prometheus-redis-exporter", "prometheus-redis-exporter");
+        let pgbouncer_exporter = match on_path("pgbouncer-exporter") {
+            Some(p) => p,
+            None => {
+                missing.push(
+                    "`pgbouncer-exporter` is not installed: pip install --no-deps -r out/<phase>/compose/monitoring/pgbouncer-exporter.txt (in a virtualenv on PATH); Debian's prometheus-pgbouncer-exporter predates PgBouncer 1.8's SHOW STATS".to_owned(),
+                );
+                PathBuf::new()
+            }
+        };
+        if !missing.is_empty() {
+            bail!("{}", missing.join("\n"));
+        }
+        Ok(MonitorTools {
+            prometheus,
+            postgres_exporter,
+            redis_exporter,
+            pgbouncer_exporter,
+        })
+    }
+}
+
 impl Tools {
     /// PATH for the generated scripts: PostgreSQL's binaries first, then
     /// the caller's PATH.

@@ -28,6 +28,8 @@ pub struct UpOptions<'a> {
     /// The phase the state directory ran last, when it ran one: the
     /// deployment this bring-up continues.
     pub previous: Option<&'a PlannedPhase>,
+    /// Also run Prometheus and the exporters.
+    pub monitoring: bool,
 }
 
 /// Brings a phase up as local processes; on any failure stops what it
@@ -63,6 +65,10 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
             order: phase.spec().order,
             base_port,
             processes: running.clone(),
+            monitoring: opts.monitoring
+                || previous
+                    .as_ref()
+                    .is_some_and(|p| p.monitoring && p.phase == phase.name()),
             migration: None,
         },
         running,
@@ -93,7 +99,14 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         .previous
         .filter(|p| changing.as_deref() == Some(p.name()))
         .map(|p| (&p.local, p.name()));
-    if let Err(e) = run(&mut b, before) {
+    let result = run(&mut b, before).and_then(|()| {
+        if b.state.monitoring {
+            b.monitoring()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = result {
         eprintln!("bring-up failed; stopping what it started");
         let kept = b.running.clone();
         let started: Vec<procs::Proc> = b

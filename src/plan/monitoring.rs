@@ -128,7 +128,9 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                     Box::new(move |v| xact_series("replica", first_replica, v)),
                 ),
                 Resource::PgbouncerClients => (
-                    "sum(pgbouncer_pools_client_active_connections + pgbouncer_pools_client_waiting_connections)".to_owned(),
+                    // A PgBouncer lists a pool only once a client used it:
+                    // none yet is 0 clients, while the exporter is up.
+                    "sum(pgbouncer_pools_client_active_connections + pgbouncer_pools_client_waiting_connections) or sum(pgbouncer_up) * 0".to_owned(),
                     "client connections on every PgBouncer (prometheus-pgbouncer-exporter, SHOW POOLS)",
                     Box::new(|v| {
                         vec![

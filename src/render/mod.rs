@@ -269,6 +269,22 @@ fn key_filter(value: &Value) -> Result<Value, Error> {
     }
 }
 
+/// `{{ value|yaml_plain }}`: a YAML plain (unquoted) scalar, for readers
+/// that treat plain and quoted scalars differently (the PgBouncer
+/// exporter substitutes `$(VAR)` only in plain ones). Only characters that
+/// cannot start a YAML construct or end the scalar are allowed.
+fn yaml_plain_filter(value: &Value) -> Result<Value, Error> {
+    let s = value.as_str().unwrap_or_default();
+    if all_in(s, ":/@$()._-") && !s.starts_with(['$', '@', '-', ':']) && !s.contains(": ") {
+        Ok(Value::from_safe_string(s.to_owned()))
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{s:?} cannot be a plain YAML scalar"),
+        ))
+    }
+}
+
 /// `{{ name|hcl_label }}`: a block label such as a module name, quoted.
 fn hcl_label_filter(value: &Value) -> Result<Value, Error> {
     let s = value.as_str().unwrap_or_default();
@@ -396,6 +412,7 @@ impl Renderer {
         env.add_filter("key", key_filter);
         env.add_filter("comment", comment_filter);
         env.add_filter("hcl_label", hcl_label_filter);
+        env.add_filter("yaml_plain", yaml_plain_filter);
         env.add_filter("hcl_or_null", hcl_or_null_filter);
         env.add_function("header", header_fn);
         env.add_function("fail", |msg: String| -> Result<Value, Error> {

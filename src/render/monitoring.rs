@@ -563,7 +563,11 @@ struct Scrape {
 struct Target_ {
     address: String,
     node: String,
-    role: &'static str,
+    /// The label beside `node` that says what it is: `role` for
+    /// PostgreSQL (primary, replica), `component` for Redis, whose
+    /// exporter has a `role` label of its own (master, slave).
+    kind_label: &'static str,
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -639,7 +643,8 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
             .map(|(node, host, port)| Target_ {
                 address: format!("{host}:{port}"),
                 node: node.clone(),
-                role: if *node == topo.postgres.primary.name {
+                kind_label: "role",
+                kind: if *node == topo.postgres.primary.name {
                     "primary"
                 } else {
                     "replica"
@@ -654,7 +659,8 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
         targets: vec![Target_ {
             address: format!("{}:{}", e.pgbouncer.0, e.pgbouncer.1),
             node: "pgbouncer-exporter".to_owned(),
-            role: "pgbouncer",
+            kind_label: "component",
+            kind: "pgbouncer",
         }],
     });
     let mut redis: Vec<Target_> = topo
@@ -664,14 +670,16 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
         .map(|n| Target_ {
             address: format!("redis://{}:{}", n.endpoint.host, n.endpoint.port),
             node: n.name.clone(),
-            role: "redis",
+            kind_label: "component",
+            kind: "redis",
         })
         .collect();
     if let RedisLayout::Sentinel { sentinels, .. } = &topo.redis {
         redis.extend(sentinels.iter().map(|n| Target_ {
             address: format!("redis://{}:{}", n.endpoint.host, n.endpoint.port),
             node: n.name.clone(),
-            role: "sentinel",
+            kind_label: "component",
+            kind: "sentinel",
         }));
     }
     jobs.push(Scrape {

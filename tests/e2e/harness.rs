@@ -27,6 +27,8 @@ pub struct Phase {
     pub procs: Vec<Recorded>,
     /// A phases directory other than the shipped phases/.
     pub phases: Option<PathBuf>,
+    /// More arguments to every `up` (such as --monitoring).
+    pub up_args: Vec<String>,
     stopped: bool,
 }
 
@@ -51,9 +53,18 @@ impl Phase {
         Phase::up_from(None, name, base_port)
     }
 
+    /// Brings a shipped phase up with more arguments to `up`.
+    pub fn up_with(name: &str, base_port: u16, args: &[&str]) -> Phase {
+        Phase::start(None, name, base_port, args)
+    }
+
     /// Brings a phase of `phases` (or of the shipped phases/) up in a fresh
     /// state directory on `base_port`.
     pub fn up_from(phases: Option<&Path>, name: &str, base_port: u16) -> Phase {
+        Phase::start(phases, name, base_port, &[])
+    }
+
+    pub fn start(phases: Option<&Path>, name: &str, base_port: u16, args: &[&str]) -> Phase {
         let state = std::env::temp_dir().join(format!(
             "scaleplan-e2e-{name}-{base_port}-{}",
             std::process::id()
@@ -65,6 +76,7 @@ impl Phase {
             base_port,
             procs: Vec::new(),
             phases: phases.map(Path::to_path_buf),
+            up_args: args.iter().map(|a| (*a).to_owned()).collect(),
             stopped: true,
         };
         phase.bring(name, &[]);
@@ -116,6 +128,7 @@ impl Phase {
         if let Some(dir) = &phases {
             args.extend(["--phases", dir]);
         }
+        args.extend(self.up_args.iter().map(String::as_str));
         let run = testkit::run_for(&repo(), &args, &vars, Duration::from_secs(300));
         self.procs = self.read_state();
         run
@@ -410,4 +423,21 @@ pub fn assert_no_secret_under(dir: &Path) {
             assert!(!text.contains(value), "{path} contains the value of {var}");
         }
     }
+}
+
+/// An HTTP GET to 127.0.0.1:`port`: the status and the body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }

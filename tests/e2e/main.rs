@@ -9,6 +9,7 @@ mod fingerprint;
 mod harness;
 mod lifecycle;
 mod migrate;
+mod observe;
 
 use harness::Phase;
 

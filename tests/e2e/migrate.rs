@@ -187,7 +187,13 @@ impl Drop for Writer {
 
 /// The migrated deployment against a fresh `up` of the same phase.
 fn assert_same_as_fresh(migrated: &Phase, fresh_base: u16) {
-    let fresh = Phase::up_from(migrated.phases.as_deref(), &migrated.name, fresh_base);
+    let args: Vec<&str> = migrated.up_args.iter().map(String::as_str).collect();
+    let fresh = Phase::start(
+        migrated.phases.as_deref(),
+        &migrated.name,
+        fresh_base,
+        &args,
+    );
     let (a, b) = (
         fingerprint::of(migrated, migrated.base_port),
         fingerprint::of(&fresh, migrated.base_port),
@@ -285,7 +291,8 @@ fn a_running_deployment_migrates_through_every_phase_losing_nothing() {
 #[test]
 fn going_back_to_a_smaller_phase_drains_before_it_stops() {
     let phases = testkit::repo().join("tests/fixtures/shrink");
-    let mut d = Phase::up_from(Some(&phases), "large", SHRUNK);
+    // With monitoring, which follows the deployment to the smaller phase.
+    let mut d = Phase::start(Some(&phases), "large", SHRUNK, &["--monitoring"]);
     let writer = Writer::start(&d);
     let line = migrate_checked(&mut d, &writer, "small", FRESH_SMALL);
     eprintln!("migration: {line}");
@@ -310,6 +317,19 @@ fn going_back_to_a_smaller_phase_drains_before_it_stops() {
     assert_eq!(
         slots, "replica_1",
         "the removed replica's slot must be dropped"
+    );
+    // Prometheus runs again with the smaller phase's targets: 2 PostgreSQL
+    // nodes, the PgBouncer exporter, 2 Redis nodes and 3 sentinels.
+    let prometheus = SHRUNK + 400;
+    crate::harness::eventually(
+        "Prometheus to scrape the smaller phase",
+        Duration::from_secs(60),
+        || {
+            crate::harness::http_get(prometheus, "/api/v1/targets?state=active")
+                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .and_then(|doc| doc["data"]["activeTargets"].as_array().cloned())
+                .is_some_and(|t| t.len() == 8 && t.iter().all(|t| t["health"] == "up"))
+        },
     );
     writer.finish();
     d.down();

@@ -144,6 +144,9 @@ fn run_hop(
         next: next.join("local"),
         from,
     };
+    // Monitoring pauses for the move (its exporters hold sessions that a
+    // drain would wait out) and starts again from the new phase's files.
+    m.b.stop_monitoring()?;
     let started = Instant::now();
     match resumed_at {
         0 => crate::say!(
@@ -258,7 +261,7 @@ impl Migrator<'_> {
             .state
             .processes
             .iter()
-            .filter(|p| p.alive())
+            .filter(|p| p.alive() && p.kind != crate::native::monitoring::KIND)
             .map(|p| p.name.clone())
             .collect();
         if running != expected {
@@ -271,7 +274,7 @@ impl Migrator<'_> {
         }
         // Renames only, so an interruption leaves config/ or config.old/
         // whole (and config.next/ is rendered again on the next run).
-        let dir = &self.b.state_dir;
+        let dir = self.b.state_dir.clone();
         let (config, next, old) = (
             dir.join("config"),
             dir.join("config.next"),
@@ -288,12 +291,17 @@ impl Migrator<'_> {
             std::fs::remove_dir_all(&old)?;
         }
         self.b.app_env()?;
+        // Monitoring, where it ran, watches the new phase's nodes with the
+        // new phase's model: started again from the new files.
+        if self.b.state.monitoring {
+            self.b.monitoring()?;
+        }
         let state = &mut self.b.state;
         state.processes.retain(Proc::alive);
         state.phase = to.name().to_owned();
         state.order = to.spec().order;
         state.migration = None;
-        state.save(dir)
+        state.save(&dir)
     }
 }
 

@@ -399,7 +399,11 @@ impl Migrator<'_> {
                 .find(|r| &r.name == name)
                 .with_context(|| format!("{name} is not a replica of {}", self.from))?
                 .clone();
-            let sessions = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+            // The app's sessions (through PgBouncer), not scaleplan's own.
+            let sessions = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND usename <> '{SUPERUSER}'"
+            );
+            let sessions = sessions.as_str();
             let drained = wait_for(STEP_LIMIT, || {
                 (self.sql(node.endpoint.port, sessions).ok()? == "0").then_some(())
             });
