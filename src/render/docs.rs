@@ -20,6 +20,16 @@ impl Renderer {
         let g = generated(phase);
         let e = &phase.capacity;
         let topo = &phase.compose;
+        let w = &spec.workload;
+        let ws_connections = e
+            .line(crate::plan::capacity::Resource::Websocket)
+            .map_or(0, |l| l.supply.amount as u64);
+        let spike_peak = e.capacity + e.capacity / 2;
+        let requests_per_sec = w.requests_per_user_per_min / 60.0;
+        // The most connections one k6 process opens: under one source
+        // address's ephemeral ports, with memory to spare.
+        let per_process: u64 = 20_000;
+        let peak_vus = ws_connections + (spike_peak as f64 * requests_per_sec * 2.0) as u64;
         files.insert(
             "loadtest/k6.js".to_owned(),
             self.render(
@@ -30,10 +40,16 @@ impl Renderer {
                     users_min: spec.users.min,
                     users_max: spec.users.max,
                     capacity: e.capacity,
-                    spike_peak: e.capacity + e.capacity / 2,
+                    spike_peak,
                     bottleneck: e.bottleneck.label(),
-                    smoke_vus: spec.users.min.clamp(1, 5),
-                    think_seconds: 60.0 / spec.workload.requests_per_user_per_min,
+                    smoke_rate: 5,
+                    requests_per_sec,
+                    requests_per_min: w.requests_per_user_per_min,
+                    read_share: w.read_ratio,
+                    read_percent: (w.read_ratio * 100.0).round() as u32,
+                    ws_connections,
+                    per_process,
+                    shards: peak_vus.div_ceil(per_process).max(1),
                     p95_ms: 500,
                     spike_p95_ms: 2000,
                 },
@@ -125,8 +141,15 @@ struct LoadtestCtx<'a> {
     capacity: u64,
     spike_peak: u64,
     bottleneck: &'a str,
-    smoke_vus: u32,
-    think_seconds: f64,
+    /// Requests a second in the smoke test.
+    smoke_rate: u32,
+    requests_per_sec: f64,
+    requests_per_min: f64,
+    read_share: f64,
+    read_percent: u32,
+    ws_connections: u64,
+    per_process: u64,
+    shards: u64,
     p95_ms: u32,
     spike_p95_ms: u32,
 }

@@ -118,34 +118,55 @@ fn allow_below_target_lowers_cap001_to_a_warning() {
     );
 }
 
+/// Every load test type-checks against k6's published API (@types/k6,
+/// with TypeScript's checkJs: tests/k6), and the checker catches what it
+/// should (its self-test).
 #[test]
-fn every_load_test_parses_with_node() {
-    let node = std::process::Command::new("node").arg("--version").output();
-    if node.is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "node is needed to check the load tests"
-        );
-        eprintln!("node not installed: load tests not syntax-checked");
-        return;
-    }
-    for phase in ["launch", "growth", "scale", "enterprise"] {
-        let path = repo().join(format!("out/{phase}/loadtest/k6.js"));
+fn every_load_test_type_checks_against_the_k6_api() {
+    let checker = repo().join("tests/k6/check.mjs");
+    let run = |args: &[String]| {
         let out = std::process::Command::new("node")
-            .arg("--check")
-            .arg(&path)
+            .arg(&checker)
+            .args(args)
             .output()
-            .unwrap();
-        assert!(
+            .expect("node runs: scripts/test installs it");
+        (
             out.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        for scenario in ["smoke:", "steady:", "ramp:", "spike:"] {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = run(&["--self-test".to_owned()]);
+    assert!(ok, "the k6 type-check setup is broken:\n{text}");
+    let scripts: Vec<String> = ["launch", "growth", "scale", "enterprise"]
+        .iter()
+        .map(|p| {
+            repo()
+                .join(format!("out/{p}/loadtest/k6.js"))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let (ok, text) = run(&scripts);
+    assert!(
+        ok && text.trim().is_empty(),
+        "tsc on the load tests:\n{text}"
+    );
+}
+
+#[test]
+fn load_tests_load_the_named_bottleneck() {
+    for phase in ["launch", "growth", "scale", "enterprise"] {
+        let text =
+            std::fs::read_to_string(repo().join(format!("out/{phase}/loadtest/k6.js"))).unwrap();
+        for scenario in ["smoke:", "steady:", "ramp:", "spike:", "websocket:"] {
             assert!(text.contains(scenario), "{phase} lacks {scenario}");
         }
+        assert!(text.contains("import ws from 'k6/ws'"), "{phase}");
+        assert!(text.contains("'ramping-arrival-rate'"), "{phase}");
         assert!(text.contains("__ENV.TARGET_URL"));
         assert!(text.contains("p(95)<"));
     }
@@ -155,6 +176,14 @@ fn every_load_test_parses_with_node() {
     );
     assert!(
         growth.contains("const CAPACITY = 8000;") && growth.contains("const SPIKE_PEAK = 12000;")
+    );
+    // WebSocket-bound: one held connection per modelled connection.
+    assert!(growth.contains("const WS_CONNECTIONS = 8000;"), "{growth}");
+    // 52,000 connections are more than one k6 process reaches.
+    let enterprise = std::fs::read_to_string(repo().join("out/enterprise/loadtest/k6.js")).unwrap();
+    assert!(
+        enterprise.contains("const SHARDS = Number(__ENV.SHARDS || 4);"),
+        "{enterprise}"
     );
 }
 
