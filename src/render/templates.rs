@@ -46,6 +46,7 @@ registry! {
     TF_REGION_REDIS = "terraform/modules/region/redis.tf";
     TF_REGION_SERVICES = "terraform/modules/region/services.tf";
     TF_REGION_OUTPUTS = "terraform/modules/region/outputs.tf";
+    TF_REGION_ALARMS = "terraform/modules/region/alarms.tf";
     K6_JS = "loadtest/k6.js";
     HAPROXY_CFG = "haproxy/haproxy.cfg";
     EDGE_CFG = "haproxy/edge.cfg";

@@ -59,6 +59,17 @@ impl Renderer {
                 ("%s", "%s"),
                 ("%s", "%s"),
             ])),
+            alarms: Alarms {
+                warning: (crate::plan::monitoring::WARNING * 100.0).round() as u32,
+                critical: (crate::plan::monitoring::CRITICAL * 100.0).round() as u32,
+                next: phase.next.as_deref(),
+                plan: phase
+                    .next
+                    .as_ref()
+                    .map(|n| format!("out/transitions/{}-to-{n}.md", spec.name.as_str())),
+                max_connections: spec.postgres.primary.max_connections,
+                app_service: &nodes.app.name,
+            },
         };
         for name in [
             t::TF_VERSIONS,
@@ -75,6 +86,7 @@ impl Renderer {
             t::TF_REGION_REDIS,
             t::TF_REGION_SERVICES,
             t::TF_REGION_OUTPUTS,
+            t::TF_REGION_ALARMS,
         ] {
             files.insert(name.to_owned(), self.render(name, &g, &ctx)?);
         }
@@ -110,4 +122,16 @@ struct TerraformCtx<'a> {
     admin_user: &'a str,
     services: &'a [CloudService],
     userlist_format: String,
+    alarms: Alarms<'a>,
+}
+
+/// What the CloudWatch alarms need of the model and the rollout.
+#[derive(Serialize)]
+struct Alarms<'a> {
+    warning: u32,
+    critical: u32,
+    next: Option<&'a str>,
+    plan: Option<String>,
+    max_connections: u32,
+    app_service: &'a str,
 }

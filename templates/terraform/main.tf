@@ -82,6 +82,17 @@ module {{ r.module|hcl_label }} {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+  alarms = {
+    warning         = {{ alarms.warning }}
+    critical        = {{ alarms.critical }}
+    phase           = {{ phase }}
+    next            = {{ alarms.next|hcl_or_null }}
+    plan            = {{ alarms.plan|hcl_or_null }}
+    max_connections = {{ alarms.max_connections }}
+    app_service     = {{ alarms.app_service }}
+    topic_arn       = var.alarm_topic_arn
+  }
+
   services = [
 {% for s in services %}
     {

@@ -141,3 +141,30 @@ fn the_dashboard_has_a_row_per_resource() {
         assert_eq!(compose, text, "Compose provisions the same dashboard");
     }
 }
+
+/// CloudWatch alarms use the thresholds the Prometheus rules use.
+#[test]
+fn cloudwatch_alarms_share_the_rules_thresholds() {
+    for phase in PHASES {
+        let main =
+            std::fs::read_to_string(repo().join(format!("out/{phase}/terraform/main.tf"))).unwrap();
+        let rules =
+            std::fs::read_to_string(repo().join(format!("out/{phase}/monitoring/rules.yml")))
+                .unwrap();
+        assert!(main.contains("warning         = 70"), "{phase}");
+        assert!(main.contains("critical        = 85"), "{phase}");
+        assert!(rules.contains("> 0.7\""), "{phase}");
+        assert!(rules.contains("> 0.85\""), "{phase}");
+        let alarms = std::fs::read_to_string(
+            repo().join(format!("out/{phase}/terraform/modules/region/alarms.tf")),
+        )
+        .unwrap();
+        for metric in [
+            "CPUUtilization",
+            "EngineCPUUtilization",
+            "DatabaseMemoryUsagePercentage",
+        ] {
+            assert!(alarms.contains(metric), "{phase} lacks {metric}");
+        }
+    }
+}

@@ -146,6 +146,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "one",
         "terraform/modules/region/outputs.tf",
     ),
+    (
+        "terraform/modules/region/alarms.tf",
+        "one",
+        "terraform/modules/region/alarms.tf",
+    ),
     ("monitoring/rules.yml", "one", "monitoring/rules.yml"),
     (
         "monitoring/rules.test.yml",

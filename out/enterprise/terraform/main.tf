@@ -87,6 +87,17 @@ module "primary" {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+  alarms = {
+    warning         = 70
+    critical        = 85
+    phase           = "enterprise"
+    next            = null
+    plan            = null
+    max_connections = 800
+    app_service     = "app"
+    topic_arn       = var.alarm_topic_arn
+  }
+
   services = [
     {
       name          = "app"
@@ -203,6 +214,17 @@ module "region_us_east" {
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
+
+  alarms = {
+    warning         = 70
+    critical        = 85
+    phase           = "enterprise"
+    next            = null
+    plan            = null
+    max_connections = 800
+    app_service     = "app"
+    topic_arn       = var.alarm_topic_arn
+  }
 
   services = [
     {

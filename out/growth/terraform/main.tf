@@ -87,6 +87,17 @@ module "primary" {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+  alarms = {
+    warning         = 70
+    critical        = 85
+    phase           = "growth"
+    next            = "scale"
+    plan            = "out/transitions/growth-to-scale.md"
+    max_connections = 300
+    app_service     = "app"
+    topic_arn       = var.alarm_topic_arn
+  }
+
   services = [
     {
       name          = "app"

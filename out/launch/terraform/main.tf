@@ -87,6 +87,17 @@ module "primary" {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+  alarms = {
+    warning         = 70
+    critical        = 85
+    phase           = "launch"
+    next            = "growth"
+    plan            = "out/transitions/launch-to-growth.md"
+    max_connections = 200
+    app_service     = "app"
+    topic_arn       = var.alarm_topic_arn
+  }
+
   services = [
     {
       name          = "app"

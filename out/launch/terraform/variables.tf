@@ -74,3 +74,9 @@ variable "redis_cluster_mode_override" {
     error_message = "redis_cluster_mode_override is null or \"compatible\"."
   }
 }
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the capacity alarms notify (and clear to); none by default."
+  type        = string
+  default     = null
+}

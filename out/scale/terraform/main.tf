@@ -87,6 +87,17 @@ module "primary" {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+  alarms = {
+    warning         = 70
+    critical        = 85
+    phase           = "scale"
+    next            = "enterprise"
+    plan            = "out/transitions/scale-to-enterprise.md"
+    max_connections = 500
+    app_service     = "app"
+    topic_arn       = var.alarm_topic_arn
+  }
+
   services = [
     {
       name          = "app"

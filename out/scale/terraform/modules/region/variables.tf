@@ -115,3 +115,17 @@ variable "services" {
     uses_redis    = bool
   }))
 }
+
+variable "alarms" {
+  description = "The capacity model's alarm thresholds (percent), the phase and the next one, and where alarms notify."
+  type = object({
+    warning         = number
+    critical        = number
+    phase           = string
+    next            = string
+    plan            = string
+    max_connections = number
+    app_service     = string
+    topic_arn       = string
+  })
+}

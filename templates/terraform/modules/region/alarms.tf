@@ -1,0 +1,123 @@
+{{ header("#") }}
+#
+# CloudWatch alarms at the capacity model's thresholds, the same as the
+# Prometheus rules of monitoring/: a warning at var.alarms.warning percent
+# and a critical alarm at var.alarms.critical percent of what the model
+# counts on. On AWS the measures are each service's own: the database's
+# CPU (the model's bound once pools are large enough) and connections,
+# Redis's engine CPU (its one command thread) and memory, and the app's
+# CPU. Each alarm is tagged with the bottleneck it watches and the phase,
+# and says where to go next.
+
+locals {
+  alarm_levels  = { warning = var.alarms.warning, critical = var.alarms.critical }
+  alarm_actions = var.alarms.topic_arn == null ? [] : [var.alarms.topic_arn]
+  alarm_next    = var.alarms.next == null ? "this is the last phase: add a larger one" : "the next phase is ${var.alarms.next}: see ${var.alarms.plan}"
+
+  # ElastiCache names a group's nodes <group>-<shard>-<node> in cluster
+  # mode and <group>-<node> otherwise, so they are known before apply.
+  redis_group = "${var.name}-redis"
+  redis_nodes = local.cluster_mode == "enabled" ? [
+    for pair in setproduct(range(1, coalesce(var.redis.num_node_groups, 1) + 1), range(1, coalesce(var.redis.replicas_per_node_group, 0) + 2)) :
+    format("%s-%04d-%03d", local.redis_group, pair[0], pair[1])
+    ] : [
+    for n in range(1, coalesce(var.redis.num_cache_clusters, 1) + 1) : format("%s-%03d", local.redis_group, n)
+  ]
+
+  alarms = merge(
+    var.primary ? {
+      for level, percent in local.alarm_levels : "postgres-writer-cpu-${level}" => {
+        namespace  = "AWS/RDS"
+        metric     = "CPUUtilization"
+        dimensions = { DBInstanceIdentifier = "${var.name}-writer" }
+        threshold  = percent
+        bottleneck = "database"
+        level      = level
+        what       = "the database primary's CPU"
+      }
+    } : {},
+    var.primary ? {
+      for level, percent in local.alarm_levels : "postgres-writer-connections-${level}" => {
+        namespace  = "AWS/RDS"
+        metric     = "DatabaseConnections"
+        dimensions = { DBInstanceIdentifier = "${var.name}-writer" }
+        threshold  = floor(var.alarms.max_connections * percent / 100)
+        bottleneck = "database"
+        level      = level
+        what       = "the database primary's connections (of max_connections ${var.alarms.max_connections})"
+      }
+    } : {},
+    {
+      for pair in setproduct(range(1, var.postgres.read_replicas + 1), keys(local.alarm_levels)) :
+      "postgres-replica-${pair[0]}-cpu-${pair[1]}" => {
+        namespace  = "AWS/RDS"
+        metric     = "CPUUtilization"
+        dimensions = { DBInstanceIdentifier = "${var.name}-replica-${pair[0]}" }
+        threshold  = local.alarm_levels[pair[1]]
+        bottleneck = "database"
+        level      = pair[1]
+        what       = "read replica ${pair[0]}'s CPU"
+      }
+    },
+    {
+      for pair in setproduct(local.redis_nodes, keys(local.alarm_levels)) :
+      "${pair[0]}-engine-cpu-${pair[1]}" => {
+        namespace  = "AWS/ElastiCache"
+        metric     = "EngineCPUUtilization"
+        dimensions = { CacheClusterId = pair[0] }
+        threshold  = local.alarm_levels[pair[1]]
+        bottleneck = "redis"
+        level      = pair[1]
+        what       = "Redis node ${pair[0]}'s command thread"
+      }
+    },
+    {
+      for pair in setproduct(local.redis_nodes, keys(local.alarm_levels)) :
+      "${pair[0]}-memory-${pair[1]}" => {
+        namespace  = "AWS/ElastiCache"
+        metric     = "DatabaseMemoryUsagePercentage"
+        dimensions = { CacheClusterId = pair[0] }
+        threshold  = local.alarm_levels[pair[1]]
+        bottleneck = "redis"
+        level      = pair[1]
+        what       = "Redis node ${pair[0]}'s maxmemory"
+      }
+    },
+    {
+      for level, percent in local.alarm_levels : "app-cpu-${level}" => {
+        namespace  = "AWS/ECS"
+        metric     = "CPUUtilization"
+        dimensions = { ClusterName = aws_ecs_cluster.this.name, ServiceName = var.alarms.app_service }
+        threshold  = percent
+        bottleneck = "system"
+        level      = level
+        what       = "the app's CPU"
+      }
+    },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "capacity" {
+  for_each = local.alarms
+
+  region              = var.aws_region
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "${each.value.what} above ${each.value.threshold}${each.value.metric == "DatabaseConnections" ? "" : "%"} (${each.value.level}) in phase ${var.alarms.phase}; ${local.alarm_next}"
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = "Average"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 5
+  threshold           = each.value.threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags = {
+    bottleneck = each.value.bottleneck
+    phase      = var.alarms.phase
+    severity   = each.value.level
+  }
+}
