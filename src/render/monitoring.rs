@@ -554,6 +554,9 @@ struct Scrape {
     /// The exporter names each node itself (the PgBouncer exporter's
     /// `node` label): keep its labels over the target's.
     honor_labels: bool,
+    /// A service found by DNS (every replica of the app in Compose: the
+    /// service name resolves to each container), scraped on this port.
+    dns: Option<(String, u16)>,
     /// Set for exporters that take the target as a parameter (redis).
     exporter: Option<String>,
     targets: Vec<Target_>,
@@ -636,6 +639,7 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
     jobs.push(Scrape {
         job: "postgres",
         honor_labels: false,
+        dns: None,
         exporter: None,
         targets: e
             .postgres
@@ -655,6 +659,7 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
     jobs.push(Scrape {
         job: "pgbouncer",
         honor_labels: true,
+        dns: None,
         exporter: None,
         targets: vec![Target_ {
             address: format!("{}:{}", e.pgbouncer.0, e.pgbouncer.1),
@@ -682,9 +687,21 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
             kind: "sentinel",
         }));
     }
+    // The app's own metrics (WebSocket connections, CPU): every replica,
+    // where the target runs the app.
+    if !matches!(topo.target, Target::Local { .. }) {
+        jobs.push(Scrape {
+            job: "app",
+            honor_labels: false,
+            dns: Some((topo.app.name.clone(), topo.app.port)),
+            exporter: None,
+            targets: Vec::new(),
+        });
+    }
     jobs.push(Scrape {
         job: "redis",
         honor_labels: false,
+        dns: None,
         exporter: Some(format!("{}:{}", e.redis.0, e.redis.1)),
         targets: redis,
     });
