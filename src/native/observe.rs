@@ -1,5 +1,5 @@
 //! `scaleplan observe`: the live load of a running local deployment, read
-//! from the servers themselves (pg_stat_database, PgBouncer's SHOW POOLS,
+//! from the servers themselves (PgBouncer's SHOW STATS and SHOW POOLS,
 //! Redis's INFO and ROLE), against the phase's capacity model: each
 //! resource's utilisation, the bottleneck now, and whether and when to
 //! move to the next phase.
@@ -10,10 +10,11 @@ use super::secrets::Secrets;
 use super::tools::Tools;
 use crate::plan::PlannedPhase;
 use crate::plan::capacity::Resource;
-use crate::plan::identity::{ADMIN_USER, SUPERUSER, Secret};
+use crate::plan::identity::{ADMIN_USER, Secret};
 use crate::plan::monitoring::{CRITICAL, WARNING};
 use crate::plan::topology::Topology;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -63,19 +64,36 @@ pub struct Observation {
     pub advice: Advice,
 }
 
-/// Counters read at one instant, to difference over the window.
+/// Counters read at one instant, by node, to difference over the window.
 #[derive(Default)]
 struct Counters {
-    primary_xacts: f64,
-    replica_xacts: f64,
-    redis_commands: f64,
+    /// Queries through each PgBouncer, by (instance, database).
+    queries: BTreeMap<(String, String), f64>,
+    /// Commands processed by each Redis node that is a master.
+    masters: BTreeMap<String, f64>,
+}
+
+/// A per-node rate over the window: only nodes read at both ends count, so
+/// a node that did not answer once is not read as its whole lifetime's
+/// count in five seconds.
+fn rates<K: Ord + Clone>(
+    before: &BTreeMap<K, f64>,
+    after: &BTreeMap<K, f64>,
+    seconds: f64,
+) -> BTreeMap<K, f64> {
+    after
+        .iter()
+        .filter_map(|(k, b)| {
+            let a = before.get(k)?;
+            Some((k.clone(), ((b - a) / seconds).max(0.0)))
+        })
+        .collect()
 }
 
 pub struct Observer<'a> {
     tools: Tools,
     secrets: Secrets,
     topo: &'a Topology,
-    database: String,
 }
 
 impl<'a> Observer<'a> {
@@ -84,28 +102,22 @@ impl<'a> Observer<'a> {
             tools: Tools::find()?,
             secrets: Secrets::load_or_create(state_dir)?,
             topo: &phase.local,
-            database: phase.spec().postgres.database.as_str().to_owned(),
         })
     }
 
-    fn xacts(&self, port: u16) -> f64 {
-        probe::psql(
+    fn admin(&self, port: u16, command: &str) -> Option<Vec<BTreeMap<String, String>>> {
+        probe::psql_rows(
             &self.tools,
             port,
-            SUPERUSER,
-            self.secrets.get(Secret::Postgres),
-            "postgres",
-            &format!(
-                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{}'",
-                self.database
-            ),
+            ADMIN_USER,
+            self.secrets.get(Secret::PgbouncerAdmin),
+            "pgbouncer",
+            command,
         )
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
     }
 
-    /// The Redis masters now, with a connection to each.
-    fn masters(&self) -> Vec<Conn> {
+    /// The Redis masters now, by name, with a connection to each.
+    fn masters(&self) -> Vec<(String, Conn)> {
         let password = self.secrets.get(Secret::Redis);
         self.topo
             .redis
@@ -115,12 +127,12 @@ impl<'a> Observer<'a> {
                 let mut conn = Conn::open(n.endpoint.port, password).ok()?;
                 let role = conn.call(&[b"ROLE"]).ok()?;
                 (role.items().first().and_then(Reply::text).as_deref() == Some("master"))
-                    .then_some(conn)
+                    .then(|| (n.name.clone(), conn))
             })
             .collect()
     }
 
-    fn info_field(conn: &mut Conn, section: &[u8], field: &str) -> f64 {
+    fn info_field(conn: &mut Conn, section: &[u8], field: &str) -> Option<f64> {
         conn.call(&[b"INFO", section])
             .ok()
             .and_then(|r| r.text())
@@ -129,105 +141,153 @@ impl<'a> Observer<'a> {
                     .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
             })
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
     }
 
     fn counters(&self) -> Counters {
-        let pg = &self.topo.postgres;
-        Counters {
-            primary_xacts: self.xacts(pg.primary.endpoint.port),
-            replica_xacts: pg
-                .replicas
-                .iter()
-                .map(|r| self.xacts(r.endpoint.port))
-                .sum(),
-            redis_commands: self
-                .masters()
-                .iter_mut()
-                .map(|c| Self::info_field(c, b"stats", "total_commands_processed"))
-                .sum(),
+        let mut c = Counters::default();
+        for p in &self.topo.pgbouncer.instances {
+            for row in self
+                .admin(p.endpoint.port, "SHOW STATS")
+                .unwrap_or_default()
+            {
+                if let (Some(db), Some(n)) = (
+                    row.get("database"),
+                    row.get("total_query_count").and_then(|v| v.parse().ok()),
+                ) {
+                    c.queries.insert((p.name.clone(), db.clone()), n);
+                }
+            }
         }
+        for (name, mut conn) in self.masters() {
+            if let Some(n) = Self::info_field(&mut conn, b"stats", "total_commands_processed") {
+                c.masters.insert(name, n);
+            }
+        }
+        c
     }
 
-    /// Client connections on every PgBouncer (active and waiting).
-    fn pgbouncer_clients(&self) -> f64 {
+    /// Client connections on each PgBouncer (active and waiting).
+    fn pgbouncer_clients(&self) -> Vec<f64> {
         self.topo
             .pgbouncer
             .instances
             .iter()
-            .filter_map(|p| {
-                probe::psql(
-                    &self.tools,
-                    p.endpoint.port,
-                    ADMIN_USER,
-                    self.secrets.get(Secret::PgbouncerAdmin),
-                    "pgbouncer",
-                    "SHOW POOLS",
-                )
-            })
+            .filter_map(|p| self.admin(p.endpoint.port, "SHOW POOLS"))
             .map(|rows| {
-                // database|user|cl_active|cl_waiting|...; the admin console's
-                // own pool is this very query.
-                rows.lines()
-                    .map(|l| l.split('|').collect::<Vec<_>>())
-                    .filter(|f| f.len() > 3 && f[0] != "pgbouncer")
-                    .map(|f| {
-                        f[2].parse::<f64>().unwrap_or(0.0) + f[3].parse::<f64>().unwrap_or(0.0)
+                rows.iter()
+                    // The admin console's own pool is this very query.
+                    .filter(|r| r.get("database").is_some_and(|d| d != "pgbouncer"))
+                    .map(|r| {
+                        ["cl_active", "cl_waiting"]
+                            .iter()
+                            .filter_map(|k| r.get(*k)?.parse::<f64>().ok())
+                            .sum::<f64>()
                     })
-                    .sum::<f64>()
+                    .sum()
             })
-            .sum()
+            .collect()
     }
 
-    fn redis_memory(&self) -> f64 {
+    fn redis_memory(&self) -> Vec<f64> {
         self.masters()
-            .iter_mut()
-            .map(|c| Self::info_field(c, b"memory", "used_memory"))
-            .sum()
+            .into_iter()
+            .filter_map(|(_, mut c)| Self::info_field(&mut c, b"memory", "used_memory"))
+            .collect()
     }
 
-    /// Reads every resource over `window`.
+    /// Reads every resource over `window`. Where several units share a
+    /// resource, the utilisation is the busiest unit's over its share (as
+    /// the Prometheus rules compute it); the use shown is all of them.
     pub fn observe(&self, phase: &PlannedPhase, window: Duration) -> Observation {
         let before = self.counters();
         let started = Instant::now();
         std::thread::sleep(window);
         let after = self.counters();
         let seconds = started.elapsed().as_secs_f64();
-        let rate = |a: f64, b: f64| ((b - a) / seconds).max(0.0);
+        let queries = rates(&before.queries, &after.queries, seconds);
+        let masters = rates(&before.masters, &after.masters, seconds);
+        let pgb = &self.topo.pgbouncer;
+        let with_replicas = !self.topo.postgres.replicas.is_empty();
+        let to = |dbs: &[&str]| -> Option<f64> {
+            let found: Vec<f64> = queries
+                .iter()
+                .filter(|((_, db), _)| dbs.contains(&db.as_str()))
+                .map(|(_, r)| *r)
+                .collect();
+            (!found.is_empty()).then(|| found.iter().sum())
+        };
+        let primary_dbs: Vec<&str> = if with_replicas {
+            vec![pgb.write_db.alias.as_str()]
+        } else {
+            vec![pgb.write_db.alias.as_str(), pgb.read_alias.as_str()]
+        };
         let clients = self.pgbouncer_clients();
         let memory = self.redis_memory();
+        let most = |v: &[f64]| {
+            v.iter()
+                .copied()
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+        };
+        let master_count = f64::from(match &self.topo.redis {
+            crate::plan::topology::RedisLayout::Cluster { shards, .. } => shards.len() as u32,
+            _ => 1,
+        });
         let readings: Vec<Reading> = phase
             .capacity
             .lines
             .iter()
             .map(|line| {
-                let (used, source) = match line.resource {
-                    Resource::Websocket | Resource::System => {
-                        (None, "the app's own metrics (not on the local target)")
+                let supply = line.supply.amount;
+                let per_instance = supply / f64::from(line.supply.units.max(1));
+                let per_master = supply / master_count;
+                let rates: Vec<f64> = masters.values().copied().collect();
+                // (use, utilisation, source)
+                let (used, utilisation, source) = match line.resource {
+                    Resource::Websocket | Resource::System => (
+                        None,
+                        None,
+                        "the app's own metrics (not on the local target)",
+                    ),
+                    Resource::DatabasePrimary => {
+                        let u = to(&primary_dbs);
+                        (
+                            u,
+                            u.map(|u| u / supply),
+                            "queries through PgBouncer (SHOW STATS) to the primary",
+                        )
                     }
-                    Resource::DatabasePrimary => (
-                        Some(rate(before.primary_xacts, after.primary_xacts)),
-                        "pg_stat_database on the primary",
+                    Resource::DatabaseReplicas => {
+                        let u = to(&[pgb.read_alias.as_str()]);
+                        (
+                            u,
+                            u.map(|u| u / supply),
+                            "queries through PgBouncer's read pools (SHOW STATS)",
+                        )
+                    }
+                    Resource::PgbouncerClients => (
+                        (!clients.is_empty()).then(|| clients.iter().sum()),
+                        most(&clients).map(|m| m / per_instance),
+                        "client connections on each PgBouncer (SHOW POOLS)",
                     ),
-                    Resource::DatabaseReplicas => (
-                        Some(rate(before.replica_xacts, after.replica_xacts)),
-                        "pg_stat_database on the replicas",
-                    ),
-                    Resource::PgbouncerClients => (Some(clients), "SHOW POOLS"),
                     Resource::RedisThroughput => (
-                        Some(rate(before.redis_commands, after.redis_commands)),
-                        "INFO stats on the masters",
+                        (!rates.is_empty()).then(|| rates.iter().sum()),
+                        most(&rates).map(|m| m / per_master),
+                        "commands a second on each master (INFO stats)",
                     ),
-                    Resource::RedisMemory => (Some(memory), "INFO memory on the masters"),
+                    Resource::RedisMemory => (
+                        (!memory.is_empty()).then(|| memory.iter().sum()),
+                        most(&memory).map(|m| m / per_master),
+                        "memory used on each master (INFO memory)",
+                    ),
                 };
                 Reading {
                     resource: line.resource,
                     label: line.resource.label(),
                     bottleneck: line.resource.bottleneck().as_str(),
-                    supply: line.supply.amount,
+                    supply,
                     unit: line.supply.unit,
-                    utilisation: used.map(|u| u / line.supply.amount),
                     used,
+                    utilisation,
                     source,
                 }
             })
@@ -336,6 +396,14 @@ mod tests {
         assert_eq!(time_to_exhaustion(&[(0.0, 0.5), (10.0, 0.5)]), None);
         assert_eq!(time_to_exhaustion(&[(0.0, 0.9), (10.0, 1.2)]), Some(0.0));
         assert_eq!(time_to_exhaustion(&[(0.0, 0.5)]), None);
+    }
+
+    #[test]
+    fn a_node_read_at_one_end_only_is_left_out_of_the_rate() {
+        let before = BTreeMap::from([("a", 100.0), ("b", 0.0)]);
+        let after = BTreeMap::from([("a", 150.0), ("c", 1_000_000.0)]);
+        let r = rates(&before, &after, 5.0);
+        assert_eq!(r, BTreeMap::from([("a", 10.0)]));
     }
 
     #[test]

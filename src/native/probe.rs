@@ -46,27 +46,47 @@ fn psql_command(
     cmd.args([
         "-X",
         "-A",
-        "-t",
         "-q",
         "-v",
         "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
+        "-P",
+        "footer=off",
     ])
-    .args([
-        "-p",
-        &port.to_string(),
-        "-U",
-        user,
-        "-d",
-        database,
-        "-c",
-        sql,
-    ])
+    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
+    .args(["-d", database, "-c", sql])
     .env("PGPASSWORD", password)
     .env("PGCONNECT_TIMEOUT", "3")
     .stdin(Stdio::null());
     cmd
+}
+
+/// The rows of a query (PgBouncer's SHOW commands too), each by column
+/// name: a column an older or newer server adds or moves does not shift
+/// the others.
+pub fn psql_rows(
+    tools: &Tools,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+    sql: &str,
+) -> Option<Vec<std::collections::BTreeMap<String, String>>> {
+    let mut cmd = psql_command(tools, port, user, password, database, sql);
+    cmd.stderr(Stdio::null());
+    let text = output(cmd)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split('|').collect();
+    Some(
+        lines
+            .map(|l| {
+                header
+                    .iter()
+                    .zip(l.split('|'))
+                    .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect(),
+    )
 }
 
 /// Runs one query with psql over TCP.
@@ -79,7 +99,7 @@ pub fn psql(
     sql: &str,
 ) -> Option<String> {
     let mut cmd = psql_command(tools, port, user, password, database, sql);
-    cmd.stderr(Stdio::null());
+    cmd.arg("-t").stderr(Stdio::null());
     output(cmd).map(|s| s.trim().to_owned())
 }
 
@@ -232,7 +252,7 @@ pub fn psql_within(
     limit: Duration,
 ) -> anyhow::Result<String> {
     let mut cmd = psql_command(tools, port, user, password, database, sql);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("-t").stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn()?;
     let pid = child.id();
     // PgBouncer's PAUSE answers only once every server connection is

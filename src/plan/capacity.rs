@@ -230,19 +230,24 @@ pub fn estimate(phase: &Phase) -> Estimate {
         },
         work: format!("{} app replicas x {} connections", app.replicas, num(ws)),
     });
-    let rps = replicas * app.cpu * app.requests_per_core_per_sec;
+    // Node runs JavaScript on one thread: a replica serves with at most
+    // one core per process, whatever else it has.
+    let cores = app.cpu.min(f64::from(app.processes));
+    let rps = replicas * cores * app.requests_per_core_per_sec;
     lines.push(Line {
         resource: Resource::System,
         users: users(rps, requests),
         supply: Supply {
-            amount: replicas * app.cpu,
+            amount: replicas * cores,
             unit: "cores",
             units: app.replicas,
         },
         work: format!(
-            "{} replicas x {} cpu x {} req/s per core = {} req/s, at {:.3} req/s per user",
+            "{} replicas x {} cores serving (cpu {}, {} process(es)) x {} req/s per core = {} req/s, at {:.3} req/s per user",
             app.replicas,
+            num(cores),
             num(app.cpu),
+            app.processes,
             num(app.requests_per_core_per_sec),
             num(rps),
             requests
@@ -460,6 +465,17 @@ mod tests {
     }
 
     #[test]
+    fn a_node_replica_serves_with_one_core_per_process() {
+        let e = estimate(&phase(serde_json::json!({"app": {"cpu": 2}})));
+        // 4 replicas x 1 core (one process) x 250 req/s / 0.1.
+        assert_eq!(users(&e, Resource::System), Some(10_000));
+        let e = estimate(&phase(
+            serde_json::json!({"app": {"cpu": 2, "processes": 2}}),
+        ));
+        assert_eq!(users(&e, Resource::System), Some(20_000));
+    }
+
+    #[test]
     fn without_replicas_the_primary_serves_reads_and_writes_once() {
         let e = estimate(&phase(
             serde_json::json!({"postgres": {"read_replicas": 0, "primary": {"cpu": 2, "max_connections": 103}}}),
@@ -562,6 +578,8 @@ mod tests {
             let before = estimate(&phase(base.clone()));
             for more in [
                 serde_json::json!({"app": {"replicas": app + next(5)}}),
+                serde_json::json!({"app": {"cpu": 1.0 + next(4) as f64}}),
+                serde_json::json!({"app": {"processes": 1 + next(4)}}),
                 serde_json::json!({"app": {"db_pool_size": app_pool + next(5)}}),
                 serde_json::json!({"postgres": {"read_replicas": read + next(4)}}),
                 serde_json::json!({"postgres": {"primary": {"cpu": cpu + next(8)}}}),

@@ -31,8 +31,14 @@ pub struct Watch {
     pub units: u32,
     /// The utilisation at which losing one unit exhausts it.
     pub n_minus_one: Option<f64>,
-    /// PromQL of the use, in `unit`.
+    /// PromQL of the use, in `unit`, all units together (the dashboard).
     pub used: String,
+    /// PromQL of the utilisation: the busiest unit's use over its share
+    /// of the supply, where the load is per unit.
+    pub utilisation: String,
+    /// Whether its use nearing the supply is a problem (not so for the
+    /// memory of a cache that evicts by design).
+    pub capacity_alerts: bool,
     /// Where the use comes from, for the README and the dashboard.
     pub source: &'static str,
     /// The raw series the rules read, at 90% and at 50% of the supply,
@@ -61,111 +67,172 @@ pub struct Monitoring {
     pub cluster: bool,
 }
 
-/// The raw series a rule reads, for a given use of the resource.
-type SeriesAt<'a> = Box<dyn Fn(f64) -> Vec<(String, String)> + 'a>;
+/// Raw series for a rule's unit test: (series, values).
+type Series = Vec<(String, String)>;
+
+fn redis_masters(topo: &Topology) -> u32 {
+    match &topo.redis {
+        RedisLayout::Cluster { shards, .. } => shards.len() as u32,
+        _ => 1,
+    }
+}
 
 /// The metric that counts an app's open WebSocket connections, which the
 /// app exports (`prom-client` gauge); see the README's contract.
 pub const APP_WEBSOCKET_METRIC: &str = "scaleplan_app_websocket_connections";
 
 pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&str>) -> Monitoring {
-    let db = phase.postgres.database.as_str();
-    let xact = |role: &str| {
+    let write_db = topo.pgbouncer.write_db.alias.clone();
+    let read_db = topo.pgbouncer.read_alias.clone();
+    let with_replicas = !topo.postgres.replicas.is_empty();
+    // Queries through PgBouncer, the unit the model counts: each pool's
+    // database, summed over every instance. Without replicas both pools
+    // reach the primary.
+    // PgBouncer's SHOW STATS lists a database only once a client used it:
+    // none yet is 0 queries, while the exporter is up.
+    let queries = |dbs: &str| {
         format!(
-            "sum(rate(pg_stat_database_xact_commit{{role=\"{role}\",datname=\"{db}\"}}[1m]) + rate(pg_stat_database_xact_rollback{{role=\"{role}\",datname=\"{db}\"}}[1m]))"
+            "(sum(rate(pgbouncer_stats_queries_total{{database=~\"{dbs}\"}}[1m])) or sum(pgbouncer_up) * 0)"
         )
     };
-    let xact_series = |role: &str, node: &str, per_s: f64| {
-        vec![
-            (
-                format!(
-                    "pg_stat_database_xact_commit{{role=\"{role}\",datname=\"{db}\",node=\"{node}\"}}"
-                ),
-                counter(per_s),
-            ),
-            (
-                format!(
-                    "pg_stat_database_xact_rollback{{role=\"{role}\",datname=\"{db}\",node=\"{node}\"}}"
-                ),
-                gauge(0.0),
-            ),
-        ]
+    let primary_dbs = if with_replicas {
+        write_db.clone()
+    } else {
+        format!("{write_db}|{read_db}")
     };
-    let first_replica = topo
-        .postgres
-        .replicas
-        .first()
-        .map_or("postgres-replica-1", |r| r.name.as_str());
     let master = topo
         .redis
         .data_nodes()
         .first()
         .map_or("redis-1".to_owned(), |n| n.name.clone());
+    let on_master = "and on (node) redis_instance_info{role=\"master\"}";
+    let cache = phase.redis.maxmemory_policy.as_str().starts_with("allkeys");
     let mut watches = Vec::new();
     for line in &estimate.lines {
         let s = &line.supply;
-        let at = |share: f64| share * s.amount;
-        let (used, source, series): (String, &'static str, SeriesAt) =
-            match line.resource {
-                Resource::Websocket => (
+        // What one unit (replica, instance, master) supplies: the busiest
+        // one is what runs out first, whatever the total says.
+        let per_unit = match line.resource {
+            Resource::RedisThroughput | Resource::RedisMemory => {
+                s.amount / f64::from(redis_masters(topo))
+            }
+            _ => s.amount / f64::from(s.units.max(1)),
+        };
+        let supply = s.amount;
+        let query_series = |db: &str, u: f64| {
+            vec![(
+                format!("pgbouncer_stats_queries_total{{database=\"{db}\",node=\"pgbouncer-1\"}}"),
+                counter(u * supply),
+            )]
+        };
+        let master_series = |metric: &str, values: String| {
+            vec![
+                (format!("{metric}{{node=\"{master}\"}}"), values),
+                (
+                    format!("redis_instance_info{{node=\"{master}\",role=\"master\"}}"),
+                    gauge(1.0),
+                ),
+            ]
+        };
+        let (used, utilisation, source, high, half): (
+            String,
+            String,
+            &'static str,
+            Series,
+            Series,
+        ) = match line.resource {
+            Resource::Websocket => {
+                let at = |u: f64| {
+                    vec![(
+                        format!("{APP_WEBSOCKET_METRIC}{{job=\"app\"}}"),
+                        gauge(u * per_unit),
+                    )]
+                };
+                (
                     format!("sum({APP_WEBSOCKET_METRIC})"),
-                    "the app's gauge of open WebSocket connections",
-                    Box::new(|v| vec![(format!("{APP_WEBSOCKET_METRIC}{{job=\"app\"}}"), gauge(v))]),
-                ),
-                Resource::System => (
+                    format!("max({APP_WEBSOCKET_METRIC}) / {per_unit}"),
+                    "the app's gauge of open WebSocket connections, the busiest replica against its own limit",
+                    at(0.9),
+                    at(0.5),
+                )
+            }
+            Resource::System => {
+                let at = |u: f64| {
+                    vec![(
+                        "process_cpu_seconds_total{job=\"app\"}".to_owned(),
+                        counter(u * per_unit),
+                    )]
+                };
+                (
                     "sum(rate(process_cpu_seconds_total{job=\"app\"}[1m]))".to_owned(),
-                    "the app's process CPU (prom-client's default metrics)",
-                    Box::new(|v| vec![("process_cpu_seconds_total{job=\"app\"}".to_owned(), counter(v))]),
-                ),
-                Resource::DatabasePrimary => (
-                    xact("primary"),
-                    "transactions a second on the primary (postgres_exporter, pg_stat_database); a statement outside a transaction is one",
-                    Box::new(move |v| xact_series("primary", "postgres-primary", v)),
-                ),
-                Resource::DatabaseReplicas => (
-                    xact("replica"),
-                    "transactions a second on the replicas (postgres_exporter)",
-                    Box::new(move |v| xact_series("replica", first_replica, v)),
-                ),
-                Resource::PgbouncerClients => (
-                    // A PgBouncer lists a pool only once a client used it:
-                    // none yet is 0 clients, while the exporter is up.
-                    "sum(pgbouncer_pools_client_active_connections + pgbouncer_pools_client_waiting_connections) or sum(pgbouncer_up) * 0".to_owned(),
-                    "client connections on every PgBouncer (prometheus-pgbouncer-exporter, SHOW POOLS)",
-                    Box::new(|v| {
-                        vec![
-                            ("pgbouncer_pools_client_active_connections{node=\"pgbouncer-1\"}".to_owned(), gauge(v)),
-                            ("pgbouncer_pools_client_waiting_connections{node=\"pgbouncer-1\"}".to_owned(), gauge(0.0)),
-                        ]
-                    }),
-                ),
-                Resource::RedisThroughput => (
-                    "sum(rate(redis_commands_processed_total[1m]) and on (node) redis_instance_info{role=\"master\"})".to_owned(),
-                    "commands a second on the masters (redis_exporter)",
-                    Box::new({
-                        let master = master.clone();
-                        move |v| {
-                            vec![
-                                (format!("redis_commands_processed_total{{node=\"{master}\"}}"), counter(v)),
-                                (format!("redis_instance_info{{node=\"{master}\",role=\"master\"}}"), gauge(1.0)),
-                            ]
-                        }
-                    }),
-                ),
-                Resource::RedisMemory => (
-                    "sum(redis_memory_used_bytes and on (node) redis_instance_info{role=\"master\"})".to_owned(),
-                    "memory used on the masters (redis_exporter)",
-                    Box::new({
-                        let master = master.clone();
-                        move |v| {
-                            vec![
-                                (format!("redis_memory_used_bytes{{node=\"{master}\"}}"), gauge(v)),
-                                (format!("redis_instance_info{{node=\"{master}\",role=\"master\"}}"), gauge(1.0)),
-                            ]
-                        }
-                    }),
-                ),
-            };
+                    format!("max(rate(process_cpu_seconds_total{{job=\"app\"}}[1m])) / {per_unit}"),
+                    "the app's process CPU (prom-client's default metrics), the busiest replica against the cores it serves with",
+                    at(0.9),
+                    at(0.5),
+                )
+            }
+            Resource::DatabasePrimary => {
+                let used = queries(&primary_dbs);
+                (
+                    used.clone(),
+                    format!("{used} / {supply}"),
+                    "queries a second through PgBouncer to the primary (prometheus-pgbouncer-exporter, SHOW STATS)",
+                    query_series(&write_db, 0.9),
+                    query_series(&write_db, 0.5),
+                )
+            }
+            Resource::DatabaseReplicas => {
+                let used = queries(&read_db);
+                (
+                    used.clone(),
+                    format!("{used} / {supply}"),
+                    "queries a second through PgBouncer's read pools, which the proxy balances over the replicas",
+                    query_series(&read_db, 0.9),
+                    query_series(&read_db, 0.5),
+                )
+            }
+            Resource::PgbouncerClients => {
+                let at = |u: f64| {
+                    vec![
+                        (
+                            "pgbouncer_pools_client_active_connections{node=\"pgbouncer-1\"}"
+                                .to_owned(),
+                            gauge(u * per_unit),
+                        ),
+                        (
+                            "pgbouncer_pools_client_waiting_connections{node=\"pgbouncer-1\"}"
+                                .to_owned(),
+                            gauge(0.0),
+                        ),
+                    ]
+                };
+                (
+                        // A PgBouncer lists a pool only once a client used
+                        // it: none yet is 0 clients, while the exporter is up.
+                        "sum(pgbouncer_pools_client_active_connections + pgbouncer_pools_client_waiting_connections) or sum(pgbouncer_up) * 0".to_owned(),
+                        format!(
+                            "(max(sum by (node) (pgbouncer_pools_client_active_connections + pgbouncer_pools_client_waiting_connections)) or max(pgbouncer_up) * 0) / {per_unit}"
+                        ),
+                        "client connections on each PgBouncer (SHOW POOLS), the busiest against its max_client_conn",
+                        at(0.9),
+                        at(0.5),
+                    )
+            }
+            Resource::RedisThroughput => (
+                format!("sum(rate(redis_commands_processed_total[1m]) {on_master})"),
+                format!("max(rate(redis_commands_processed_total[1m]) {on_master}) / {per_unit}"),
+                "commands a second on each master (redis_exporter), the busiest against one node's",
+                master_series("redis_commands_processed_total", counter(0.9 * per_unit)),
+                master_series("redis_commands_processed_total", counter(0.5 * per_unit)),
+            ),
+            Resource::RedisMemory => (
+                format!("sum(redis_memory_used_bytes {on_master})"),
+                format!("max(redis_memory_used_bytes {on_master}) / {per_unit}"),
+                "memory used on each master (redis_exporter), the fullest against its maxmemory",
+                master_series("redis_memory_used_bytes", gauge(0.9 * per_unit)),
+                master_series("redis_memory_used_bytes", gauge(0.5 * per_unit)),
+            ),
+        };
         let units = s.units;
         watches.push(Watch {
             resource: line.resource.key(),
@@ -175,10 +242,14 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
             unit: s.unit,
             units,
             n_minus_one: (units > 1).then(|| f64::from(units - 1) / f64::from(units)),
+            // A cache (allkeys-* eviction) sits at maxmemory by design: its
+            // signal is evictions, not the memory in use.
+            capacity_alerts: !(cache && line.resource == Resource::RedisMemory),
             used,
+            utilisation,
             source,
-            test_high: series(at(0.9)),
-            test_half: series(at(0.5)),
+            test_high: high,
+            test_half: half,
         });
     }
     let storage_gb = phase.postgres.primary.storage_gb;
@@ -191,7 +262,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         predict_seconds: PREDICT_SECONDS,
         transition: next.map(|n| format!("out/transitions/{}-to-{n}.md", phase.name.as_str())),
         next: next.map(str::to_owned),
-        database: db.to_owned(),
+        database: phase.postgres.database.as_str().to_owned(),
         read_replicas: phase.postgres.read_replicas,
         slot_wal_alert_bytes: keep_mb * 1024 * 1024 * 8 / 10,
         sentinel: match &topo.redis {

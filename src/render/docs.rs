@@ -29,7 +29,10 @@ impl Renderer {
         // The most connections one k6 process opens: under one source
         // address's ephemeral ports, with memory to spare.
         let per_process: u64 = 20_000;
-        let peak_vus = ws_connections + (spike_peak as f64 * requests_per_sec * 2.0) as u64;
+        // The spike's connections (1.5 x the modelled ones) and its
+        // requests' virtual users (two seconds' worth at the spike's rate).
+        let peak_vus = ws_connections * 3 / 2 + (spike_peak as f64 * requests_per_sec * 2.0) as u64;
+        let shards = peak_vus.div_ceil(per_process).max(1);
         files.insert(
             "loadtest/k6.js".to_owned(),
             self.render(
@@ -49,7 +52,9 @@ impl Renderer {
                     read_percent: (w.read_ratio * 100.0).round() as u32,
                     ws_connections,
                     per_process,
-                    shards: peak_vus.div_ceil(per_process).max(1),
+                    shards,
+                    // One process needs no flags; more must be asked for.
+                    default_shards: u64::from(shards == 1),
                     p95_ms: 500,
                     spike_p95_ms: 2000,
                 },
@@ -150,6 +155,7 @@ struct LoadtestCtx<'a> {
     ws_connections: u64,
     per_process: u64,
     shards: u64,
+    default_shards: u64,
     p95_ms: u32,
     spike_p95_ms: u32,
 }

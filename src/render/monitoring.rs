@@ -100,7 +100,32 @@ struct CapacityAlert {
     summary: String,
 }
 
+/// An input missing is not "no alert": a resource nobody measures says so.
+fn unmeasured_rule(m: &Monitoring, w: &Watch) -> Rule {
+    Rule {
+        kind: "alert",
+        name: "ScaleplanUnmeasured".to_owned(),
+        expr: format!("absent(scaleplan:use{{resource=\"{}\"}})", w.resource),
+        wait: Some("10m"),
+        labels: {
+            let mut l = alert_labels(m, "warning", w.bottleneck);
+            l.insert("resource", w.resource.to_owned());
+            l
+        },
+        annotations: BTreeMap::from([(
+            "summary",
+            format!(
+                "{} is not measured: {} is missing, so no capacity alert can fire for it",
+                w.label, w.source
+            ),
+        )]),
+    }
+}
+
 fn capacity_alerts(m: &Monitoring, w: &Watch) -> Vec<CapacityAlert> {
+    if !w.capacity_alerts {
+        return Vec::new();
+    }
     let sel = format!("scaleplan:utilisation{{resource=\"{}\"}}", w.resource);
     let of = format!(
         "{}'s modelled {} ({})",
@@ -126,10 +151,15 @@ fn capacity_alerts(m: &Monitoring, w: &Watch) -> Vec<CapacityAlert> {
         CapacityAlert {
             name: "ScaleplanCapacityExhaustion",
             severity: "warning",
-            expr: format!("predict_linear({sel}[6h], {}) > 1", m.predict_seconds),
-            for_: "30m",
+            // The trend of the daily peaks, not of the hours: a morning's
+            // climb projected over a week would fire every day.
+            expr: format!(
+                "predict_linear(max_over_time({sel}[1d])[14d:1h], {}) > 1",
+                m.predict_seconds
+            ),
+            for_: "1h",
             summary: format!(
-                "{} at the rate of the last 6 hours runs out of {of} within 7 days",
+                "{}'s daily peaks, at their trend, run out of {of} within 7 days",
                 w.label
             ),
         },
@@ -349,6 +379,25 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         });
     }
     out.push(Silent {
+        name: "ScaleplanServerDown",
+        bottleneck: "system",
+        severity: "critical",
+        // Exporters answer when their server does not, with *_up 0; and a
+        // server that is gone takes its series with it.
+        expr: "pg_up == 0 or pgbouncer_up == 0 or redis_up == 0".to_owned(),
+        for_: "1m",
+        summary: "an exporter cannot reach its server: the server is down or refuses it".to_owned(),
+        fires_on: vec![(
+            "pg_up{job=\"postgres\",instance=\"x\",node=\"postgres-primary\"}".to_owned(),
+            "0x240".to_owned(),
+        )],
+        result_labels: vec![
+            ("job", "postgres".to_owned()),
+            ("instance", "x".to_owned()),
+            ("node", "postgres-primary".to_owned()),
+        ],
+    });
+    out.push(Silent {
         name: "ScaleplanTargetDown",
         bottleneck: "system",
         severity: "critical",
@@ -389,17 +438,11 @@ fn groups(m: &Monitoring) -> Vec<Group> {
             format!("vector({})", w.supply),
             w,
         ));
-        recording.push(record(
-            "scaleplan:utilisation",
-            format!(
-                "scaleplan:use{{resource=\"{r}\"}} / on (resource, bottleneck) scaleplan:capacity{{resource=\"{r}\"}}",
-                r = w.resource
-            ),
-            w,
-        ));
+        recording.push(record("scaleplan:utilisation", w.utilisation.clone(), w));
         for a in capacity_alerts(m, w) {
             capacity.push(alert(m, w, &a));
         }
+        capacity.push(unmeasured_rule(m, w));
     }
     let silent = silent_alerts(m).iter().map(|s| silent_rule(m, s)).collect();
     vec![
@@ -477,8 +520,9 @@ fn tests(m: &Monitoring) -> Vec<Test> {
     // A trend: the WebSocket connections climb from 10% to 60% of the
     // supply over 6 hours; at that rate they run out within the week.
     if let Some(w) = m.watches.iter().find(|w| w.resource == "websocket") {
-        let start = w.supply * 0.1;
-        let step = w.supply * 0.5 / 1440.0;
+        let per = w.supply / f64::from(w.units.max(1));
+        let start = per * 0.1;
+        let step = per * 0.5 / 1440.0;
         let a = capacity_alerts(m, w)
             .into_iter()
             .find(|a| a.name == "ScaleplanCapacityExhaustion")
@@ -490,9 +534,9 @@ fn tests(m: &Monitoring) -> Vec<Test> {
                     "{}{{job=\"app\"}}",
                     crate::plan::monitoring::APP_WEBSOCKET_METRIC
                 ),
-                format!("{start}+{step}x1700"),
+                format!("{start}+{step}x2200"),
             )],
-            eval_time: "7h",
+            eval_time: "9h",
             alerts: vec![Expect {
                 alertname: a.name.to_owned(),
                 fire: vec![Fired {
@@ -506,6 +550,54 @@ fn tests(m: &Monitoring) -> Vec<Test> {
             }],
         });
     }
+    // Nothing measured at all: every resource says so.
+    out.push(Test {
+        name: "nothing measured".to_owned(),
+        series: vec![("up{job=\"prometheus\"}".to_owned(), "1x240".to_owned())],
+        eval_time: "20m",
+        alerts: vec![Expect {
+            alertname: "ScaleplanUnmeasured".to_owned(),
+            fire: m
+                .watches
+                .iter()
+                .map(|w| {
+                    let rule = unmeasured_rule(m, w);
+                    Fired {
+                        labels: rule.labels,
+                        annotations: rule.annotations,
+                    }
+                })
+                .collect(),
+        }],
+    });
+    // An idle PgBouncer lists no pool and no database yet: its resources
+    // read 0 while its exporter is up, and only the others are unmeasured.
+    out.push(Test {
+        name: "an idle PgBouncer is measured".to_owned(),
+        series: vec![
+            ("up{job=\"prometheus\"}".to_owned(), "1x240".to_owned()),
+            (
+                "pgbouncer_up{node=\"pgbouncer-1\"}".to_owned(),
+                "1x240".to_owned(),
+            ),
+        ],
+        eval_time: "20m",
+        alerts: vec![Expect {
+            alertname: "ScaleplanUnmeasured".to_owned(),
+            fire: m
+                .watches
+                .iter()
+                .filter(|w| !w.used.contains("pgbouncer_"))
+                .map(|w| {
+                    let rule = unmeasured_rule(m, w);
+                    Fired {
+                        labels: rule.labels,
+                        annotations: rule.annotations,
+                    }
+                })
+                .collect(),
+        }],
+    });
     for s in silent_alerts(m) {
         let mut labels = alert_labels(m, s.severity, s.bottleneck);
         for (k, v) in &s.result_labels {

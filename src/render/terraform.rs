@@ -69,6 +69,19 @@ impl Renderer {
                     .map(|n| format!("out/transitions/{}-to-{n}.md", spec.name.as_str())),
                 max_connections: spec.postgres.primary.max_connections,
                 app_service: &nodes.app.name,
+                redis: {
+                    // The engine thread's sustainable share of a core: the
+                    // CPU credit baseline on a burstable node.
+                    let class = crate::plan::cloud::cache_class(spec, &spec.redis);
+                    let baseline =
+                        f64::from(crate::plan::capacity::redis_ops_per_node(&class)) / 1000.0;
+                    RedisAlarms {
+                        cpu_warning: (baseline * crate::plan::monitoring::WARNING).round() as u32,
+                        cpu_critical: (baseline * crate::plan::monitoring::CRITICAL).round() as u32,
+                        burstable: class.starts_with("cache.t"),
+                        memory_bytes: u64::from(spec.redis.maxmemory_mb) * 1024 * 1024,
+                    }
+                },
             },
         };
         for name in [
@@ -134,4 +147,17 @@ struct Alarms<'a> {
     plan: Option<String>,
     max_connections: u32,
     app_service: &'a str,
+    redis: RedisAlarms,
+}
+
+#[derive(Serialize)]
+struct RedisAlarms {
+    /// Engine CPU percent at the warning and the critical level: the
+    /// thresholds' share of the node's sustainable CPU.
+    cpu_warning: u32,
+    cpu_critical: u32,
+    burstable: bool,
+    /// The model's maxmemory per node (ElastiCache's own follows the node
+    /// type).
+    memory_bytes: u64,
 }

@@ -304,6 +304,12 @@ pub struct App {
     #[serde(default = "default_rps_per_core")]
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub requests_per_core_per_sec: f64,
+    /// Processes serving requests in each replica (Node's cluster module or
+    /// PM2 workers). Node runs JavaScript on one thread, so a replica uses
+    /// at most this many of its `cpu` for requests.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 256))]
+    pub processes: u32,
     #[serde(default)]
     pub websocket: Websocket,
     /// Connections each replica's database pool holds, per database URL

@@ -91,6 +91,12 @@ module {{ r.module|hcl_label }} {
     max_connections = {{ alarms.max_connections }}
     app_service     = {{ alarms.app_service }}
     topic_arn       = var.alarm_topic_arn
+    redis = {
+      cpu_warning  = {{ alarms.redis.cpu_warning }}
+      cpu_critical = {{ alarms.redis.cpu_critical }}
+      burstable    = {{ alarms.redis.burstable }}
+      memory_bytes = {{ alarms.redis.memory_bytes }}
+    }
   }
 
   services = [

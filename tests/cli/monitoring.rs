@@ -162,7 +162,7 @@ fn cloudwatch_alarms_share_the_rules_thresholds() {
         for metric in [
             "CPUUtilization",
             "EngineCPUUtilization",
-            "DatabaseMemoryUsagePercentage",
+            "BytesUsedForCache",
         ] {
             assert!(alarms.contains(metric), "{phase} lacks {metric}");
         }

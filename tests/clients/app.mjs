@@ -272,8 +272,11 @@ function makeRedis(c, profile = 'app') {
       retryStrategy,
       sentinelRetryStrategy: retryStrategy,
       sentinelCommandTimeout: 1000,
-      // subscribe to +switch-master so a graceful failover is followed immediately
-      failoverDetector: true,
+      // No failoverDetector: when +switch-master arrives while the client is
+      // reconnecting (a kill -9 of the master), its disconnect() makes the
+      // reconnect throw "Connection is closed" and the client ends for good
+      // (ioredis 5.11). A demoted master closes its clients itself, and
+      // READONLY reconnects above cover the rest.
       ...(c.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
     });
   } else {
@@ -331,8 +334,8 @@ async function closeRedis(client) {
       /* disconnect below */
     }
   }
-  // Always disconnect() as well: quit() leaves the sentinel subscriptions opened by
-  // failoverDetector connected (ioredis issue #1362), which keeps the process alive.
+  // Always disconnect() as well: a quit() that timed out leaves the socket open,
+  // which keeps the process alive.
   client.disconnect();
 }
 

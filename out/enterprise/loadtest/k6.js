@@ -9,17 +9,19 @@
 //   capacity and past it: arrival-rate executors keep the rate whatever the
 //   latency, so an overloaded service shows as latency and errors, not as
 //   a quietly lower rate;
-// - websocket: one held connection per modelled connection (52000), each
-//   sending the workload's messages.
+// - websocket: a held connection per user up to users.max, then, with the
+//   spike, up to the modelled connections (52000) and half again past them;
+//   each sends a heartbeat every 25 s (Socket.IO's ping interval): the
+//   workload's messages are the api scenario's requests, not counted twice.
 //
 //   k6 run -e TARGET_URL=http://127.0.0.1:3000 -e WS_URL=ws://127.0.0.1:3000/ws k6.js
 //
 // READ_PATH (GET, default /) and WRITE_PATH (POST with a JSON body, default
 // /) name the app's endpoints. One k6 process reaches about 20000
 // connections: one source address has about 28,000 ephemeral ports, and each
-// connection holds a few MB in k6. This phase needs 4 process(es): run one on
-// each machine with -e SHARDS=4 -e SHARD=1..4; each takes its share of
-// every rate and connection.
+// connection holds a few MB in k6. This phase needs 5 process(es): run one on
+// each machine with -e SHARDS=5 -e SHARD=1..5; each takes its share of
+// every rate and connection (-e SHARDS=1 runs a smaller trial in one).
 
 import http from 'k6/http';
 import ws from 'k6/ws';
@@ -44,9 +46,17 @@ const REQUESTS_PER_USER_PER_SEC = 0.1;
 const READ_SHARE = 0.8;
 // Connections the app's replicas hold in the model.
 const WS_CONNECTIONS = 52000;
-const HOLD_SECONDS = 60;
+// A connection is held for its whole stage, not reopened.
+const HOLD_SECONDS = 16 * 60;
+const HEARTBEAT_SECONDS = 25;
 
-const SHARDS = Number(__ENV.SHARDS || 4);
+const NEEDED_SHARDS = 5;
+const SHARDS = Number(__ENV.SHARDS || 0);
+if (SHARDS === 0) {
+  throw new Error(
+    `phase ${ "enterprise" } needs ${NEEDED_SHARDS} k6 processes: run each with -e SHARDS=${NEEDED_SHARDS} -e SHARD=1..${NEEDED_SHARDS} (or -e SHARDS=1 for a smaller trial in one)`,
+  );
+}
 const SHARD = Number(__ENV.SHARD || 1);
 if (!(Number.isInteger(SHARDS) && SHARDS >= 1 && Number.isInteger(SHARD) && SHARD >= 1 && SHARD <= SHARDS)) {
   throw new Error(`SHARD must be 1..SHARDS, got SHARD=${SHARD} SHARDS=${SHARDS}`);
@@ -69,12 +79,12 @@ function rate(users) {
 }
 
 /**
- * Virtual users an arrival rate needs: each request takes up to about a
- * second under load.
+ * Virtual users an arrival rate needs: a second's worth of requests in
+ * flight, and twice that when responses slow down.
  * @param {number} perSecond
  */
 function vus(perSecond) {
-  return { preAllocatedVUs: Math.max(1, Math.ceil(perSecond / 2)), maxVUs: Math.max(2, perSecond * 2) };
+  return { preAllocatedVUs: Math.max(1, perSecond), maxVUs: Math.max(2, perSecond * 2) };
 }
 
 /** @type {import('k6/options').Options} */
@@ -83,7 +93,7 @@ export const options = {
     smoke: {
       executor: 'constant-arrival-rate',
       exec: 'api',
-      rate: 5,
+      rate: Math.max(1, Math.round(5 / SHARDS)),
       timeUnit: '1s',
       duration: '1m',
       ...vus(5),
@@ -128,19 +138,34 @@ export const options = {
       ...vus(rate(SPIKE_PEAK)),
       tags: { scenario: 'spike' },
     },
-    // The modelled WebSocket connections, opened over 5 minutes and held.
+    // A connection per user up to users.max, opened over 5 minutes and
+    // held 10, beside the ramp.
     websocket: {
       executor: 'ramping-vus',
       exec: 'socket',
       startVUs: 0,
       stages: [
-        { duration: '5m', target: share(WS_CONNECTIONS) },
-        { duration: '10m', target: share(WS_CONNECTIONS) },
-        { duration: '2m', target: 0 },
+        { duration: '5m', target: share(USERS_MAX) },
+        { duration: '10m', target: share(USERS_MAX) },
       ],
       startTime: '11m',
-      gracefulRampDown: `${HOLD_SECONDS}s`,
+      gracefulRampDown: '30s',
       tags: { scenario: 'websocket' },
+    },
+    // With the api spike: to the modelled connections and half again past
+    // them, to see where the WebSocket bottleneck gives.
+    websocket_spike: {
+      executor: 'ramping-vus',
+      exec: 'socket',
+      startVUs: 0,
+      stages: [
+        { duration: '2m', target: share(WS_CONNECTIONS) },
+        { duration: '3m', target: share(Math.round(WS_CONNECTIONS * 1.5)) },
+        { duration: '1m', target: 0 },
+      ],
+      startTime: '26m',
+      gracefulRampDown: '30s',
+      tags: { scenario: 'websocket_spike' },
     },
   },
   thresholds: {
@@ -152,6 +177,7 @@ export const options = {
     // Up to users.max the model says every connection holds.
     'checks{scenario:websocket}': ['rate>0.99'],
     'ws_connecting{scenario:websocket}': ['p(95)<1000'],
+    'checks{scenario:websocket_spike}': [{ threshold: 'rate>0.95', abortOnFail: false }],
     // The spike goes past the estimate on purpose: record where errors and
     // latency climb instead of stopping the run.
     'http_req_failed{scenario:spike}': [{ threshold: 'rate<0.05', abortOnFail: false }],
@@ -162,9 +188,9 @@ export const options = {
 };
 
 export function setup() {
-  if (SHARDS < 4) {
+  if (SHARDS < NEEDED_SHARDS) {
     console.warn(
-      `phase ${PHASE} needs ${ 4 } k6 processes for ${WS_CONNECTIONS} connections; this run has ${SHARDS}: it will not reach the model`,
+      `phase ${PHASE} needs ${NEEDED_SHARDS} k6 processes for ${WS_CONNECTIONS} connections; this run has ${SHARDS}: it will not reach the model`,
     );
   }
 }
@@ -181,11 +207,11 @@ export function api() {
   check(res, { 'status is 2xx or 3xx': (r) => r.status >= 200 && r.status < 400 });
 }
 
-/** One user's connection, held and sending the workload's messages. */
+/** One user's connection, held with a heartbeat for its whole stage. */
 export function socket() {
   const res = ws.connect(WS_URL, {}, (s) => {
     s.on('open', () => {
-      s.setInterval(() => s.send(JSON.stringify({ type: 'ping', at: Date.now() })), 1000 / REQUESTS_PER_USER_PER_SEC);
+      s.setInterval(() => s.send(JSON.stringify({ type: 'ping', at: Date.now() })), HEARTBEAT_SECONDS * 1000);
       s.setTimeout(() => s.close(), HOLD_SECONDS * 1000);
     });
     s.on('error', (e) => console.error(`websocket: ${e.error()}`));

@@ -96,6 +96,12 @@ module "primary" {
     max_connections = 800
     app_service     = "app"
     topic_arn       = var.alarm_topic_arn
+    redis = {
+      cpu_warning  = 28
+      cpu_critical = 34
+      burstable    = true
+      memory_bytes = 2147483648
+    }
   }
 
   services = [
@@ -224,6 +230,12 @@ module "region_us_east" {
     max_connections = 800
     app_service     = "app"
     topic_arn       = var.alarm_topic_arn
+    redis = {
+      cpu_warning  = 28
+      cpu_critical = 34
+      burstable    = true
+      memory_bytes = 2147483648
+    }
   }
 
   services = [

@@ -96,6 +96,12 @@ module "primary" {
     max_connections = 200
     app_service     = "app"
     topic_arn       = var.alarm_topic_arn
+    redis = {
+      cpu_warning  = 28
+      cpu_critical = 34
+      burstable    = true
+      memory_bytes = 1073741824
+    }
   }
 
   services = [

@@ -96,6 +96,12 @@ module "primary" {
     max_connections = 500
     app_service     = "app"
     topic_arn       = var.alarm_topic_arn
+    redis = {
+      cpu_warning  = 28
+      cpu_critical = 34
+      burstable    = true
+      memory_bytes = 2147483648
+    }
   }
 
   services = [

@@ -10,9 +10,10 @@
 # and says where to go next.
 
 locals {
-  alarm_levels  = { warning = var.alarms.warning, critical = var.alarms.critical }
-  alarm_actions = var.alarms.topic_arn == null ? [] : [var.alarms.topic_arn]
-  alarm_next    = var.alarms.next == null ? "this is the last phase: add a larger one" : "the next phase is ${var.alarms.next}: see ${var.alarms.plan}"
+  alarm_levels     = { warning = var.alarms.warning, critical = var.alarms.critical }
+  redis_cpu_levels = { warning = var.alarms.redis.cpu_warning, critical = var.alarms.redis.cpu_critical }
+  alarm_actions    = var.alarms.topic_arn == null ? [] : [var.alarms.topic_arn]
+  alarm_next       = var.alarms.next == null ? "this is the last phase: add a larger one" : "the next phase is ${var.alarms.next}: see ${var.alarms.plan}"
 
   # ElastiCache names a group's nodes <group>-<shard>-<node> in cluster
   # mode and <group>-<node> otherwise, so they are known before apply.
@@ -59,28 +60,32 @@ locals {
         what       = "read replica ${pair[0]}'s CPU"
       }
     },
+    # The engine thread against what the node sustains: on a burstable
+    # node that is its CPU credit baseline, not 100%.
     {
-      for pair in setproduct(local.redis_nodes, keys(local.alarm_levels)) :
+      for pair in setproduct(local.redis_nodes, keys(local.redis_cpu_levels)) :
       "${pair[0]}-engine-cpu-${pair[1]}" => {
         namespace  = "AWS/ElastiCache"
         metric     = "EngineCPUUtilization"
         dimensions = { CacheClusterId = pair[0] }
-        threshold  = local.alarm_levels[pair[1]]
+        threshold  = local.redis_cpu_levels[pair[1]]
         bottleneck = "redis"
         level      = pair[1]
-        what       = "Redis node ${pair[0]}'s command thread"
+        what       = "Redis node ${pair[0]}'s command thread (of the ${local.redis_cpu_levels[pair[1]]}% its node sustains at this level)"
       }
     },
+    # The memory in use against the model's maxmemory (ElastiCache's own
+    # follows the node type and its reserved memory).
     {
       for pair in setproduct(local.redis_nodes, keys(local.alarm_levels)) :
       "${pair[0]}-memory-${pair[1]}" => {
         namespace  = "AWS/ElastiCache"
-        metric     = "DatabaseMemoryUsagePercentage"
+        metric     = "BytesUsedForCache"
         dimensions = { CacheClusterId = pair[0] }
-        threshold  = local.alarm_levels[pair[1]]
+        threshold  = floor(var.alarms.redis.memory_bytes * local.alarm_levels[pair[1]] / 100)
         bottleneck = "redis"
         level      = pair[1]
-        what       = "Redis node ${pair[0]}'s maxmemory"
+        what       = "Redis node ${pair[0]}'s memory (bytes, of the model's maxmemory)"
       }
     },
     {
@@ -97,12 +102,38 @@ locals {
   )
 }
 
+# A burstable node that has spent its CPU credits runs at its baseline:
+# the warning before the throttle.
+resource "aws_cloudwatch_metric_alarm" "redis_credits" {
+  for_each = var.alarms.redis.burstable ? toset(local.redis_nodes) : toset([])
+
+  region              = var.aws_region
+  alarm_name          = "${var.name}-${each.key}-cpu-credits"
+  alarm_description   = "Redis node ${each.key} is running out of CPU credits: it will be held to its baseline; ${local.alarm_next}"
+  namespace           = "AWS/ElastiCache"
+  metric_name         = "CPUCreditBalance"
+  dimensions          = { CacheClusterId = each.key }
+  statistic           = "Minimum"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = 20
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags = {
+    bottleneck = "redis"
+    phase      = var.alarms.phase
+    severity   = "warning"
+  }
+}
+
 resource "aws_cloudwatch_metric_alarm" "capacity" {
   for_each = local.alarms
 
   region              = var.aws_region
   alarm_name          = "${var.name}-${each.key}"
-  alarm_description   = "${each.value.what} above ${each.value.threshold}${each.value.metric == "DatabaseConnections" ? "" : "%"} (${each.value.level}) in phase ${var.alarms.phase}; ${local.alarm_next}"
+  alarm_description   = "${each.value.what} above ${each.value.threshold}${contains(["DatabaseConnections", "BytesUsedForCache"], each.value.metric) ? "" : "%"} (${each.value.level}) in phase ${var.alarms.phase}; ${local.alarm_next}"
   namespace           = each.value.namespace
   metric_name         = each.value.metric
   dimensions          = each.value.dimensions

@@ -127,5 +127,11 @@ variable "alarms" {
     max_connections = number
     app_service     = string
     topic_arn       = string
+    redis = object({
+      cpu_warning  = number
+      cpu_critical = number
+      burstable    = bool
+      memory_bytes = number
+    })
   })
 }
