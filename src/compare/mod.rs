@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod compose;
+pub mod diagram;
 pub mod diff;
 pub mod report;
 pub mod steps;
@@ -27,6 +28,12 @@ fn spec_value(phase: &PlannedPhase) -> serde_json::Value {
         }
     }
     value
+}
+
+#[derive(serde::Serialize)]
+struct RoadmapCtx {
+    diagram: minijinja::Value,
+    transitions: Vec<(String, String)>,
 }
 
 pub struct Options<'a> {
@@ -74,13 +81,19 @@ pub fn compare_rendered(
         (Some(a), Some(b)) => Some(steps::plan(a, b)),
         _ => None,
     };
-    Comparison::new(
+    let diagrams = match (from, to, &plan) {
+        (Some(a), Some(b), Some(plan)) => Some(diagram::change(a, b, plan)),
+        _ => None,
+    };
+    let mut c = Comparison::new(
         from.map(|p| p.name().to_owned()),
         to.map(|p| p.name().to_owned()),
         files,
         spec_changes,
         plan,
-    )
+    );
+    c.diagrams = diagrams;
+    c
 }
 
 /// The same phases in two directories (a pull request's phases/ against
@@ -104,8 +117,9 @@ pub fn compare_dirs(
     Ok(out)
 }
 
-/// transitions/<from>-to-<to>.md for each pair of consecutive phases,
-/// from the renderings `build` already made.
+/// transitions/<from>-to-<to>.md (and its flow as .mmd) for each pair of
+/// consecutive phases, from the renderings `build` already made, and the
+/// roadmap of them all (README.md, roadmap.mmd).
 pub fn transition_notes(
     planned: &Planned,
     rendered: &[(&str, Artifacts)],
@@ -123,6 +137,7 @@ pub fn transition_notes(
             .find(|(n, _)| *n == p.name())
             .map(|(_, a)| a)
     };
+    let mut plans = Vec::new();
     for pair in planned.phases.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         let (Some(fa), Some(fb)) = (files_of(a), files_of(b)) else {
@@ -137,6 +152,45 @@ pub fn transition_notes(
             format!("{}-to-{}.md", a.name(), b.name()),
             renderer.render(t::TRANSITION_NOTE, &generated, report::NoteCtx::new(&c))?,
         );
+        if let Some(d) = &c.diagrams {
+            files.insert(
+                format!("{}-to-{}.mmd", a.name(), b.name()),
+                format!("{}\n{}", generated.lines("%%"), d.flow),
+            );
+        }
+        plans.extend(c.plan);
     }
+    let roadmap = diagram::roadmap(&planned.phases, &plans);
+    roadmap
+        .check()
+        .map_err(|e| anyhow::anyhow!("the roadmap diagram: {e}"))?;
+    let roadmap = roadmap.to_mermaid();
+    let generated = Generated {
+        sources: planned
+            .phases
+            .iter()
+            .map(|p| p.phase.file_names[0].as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        subject: "Roadmap".to_owned(),
+    };
+    files.insert(
+        "roadmap.mmd".to_owned(),
+        format!("{}\n{roadmap}", generated.lines("%%")),
+    );
+    files.insert(
+        "README.md".to_owned(),
+        renderer.render(
+            t::ROADMAP,
+            &generated,
+            RoadmapCtx {
+                diagram: minijinja::Value::from_safe_string(roadmap),
+                transitions: plans
+                    .iter()
+                    .map(|p| (p.from.clone(), p.to.clone()))
+                    .collect(),
+            },
+        )?,
+    );
     Ok(files)
 }

@@ -2,6 +2,7 @@
 //! a pull-request comment, JSON for other tools; and the transition notes
 //! `build` writes under out/transitions/.
 
+use super::diagram::ChangeDiagrams;
 use super::diff::{ArtifactDiff, FileDiff, SpecChange, Status, Summary};
 use super::steps::Plan;
 use serde::Serialize;
@@ -18,6 +19,9 @@ pub struct Comparison {
     pub spec_changes: Vec<SpecChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Mermaid, for the Markdown report and the transition notes.
+    #[serde(skip)]
+    pub diagrams: Option<ChangeDiagrams>,
 }
 
 impl Comparison {
@@ -35,6 +39,7 @@ impl Comparison {
             files: files.files,
             spec_changes,
             plan,
+            diagrams: None,
         }
     }
 
@@ -301,6 +306,18 @@ pub fn markdown(comparisons: &[Comparison], stat: bool, cap: usize) -> String {
             plan_markdown(plan, &mut out);
             out.push('\n');
         }
+        if let Some(d) = &c.diagrams {
+            let _ = writeln!(
+                out,
+                "**Architecture** (added: green outline; changed: amber; removed: dashed red)\n\n```mermaid\n{}```\n",
+                d.architecture
+            );
+            let _ = writeln!(
+                out,
+                "**Rollout** (coloured by risk)\n\n```mermaid\n{}```\n",
+                d.flow
+            );
+        }
         let _ = writeln!(out, "**Files**\n");
         for f in &c.files {
             let line = format!(
@@ -373,6 +390,9 @@ pub struct NoteCtx<'a> {
     counts: String,
     spec_changes: Vec<NoteChange<'a>>,
     plan: Option<NotePlan<'a>>,
+    /// Mermaid built by the diagram module, not spec text.
+    architecture: Option<minijinja::Value>,
+    flow: Option<minijinja::Value>,
 }
 
 #[derive(Serialize)]
@@ -437,6 +457,14 @@ impl<'a> NoteCtx<'a> {
                     })
                     .collect(),
             }),
+            architecture: c
+                .diagrams
+                .as_ref()
+                .map(|d| minijinja::Value::from_safe_string(d.architecture.clone())),
+            flow: c
+                .diagrams
+                .as_ref()
+                .map(|d| minijinja::Value::from_safe_string(d.flow.clone())),
         }
     }
 }

@@ -83,6 +83,14 @@ impl Renderer {
                 )
             }
         };
+        let arch = super::diagram::architecture(phase);
+        arch.check()
+            .map_err(|e| anyhow::anyhow!("the architecture diagram: {e}"))?;
+        let architecture = arch.to_mermaid();
+        files.insert(
+            "architecture.mmd".to_owned(),
+            format!("{}\n{architecture}", g.lines("%%")),
+        );
         let mut listed: Vec<String> = files.iter().map(|(p, _)| p.to_owned()).collect();
         listed.push("README.md".to_owned());
         listed.sort();
@@ -129,6 +137,8 @@ impl Renderer {
                 .collect(),
             files: listed,
             base_port: spec.targets.local.base_port,
+            // Built and escaped by the diagram module, not a spec value.
+            architecture: minijinja::Value::from_safe_string(architecture),
         };
         files.insert(
             "README.md".to_owned(),
@@ -190,4 +200,5 @@ struct PhaseDocCtx<'a> {
     regions: Vec<String>,
     files: Vec<String>,
     base_port: u16,
+    architecture: minijinja::Value,
 }

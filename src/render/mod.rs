@@ -10,8 +10,10 @@
 pub mod artifacts;
 pub mod auth;
 pub mod compose;
+pub mod diagram;
 mod docs;
 pub mod format;
+pub mod mermaid;
 pub mod monitoring;
 mod nodes;
 pub mod notice;

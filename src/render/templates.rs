@@ -32,6 +32,7 @@ registry! {
     ENV_EXAMPLE = "compose/env.example";
     PHASE_README = "docs/phase-readme.md";
     TRANSITION_NOTE = "docs/transition.md";
+    ROADMAP = "docs/roadmap.md";
     TF_VERSIONS = "terraform/versions.tf";
     TF_VARIABLES = "terraform/variables.tf";
     TF_MAIN = "terraform/main.tf";

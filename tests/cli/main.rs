@@ -4,6 +4,7 @@ mod bad_input;
 mod build;
 mod capacity;
 mod compose_schema;
+mod diagrams;
 mod diff;
 mod layering;
 mod migrate;

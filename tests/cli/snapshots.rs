@@ -95,6 +95,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("compose/env.example", "two", "compose/.env.example"),
     ("docs/phase-readme.md", "two", "README.md"),
     ("docs/transition.md", "transitions", "one-to-two.md"),
+    ("docs/roadmap.md", "transitions", "README.md"),
     ("loadtest/k6.js", "one", "loadtest/k6.js"),
     ("terraform/versions.tf", "one", "terraform/versions.tf"),
     ("terraform/variables.tf", "one", "terraform/variables.tf"),
