@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 /// A position in a spec file. Lines and columns count from 1, columns in
 /// characters, as editors show them.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 pub struct Location {
     #[serde(serialize_with = "serialize_path")]
+    #[schemars(with = "String")]
     pub file: Arc<PathBuf>,
     pub line: usize,
     pub column: usize,
@@ -38,6 +39,7 @@ impl fmt::Display for Location {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(schemars::JsonSchema)]
 pub enum Severity {
     Error,
     Warning,
@@ -219,9 +221,11 @@ impl Serialize for Code {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// A stable code, e.g. RED008.
+    #[schemars(with = "String")]
     pub code: Code,
     pub location: Location,
     pub message: String,

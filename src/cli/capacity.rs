@@ -22,9 +22,9 @@ pub struct Args {
     names: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct TablesDoc<'a> {
-    phases: Vec<&'a Estimate>,
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct TablesDoc<'a> {
+    pub phases: Vec<&'a Estimate>,
 }
 
 #[derive(Serialize)]

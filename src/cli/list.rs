@@ -10,14 +10,14 @@ pub struct Args {
     phases: PhasesDir,
 }
 
-#[derive(Serialize)]
-struct ListDoc<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ListDoc<'a> {
     #[serde(flatten)]
     diagnostics: &'a DiagnosticsDoc,
     phases: Vec<Entry<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Entry<'a> {
     order: u32,
     name: &'a str,
@@ -27,7 +27,7 @@ struct Entry<'a> {
     files: &'a [String],
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Users {
     min: u32,
     max: u32,
@@ -38,29 +38,11 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let phases = loaded.planned.phases.iter();
     if format == Format::Json {
-        session::print_json(&ListDoc {
-            diagnostics: &loaded.report,
-            phases: phases
-                .map(|p| {
-                    let s = p.spec();
-                    Entry {
-                        order: s.order,
-                        name: p.name(),
-                        title: s.title.as_ref().map(|t| t.as_str()),
-                        users: Users {
-                            min: s.users.min,
-                            max: s.users.max,
-                        },
-                        redis_mode: s.redis.mode.as_str(),
-                        files: &p.phase.file_names,
-                    }
-                })
-                .collect(),
-        })?;
+        session::print_json(&document(&loaded))?;
         return Ok(EXIT_OK);
     }
+    let phases = loaded.planned.phases.iter();
     for p in phases {
         let s = p.spec();
         crate::say!(
@@ -75,4 +57,30 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// `list --format json` (and `GET /v1/phases`).
+pub(super) fn document(loaded: &session::Loaded) -> ListDoc<'_> {
+    ListDoc {
+        diagnostics: &loaded.report,
+        phases: loaded
+            .planned
+            .phases
+            .iter()
+            .map(|p| {
+                let s = p.spec();
+                Entry {
+                    order: s.order,
+                    name: p.name(),
+                    title: s.title.as_ref().map(|t| t.as_str()),
+                    users: Users {
+                        min: s.users.min,
+                        max: s.users.max,
+                    },
+                    redis_mode: s.redis.mode.as_str(),
+                    files: &p.phase.file_names,
+                }
+            })
+            .collect(),
+    }
 }

@@ -12,6 +12,7 @@ mod list;
 mod migrate;
 mod observe;
 mod schema;
+mod serve;
 mod session;
 mod status;
 mod up;
@@ -64,6 +65,9 @@ pub enum Command {
     Status(status::Args),
     /// Print a phase's spec after `extends`, with defaults filled in.
     Inspect(inspect::Args),
+    /// Serve the phases over HTTP: JSON API, OpenAPI document, and a page
+    /// with capacity bars and diagrams.
+    Serve(serve::Args),
 }
 
 pub fn main() -> i32 {
@@ -96,8 +100,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Migrate(a) => migrate::run(f, a),
         Command::Observe(a) => observe::run(f, a),
         Command::Down(a) => down::run(a),
-        Command::Status(a) => status::run(a),
+        Command::Status(a) => status::run(cli.format, a),
         Command::Inspect(a) => inspect::run(f, a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -9,17 +9,27 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Compare FILE with the schema instead of printing it; exit 2 when it
-    /// differs.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "schemas/phase.schema.json")]
-    check: Option<PathBuf>,
+    /// differs (default schemas/phase.schema.json, or schemas/openapi.json
+    /// with --openapi).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    check: Option<Option<PathBuf>>,
+    /// The OpenAPI 3.1 document of `scaleplan serve` instead.
+    #[arg(long)]
+    openapi: bool,
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
-    let text = schema_text();
+    let (text, default) = if args.openapi {
+        (super::serve::openapi::document(), "schemas/openapi.json")
+    } else {
+        (schema_text(), "schemas/phase.schema.json")
+    };
     let Some(path) = &args.check else {
         crate::say_raw!("{text}");
         return Ok(EXIT_OK);
     };
+    let path = path.clone().unwrap_or_else(|| PathBuf::from(default));
+    let path = &path;
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
     if on_disk == text {
         crate::say!("{} is up to date", path.display());
@@ -30,8 +40,9 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         artifacts::unified_diff(&on_disk, &text, &path.display().to_string())
     );
     eprintln!(
-        "{} is stale: run `scaleplan schema > {}`",
+        "{} is stale: run `scaleplan schema{} > {}`",
         path.display(),
+        if args.openapi { " --openapi" } else { "" },
         path.display()
     );
     Ok(EXIT_CHANGES)

@@ -40,7 +40,7 @@ impl<'a> Request<'a> {
 
 /// The diagnostics of a run as JSON: every `--format json` document starts
 /// with these fields.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct DiagnosticsDoc {
     pub diagnostics: Vec<Diagnostic>,
     pub errors: usize,
@@ -86,6 +86,20 @@ impl Loaded {
 /// on stderr, or, when they stop the command, as the JSON document on
 /// stdout. Err carries the exit code of a command that must stop.
 pub(super) fn load(format: Format, req: &Request) -> anyhow::Result<Result<Loaded, i32>> {
+    let loaded = load_quiet(req)?;
+    let report = match &loaded {
+        Ok(l) => &l.report,
+        Err(report) => report,
+    };
+    if format != Format::Json || loaded.is_err() {
+        print(format, report, req.strict);
+    }
+    Ok(loaded.map_err(|_| EXIT_ERROR))
+}
+
+/// The same without printing: Err holds the diagnostics that stop it
+/// (`serve` answers with them).
+pub(super) fn load_quiet(req: &Request) -> anyhow::Result<Result<Loaded, DiagnosticsDoc>> {
     let planned = plan::plan_dir(req.dir, &req.plan)?;
     let (selected, unknown) = match planned.select(req.names, req.dir) {
         Ok(phases) => (
@@ -110,12 +124,8 @@ pub(super) fn load(format: Format, req: &Request) -> anyhow::Result<Result<Loade
     }
     diags.extend(unknown);
     let report = DiagnosticsDoc::new(diags, req.strict);
-    let failed = !report.ok;
-    if format != Format::Json || failed {
-        print(format, &report, req.strict);
-    }
-    if failed {
-        return Ok(Err(EXIT_ERROR));
+    if !report.ok {
+        return Ok(Err(report));
     }
     Ok(Ok(Loaded {
         planned,
@@ -128,10 +138,7 @@ pub(super) fn load(format: Format, req: &Request) -> anyhow::Result<Result<Loade
 /// with a count line.
 pub(super) fn print(format: Format, report: &DiagnosticsDoc, strict: bool) {
     if format == Format::Json {
-        crate::output::data(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        ));
+        crate::output::data(&json(report).unwrap_or_default());
         return;
     }
     let mut stderr = std::io::stderr().lock();
@@ -162,6 +169,11 @@ pub(super) fn print_one(format: Format, d: Diagnostic) {
 
 /// Prints one JSON document.
 pub(super) fn print_json<T: Serialize>(doc: &T) -> anyhow::Result<()> {
-    crate::output::data(&format!("{}\n", serde_json::to_string_pretty(doc)?));
+    crate::output::data(&json(doc)?);
     Ok(())
+}
+
+/// One JSON document as every command prints it (and `serve` answers it).
+pub(super) fn json<T: Serialize>(doc: &T) -> anyhow::Result<String> {
+    Ok(format!("{}\n", serde_json::to_string_pretty(doc)?))
 }

@@ -24,7 +24,7 @@ mod state;
 mod tools;
 mod up;
 
-pub use control::{down, status};
+pub use control::{ProcStatus, StatusDoc, down, status, status_report};
 pub use probe::wait_for;
 pub use procs::Proc;
 pub use secrets::Secrets;

@@ -15,7 +15,7 @@ use crate::spec::params;
 use crate::spec::types::{Dependency, Phase, RedisMode};
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resource {
     Websocket,
@@ -123,7 +123,7 @@ impl Resource {
 }
 
 /// A resource's supply in the unit the servers measure it in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Supply {
     pub amount: f64,
     /// connections, requests/s, queries/s, clients, ops/s or bytes.
@@ -133,7 +133,7 @@ pub struct Supply {
     pub units: u32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Line {
     pub resource: Resource,
     /// Concurrent users it carries; None when users do not use it, or do
@@ -144,7 +144,7 @@ pub struct Line {
     pub work: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Estimate {
     pub phase: String,
     pub lines: Vec<Line>,

@@ -11,5 +11,6 @@ mod migrate;
 mod monitoring;
 mod replacement;
 mod robustness;
+mod serve;
 mod snapshots;
 mod terraform;

@@ -1,0 +1,499 @@
+//! The routes and their handlers. Each handler loads the phases directory
+//! afresh (specs are read per request), does its work on a blocking thread
+//! (planning and rendering are CPU work), and answers with the document the
+//! CLI prints, serialised by the same function.
+
+use super::super::session::{self, Request};
+use super::config::{BODY_LIMIT, Config};
+use super::docs::{FileEntry, FilesDoc, Health};
+use super::phases::{find, load};
+use super::problem::Problem;
+use crate::compare::{self, Options, report};
+use crate::render::Renderer;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request as HttpRequest, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tower_http::timeout::TimeoutLayer;
+
+type Shared = State<Arc<Config>>;
+type Answer = Result<Response, Problem>;
+
+pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
+    Router::new()
+        .route("/", get(super::page::index))
+        .route("/assets/mermaid.min.js", get(super::page::mermaid_js))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/phases", get(phases))
+        .route("/v1/phases/{name}", get(phase))
+        .route("/v1/phases/{name}/validation", get(validation))
+        .route("/v1/phases/{name}/capacity", get(capacity))
+        .route("/v1/phases/{name}/files", get(files))
+        .route("/v1/phases/{name}/files/{*path}", get(file))
+        .route("/v1/phases/{name}/diagram", get(diagram))
+        .route("/v1/diff", get(diff))
+        .route("/v1/transitions/{from}/{to}", get(transition))
+        .route("/v1/validate", post(validate))
+        .route("/v1/deployment", get(deployment))
+        .fallback(|| async { Problem::not_found("no such endpoint: see /openapi.json") })
+        .layer(middleware::from_fn_with_state(config.clone(), authorize))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(config)
+}
+
+/// Beyond loopback every request but /healthz carries the bearer token,
+/// compared in constant time.
+async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Response {
+    let Some(token) = &config.token else {
+        return next.run(req).await;
+    };
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        return next.run(req).await;
+    }
+    let mut r = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "this server needs `Authorization: Bearer <token>`",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        "Bearer".parse().expect("a header value"),
+    );
+    r
+}
+
+/// Runs CPU work off the async threads; a panic inside becomes a 500 and
+/// the server goes on serving.
+async fn blocking<F>(work: F) -> Response
+where
+    F: FnOnce() -> Answer + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(p)) => p.into_response(),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "scaleplan failed while answering (a bug: please report it with the request)",
+        )
+        .into_response(),
+    }
+}
+
+fn json(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn doc<T: Serialize>(value: &T) -> Answer {
+    session::json(value)
+        .map(json)
+        .map_err(|e| Problem::internal(&e))
+}
+
+async fn healthz() -> Response {
+    json(session::json(&Health { ok: true }).unwrap_or_default())
+}
+
+async fn openapi() -> Response {
+    json(super::openapi::document())
+}
+
+async fn phases(State(c): Shared) -> Response {
+    blocking(move || {
+        let loaded = load(&c)?;
+        doc(&super::super::list::document(&loaded))
+    })
+    .await
+}
+
+async fn phase(State(c): Shared, Path(name): Path<String>) -> Response {
+    blocking(move || {
+        let loaded = load(&c)?;
+        let p = find(&loaded, &name)?;
+        let value = serde_json::to_value(p.spec()).map_err(|e| Problem::internal(&e.into()))?;
+        doc(&value)
+    })
+    .await
+}
+
+async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
+    blocking(move || {
+        let names = [name.clone()];
+        let req = Request {
+            names: &names,
+            ..Request::all(&c.phases)
+        };
+        match session::load_quiet(&req).map_err(|e| Problem::internal(&e))? {
+            Ok(loaded) => doc(&loaded.report),
+            // `validate NAME --format json` prints the same document and
+            // exits 1: here, 422 with it.
+            Err(report) => {
+                let mut r = doc(&report)?;
+                *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                Ok(r)
+            }
+        }
+    })
+    .await
+}
+
+async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
+    blocking(move || {
+        let loaded = load(&c)?;
+        let p = find(&loaded, &name)?;
+        doc(&super::super::capacity::TablesDoc {
+            phases: vec![&p.capacity],
+        })
+    })
+    .await
+}
+
+fn rendered(c: &Config, name: &str) -> Result<crate::render::artifacts::Artifacts, Problem> {
+    let loaded = load(c)?;
+    let p = find(&loaded, name)?;
+    let renderer = Renderer::new(None).map_err(|e| Problem::internal(&e))?;
+    renderer.render_phase(p).map_err(|e| Problem::internal(&e))
+}
+
+async fn files(State(c): Shared, Path(name): Path<String>) -> Response {
+    blocking(move || {
+        let files = rendered(&c, &name)?;
+        doc(&FilesDoc {
+            phase: name,
+            files: files
+                .iter()
+                .map(|(path, text)| FileEntry {
+                    path: path.to_owned(),
+                    bytes: text.len(),
+                })
+                .collect(),
+        })
+    })
+    .await
+}
+
+/// A path inside the rendered tree: relative, no `.` or `..` segment, no
+/// empty segment or backslash. The tree lives in memory, so nothing else
+/// could be reached anyway; this answers 400 rather than 404.
+fn inside_tree(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+async fn file(State(c): Shared, path: Result<Path<(String, String)>, PathRejection>) -> Response {
+    let Ok(Path((name, path))) = path else {
+        return Problem::bad_request("the path is not valid UTF-8 once decoded").into_response();
+    };
+    if !inside_tree(&path) {
+        return Problem::bad_request(format!(
+            "{path:?} is not a path inside the rendered tree (no `..`, `.` or empty segments)"
+        ))
+        .into_response();
+    }
+    blocking(move || {
+        let files = rendered(&c, &name)?;
+        let text = files.get(&path).ok_or_else(|| {
+            Problem::not_found(format!(
+                "phase {name} renders no {path}: see /v1/phases/{name}/files"
+            ))
+        })?;
+        Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text.to_owned(),
+        )
+            .into_response())
+    })
+    .await
+}
+
+async fn diagram(State(c): Shared, Path(name): Path<String>) -> Response {
+    blocking(move || {
+        let loaded = load(&c)?;
+        let p = find(&loaded, &name)?;
+        let text = crate::render::diagram::architecture(p).to_mermaid();
+        Ok((
+            [(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")],
+            text,
+        )
+            .into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// Markdown when `?format=markdown`, or when the client prefers
+/// text/markdown to JSON.
+fn wants_markdown(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem> {
+    match format {
+        Some("markdown") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(Problem::bad_request(format!(
+            "format={other}: json or markdown"
+        ))),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| {
+                let md = a.find("text/markdown");
+                let js = a.find("application/json");
+                md.is_some() && js.is_none_or(|j| md < Some(j))
+            })),
+    }
+}
+
+async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) -> Response {
+    let markdown = match wants_markdown(q.format.as_deref(), &headers) {
+        Ok(m) => m,
+        Err(p) => return p.into_response(),
+    };
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return Problem::bad_request("name both phases: /v1/diff?from=A&to=B").into_response();
+    };
+    blocking(move || {
+        let loaded = load(&c)?;
+        let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
+        let renderer = Renderer::new(None).map_err(|e| Problem::internal(&e))?;
+        let all = |_: &str| true;
+        // `diff A B`'s defaults: 3 lines of context, every file.
+        let opts = Options {
+            context: 3,
+            only: &all,
+        };
+        let cmp = compare::compare(Some(a), Some(b), &renderer, &opts)
+            .map_err(|e| Problem::internal(&e))?;
+        let cmps = [cmp];
+        Ok(if markdown {
+            (
+                [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+                report::markdown(&cmps, false, report::MARKDOWN_CAP),
+            )
+                .into_response()
+        } else {
+            json(report::json(&cmps))
+        })
+    })
+    .await
+}
+
+async fn transition(State(c): Shared, Path((from, to)): Path<(String, String)>) -> Response {
+    blocking(move || {
+        let loaded = load(&c)?;
+        let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
+        doc(&compare::steps::plan(a, b))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ValidateQuery {
+    /// The phase whose file the body replaces; without it, the body is a
+    /// new file beside the phases (request.yaml or request.toml).
+    phase: Option<String>,
+    /// yaml or toml; else from Content-Type, else yaml.
+    format: Option<String>,
+}
+
+static NEXT_SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+async fn validate(
+    State(c): Shared,
+    Query(q): Query<ValidateQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return Problem::new(rejection.status(), rejection.body_text()).into_response();
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ext = match q.format.as_deref() {
+        Some("yaml") | Some("yml") => "yaml",
+        Some("toml") => "toml",
+        Some(other) => {
+            return Problem::bad_request(format!("format={other}: yaml or toml")).into_response();
+        }
+        None if content_type.contains("toml") => "toml",
+        None => "yaml",
+    };
+    blocking(move || validate_body(&c, q.phase.as_deref(), ext, &body)).await
+}
+
+/// The body written beside copies of the phases into a scratch directory,
+/// then validated as `validate` would, with the diagnostics located in the
+/// body's own lines.
+fn validate_body(c: &Config, replaces: Option<&str>, ext: &str, body: &[u8]) -> Answer {
+    let scratch = std::env::temp_dir().join(format!(
+        "scaleplan-serve-{}-{}",
+        std::process::id(),
+        NEXT_SCRATCH.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = (|| {
+        std::fs::create_dir_all(&scratch)?;
+        let mut target = format!("request.{ext}");
+        for entry in std::fs::read_dir(&c.phases)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+            if replaces == Some(stem) {
+                // The body takes that phase's place under its own name
+                // (in the syntax the body is written in).
+                target = format!("{stem}.{ext}");
+                continue;
+            }
+            std::fs::copy(entry.path(), scratch.join(&name))?;
+        }
+        if let Some(name) = replaces {
+            if target.starts_with("request.") {
+                anyhow::bail!("no phase file named {name} in {}", c.phases.display());
+            }
+        }
+        std::fs::write(scratch.join(&target), body)?;
+        let loaded = session::load_quiet(&Request::all(&scratch))?;
+        let (status, mut report) = match loaded {
+            Ok(l) => (StatusCode::OK, l.report),
+            Err(report) => (StatusCode::UNPROCESSABLE_ENTITY, report),
+        };
+        // Located in the phases directory, as `validate` would name the
+        // file there, not in the scratch copy.
+        for d in &mut report.diagnostics {
+            for loc in std::iter::once(&mut d.location).chain(d.related.iter_mut()) {
+                if let Ok(rel) = loc.file.strip_prefix(&scratch) {
+                    loc.file = std::sync::Arc::new(c.phases.join(rel));
+                }
+            }
+        }
+        anyhow::Ok((status, report))
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    match result {
+        Ok((status, report)) => {
+            let mut r = doc(&report)?;
+            *r.status_mut() = status;
+            Ok(r)
+        }
+        Err(e) if e.to_string().starts_with("no phase file") => {
+            Err(Problem::not_found(e.to_string()))
+        }
+        Err(e) => Err(Problem::internal(&e)),
+    }
+}
+
+/// `GET /v1/deployment`: `status --format json`, and with monitoring the
+/// utilisation `observe --format json` reports (over one second).
+#[derive(Serialize)]
+pub(super) struct DeploymentDoc {
+    status: crate::native::StatusDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observation: Option<crate::native::observe::Observation>,
+}
+
+async fn deployment(State(c): Shared) -> Response {
+    blocking(move || {
+        let status = crate::native::status_report(&c.state).map_err(|e| Problem::internal(&e))?;
+        let mut observation = None;
+        if status.up && status.monitoring {
+            let req = Request {
+                plan: crate::plan::Options {
+                    base_port: status.base_port,
+                },
+                ..Request::all(&c.phases)
+            };
+            let loaded = session::load_quiet(&req)
+                .map_err(|e| Problem::internal(&e))?
+                .map_err(Problem::invalid_specs)?;
+            if let Some(p) = status.phase.as_deref().and_then(|n| loaded.planned.get(n)) {
+                let observer = crate::native::observe::Observer::new(&c.state, p)
+                    .map_err(|e| Problem::internal(&e))?;
+                observation = Some(observer.observe(p, Duration::from_secs(1)));
+            }
+        }
+        doc(&DeploymentDoc {
+            status,
+            observation,
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_inside_the_tree() {
+        for ok in ["README.md", "compose/docker-compose.yml", "a/b/c.conf"] {
+            assert!(inside_tree(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc/passwd",
+            "compose/../../etc/passwd",
+            "/etc/passwd",
+            "compose//x",
+            "./README.md",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(!inside_tree(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn markdown_is_chosen_by_format_or_by_preference() {
+        let mut h = HeaderMap::new();
+        assert!(!wants_markdown(None, &h).unwrap());
+        assert!(wants_markdown(Some("markdown"), &h).unwrap());
+        h.insert(
+            header::ACCEPT,
+            "text/markdown, application/json;q=0.5".parse().unwrap(),
+        );
+        assert!(wants_markdown(None, &h).unwrap());
+        h.insert(
+            header::ACCEPT,
+            "application/json, text/markdown".parse().unwrap(),
+        );
+        assert!(!wants_markdown(None, &h).unwrap());
+        assert!(wants_markdown(Some("xml"), &h).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! What every request reads, set once at start.
+
+use std::path::PathBuf;
+
+/// The largest request body accepted (a spec is a few KB).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What every request reads.
+pub struct Config {
+    pub phases: PathBuf,
+    pub state: PathBuf,
+    pub token: Option<String>,
+    pub mermaid_js: Option<Vec<u8>>,
+}
