@@ -21,6 +21,7 @@ pub struct ChangeDiagrams {
 /// The diagrams of `from` -> `to` with its plan.
 pub fn change(from: &PlannedPhase, to: &PlannedPhase, plan: &Plan) -> ChangeDiagrams {
     let merged = Flowchart::merge(&architecture(from), &architecture(to));
+    debug_assert!(merged.check().is_ok(), "{:?}", merged.check());
     ChangeDiagrams {
         architecture: merged.to_mermaid(),
         flow: flow(plan).to_mermaid(),
@@ -42,8 +43,9 @@ fn risk_kind(r: Risk) -> Kind {
 /// coloured by its risk.
 pub fn flow(plan: &Plan) -> Flowchart {
     let mut c = Flowchart::new(Direction::TopDown);
-    let start = id("phase", &plan.from);
-    let end = id("phase", &plan.to);
+    // Apart even when both sides are one phase (two branches' copies).
+    let start = id("from", &plan.from);
+    let end = id("to", &plan.to);
     c.nodes.push(Node::new(
         start.clone(),
         Kind::Phase,

@@ -185,6 +185,7 @@ fn escape(text: &str) -> String {
     for c in text.chars() {
         match c {
             '"' => out.push_str("#quot;"),
+            '&' => out.push_str("#38;"),
             '<' => out.push_str("#lt;"),
             '#' => out.push_str("#35;"),
             '|' => out.push_str("#124;"),
@@ -231,8 +232,8 @@ impl Group {
         }
     }
 
-    fn group_ids<'a>(&'a self, out: &mut BTreeSet<&'a str>) {
-        out.insert(&self.id);
+    fn group_ids<'a>(&'a self, out: &mut Vec<&'a str>) {
+        out.push(&self.id);
         for g in &self.groups {
             g.group_ids(out);
         }
@@ -282,8 +283,9 @@ impl Flowchart {
             .count()
     }
 
-    fn group_ids(&self) -> BTreeSet<&str> {
-        let mut out = BTreeSet::new();
+    /// Every group's id, duplicates kept (check() refuses them).
+    fn group_ids(&self) -> Vec<&str> {
+        let mut out = Vec::new();
         for g in &self.groups {
             g.group_ids(&mut out);
         }
@@ -421,8 +423,9 @@ impl Flowchart {
             }
         }
         for g in &old.groups {
-            restore(&mut out.groups, g, &new_ids);
+            restore(&mut out.groups, None, g, &new_ids);
         }
+        prune(&mut out.groups);
         let old_edges: BTreeSet<_> = old.edges.iter().map(Edge::key).collect();
         let new_edges: BTreeSet<_> = new.edges.iter().map(Edge::key).collect();
         for e in &mut out.edges {
@@ -475,28 +478,49 @@ fn mark_group(g: &mut Group, old: &BTreeMap<&str, &Node>) {
     }
 }
 
-/// Puts `old`'s nodes that the new diagram lacks back into the group of
-/// the same id, creating it (empty of new nodes) where the new one has none.
-fn restore(into: &mut Vec<Group>, old: &Group, new_ids: &BTreeSet<&str>) {
-    let at = match into.iter().position(|g| g.id == old.id) {
-        Some(i) => i,
-        None => {
-            into.push(Group::new(old.id.clone(), old.label.clone()));
-            into.len() - 1
+/// The group of this id anywhere in the tree.
+fn find_group<'a>(groups: &'a mut [Group], id: &str) -> Option<&'a mut Group> {
+    for g in groups {
+        if g.id == id {
+            return Some(g);
         }
-    };
-    let target = &mut into[at];
-    for n in &old.nodes {
-        if !new_ids.contains(n.id.as_str()) {
-            target.nodes.push(removed(n));
+        if let Some(found) = find_group(&mut g.groups, id) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Puts `old`'s nodes that the new diagram lacks back into the group of
+/// the same id wherever the new diagram has it (groups move when a phase
+/// adds regions), or into a new group under `parent` (the top level when
+/// `parent` is None or gone).
+fn restore(root: &mut Vec<Group>, parent: Option<&str>, old: &Group, new_ids: &BTreeSet<&str>) {
+    if find_group(root, &old.id).is_none() {
+        let fresh = Group::new(old.id.clone(), old.label.clone());
+        match parent.and_then(|p| find_group(root, p)) {
+            Some(p) => p.groups.push(fresh),
+            None => root.push(fresh),
+        }
+    }
+    if let Some(target) = find_group(root, &old.id) {
+        for n in &old.nodes {
+            if !new_ids.contains(n.id.as_str()) {
+                target.nodes.push(removed(n));
+            }
         }
     }
     for sub in &old.groups {
-        restore(&mut target.groups, sub, new_ids);
+        restore(root, Some(&old.id), sub, new_ids);
     }
-    // A group the new diagram lacks and that holds nothing removed would
-    // be an empty box.
-    into.retain(|g| !g.nodes.is_empty() || !g.groups.is_empty());
+}
+
+/// Drops groups left empty: a box with nothing in it says nothing.
+fn prune(groups: &mut Vec<Group>) {
+    for g in groups.iter_mut() {
+        prune(&mut g.groups);
+    }
+    groups.retain(|g| !g.nodes.is_empty() || !g.groups.is_empty());
 }
 
 fn write_node(out: &mut String, n: &Node, depth: usize) {

@@ -89,6 +89,49 @@ fn the_readme_diagrams_are_current() {
     }
 }
 
+/// Every ordered pair of shipped phases, growing and shrinking (groups
+/// move into a region and out of it): the change diagram has each
+/// subgraph once and parses.
+#[test]
+fn change_diagrams_hold_every_subgraph_once_in_both_directions() {
+    let phases = ["launch", "growth", "scale", "enterprise"];
+    let sandbox = Sandbox::new("change-diagrams");
+    for a in phases {
+        for b in phases {
+            if a == b {
+                continue;
+            }
+            let run = run_in(&repo(), &["--format", "markdown", "diff", a, b], &[]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            let mut seen = std::collections::BTreeSet::new();
+            // The architecture block (file patches below quote diagrams too).
+            let block = run
+                .stdout
+                .split("```mermaid\n")
+                .nth(1)
+                .and_then(|b| b.split("```").next())
+                .unwrap_or_else(|| panic!("{a} -> {b}: no diagram"));
+            for line in block.lines() {
+                if let Some(rest) = line.trim_start().strip_prefix("subgraph ") {
+                    let id = rest.split('[').next().unwrap();
+                    assert!(
+                        seen.insert(id.to_owned()),
+                        "{a} -> {b}: subgraph {id} twice"
+                    );
+                }
+            }
+            std::fs::write(sandbox.path(&format!("{a}-{b}.md")), &run.stdout).unwrap();
+        }
+    }
+    let (ok, text) = parse(&[&sandbox.root]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        24,
+        "{text}"
+    );
+}
+
 /// What the parser catches: a diagram scaleplan wrote, with one `end`
 /// of a subgraph lost, fails.
 #[test]

@@ -96,6 +96,42 @@ fn prometheus_scrapes_every_exporter_and_records_each_resource() {
         }
     }
     assert!(count > 40, "{count} rules");
+    // `serve` reports the same deployment: status, and with monitoring
+    // the utilisation `observe` reads.
+    let port = MONITORED + 430;
+    let mut serve = Command::new(testkit::bin())
+        .current_dir(testkit::repo())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--state"])
+        .arg(&d.state)
+        .env_remove("SCALEPLAN_SERVE_TOKEN")
+        .envs(testkit::SECRETS)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut deployment = serde_json::Value::Null;
+    eventually(
+        "serve to answer /v1/deployment",
+        Duration::from_secs(30),
+        || match http_get(port, "/v1/deployment") {
+            Some((200, body)) => {
+                deployment = serde_json::from_str(&body).unwrap();
+                true
+            }
+            _ => false,
+        },
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(deployment["status"]["phase"], "growth", "{deployment}");
+    assert_eq!(deployment["status"]["up"], true, "{deployment}");
+    assert_eq!(deployment["status"]["monitoring"], true, "{deployment}");
+    let readings = deployment["observation"]["readings"].as_array().unwrap();
+    assert!(
+        readings
+            .iter()
+            .any(|r| r["resource"] == "database_primary" && r["utilisation"].is_number()),
+        "{deployment}"
+    );
     d.down();
 }
 

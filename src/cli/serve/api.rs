@@ -46,6 +46,12 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
         .route("/v1/validate", post(validate))
         .route("/v1/deployment", get(deployment))
         .fallback(|| async { Problem::not_found("no such endpoint: see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method: see /openapi.json",
+            )
+        })
         .layer(middleware::from_fn_with_state(config.clone(), authorize))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -55,11 +61,25 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
         .with_state(config)
 }
 
-/// Beyond loopback every request but /healthz carries the bearer token,
-/// compared in constant time.
+/// With a token, every request but /healthz carries it, compared in
+/// constant time. Without one (loopback only), the Host must name
+/// loopback too: a web page that rebinds its own name to 127.0.0.1 cannot
+/// read the plan through the browser.
 async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Response {
     let Some(token) = &config.token else {
-        return next.run(req).await;
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if loopback_host(host) {
+            return next.run(req).await;
+        }
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "without a token this server answers only requests addressed to 127.0.0.1, [::1] or localhost",
+        )
+        .into_response();
     };
     if req.uri().path() == "/healthz" {
         return next.run(req).await;
@@ -68,8 +88,9 @@ async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Respo
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, t)| t.trim());
     if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
         return next.run(req).await;
     }
@@ -80,23 +101,57 @@ async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Respo
     .into_response();
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        "Bearer".parse().expect("a header value"),
+        header::HeaderValue::from_static("Bearer"),
     );
     r
 }
 
-/// Runs CPU work off the async threads; a panic inside becomes a 500 and
-/// the server goes on serving.
+/// A Host header naming loopback, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// At most this many requests plan or render at once; the others wait.
+const WORKERS: usize = 8;
+
+/// How long one request may plan, render or observe.
+const WORK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs CPU work off the async threads, a bounded number at once; a panic
+/// inside becomes a 500 and the server goes on serving; work past its
+/// time answers 503 (it finishes in the background, still holding its
+/// place, so load stays bounded).
 async fn blocking<F>(work: F) -> Response
 where
     F: FnOnce() -> Answer + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(p)) => p.into_response(),
-        Err(_) => Problem::new(
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WORKERS);
+    let Ok(permit) = SLOTS.acquire().await else {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    });
+    match tokio::time::timeout(WORK_TIMEOUT, task).await {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(p))) => p.into_response(),
+        Ok(Err(_)) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "scaleplan failed while answering (a bug: please report it with the request)",
+        )
+        .into_response(),
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the answer took over {} s", WORK_TIMEOUT.as_secs()),
         )
         .into_response(),
     }
@@ -253,24 +308,44 @@ pub(super) struct DiffQuery {
     format: Option<String>,
 }
 
-/// Markdown when `?format=markdown`, or when the client prefers
-/// text/markdown to JSON.
+/// Markdown when `?format=markdown`, or when the client's Accept ranks
+/// text/markdown above application/json (q-values; equal: the first
+/// listed).
 fn wants_markdown(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Problem> {
     match format {
-        Some("markdown") => Ok(true),
-        Some("json") => Ok(false),
-        Some(other) => Err(Problem::bad_request(format!(
-            "format={other}: json or markdown"
-        ))),
-        None => Ok(headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| {
-                let md = a.find("text/markdown");
-                let js = a.find("application/json");
-                md.is_some() && js.is_none_or(|j| md < Some(j))
-            })),
+        Some("markdown") => return Ok(true),
+        Some("json") => return Ok(false),
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "format={other}: json or markdown"
+            )));
+        }
+        None => {}
     }
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(false);
+    };
+    // (q, -position) of each type the client names.
+    let rank = |wanted: &str| -> Option<(f64, isize)> {
+        accept.split(',').enumerate().find_map(|(i, item)| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next()?;
+            if !media.eq_ignore_ascii_case(wanted) {
+                return None;
+            }
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            Some((q, -(i as isize)))
+        })
+    };
+    Ok(match (rank("text/markdown"), rank("application/json")) {
+        (Some((q, _)), _) if q <= 0.0 => false,
+        (Some(_), None) => true,
+        (Some(md), Some(js)) => md.partial_cmp(&js) == Some(std::cmp::Ordering::Greater),
+        (None, _) => false,
+    })
 }
 
 async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) -> Response {
@@ -294,7 +369,7 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
         let cmp = compare::compare(Some(a), Some(b), &renderer, &opts)
             .map_err(|e| Problem::internal(&e))?;
         let cmps = [cmp];
-        Ok(if markdown {
+        let mut r = if markdown {
             (
                 [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
                 report::markdown(&cmps, false, report::MARKDOWN_CAP),
@@ -302,7 +377,10 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
                 .into_response()
         } else {
             json(report::json(&cmps))
-        })
+        };
+        r.headers_mut()
+            .insert(header::VARY, header::HeaderValue::from_static("accept"));
+        Ok(r)
     })
     .await
 }
@@ -326,6 +404,36 @@ pub(super) struct ValidateQuery {
 }
 
 static NEXT_SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+/// A private scratch directory, removed when dropped (a panic included).
+/// Created, never reused: a path that already exists (another user's
+/// directory or symlink planted in /tmp) is refused, not followed.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn create() -> anyhow::Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "scaleplan-serve-{}-{}-{nanos:08x}",
+            std::process::id(),
+            NEXT_SCRATCH.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| anyhow::anyhow!("creating a scratch directory: {e}"))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 async fn validate(
     State(c): Shared,
@@ -359,19 +467,16 @@ async fn validate(
 /// then validated as `validate` would, with the diagnostics located in the
 /// body's own lines.
 fn validate_body(c: &Config, replaces: Option<&str>, ext: &str, body: &[u8]) -> Answer {
-    let scratch = std::env::temp_dir().join(format!(
-        "scaleplan-serve-{}-{}",
-        std::process::id(),
-        NEXT_SCRATCH.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&scratch);
+    let scratch = Scratch::create().map_err(|e| Problem::internal(&e))?;
+    let scratch_dir = scratch.0.clone();
     let result = (|| {
-        std::fs::create_dir_all(&scratch)?;
+        let scratch = &scratch_dir;
         let mut target = format!("request.{ext}");
         for entry in std::fs::read_dir(&c.phases)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.file_type()?.is_file() {
+            // Followed like the loader follows them: a symlinked spec counts.
+            if !entry.path().is_file() {
                 continue;
             }
             let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
@@ -389,7 +494,7 @@ fn validate_body(c: &Config, replaces: Option<&str>, ext: &str, body: &[u8]) -> 
             }
         }
         std::fs::write(scratch.join(&target), body)?;
-        let loaded = session::load_quiet(&Request::all(&scratch))?;
+        let loaded = session::load_quiet(&Request::all(scratch))?;
         let (status, mut report) = match loaded {
             Ok(l) => (StatusCode::OK, l.report),
             Err(report) => (StatusCode::UNPROCESSABLE_ENTITY, report),
@@ -398,14 +503,14 @@ fn validate_body(c: &Config, replaces: Option<&str>, ext: &str, body: &[u8]) -> 
         // file there, not in the scratch copy.
         for d in &mut report.diagnostics {
             for loc in std::iter::once(&mut d.location).chain(d.related.iter_mut()) {
-                if let Ok(rel) = loc.file.strip_prefix(&scratch) {
+                if let Ok(rel) = loc.file.strip_prefix(scratch) {
                     loc.file = std::sync::Arc::new(c.phases.join(rel));
                 }
             }
         }
         anyhow::Ok((status, report))
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     match result {
         Ok((status, report)) => {
             let mut r = doc(&report)?;
@@ -476,6 +581,27 @@ mod tests {
             "a\0b",
         ] {
             assert!(!inside_tree(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_hosts_pass_without_a_token() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:8080",
+            "127.0.0.2",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example:8080",
+            "10.0.0.1",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
         }
     }
 

@@ -31,17 +31,25 @@ struct Op {
     summary: &'static str,
     params: &'static [Param],
     ok: Body,
-    /// Statuses answered with a problem document besides 200.
+    /// Statuses answered with a problem document besides 200 (and those
+    /// every endpoint may answer).
     problems: &'static [u16],
     request: Option<&'static str>,
+    /// 422 carries the diagnostics document itself, as the CLI prints it.
+    invalid_is_diagnostics: bool,
+    /// Also answers text/markdown (content negotiation).
+    markdown: bool,
 }
 
 fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad request",
         401 => "Missing or wrong bearer token",
+        403 => "Without a token, only requests addressed to loopback are answered",
+        500 => "scaleplan failed while answering (a bug)",
+        503 => "The answer took too long, or the server is shutting down",
         404 => "No such phase, file or endpoint",
-        408 => "The request took longer than --request-timeout",
+        408 => "The request took longer than --request-timeout (no body)",
         413 => "The body is over the size limit",
         422 => "The specs have errors (their located diagnostics)",
         _ => "Error",
@@ -77,6 +85,8 @@ pub fn document() -> String {
             ok: Body::Json(health),
             problems: &[],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -87,6 +97,8 @@ pub fn document() -> String {
             ok: Body::Json(any_object("An OpenAPI 3.1 document")),
             problems: &[],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -97,6 +109,8 @@ pub fn document() -> String {
             ok: Body::Json(list),
             problems: &[401, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -107,6 +121,8 @@ pub fn document() -> String {
             ok: Body::Json(spec),
             problems: &[401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -115,8 +131,10 @@ pub fn document() -> String {
             summary: "The phase's diagnostics (`validate NAME --format json`); 422 with the same document when it has errors",
             params: &[NAME],
             ok: Body::Json(diags.clone()),
-            problems: &[401],
+            problems: &[],
             request: None,
+            invalid_is_diagnostics: true,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -127,6 +145,8 @@ pub fn document() -> String {
             ok: Body::Json(capacity),
             problems: &[401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -137,6 +157,8 @@ pub fn document() -> String {
             ok: Body::Json(files),
             problems: &[401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -155,6 +177,8 @@ pub fn document() -> String {
             ok: Body::Text("text/plain"),
             problems: &[400, 401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -165,6 +189,8 @@ pub fn document() -> String {
             ok: Body::Text("text/vnd.mermaid"),
             problems: &[401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -181,6 +207,8 @@ pub fn document() -> String {
             )),
             problems: &[400, 401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: true,
         },
         Op {
             method: "get",
@@ -196,6 +224,8 @@ pub fn document() -> String {
             )),
             problems: &[401, 404, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
         Op {
             method: "post",
@@ -216,9 +246,11 @@ pub fn document() -> String {
                     "yaml or toml (else from Content-Type, else yaml)",
                 ),
             ],
-            ok: Body::Json(diags),
-            problems: &[400, 401, 404, 413],
+            ok: Body::Json(diags.clone()),
+            problems: &[400, 404, 413],
             request: Some("a phase spec, e.g. one that `extends` a phase"),
+            invalid_is_diagnostics: true,
+            markdown: false,
         },
         Op {
             method: "get",
@@ -229,12 +261,14 @@ pub fn document() -> String {
             ok: Body::Json(any_object("{status, observation?}")),
             problems: &[401, 422],
             request: None,
+            invalid_is_diagnostics: false,
+            markdown: false,
         },
     ];
     let mut paths = serde_json::Map::new();
     for op in &ops {
         let mut responses = serde_json::Map::new();
-        let ok = match &op.ok {
+        let mut ok = match &op.ok {
             Body::Json(s) => {
                 json!({"description": "OK", "content": {"application/json": {"schema": s}}})
             }
@@ -242,8 +276,29 @@ pub fn document() -> String {
                 json!({"description": "OK", "content": {(*t): {"schema": {"type": "string"}}}})
             }
         };
+        if op.markdown {
+            ok["content"]["text/markdown"] = json!({"schema": {"type": "string"}});
+        }
         responses.insert("200".into(), ok);
-        for status in op.problems.iter().chain([&408u16]) {
+        if op.invalid_is_diagnostics {
+            responses.insert(
+                "422".into(),
+                json!({
+                    "description": "The spec has errors: the diagnostics document, as the CLI prints it",
+                    "content": {"application/json": {"schema": diags.clone()}}
+                }),
+            );
+        }
+        responses.insert("408".into(), json!({"description": reason(408)}));
+        let guarded: &[u16] = if op.path == "/healthz" {
+            &[500]
+        } else {
+            &[401, 403, 500, 503]
+        };
+        let mut statuses: Vec<u16> = op.problems.iter().chain(guarded).copied().collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        for status in &statuses {
             responses.insert(
                 status.to_string(),
                 json!({
@@ -287,7 +342,7 @@ pub fn document() -> String {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "The phases of a deployment, their capacity, files, diagrams and transitions, and the running local deployment. Beyond loopback every endpoint but /healthz needs `Authorization: Bearer <SCALEPLAN_SERVE_TOKEN>`."
         },
-        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
             "schemas": generator.take_definitions(true),
