@@ -49,21 +49,11 @@ struct RunDoc<'a> {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let Some(state) = State::load(&args.state)? else {
-        eprintln!(
-            "error: {} holds no deployment (no state.json)\n  help: bring a phase up first: scaleplan up PHASE --native --state {}",
-            args.state.display(),
-            args.state.display()
-        );
+    let Some(state) = session::deployment(&args.state)? else {
         return Ok(EXIT_ERROR);
     };
     // Every phase planned on the deployment's own ports.
-    let req = Request {
-        plan: crate::plan::Options {
-            base_port: Some(state.base_port),
-        },
-        ..Request::all(&args.phases.dir)
-    };
+    let req = Request::on_deployment(&args.phases.dir, &state);
     let loaded = match session::load(format, &req)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),

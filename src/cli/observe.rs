@@ -4,7 +4,6 @@
 
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
 use super::session::{self, Request};
-use crate::native::State;
 use crate::native::observe::{Observation, Observer, time_to_exhaustion};
 use crate::render::format::thousands;
 use std::path::PathBuf;
@@ -30,12 +29,7 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let Some(state) = State::load(&args.state)? else {
-        eprintln!(
-            "error: {} holds no deployment (no state.json)\n  help: bring a phase up first: scaleplan up PHASE --native --state {}",
-            args.state.display(),
-            args.state.display()
-        );
+    let Some(state) = session::deployment(&args.state)? else {
         return Ok(EXIT_ERROR);
     };
     if state.processes.is_empty() {
@@ -48,12 +42,8 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         );
         return Ok(EXIT_ERROR);
     }
-    let req = Request {
-        plan: crate::plan::Options {
-            base_port: Some(state.base_port),
-        },
-        ..Request::all(&args.phases.dir)
-    };
+    // Every phase planned on the deployment's own ports.
+    let req = Request::on_deployment(&args.phases.dir, &state);
     let loaded = match session::load(format, &req)? {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),

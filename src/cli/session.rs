@@ -38,6 +38,32 @@ impl<'a> Request<'a> {
     }
 }
 
+impl<'a> Request<'a> {
+    /// Every phase of `dir`, planned on a running deployment's own ports.
+    pub fn on_deployment(dir: &'a Path, state: &crate::native::State) -> Request<'a> {
+        Request {
+            plan: plan::Options {
+                base_port: Some(state.base_port),
+            },
+            ..Request::all(dir)
+        }
+    }
+}
+
+/// The state of the deployment `up --native` runs in `dir`; None, with
+/// the error said, when there is none.
+pub(super) fn deployment(dir: &Path) -> anyhow::Result<Option<crate::native::State>> {
+    let state = crate::native::State::load(dir)?;
+    if state.is_none() {
+        eprintln!(
+            "error: {} holds no deployment (no state.json)\n  help: bring a phase up first: scaleplan up PHASE --native --state {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(state)
+}
+
 /// The diagnostics of a run as JSON: every `--format json` document starts
 /// with these fields.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]

@@ -3,8 +3,11 @@
 //! with its replication, Redis in its mode, the monitoring, and one
 //! subgraph per region where the phase has regions. Read from the plan
 //! only (the cloud nodes: Compose's names at the spec's sizes; the cloud
-//! plan's regions), so the
-//! diagram cannot drift from the files beside it.
+//! plan's regions), so the diagram cannot drift from the files beside it.
+//!
+//! The primary region is drawn as the Compose and local targets run it
+//! (the edge, pg-proxy, Prometheus); in the cloud a load balancer, service
+//! discovery and CloudWatch take those places.
 
 use super::format::thousands;
 use super::mermaid::{Direction, Edge, Flowchart, Group, Kind, Line, Node, id};
@@ -377,7 +380,7 @@ fn wire_primary(c: &mut Flowchart, topo: &Topology, users: &str, prefix: &str, t
             c.edges.push(Edge::new(
                 &t.pgbouncer,
                 replicas,
-                Some("reads"),
+                Some("reads, balanced by pg-proxy"),
                 Line::Solid,
             ));
         }
@@ -432,6 +435,13 @@ fn secondary_region(
             size(&topo.app.resources),
         ],
     ));
+    // The services and workers run in every region (the cloud plan).
+    for s in &topo.services {
+        app_tier.nodes.push(workload(s, Kind::Service, &prefix));
+    }
+    for w in &topo.workers {
+        app_tier.nodes.push(workload(w, Kind::Worker, &prefix));
+    }
     g.groups.push(app_tier);
     g.nodes.push(Node::new(
         pgb.clone(),
@@ -464,6 +474,19 @@ fn secondary_region(
     c.edges
         .push(Edge::new(&app, &pgb, Some("SQL"), Line::Solid));
     c.edges.push(Edge::new(&app, &redis_id, None, Line::Solid));
+    for s in topo.services.iter().chain(topo.workers.iter()) {
+        let sid = id("svc", &p(&s.name));
+        if s.port.is_some() {
+            c.edges.push(Edge::new(&edge, &sid, None, Line::Solid));
+        }
+        if s.uses_postgres {
+            c.edges
+                .push(Edge::new(&sid, &pgb, Some("SQL"), Line::Solid));
+        }
+        if s.uses_redis {
+            c.edges.push(Edge::new(&sid, &redis_id, None, Line::Solid));
+        }
+    }
     if !replica_ids.is_empty() {
         c.edges
             .push(Edge::new(&pgb, &replicas, Some("reads"), Line::Solid));
