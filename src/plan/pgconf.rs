@@ -3,7 +3,7 @@
 //! postgresql.conf and a cloud parameter group cannot drift apart.
 
 use crate::spec::params::{SUPERUSER_RESERVED, controlled_by};
-use crate::spec::types::{ParamValue, Postgres};
+use crate::spec::types::{ParamValue, Phase};
 use serde::Serialize;
 
 /// One rendered setting.
@@ -40,15 +40,29 @@ fn text(s: &str) -> ParamValue {
 /// and then overlaid with `postgres.parameters`. Standbys get the same
 /// values: PostgreSQL refuses to start a standby whose max_connections,
 /// max_wal_senders and friends are below the primary's.
-pub fn settings(pg: &Postgres) -> Vec<Setting> {
-    settings_for(pg, pg.primary.memory_mb)
+pub fn settings(phase: &Phase) -> Vec<Setting> {
+    settings_for(phase, phase.postgres.primary.memory_mb)
 }
+
+/// Replicas streaming from the writer: every region's (a secondary
+/// region's replicas are cross-region standbys of the same writer), or the
+/// phase's own without regions.
+pub fn replicas_everywhere(phase: &Phase) -> u32 {
+    let in_regions: u32 = phase.regions.iter().map(|r| r.read_replicas).sum();
+    in_regions.max(phase.postgres.read_replicas)
+}
+
+/// Replication connections kept beyond one per replica: a re-seed's
+/// base backup streams two (its copy and its WAL), and one more lets a
+/// replica reconnect before its old sender has timed out.
+pub const SPARE_SENDERS: u32 = 3;
 
 /// The same for a node of `memory` MB: a target that caps the spec's size
 /// (one machine) derives its memory settings from the capped size.
-pub fn settings_for(pg: &Postgres, memory: u32) -> Vec<Setting> {
+pub fn settings_for(phase: &Phase, memory: u32) -> Vec<Setting> {
+    let pg = &phase.postgres;
     let shared_buffers = memory / 4;
-    let replicas = pg.read_replicas;
+    let replicas = replicas_everywhere(phase);
     let connections = pg.primary.max_connections;
     // Leave shared_buffers aside and let a third of the connections run a
     // sort or hash at once; 4MB is PostgreSQL's own default floor.
@@ -91,13 +105,13 @@ pub fn settings_for(pg: &Postgres, memory: u32) -> Vec<Setting> {
         ),
         set(
             "max_wal_senders",
-            ParamValue::Int((replicas + 3).into()),
-            "one per read replica plus room for base backups",
+            ParamValue::Int((replicas + SPARE_SENDERS).into()),
+            "one per read replica in every region plus room for a re-seed's base backup",
         ),
         set(
             "max_replication_slots",
-            ParamValue::Int((replicas + 3).into()),
-            "one per read replica plus spare",
+            ParamValue::Int((replicas + SPARE_SENDERS).into()),
+            "one per read replica in every region plus spare",
         ),
         set(
             "max_slot_wal_keep_size",

@@ -393,7 +393,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             user: pg.user.as_str().to_owned(),
             primary,
             replicas,
-            settings: pgconf::settings_for(pg, pg_resources.memory_mb),
+            settings: pgconf::settings_for(phase, pg_resources.memory_mb),
             storage_gb: pg.primary.storage_gb,
         },
         pgbouncer,
