@@ -17,6 +17,10 @@ pub struct CloudPlan {
     pub postgres_class: String,
     pub parameters: Vec<DbParameter>,
     pub multi_az: bool,
+    /// RDS Performance Insights (7 days, the free tier): on once the phase
+    /// is past one writer (replicas or Multi-AZ, growth onwards), where a
+    /// slow query is worth finding before it is worth a bigger class.
+    pub performance_insights: bool,
     /// Fargate CPU units and MiB of each PgBouncer task.
     pub pgbouncer_size: [u32; 2],
     /// The app, then the services and workers, sized for Fargate.
@@ -46,6 +50,8 @@ pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
         postgres_class: db_class(phase),
         parameters: db_parameters(&topo.postgres.settings),
         multi_az: phase.postgres.multi_az,
+        performance_insights: phase.postgres.multi_az
+            || super::pgconf::replicas_everywhere(phase) > 0,
         pgbouncer_size: [cpu, memory],
         services: topo
             .workloads()

@@ -45,6 +45,8 @@ module {{ r.module|hcl_label }} {
     writer_address        = {% if r.primary %}null{% else %}module.{{ primary_module|key }}.writer_address{% endif %}
 
     deletion_protection   = var.deletion_protection
+    apply_immediately     = var.apply_immediately
+    performance_insights  = {{ performance_insights }}
     parameters = [
 {% for p in parameters %}
       { name = {{ p.name }}, value = {{ p.value }}, apply_method = {{ p.apply_method }} },
@@ -63,6 +65,7 @@ module {{ r.module|hcl_label }} {
     automatic_failover      = {{ r.redis.automatic_failover }}
     multi_az                = {{ r.redis.multi_az }}
     maxmemory_policy        = {{ r.redis.maxmemory_policy }}
+    apply_immediately       = var.apply_immediately
   }
 
   pgbouncer = {

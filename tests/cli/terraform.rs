@@ -586,3 +586,58 @@ fn the_writer_has_a_sender_and_a_slot_for_every_replica_in_every_region() {
     .unwrap();
     assert!(growth.contains("max_wal_senders = 5"), "{growth}");
 }
+
+/// Changes apply now unless the team says otherwise, the writer's final
+/// snapshot name is unique per writer, and Performance Insights is on
+/// from growth (replicas or Multi-AZ) onwards.
+#[test]
+fn changes_apply_now_snapshots_are_unique_and_insights_follow_the_phase() {
+    let read = |phase: &str, file: &str| {
+        std::fs::read_to_string(repo().join(format!("out/{phase}/terraform/{file}"))).unwrap()
+    };
+    let variables = read("launch", "variables.tf");
+    let at = variables.find("variable \"apply_immediately\"").unwrap();
+    assert!(
+        variables[at..].contains("default     = true"),
+        "{variables}"
+    );
+    let postgres = read("launch", "modules/region/postgres.tf");
+    // Lines as words, so the check does not depend on fmt's alignment.
+    let lines = |text: &str, words: &str| {
+        let want: Vec<&str> = words.split(' ').collect();
+        text.lines()
+            .filter(|l| l.split_whitespace().collect::<Vec<_>>() == want)
+            .count()
+    };
+    assert_eq!(
+        lines(
+            &postgres,
+            "apply_immediately = var.postgres.apply_immediately"
+        ),
+        2,
+        "writer and replicas:\n{postgres}"
+    );
+    assert!(postgres.contains("-writer-final-${formatdate(\"YYYYMMDDhhmmss\", timestamp())}"));
+    assert!(postgres.contains("ignore_changes = [final_snapshot_identifier]"));
+    let redis = read("launch", "modules/region/redis.tf");
+    assert_eq!(
+        lines(&redis, "apply_immediately = var.redis.apply_immediately"),
+        1
+    );
+    for (phase, on) in [
+        ("launch", false),
+        ("growth", true),
+        ("scale", true),
+        ("enterprise", true),
+    ] {
+        let main = read(phase, "main.tf");
+        // Each region's postgres and redis objects.
+        let regions = lines(&main, "apply_immediately = var.apply_immediately") / 2;
+        assert!(regions >= 1, "{phase}");
+        assert_eq!(
+            lines(&main, &format!("performance_insights = {on}")),
+            regions,
+            "{phase}"
+        );
+    }
+}

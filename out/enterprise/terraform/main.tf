@@ -39,6 +39,8 @@ module "primary" {
     source_db_arn         = null
     writer_address        = null
     deletion_protection   = var.deletion_protection
+    apply_immediately     = var.apply_immediately
+    performance_insights  = true
     parameters = [
       { name = "checkpoint_completion_target", value = "0.9", apply_method = "immediate" },
       { name = "effective_cache_size", value = "6291456", apply_method = "immediate" },
@@ -68,6 +70,7 @@ module "primary" {
     automatic_failover      = true
     multi_az                = true
     maxmemory_policy        = "allkeys-lru"
+    apply_immediately       = var.apply_immediately
   }
 
   pgbouncer = {
@@ -173,6 +176,8 @@ module "region_us_east" {
     source_db_arn         = module.primary.writer_arn
     writer_address        = module.primary.writer_address
     deletion_protection   = var.deletion_protection
+    apply_immediately     = var.apply_immediately
+    performance_insights  = true
     parameters = [
       { name = "checkpoint_completion_target", value = "0.9", apply_method = "immediate" },
       { name = "effective_cache_size", value = "6291456", apply_method = "immediate" },
@@ -202,6 +207,7 @@ module "region_us_east" {
     automatic_failover      = true
     multi_az                = true
     maxmemory_policy        = "allkeys-lru"
+    apply_immediately       = var.apply_immediately
   }
 
   pgbouncer = {

@@ -64,6 +64,12 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "apply_immediately" {
+  description = "Apply changes to RDS and ElastiCache now rather than in the next maintenance window. The transition plans assume now (each step checked before the next); set false to let a resize wait for the window."
+  type        = bool
+  default     = true
+}
+
 variable "redis_cluster_mode_override" {
   description = "Set to \"compatible\" for the first of the two applies that take Redis into cluster mode without replacing it: apply this phase's files with it, move the clients to the configuration endpoint, then apply the cluster phase's files. See the transition plan."
   type        = string

@@ -75,4 +75,5 @@ resource "aws_elasticache_replication_group" "this" {
   transit_encryption_enabled = true
   auth_token                 = random_password.redis_auth.result
   snapshot_retention_limit   = 3
+  apply_immediately          = var.redis.apply_immediately
 }

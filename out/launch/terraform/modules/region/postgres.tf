@@ -55,8 +55,18 @@ resource "aws_db_instance" "writer" {
   publicly_accessible         = false
   backup_retention_period     = 7
   deletion_protection         = var.postgres.deletion_protection
-  final_snapshot_identifier   = "${var.name}-writer-final"
-  copy_tags_to_snapshot       = true
+  # Unique per writer: fixed when it is created (timestamp() at that
+  # apply, then ignored), so destroying a second writer of the same name
+  # does not collide with the first one's final snapshot.
+  final_snapshot_identifier             = "${var.name}-writer-final-${formatdate("YYYYMMDDhhmmss", timestamp())}"
+  copy_tags_to_snapshot                 = true
+  apply_immediately                     = var.postgres.apply_immediately
+  performance_insights_enabled          = var.postgres.performance_insights
+  performance_insights_retention_period = var.postgres.performance_insights ? 7 : null
+
+  lifecycle {
+    ignore_changes = [final_snapshot_identifier]
+  }
 }
 
 # Read replicas stream from the writer: in its region, or across regions
@@ -75,4 +85,8 @@ resource "aws_db_instance" "replica" {
   vpc_security_group_ids = [aws_security_group.postgres.id]
   publicly_accessible    = false
   skip_final_snapshot    = true
+  apply_immediately      = var.postgres.apply_immediately
+
+  performance_insights_enabled          = var.postgres.performance_insights
+  performance_insights_retention_period = var.postgres.performance_insights ? 7 : null
 }

@@ -54,6 +54,8 @@ variable "postgres" {
     source_db_arn         = string
     writer_address        = string
     deletion_protection   = bool
+    apply_immediately     = bool
+    performance_insights  = bool
     parameters = list(object({
       name         = string
       value        = string
@@ -75,6 +77,7 @@ variable "redis" {
     automatic_failover      = bool
     multi_az                = bool
     maxmemory_policy        = string
+    apply_immediately       = bool
   })
 }
 
