@@ -9,7 +9,6 @@ use super::docs::{FileEntry, FilesDoc, Health};
 use super::phases::{find, load};
 use super::problem::Problem;
 use crate::compare::{self, Options, report};
-use crate::render::Renderer;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -171,8 +170,8 @@ async fn healthz() -> Response {
     json(session::json(&Health { ok: true }).unwrap_or_default())
 }
 
-async fn openapi() -> Response {
-    json(super::openapi::document())
+async fn openapi(State(c): Shared) -> Response {
+    json(c.openapi.clone())
 }
 
 async fn phases(State(c): Shared) -> Response {
@@ -228,8 +227,9 @@ async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
 fn rendered(c: &Config, name: &str) -> Result<crate::render::artifacts::Artifacts, Problem> {
     let loaded = load(c)?;
     let p = find(&loaded, name)?;
-    let renderer = Renderer::new(None).map_err(|e| Problem::internal(&e))?;
-    renderer.render_phase(p).map_err(|e| Problem::internal(&e))
+    c.renderer
+        .render_phase(p)
+        .map_err(|e| Problem::internal(&e))
 }
 
 async fn files(State(c): Shared, Path(name): Path<String>) -> Response {
@@ -359,14 +359,13 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
     blocking(move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
-        let renderer = Renderer::new(None).map_err(|e| Problem::internal(&e))?;
         let all = |_: &str| true;
         // `diff A B`'s defaults: 3 lines of context, every file.
         let opts = Options {
             context: 3,
             only: &all,
         };
-        let cmp = compare::compare(Some(a), Some(b), &renderer, &opts)
+        let cmp = compare::compare(Some(a), Some(b), &c.renderer, &opts)
             .map_err(|e| Problem::internal(&e))?;
         let cmps = [cmp];
         let mut r = if markdown {

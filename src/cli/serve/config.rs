@@ -11,4 +11,8 @@ pub struct Config {
     pub state: PathBuf,
     pub token: Option<String>,
     pub mermaid_js: Option<Vec<u8>>,
+    /// The embedded templates, parsed once: every rendering reuses them.
+    pub renderer: crate::render::Renderer,
+    /// `/openapi.json`, generated once: it depends on the binary only.
+    pub openapi: String,
 }

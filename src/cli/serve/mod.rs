@@ -75,6 +75,8 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         state: args.state.clone(),
         token,
         mermaid_js,
+        renderer: crate::render::Renderer::new(None)?,
+        openapi: openapi::document(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
