@@ -133,6 +133,12 @@ pub enum Code {
     Red010,
     /// A Redis mode that needs a newer Redis.
     Red011,
+    /// Workers (BullMQ queues) on a Redis whose policy can evict keys.
+    Red012,
+    /// `notifications` on a service that is not a worker.
+    Ntf001,
+    /// A worker with notifications that does not use Redis (its queues).
+    Ntf002,
     /// Regions: not exactly one primary.
     Reg001,
     /// Regions or services: duplicate names.
@@ -197,6 +203,9 @@ impl Code {
             Red009 => "RED009",
             Red010 => "RED010",
             Red011 => "RED011",
+            Red012 => "RED012",
+            Ntf001 => "NTF001",
+            Ntf002 => "NTF002",
             Reg001 => "REG001",
             Reg002 => "REG002",
             Cap001 => "CAP001",

@@ -872,6 +872,61 @@ pub struct Service {
     /// For a service with a port: the HTTP path of its health check.
     #[serde(default = "default_health_path")]
     pub health_path: Text,
+    /// Workers only (NTF001): the push notifications this worker sends
+    /// through BullMQ queues on Redis. Gives the capacity model its
+    /// `notifications` and `push_quota` resources and the app contract its
+    /// queues (BULLMQ_QUEUES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+/// What a notification worker sends. The model counts one BullMQ job per
+/// provider message: a notification to a user with 1.5 devices is 1.5
+/// jobs on average (or one job whose sends take that much longer).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Push notifications one concurrent user is sent per hour.
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 100000.0))]
+    pub per_user_per_hour: f64,
+    /// Provider messages per notification: the user's devices (FCM sends
+    /// one message per registration token). At least 1.
+    #[serde(default = "one_f")]
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub fan_out: f64,
+    /// The 95th percentile of one send to the push provider (FCM's HTTP v1
+    /// API), in milliseconds: how long a message holds one of the worker's
+    /// concurrency slots.
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 600000.0))]
+    pub p95_latency_ms: f64,
+    /// Jobs each replica of the worker processes at once (BullMQ Worker's
+    /// `concurrency` option).
+    #[schemars(range(min = 1, max = 10000))]
+    pub concurrency: u32,
+    /// Broadcasts to every user per hour, sent as FCM topic messages: one
+    /// message per topic, whatever the number of users (the provider fans
+    /// it out to the subscribed devices), so a broadcast never grows with
+    /// users. Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 100000.0))]
+    pub broadcasts_per_hour: Option<f64>,
+    /// Topics each broadcast is sent to (one message each), e.g. one per
+    /// language or platform.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub broadcast_topics: u32,
+}
+
+impl Notifications {
+    /// Provider messages per second one concurrent user causes.
+    pub fn per_user_per_sec(&self) -> f64 {
+        self.per_user_per_hour * self.fan_out / 3600.0
+    }
+
+    /// Topic messages per second the broadcasts send, whatever the users.
+    pub fn broadcast_per_sec(&self) -> f64 {
+        self.broadcasts_per_hour.unwrap_or(0.0) * f64::from(self.broadcast_topics) / 3600.0
+    }
 }
 
 fn half() -> f64 {

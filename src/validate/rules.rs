@@ -6,7 +6,9 @@ use crate::diag::{Code, Diagnostic};
 use crate::spec::SourceMap;
 use crate::spec::images;
 use crate::spec::params;
-use crate::spec::types::{ParamValue, Phase, Redis, RedisMode, RegionRole};
+use crate::spec::types::{
+    Dependency, EvictionPolicy, ParamValue, Phase, Redis, RedisMode, RegionRole,
+};
 use std::collections::BTreeMap;
 
 /// Rules on one phase.
@@ -18,6 +20,8 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     redis(&phase.redis, "/redis", src, &mut out);
     regions(phase, src, &mut out);
     names(phase, src, &mut out);
+    notifications(phase, src, &mut out);
+    queue_redis(phase, src, &mut out);
     out
 }
 
@@ -475,5 +479,181 @@ fn names(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+    }
+}
+
+/// Notifications are sent by workers, from BullMQ queues in Redis.
+fn notifications(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    for (i, service) in phase.services.iter().enumerate() {
+        if service.notifications.is_some() {
+            out.push(Diagnostic::error(
+                Code::Ntf001,
+                src.key_at(&format!("/services/{i}/notifications")),
+                format!(
+                    "services[{i}] ('{}') declares notifications, but only a worker sends them: the capacity model sizes the workers' replicas and concurrency, and the app contract gives the workers their queues",
+                    service.name
+                ),
+                "move the service (or its notifications block) under `workers`: a BullMQ worker that consumes the push queue",
+            ));
+        }
+    }
+    for (i, worker) in phase.workers.iter().enumerate() {
+        if worker.notifications.is_some() && !worker.uses.contains(&Dependency::Redis) {
+            let uses = format!("/workers/{i}/uses");
+            let at = if src.contains(&uses) {
+                src.value_at(&uses)
+            } else {
+                src.key_at(&format!("/workers/{i}/notifications"))
+            };
+            out.push(Diagnostic::error(
+                Code::Ntf002,
+                at,
+                format!(
+                    "worker '{}' declares notifications but does not use redis: its BullMQ queues live in Redis",
+                    worker.name
+                ),
+                format!("add redis to workers[{i}].uses"),
+            ));
+        }
+    }
+}
+
+/// BullMQ keeps its jobs and their locks in Redis: a policy that evicts
+/// keys under memory pressure loses work. BullMQ asks for noeviction and
+/// warns at start on any other policy; the volatile-* policies count too,
+/// since BullMQ's lock keys carry a TTL and are what they evict first.
+fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let Some(worker) = phase
+        .workers
+        .iter()
+        .position(|w| w.uses.contains(&Dependency::Redis))
+    else {
+        return;
+    };
+    let redises = std::iter::once(("/redis".to_owned(), &phase.redis)).chain(
+        phase.regions.iter().enumerate().filter_map(|(i, r)| {
+            r.redis
+                .as_ref()
+                .map(|redis| (format!("/regions/{i}/redis"), redis))
+        }),
+    );
+    for (at, redis) in redises {
+        if redis.maxmemory_policy == EvictionPolicy::Noeviction {
+            continue;
+        }
+        let pointer = format!("{at}/maxmemory_policy");
+        let field = crate::validate::schema::display_path(&pointer);
+        let policy = redis.maxmemory_policy.as_str();
+        let which = if policy.starts_with("volatile") {
+            "BullMQ sets a TTL on its lock keys, so a volatile-* policy evicts them first: two workers then run one job"
+        } else {
+            "Redis may evict a waiting job, its data or its lock: the job is lost or runs twice"
+        };
+        out.push(
+            Diagnostic::warning(
+                Code::Red012,
+                src.value_at(&pointer),
+                format!(
+                    "worker '{}' uses this Redis for BullMQ queues, but {field} is {policy}: at maxmemory {which}",
+                    phase.workers[worker].name
+                ),
+                format!(
+                    "set {field} to noeviction, as BullMQ requires (any volatile-* policy too can evict BullMQ's lock keys, which carry a TTL); the app's cache keys then need TTLs of their own, and a full Redis refuses writes instead of evicting. Or run the queues on a separate Redis with noeviction (outside this spec, which renders one Redis per region)"
+                ),
+            )
+            .with_related(src.value_at(&format!("/workers/{worker}/uses"))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Severity;
+
+    fn check(spec: serde_json::Value) -> Vec<Diagnostic> {
+        let phase = crate::spec::testing::phase(&[spec]);
+        let file = std::sync::Arc::new(std::path::PathBuf::from("t.yaml"));
+        let src = crate::spec::node::Node::new(
+            crate::spec::node::Kind::Map(Vec::new()),
+            crate::diag::Location::start_of(&file),
+        )
+        .into_json()
+        .1;
+        check_phase(&phase, &src)
+    }
+
+    fn codes(d: &[Diagnostic]) -> Vec<(&str, Severity)> {
+        d.iter().map(|d| (d.code.as_str(), d.severity)).collect()
+    }
+
+    fn worker(uses: &[&str], notifications: bool) -> serde_json::Value {
+        let mut w = serde_json::json!({"name": "push", "image": "x/push:1", "uses": uses});
+        if notifications {
+            w["notifications"] = serde_json::json!({"per_user_per_hour": 2, "p95_latency_ms": 200, "concurrency": 50});
+        }
+        w
+    }
+
+    #[test]
+    fn an_evicting_policy_under_queue_workers_warns() {
+        for (policy, warns) in [
+            ("noeviction", false),
+            ("allkeys-lru", true),
+            ("allkeys-random", true),
+            ("volatile-lru", true),
+            ("volatile-ttl", true),
+        ] {
+            let d = check(serde_json::json!({
+                "redis": {"maxmemory_policy": policy},
+                "workers": [worker(&["redis"], false)],
+            }));
+            let red012: Vec<_> = d.iter().filter(|d| d.code == Code::Red012).collect();
+            assert_eq!(red012.len(), usize::from(warns), "{policy}: {d:?}");
+            if let Some(w) = red012.first() {
+                assert_eq!(w.severity, Severity::Warning);
+                assert!(w.help.contains("noeviction"), "{}", w.help);
+                assert!(w.message.contains(policy), "{}", w.message);
+            }
+        }
+        // No worker that uses Redis: the app's cache may evict.
+        let d = check(serde_json::json!({
+            "redis": {"maxmemory_policy": "allkeys-lru"},
+            "workers": [worker(&["postgres"], false)],
+        }));
+        assert!(d.iter().all(|d| d.code != Code::Red012), "{d:?}");
+    }
+
+    #[test]
+    fn a_region_with_its_own_evicting_redis_warns_too() {
+        let d = check(serde_json::json!({
+            "workers": [worker(&["redis"], true)],
+            "regions": [
+                {"name": "eu", "role": "primary", "cloud_region": "eu-west-1"},
+                {"name": "us", "role": "secondary", "cloud_region": "us-east-1",
+                 "redis": {"maxmemory_policy": "volatile-lfu"}},
+            ],
+        }));
+        let red012: Vec<_> = d.iter().filter(|d| d.code == Code::Red012).collect();
+        assert_eq!(red012.len(), 1, "{d:?}");
+        assert!(
+            red012[0]
+                .message
+                .contains("regions[1].redis.maxmemory_policy"),
+            "{}",
+            red012[0].message
+        );
+    }
+
+    #[test]
+    fn notifications_belong_to_workers_that_use_redis() {
+        let mut service = worker(&["redis"], true);
+        service["port"] = 3001.into();
+        let d = check(serde_json::json!({"services": [service]}));
+        assert_eq!(codes(&d), [("NTF001", Severity::Error)]);
+        let d = check(serde_json::json!({"workers": [worker(&["postgres"], true)]}));
+        assert_eq!(codes(&d), [("NTF002", Severity::Error)]);
+        let d = check(serde_json::json!({"workers": [worker(&["redis"], true)]}));
+        assert!(d.is_empty(), "{d:?}");
     }
 }

@@ -102,4 +102,5 @@ bad_inputs! {
     zero_workload_figure: "zero-workload" => "SCH004" at "phases/phase.yaml:5:16";
     negative_workload_figure: "negative-workload" => "SCH004" at "phases/phase.yaml:4:40";
     error_located_in_the_parent_that_set_it: "error-in-parent" => "RED008" at "phases/parent.yaml:4:24";
+    notifications_on_a_service: "notifications-on-service" => "NTF001" at "phases/phase.yaml:9:5";
 }

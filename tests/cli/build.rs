@@ -235,6 +235,57 @@ fn warnings_pass_unless_strict() {
     assert!(!sandbox.path("out").exists());
 }
 
+/// BullMQ's queues on an evicting Redis: a warning located at the policy
+/// (in the file that set it), naming the worker and the fix; the shipped
+/// enterprise phase follows it in both of its Redis blocks.
+#[test]
+fn queue_workers_on_an_evicting_redis_warn() {
+    let clean = run_in(&repo(), &["validate", "--strict"], &[]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    assert!(!clean.stderr.contains("RED012"), "{}", clean.stderr);
+
+    let sandbox = Sandbox::shipped("queue-eviction");
+    // Back to the cache policy base.yaml sets, in the phase and in us-east.
+    sandbox.edit(
+        "phases/enterprise.toml",
+        &[
+            ("maxmemory_policy = \"noeviction\"\n\n[redis.cluster]", "[redis.cluster]"),
+            (
+                "# Workers run in every region, with their queues: noeviction here too.\nmaxmemory_policy = \"noeviction\"",
+                "maxmemory_policy = \"volatile-lru\"",
+            ),
+        ],
+    );
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let base = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning[RED012]: phases/base.yaml:"))
+        .unwrap_or_else(|| panic!("no RED012 at base.yaml's policy:\n{}", run.stderr));
+    assert!(
+        base.contains("worker 'notifications'") && base.contains("allkeys-lru"),
+        "{base}"
+    );
+    let region = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning[RED012]: phases/enterprise.toml:"))
+        .unwrap_or_else(|| panic!("no RED012 at us-east's policy:\n{}", run.stderr));
+    assert!(
+        region.contains("regions[1].redis.maxmemory_policy is volatile-lru")
+            && region.contains("lock keys"),
+        "{region}"
+    );
+    assert!(
+        run.stderr.contains("help: set redis.maxmemory_policy to noeviction"),
+        "{}",
+        run.stderr
+    );
+    let strict = sandbox.run(&["validate", "--strict"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+}
+
 #[test]
 fn inspect_shows_the_merged_spec_with_defaults() {
     let run = run_in(&repo(), &["inspect", "growth"], &[]);
