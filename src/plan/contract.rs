@@ -5,8 +5,64 @@
 
 use super::identity::Secret;
 use super::target::Target;
-use super::topology::{RedisLayout, Topology};
+use super::topology::{RedisLayout, Topology, queue_names};
+use crate::spec::types::Phase;
 use serde::Serialize;
+
+/// BullMQ's own default prefix, and the contract's outside cluster mode.
+pub const BULLMQ_DEFAULT_PREFIX: &str = "bull";
+
+/// A BullMQ queue and the prefix its Queue and Worker are built with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueuePrefix {
+    pub queue: String,
+    pub prefix: String,
+}
+
+/// Each queue of the phase with its prefix. In cluster mode every queue
+/// gets a hash tag of its own name (`{push-notifications}`): all of one
+/// queue's keys (`<prefix>:<queue>:wait`, `:active`, `:events`, ...) then
+/// hash to one slot, as BullMQ's Lua scripts need, and different queues to
+/// different slots, so they spread over the shards. Outside a cluster
+/// every queue shares BullMQ's default prefix, `bull`.
+pub fn queue_prefixes(phase: &Phase, cluster: bool) -> Vec<QueuePrefix> {
+    prefixes(queue_names(phase), cluster)
+}
+
+fn prefixes(queues: Vec<String>, cluster: bool) -> Vec<QueuePrefix> {
+    queues
+        .into_iter()
+        .map(|queue| QueuePrefix {
+            prefix: if cluster {
+                format!("{{{queue}}}")
+            } else {
+                BULLMQ_DEFAULT_PREFIX.to_owned()
+            },
+            queue,
+        })
+        .collect()
+}
+
+/// The value of BULLMQ_QUEUES: `queue=prefix` pairs joined by commas (the
+/// contract leaves the variable out when no worker declares
+/// notifications). Queue names are DNS labels and prefixes add only
+/// braces, so neither holds `,` or `=`.
+pub fn bullmq_queues(prefixes: &[QueuePrefix]) -> String {
+    prefixes
+        .iter()
+        .map(|q| format!("{}={}", q.queue, q.prefix))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The value of SOCKETIO_ADAPTER: `sharded` in cluster mode, where the
+/// app must use @socket.io/redis-adapter's `createShardedAdapter` (Redis 7
+/// sharded pub/sub, SPUBLISH: a message reaches only its channel's shard),
+/// and `redis` (`createAdapter`, PUBLISH) otherwise. A classic PUBLISH in
+/// a cluster is forwarded to every node, so it never scales with shards.
+pub fn socketio_adapter(cluster: bool) -> &'static str {
+    if cluster { "sharded" } else { "redis" }
+}
 
 /// One variable of the contract. Where a value holds a secret it names the
 /// secret's variable (`${SCALEPLAN_APP_DB_PASSWORD}`): Compose
@@ -114,9 +170,23 @@ pub fn vars(topo: &Topology) -> Vec<Var> {
             // In a cluster, a queue's keys must share one slot: BullMQ's
             // prefix carries the hash tag.
             value: if cluster { "{bull}" } else { "bull" }.to_owned(),
-            what: "BullMQ's queue prefix (hash-tagged in cluster mode)",
+            what: "BullMQ's prefix for a queue not in BULLMQ_QUEUES (hash-tagged in cluster mode, where every such queue shares the tag's slot)",
+        },
+        Var {
+            name: "SOCKETIO_ADAPTER",
+            value: socketio_adapter(cluster).to_owned(),
+            what: "the Socket.IO Redis adapter: sharded (@socket.io/redis-adapter createShardedAdapter, Redis 7 sharded pub/sub) in cluster mode, redis (createAdapter) otherwise",
         },
     ]);
+    // Only where a worker sends notifications: an env file holds no
+    // empty value.
+    if !topo.queues.is_empty() {
+        out.push(Var {
+            name: "BULLMQ_QUEUES",
+            value: bullmq_queues(&prefixes(topo.queues.clone(), cluster)),
+            what: "the workers' BullMQ queues as queue=prefix pairs, comma-separated; in cluster mode each prefix is the queue's own hash tag, so each queue's keys share one slot and different queues spread over the shards",
+        });
+    }
     out
 }
 
@@ -194,6 +264,62 @@ mod tests {
                 vars.iter().find(|v| v.name == "REDIS_MODE").unwrap().value,
                 mode
             );
+            assert_eq!(
+                vars.iter()
+                    .find(|v| v.name == "SOCKETIO_ADAPTER")
+                    .unwrap()
+                    .value,
+                if mode == "cluster" { "sharded" } else { "redis" }
+            );
+            // No worker sends notifications: no queues.
+            assert!(!all.contains(&"BULLMQ_QUEUES"), "{all:?}");
         }
+    }
+
+    #[test]
+    fn each_notification_queue_gets_its_own_hash_tag_in_a_cluster() {
+        let workers = serde_json::json!([
+            {"name": "notifications", "image": "x/n:1", "uses": ["redis"],
+             "notifications": {"per_user_per_hour": 2, "p95_latency_ms": 200, "concurrency": 50,
+                               "broadcasts_per_hour": 1}},
+            {"name": "digest", "image": "x/d:1", "uses": ["redis"],
+             "notifications": {"per_user_per_hour": 1, "p95_latency_ms": 500, "concurrency": 5}},
+            {"name": "etl", "image": "x/e:1", "uses": ["postgres"]},
+        ]);
+        let spec = crate::spec::testing::phase(&[serde_json::json!({"workers": workers})]);
+        assert_eq!(
+            queue_names(&spec),
+            ["push-notifications", "broadcast-notifications", "push-digest"]
+        );
+        assert_eq!(
+            bullmq_queues(&queue_prefixes(&spec, true)),
+            "push-notifications={push-notifications},broadcast-notifications={broadcast-notifications},push-digest={push-digest}"
+        );
+        assert_eq!(
+            bullmq_queues(&queue_prefixes(&spec, false)),
+            "push-notifications=bull,broadcast-notifications=bull,push-digest=bull"
+        );
+        for (redis, expected) in [
+            (
+                serde_json::json!({"mode": "cluster", "cluster": {"shards": 3}}),
+                "push-notifications={push-notifications},broadcast-notifications={broadcast-notifications},push-digest={push-digest}",
+            ),
+            (
+                serde_json::json!({"mode": "sentinel", "replicas": 1, "sentinel": {"count": 3, "quorum": 2}}),
+                "push-notifications=bull,broadcast-notifications=bull,push-digest=bull",
+            ),
+        ] {
+            let planned = crate::plan::testing::planned(&[serde_json::json!({
+                "redis": redis,
+                "workers": workers,
+            })]);
+            for topo in [&planned.compose, &planned.local] {
+                let vars = vars(topo);
+                let queues = vars.iter().find(|v| v.name == "BULLMQ_QUEUES").unwrap();
+                assert_eq!(queues.value, expected);
+            }
+        }
+        assert_eq!(socketio_adapter(true), "sharded");
+        assert_eq!(socketio_adapter(false), "redis");
     }
 }

@@ -32,6 +32,9 @@ pub struct Topology {
     pub app: AppTier,
     pub services: Vec<ServiceTier>,
     pub workers: Vec<ServiceTier>,
+    /// The notification workers' BullMQ queues (the app contract gives
+    /// each its prefix: `contract::queue_prefixes`).
+    pub queues: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -399,6 +402,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         pgbouncer,
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
+        queues: queue_names(phase),
         app: AppTier {
             name: "app".to_owned(),
             image: phase.app.image.as_str().to_owned(),
@@ -410,6 +414,26 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         services: phase.services.iter().map(|s| service(s, caps)).collect(),
         workers: phase.workers.iter().map(|s| service(s, caps)).collect(),
     }
+}
+
+/// The BullMQ queues a worker consumes: `push-<worker>` for its
+/// notifications to users, and `broadcast-<worker>` when it sends
+/// broadcasts (topic messages), so a broadcast never waits behind a
+/// backlog of pushes. None for a worker without notifications.
+pub fn worker_queues(worker: &Service) -> Vec<String> {
+    let Some(n) = &worker.notifications else {
+        return Vec::new();
+    };
+    let mut out = vec![format!("push-{}", worker.name)];
+    if n.broadcasts_per_hour.is_some() {
+        out.push(format!("broadcast-{}", worker.name));
+    }
+    out
+}
+
+/// Every BullMQ queue of a phase, worker by worker in spec order.
+pub fn queue_names(phase: &Phase) -> Vec<String> {
+    phase.workers.iter().flat_map(worker_queues).collect()
 }
 
 /// The Compose service that creates a Redis Cluster once its nodes run.
