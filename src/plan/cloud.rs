@@ -25,6 +25,25 @@ pub struct CloudPlan {
     pub pgbouncer_size: [u32; 2],
     /// The app, then the services and workers, sized for Fargate.
     pub services: Vec<CloudService>,
+    /// The load balancer's idle timeout (s): past the app's WebSocket ping
+    /// interval, so a quiet socket is never cut between two pings.
+    pub edge_idle_timeout: u32,
+    /// The workers' BullMQ queues; each region's module gives them their
+    /// prefixes by its own Redis's mode.
+    pub queues: Vec<String>,
+    /// The image of the one-shot task that creates the app's role on the
+    /// writer: PostgreSQL's Alpine image, for psql and a TLS-capable wget
+    /// (the Debian one has neither wget nor curl).
+    pub bootstrap_image: String,
+}
+
+/// ALB's own default idle timeout (s), the floor of ours.
+pub const ALB_IDLE_TIMEOUT: u32 = 60;
+
+/// An idle timeout that outlasts two ping intervals: one ping late or lost
+/// in transit still does not cut the socket.
+pub fn edge_idle_timeout(ping_interval_ms: u32) -> u32 {
+    (2 * ping_interval_ms.div_ceil(1000)).max(ALB_IDLE_TIMEOUT)
 }
 
 /// One ECS service that runs application code.
@@ -37,6 +56,8 @@ pub struct CloudService {
     pub cpu: u32,
     pub memory: u32,
     pub port: Option<u16>,
+    /// The load balancer's health check path, for a service with a port.
+    pub health_path: String,
     pub uses_postgres: bool,
     pub uses_redis: bool,
 }
@@ -65,11 +86,15 @@ pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
                     cpu,
                     memory,
                     port: s.port,
+                    health_path: s.health_path,
                     uses_postgres: s.uses_postgres,
                     uses_redis: s.uses_redis,
                 }
             })
             .collect(),
+        queues: super::topology::queue_names(phase),
+        edge_idle_timeout: edge_idle_timeout(phase.app.websocket.ping_interval_ms),
+        bootstrap_image: format!("postgres:{}-alpine", phase.postgres.version),
     }
 }
 

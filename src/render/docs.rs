@@ -139,6 +139,24 @@ impl Renderer {
             base_port: spec.targets.local.base_port,
             // Built and escaped by the diagram module, not a spec value.
             architecture: minijinja::Value::from_safe_string(architecture),
+            cloud: spec.targets.terraform.enabled.then(|| CloudDoc {
+                regions: &phase.cloud.regions,
+                primary: phase
+                    .cloud
+                    .regions
+                    .iter()
+                    .find(|r| r.primary)
+                    .map_or("", |r| r.name.as_str()),
+                idle_timeout: phase.cloud.edge_idle_timeout,
+                ping_interval_s: spec.app.websocket.ping_interval_ms.div_ceil(1000),
+                web: phase
+                    .cloud
+                    .services
+                    .iter()
+                    .filter_map(|s| Some((s.name.as_str(), s.port?, s.health_path.as_str())))
+                    .collect(),
+                proxy: &phase.cloud_nodes.proxy,
+            }),
         };
         files.insert(
             "README.md".to_owned(),
@@ -201,4 +219,18 @@ struct PhaseDocCtx<'a> {
     files: Vec<String>,
     base_port: u16,
     architecture: minijinja::Value,
+    /// The AWS target, when the phase renders it.
+    cloud: Option<CloudDoc<'a>>,
+}
+
+/// What the phase README says about the AWS target: its regions, the
+/// edge and PgBouncer's endpoint.
+#[derive(Serialize)]
+struct CloudDoc<'a> {
+    regions: &'a [crate::plan::cloud::RegionPlan],
+    primary: &'a str,
+    idle_timeout: u32,
+    ping_interval_s: u32,
+    web: Vec<(&'a str, u16, &'a str)>,
+    proxy: &'a topology::PgProxy,
 }

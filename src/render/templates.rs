@@ -21,6 +21,7 @@ registry! {
     PG_HBA_CONF = "postgres/pg_hba.conf";
     INIT_ROLES_SQL = "postgres/init-roles.sql";
     INIT_ROLES_SH = "postgres/init-roles.sh";
+    RDS_BOOTSTRAP_SQL = "postgres/rds-bootstrap.sql";
     STANDBY_START_SH = "postgres/standby-start.sh";
     PGBOUNCER_INI = "pgbouncer/pgbouncer.ini";
     PGBOUNCER_START_SH = "pgbouncer/start.sh";
@@ -39,10 +40,14 @@ registry! {
     TF_OUTPUTS = "terraform/outputs.tf";
     TF_README = "terraform/README.md";
     TF_TEST = "terraform/tests/variables.tftest.hcl";
+    TF_SECRETS = "terraform/secrets.tf";
+    TF_NETWORK = "terraform/network.tf";
     TF_REGION_VERSIONS = "terraform/modules/region/versions.tf";
     TF_REGION_VARIABLES = "terraform/modules/region/variables.tf";
     TF_REGION_SECURITY = "terraform/modules/region/security.tf";
-    TF_REGION_SECRETS = "terraform/modules/region/secrets.tf";
+    TF_REGION_EDGE = "terraform/modules/region/edge.tf";
+    TF_REGION_BOOTSTRAP = "terraform/modules/region/bootstrap.tf";
+    TF_REGION_README = "terraform/modules/region/README.md";
     TF_REGION_POSTGRES = "terraform/modules/region/postgres.tf";
     TF_REGION_REDIS = "terraform/modules/region/redis.tf";
     TF_REGION_SERVICES = "terraform/modules/region/services.tf";

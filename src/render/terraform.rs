@@ -15,6 +15,8 @@ use serde::Serialize;
 
 /// Where the region module finds PgBouncer's config template.
 const PGBOUNCER_TEMPLATE: &str = "terraform/modules/region/pgbouncer.ini.tftpl";
+/// Where the region module's bootstrap task finds its SQL.
+const BOOTSTRAP_SQL: &str = "terraform/modules/region/bootstrap.sql";
 
 impl Renderer {
     /// out/<phase>/terraform: the root module and the region module.
@@ -47,6 +49,12 @@ impl Renderer {
                 .map(|r| r.name.as_str())
                 .collect(),
             regions: &cloud.regions,
+            secondary_regions: cloud.regions.iter().filter(|r| !r.primary).collect(),
+            proxy: &nodes.proxy,
+            bootstrap_image: &cloud.bootstrap_image,
+            queues: &cloud.queues,
+            idle_timeout: cloud.edge_idle_timeout,
+            ping_interval_s: spec.app.websocket.ping_interval_ms.div_ceil(1000),
             postgres: &nodes.postgres,
             pgbouncer: &nodes.pgbouncer,
             pgbouncer_size: cloud.pgbouncer_size,
@@ -92,10 +100,13 @@ impl Renderer {
             t::TF_OUTPUTS,
             t::TF_README,
             t::TF_TEST,
+            t::TF_SECRETS,
             t::TF_REGION_VERSIONS,
             t::TF_REGION_VARIABLES,
+            t::TF_REGION_README,
             t::TF_REGION_SECURITY,
-            t::TF_REGION_SECRETS,
+            t::TF_REGION_EDGE,
+            t::TF_REGION_BOOTSTRAP,
             t::TF_REGION_POSTGRES,
             t::TF_REGION_REDIS,
             t::TF_REGION_SERVICES,
@@ -104,6 +115,17 @@ impl Renderer {
         ] {
             files.insert(name.to_owned(), self.render(name, &g, &ctx)?);
         }
+        // The peering exists only between regions.
+        if !ctx.secondary_regions.is_empty() {
+            files.insert(
+                t::TF_NETWORK.to_owned(),
+                self.render(t::TF_NETWORK, &g, &ctx)?,
+            );
+        }
+        files.insert(
+            BOOTSTRAP_SQL.to_owned(),
+            self.render(t::RDS_BOOTSTRAP_SQL, &g, &ctx)?,
+        );
         // Every ECS task of the PgBouncer service runs one and the same
         // file, so it is rendered for the first instance.
         if let Some(node) = nodes.pgbouncer.instances.first() {
@@ -127,6 +149,12 @@ struct TerraformCtx<'a> {
     region_names: Vec<&'a str>,
     secondary_names: Vec<&'a str>,
     regions: &'a [RegionPlan],
+    secondary_regions: Vec<&'a RegionPlan>,
+    proxy: &'a topology::PgProxy,
+    bootstrap_image: &'a str,
+    queues: &'a [String],
+    idle_timeout: u32,
+    ping_interval_s: u32,
     postgres: &'a topology::PostgresCluster,
     pgbouncer: &'a topology::PgbouncerTier,
     pgbouncer_size: [u32; 2],

@@ -357,12 +357,18 @@ fn default_rps_per_core() -> f64 {
 pub struct Websocket {
     #[schemars(range(min = 1))]
     pub max_connections_per_replica: u32,
+    /// How often the server pings each socket (Socket.IO's `pingInterval`,
+    /// 25,000 ms by default). The cloud's load balancer keeps an idle
+    /// connection for twice this, and at least 60 s.
+    #[schemars(range(min = 1000, max = 1_800_000))]
+    pub ping_interval_ms: u32,
 }
 
 impl Default for Websocket {
     fn default() -> Self {
         Websocket {
             max_connections_per_replica: 2000,
+            ping_interval_ms: 25_000,
         }
     }
 }

@@ -26,10 +26,39 @@ module {{ r.module|hcl_label }} {
   aws_region = {{ r.aws_region }}
   primary    = {{ r.primary }}
   network    = var.networks[{{ r.name }}]
+{% if secondary_regions %}
+  # The regions' databases talk over the VPC peering (network.tf), by CIDR
+  # block: no id of one region's resources is passed to another's module.
+  peer_cidrs = {% if r.primary %}[{% for p in secondary_regions %}var.networks[{{ p.name }}].cidr_block{% if not loop.last %}, {% endif %}{% endfor %}]{% else %}[var.networks[{{ primary_name }}].cidr_block]{% endif %}
+
+{% endif %}
 {% if not r.primary %}
 
   replica_kms_key_arn = var.replica_kms_keys[{{ r.name }}]
 {% endif %}
+
+  # One definition of every secret (secrets.tf), read here by name.
+  secrets           = local.secret_names
+  redis_auth_token  = random_password.redis_auth.result
+  rds_ca_bundle_url = var.rds_ca_bundle_url
+  bootstrap_image   = {{ bootstrap_image }}
+
+  # The workers' BullMQ queues: the module prefixes them by its Redis's
+  # mode (a hash tag each in cluster mode).
+  queues = {{ queues }}
+
+  pg_proxy = {
+    name       = {{ proxy.name }}
+    write_port = {{ proxy.write.port }}
+    read_port  = {{ proxy.read.port }}
+  }
+
+  edge = {
+    certificate_arn = lookup(var.certificate_arns, {{ r.name }}, null)
+    # Longer than the app's WebSocket ping interval ({{ ping_interval_s }} s), so a
+    # quiet socket is never cut.
+    idle_timeout = {{ idle_timeout }}
+  }
 
   postgres = {
     engine_version        = {{ postgres.version|string }}
@@ -111,6 +140,7 @@ module {{ r.module|hcl_label }} {
       cpu           = {{ s.cpu }}
       memory        = {{ s.memory }}
       port          = {{ s.port|hcl_or_null }}
+      health_path   = {{ s.health_path }}
       uses_postgres = {{ s.uses_postgres }}
       uses_redis    = {{ s.uses_redis }}
     },
@@ -128,3 +158,70 @@ moved {
 }
 {% endif %}
 {% endfor %}
+
+# scaleplan's earlier releases created the secrets in the region module;
+# they are the one definition now.
+moved {
+  from = module.{{ primary_module|key }}.random_password.app_db
+  to   = random_password.app_db
+}
+
+moved {
+  from = module.{{ primary_module|key }}.random_password.pgbouncer_admin
+  to   = random_password.pgbouncer_admin
+}
+
+moved {
+  from = module.{{ primary_module|key }}.random_password.redis_auth
+  to   = random_password.redis_auth
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret.app_db
+  to   = aws_secretsmanager_secret.this["app_db"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret_version.app_db
+  to   = aws_secretsmanager_secret_version.this["app_db"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret.database_url["write"]
+  to   = aws_secretsmanager_secret.this["database_url_write"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret_version.database_url["write"]
+  to   = aws_secretsmanager_secret_version.this["database_url_write"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret.database_url["read"]
+  to   = aws_secretsmanager_secret.this["database_url_read"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret_version.database_url["read"]
+  to   = aws_secretsmanager_secret_version.this["database_url_read"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret.pgbouncer_admin
+  to   = aws_secretsmanager_secret.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret_version.pgbouncer_admin
+  to   = aws_secretsmanager_secret_version.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret.redis_auth
+  to   = aws_secretsmanager_secret.this["redis_auth"]
+}
+
+moved {
+  from = module.{{ primary_module|key }}.aws_secretsmanager_secret_version.redis_auth
+  to   = aws_secretsmanager_secret_version.this["redis_auth"]
+}

@@ -157,24 +157,17 @@ struct Rendering {
     locals: BTreeMap<String, Expression>,
 }
 
-fn rendering(dir: &Path) -> Rendering {
-    let mut modules = BTreeMap::new();
-    for block in parse(&dir.join("main.tf")).blocks() {
-        if block.identifier() == "module" {
-            let args = block
-                .body()
-                .attributes()
-                .map(|a| (a.key().to_owned(), a.expr().clone()))
-                .collect();
-            modules.insert(block.labels()[0].as_str().to_owned(), args);
-        }
-    }
+/// The resources and locals of the .tf files directly in `dir`.
+fn resources_in(dir: &Path) -> (Vec<(String, String, Body)>, BTreeMap<String, Expression>) {
     let mut resources = Vec::new();
     let mut locals = BTreeMap::new();
-    for file in testkit::files_under(&dir.join("modules/region")) {
-        if file.extension().is_none_or(|e| e != "tf") {
-            continue;
-        }
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    files.sort();
+    for file in files {
         for block in parse(&file).blocks() {
             match block.identifier() {
                 "resource" => resources.push((
@@ -191,6 +184,22 @@ fn rendering(dir: &Path) -> Rendering {
             }
         }
     }
+    (resources, locals)
+}
+
+fn rendering(dir: &Path) -> Rendering {
+    let mut modules = BTreeMap::new();
+    for block in parse(&dir.join("main.tf")).blocks() {
+        if block.identifier() == "module" {
+            let args = block
+                .body()
+                .attributes()
+                .map(|a| (a.key().to_owned(), a.expr().clone()))
+                .collect();
+            modules.insert(block.labels()[0].as_str().to_owned(), args);
+        }
+    }
+    let (resources, locals) = resources_in(&dir.join("modules/region"));
     Rendering {
         modules,
         resources,
@@ -296,6 +305,26 @@ fn identities(dir: &Path) -> BTreeMap<String, (BTreeMap<String, String>, bool)> 
             out.insert(format!("module.{module}.{kind}.{name}"), (values, before));
         }
     }
+    // The root's own resources (the secrets, the peering), which read the
+    // root's variables and locals only.
+    let (resources, locals) = resources_in(dir);
+    let root = Rendering {
+        modules: BTreeMap::new(),
+        resources,
+        locals,
+    };
+    let none = BTreeMap::new();
+    for (kind, name, body) in &root.resources {
+        let Some((_, forces, _)) = FORCES_NEW.iter().find(|(k, _, _)| k == kind) else {
+            continue;
+        };
+        let values = body
+            .attributes()
+            .filter(|a| forces.contains(&a.key()))
+            .map(|a| (a.key().to_owned(), resolve(a.expr(), &none, &root, 0)))
+            .collect();
+        out.insert(format!("{kind}.{name}"), (values, false));
+    }
     out
 }
 
@@ -306,7 +335,12 @@ fn terraform_replacements(a: &Path, b: &Path, steps: &[String]) -> Vec<String> {
     let listed = |address: &str| steps.iter().any(|s| s.contains(address));
     let mut problems = Vec::new();
     for (address, (values, _)) in &before {
-        let kind = address.split('.').nth(2).unwrap_or("");
+        let kind = if address.starts_with("module.") {
+            address.split('.').nth(2)
+        } else {
+            address.split('.').next()
+        }
+        .unwrap_or("");
         let Some((new_values, create_first)) = after.get(address) else {
             if HOLDS_DATA.contains(&kind) && !listed(address) {
                 problems.push(format!("{address} is gone"));
@@ -438,7 +472,7 @@ fn the_check_sees_what_would_be_replaced() {
         )],
     );
     sandbox.edit(
-        "growth/terraform/modules/region/secrets.tf",
+        "growth/terraform/secrets.tf",
         &[("  length  = 48", "  length  = 64")],
     );
     sandbox.edit(

@@ -122,10 +122,27 @@ const CASES: &[(&str, &str, &str)] = &[
         "one",
         "terraform/modules/region/security.tf",
     ),
+    ("terraform/secrets.tf", "three", "terraform/secrets.tf"),
+    ("terraform/network.tf", "three", "terraform/network.tf"),
     (
-        "terraform/modules/region/secrets.tf",
+        "terraform/modules/region/edge.tf",
         "one",
-        "terraform/modules/region/secrets.tf",
+        "terraform/modules/region/edge.tf",
+    ),
+    (
+        "terraform/modules/region/bootstrap.tf",
+        "one",
+        "terraform/modules/region/bootstrap.tf",
+    ),
+    (
+        "terraform/modules/region/README.md",
+        "three",
+        "terraform/modules/region/README.md",
+    ),
+    (
+        "postgres/rds-bootstrap.sql",
+        "one",
+        "terraform/modules/region/bootstrap.sql",
     ),
     (
         "terraform/modules/region/postgres.tf",

@@ -96,9 +96,9 @@ fn variable_validation_rules_hold_under_terraform_test() {
                 // Enterprise has a secondary region, and so one run more:
                 // its replicas' KMS key.
                 let runs = if phase == "enterprise" {
-                    "7 passed, 0 failed"
+                    "9 passed, 0 failed"
                 } else {
-                    "6 passed, 0 failed"
+                    "7 passed, 0 failed"
                 };
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 assert!(stdout.contains(runs), "{phase}: {stdout}");
@@ -639,5 +639,469 @@ fn changes_apply_now_snapshots_are_unique_and_insights_follow_the_phase() {
             regions,
             "{phase}"
         );
+    }
+}
+
+/// An expression written back as HCL, to search its references.
+fn text(e: &Expression) -> String {
+    hcl::format::to_string(e).unwrap()
+}
+
+/// Each `var.NAME["KEY"]REST` in `text`: (NAME, KEY, REST up to the next
+/// space, comma or bracket).
+fn indexed_vars(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("var.") {
+        rest = &rest[at + 4..];
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(name_end);
+        if let Some(key) = after.strip_prefix("[\"") {
+            let key_end = key.find('"').unwrap();
+            let tail = &key[key_end + 2..];
+            let tail_end = tail
+                .find(|c: char| c.is_whitespace() || ",)]}".contains(c))
+                .unwrap_or(tail.len());
+            out.push((
+                name.to_owned(),
+                key[..key_end].to_owned(),
+                tail[..tail_end].to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+/// The spec's regions: name -> cloud region, the primary's name.
+fn spec_regions(phase: &str) -> (BTreeMap<String, String>, Option<String>) {
+    let spec = spec(phase);
+    let mut all = BTreeMap::new();
+    let mut primary = None;
+    for r in spec["regions"].as_array().into_iter().flatten() {
+        let name = r["name"].as_str().unwrap().to_owned();
+        if r["role"] == "primary" {
+            primary = Some(name.clone());
+        }
+        all.insert(name, r["cloud_region"].as_str().unwrap().to_owned());
+    }
+    (all, primary)
+}
+
+#[test]
+fn no_region_bound_id_is_referenced_from_another_regions_module() {
+    let mut crossings = 0;
+    for phase in PHASES {
+        let (regions, _) = spec_regions(phase);
+        let mods = modules(phase);
+        for (module, attrs) in &mods {
+            let own = indexed_vars(&text(&attrs["network"]))
+                .first()
+                .map(|(_, key, _)| key.clone())
+                .unwrap();
+            for (arg, expr) in attrs {
+                let t = text(expr);
+                // Per-region inputs: a module reads its own region's; of
+                // another region only the VPC's CIDR block, an address
+                // range that means the same everywhere, never an id.
+                for (var, key, tail) in indexed_vars(&t) {
+                    if key != own {
+                        assert!(
+                            var == "networks" && tail == ".cidr_block",
+                            "{phase}: module {module}.{arg} reads var.{var}[{key:?}]{tail} of another region"
+                        );
+                        crossings += 1;
+                    }
+                }
+                if let Some(at) = t.find("var.certificate_arns") {
+                    assert!(
+                        t[at..].contains(&format!("\"{own}\"")),
+                        "{phase}: {module}.{arg}: {t}"
+                    );
+                }
+                // Another module's outputs: only the writer's ARN (RDS
+                // takes it from any region, by design) and address (DNS).
+                let mut rest = t.as_str();
+                while let Some(at) = rest.find("module.") {
+                    rest = &rest[at + 7..];
+                    let output = rest.split('.').nth(1).unwrap_or_default();
+                    let output: String = output
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        ["writer_arn", "writer_address"].contains(&output.as_str()),
+                        "{phase}: {module}.{arg} reads module output {output}"
+                    );
+                }
+            }
+        }
+        // Inside the module every regional resource is pinned to the
+        // module's own region.
+        let region_dir = repo()
+            .join("out")
+            .join(phase)
+            .join("terraform/modules/region");
+        for file in tf_files(&region_dir) {
+            for block in parse(&file).blocks() {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                if block.identifier() != "resource" || labels[0].starts_with("aws_iam_") {
+                    continue;
+                }
+                if !labels[0].starts_with("aws_") {
+                    continue;
+                }
+                let region = block
+                    .body()
+                    .attributes()
+                    .find(|a| a.key() == "region")
+                    .map(|a| text(a.expr()));
+                assert_eq!(
+                    region.as_deref(),
+                    Some("var.aws_region"),
+                    "{phase}: {}: {} {}",
+                    file.display(),
+                    labels[0],
+                    labels[1]
+                );
+            }
+        }
+        // The root's network.tf joins regions: each resource lives in the
+        // region whose network it reads, and reads no other region's ids.
+        let network = repo().join("out").join(phase).join("terraform/network.tf");
+        assert_eq!(network.exists(), regions.len() > 1, "{phase}");
+        if !network.exists() {
+            continue;
+        }
+        let mut routes = 0;
+        for block in parse(&network).blocks() {
+            let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+            let attrs: BTreeMap<&str, String> = block
+                .body()
+                .attributes()
+                .map(|a| (a.key(), text(a.expr())))
+                .collect();
+            let region = attrs["region"].trim_matches('"').to_owned();
+            let ids: Vec<(String, String, String)> = attrs
+                .iter()
+                .filter(|(k, _)| ["vpc_id", "route_table_id", "for_each"].contains(k))
+                .flat_map(|(_, v)| indexed_vars(v))
+                .collect();
+            for (_, key, tail) in ids {
+                assert_eq!(
+                    regions[&key], region,
+                    "{phase}: {} {} in {region} uses {key}'s {tail}",
+                    labels[0], labels[1]
+                );
+            }
+            if labels[0] == "aws_route" {
+                routes += 1;
+            }
+        }
+        assert_eq!(routes, 2 * (regions.len() - 1), "{phase}: a route each way");
+    }
+    assert!(crossings > 0, "enterprise's modules read the other's CIDR");
+}
+
+#[test]
+fn every_secret_comes_from_one_definition() {
+    for phase in PHASES {
+        let (regions, primary) = spec_regions(phase);
+        let dir = repo().join("out").join(phase).join("terraform");
+        let mut secrets = 0;
+        for file in tf_files(&dir) {
+            for block in parse(&file).blocks() {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                if block.identifier() != "resource" {
+                    continue;
+                }
+                if [
+                    "random_password",
+                    "aws_secretsmanager_secret",
+                    "aws_secretsmanager_secret_version",
+                ]
+                .contains(&labels[0])
+                {
+                    assert_eq!(
+                        file,
+                        dir.join("secrets.tf"),
+                        "{phase}: {} {} outside the one definition",
+                        labels[0],
+                        labels[1]
+                    );
+                }
+                if labels[0] == "aws_secretsmanager_secret" {
+                    secrets += 1;
+                    // Replicated to every secondary region, and only there.
+                    let mut replicas: Vec<String> = block
+                        .body()
+                        .blocks()
+                        .filter(|b| b.identifier() == "replica")
+                        .map(|b| {
+                            let region = b.body().attributes().find(|a| a.key() == "region");
+                            lit(region.unwrap().expr())
+                        })
+                        .collect();
+                    replicas.sort();
+                    let mut expected: Vec<String> = regions
+                        .iter()
+                        .filter(|(name, _)| Some(*name) != primary.as_ref())
+                        .map(|(_, cloud)| cloud.clone())
+                        .collect();
+                    expected.sort();
+                    assert_eq!(replicas, expected, "{phase}");
+                }
+            }
+        }
+        assert_eq!(
+            secrets, 1,
+            "{phase}: one secret resource, for_each over them all"
+        );
+        for (module, attrs) in modules(phase) {
+            assert_eq!(
+                text(&attrs["secrets"]),
+                "local.secret_names",
+                "{phase} {module}"
+            );
+            assert_eq!(
+                text(&attrs["redis_auth_token"]),
+                "random_password.redis_auth.result",
+                "{phase} {module}"
+            );
+        }
+        // The region module reads secrets by those names only (and the
+        // writer's master password, which RDS keeps itself).
+        let region = dir.join("modules/region");
+        let mut reads = 0;
+        for file in tf_files(&region) {
+            let source = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in source.match_indices("valueFrom = ") {
+                let value = source[at + 12..].lines().next().unwrap();
+                // The list comprehension that drops unused entries.
+                if value.starts_with("s.valueFrom }") {
+                    continue;
+                }
+                assert!(
+                    value.starts_with("var.secrets.")
+                        || value.contains("aws_db_instance.writer[0].master_user_secret[0]"),
+                    "{phase}: {}: valueFrom = {value}",
+                    file.display()
+                );
+                reads += 1;
+            }
+        }
+        assert!(reads >= 8, "{phase}: {reads} secret reads");
+    }
+}
+
+/// The attributes of a block, written back as HCL.
+fn attrs_of(block: &hcl::Block) -> BTreeMap<String, String> {
+    block
+        .body()
+        .attributes()
+        .map(|a| (a.key().to_owned(), text(a.expr())))
+        .collect()
+}
+
+fn region_blocks(phase: &str, file: &str) -> Vec<hcl::Block> {
+    let path = repo()
+        .join("out")
+        .join(phase)
+        .join("terraform/modules/region")
+        .join(file);
+    parse(&path).blocks().cloned().collect()
+}
+
+#[test]
+fn the_edge_serves_each_service_with_a_port_and_outlasts_the_websocket_ping() {
+    for phase in PHASES {
+        let spec = spec(phase);
+        let ping_s = spec["app"]["websocket"]["ping_interval_ms"]
+            .as_u64()
+            .unwrap()
+            / 1000;
+        for (module, attrs) in modules(phase) {
+            let edge = object(&attrs["edge"]);
+            let idle: u64 = lit(edge["idle_timeout"]).parse().unwrap();
+            assert!(
+                idle > ping_s,
+                "{phase} {module}: idle {idle} s, ping {ping_s} s"
+            );
+            assert!(
+                text(edge["certificate_arn"]).contains("var.certificate_arns"),
+                "{phase} {module}"
+            );
+            // Every service with a port reaches the edge with the health
+            // path the spec gives it.
+            let Expression::Array(services) = &attrs["services"] else {
+                panic!("{phase}: services")
+            };
+            for s in services {
+                let s = object(s);
+                let name = lit(s["name"]);
+                let expected = if name == "app" {
+                    spec["app"]["health_path"].clone()
+                } else {
+                    spec["services"]
+                        .as_array()
+                        .into_iter()
+                        .chain(spec["workers"].as_array())
+                        .flatten()
+                        .find(|x| x["name"] == name.as_str())
+                        .map(|x| x["health_path"].clone())
+                        .unwrap()
+                };
+                assert_eq!(
+                    lit(s["health_path"]),
+                    expected.as_str().unwrap(),
+                    "{phase} {name}"
+                );
+            }
+        }
+        let edge = region_blocks(phase, "edge.tf");
+        let find = |kind: &str, name: &str| {
+            edge.iter()
+                .find(|b| {
+                    b.labels().len() == 2
+                        && b.labels()[0].as_str() == kind
+                        && b.labels()[1].as_str() == name
+                })
+                .unwrap_or_else(|| panic!("{phase}: {kind}.{name}"))
+        };
+        let groups = find("aws_lb_target_group", "service");
+        let group = attrs_of(groups);
+        assert_eq!(group["for_each"], "local.web_services");
+        assert_eq!(
+            group["target_type"], "\"ip\"",
+            "Fargate tasks register by IP"
+        );
+        let nested = |b: &hcl::Block, name: &str| {
+            attrs_of(b.body().blocks().find(|x| x.identifier() == name).unwrap())
+        };
+        assert_eq!(
+            nested(groups, "health_check")["path"],
+            "each.value.health_path"
+        );
+        let sticky = nested(groups, "stickiness");
+        assert_eq!(
+            (sticky["type"].as_str(), sticky["enabled"].as_str()),
+            ("\"lb_cookie\"", "true")
+        );
+        let alb = attrs_of(find("aws_lb", "edge"));
+        assert_eq!(alb["idle_timeout"], "var.edge.idle_timeout");
+        assert_eq!(alb["subnets"], "var.network.public_subnet_ids");
+        let https = attrs_of(find("aws_lb_listener", "https"));
+        assert!(
+            https["count"].contains("var.edge.certificate_arn == null"),
+            "{https:?}"
+        );
+        assert_eq!(https["protocol"], "\"HTTPS\"");
+        // PgBouncer: one internal endpoint, a listener per role.
+        let proxy = attrs_of(find("aws_lb", "pg_proxy"));
+        assert_eq!(
+            (
+                proxy["internal"].as_str(),
+                proxy["load_balancer_type"].as_str()
+            ),
+            ("true", "\"network\"")
+        );
+        let listeners = attrs_of(find("aws_lb_listener", "pg_proxy"));
+        assert!(
+            listeners["for_each"].contains("var.pg_proxy.write_port")
+                && listeners["for_each"].contains("var.pg_proxy.read_port")
+        );
+    }
+}
+
+/// Least privilege in the security groups: nothing but the load balancer
+/// is open to a CIDR block (and the writer to the peered regions' blocks,
+/// on its port), no rule opens every protocol, and the only way out to
+/// any address is HTTPS.
+#[test]
+fn security_groups_allow_only_what_each_service_uses() {
+    for phase in PHASES {
+        let mut by_cidr = Vec::new();
+        for file in ["security.tf", "bootstrap.tf"] {
+            for block in region_blocks(phase, file) {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                if block.identifier() != "resource"
+                    || !labels[0].starts_with("aws_vpc_security_group_")
+                {
+                    continue;
+                }
+                let a = attrs_of(&block);
+                let name = format!("{phase}: {} {}", labels[0], labels[1]);
+                assert_ne!(a["ip_protocol"], "\"-1\"", "{name} opens every protocol");
+                assert_eq!(a["ip_protocol"], "\"tcp\"", "{name}");
+                if a.contains_key("cidr_ipv4") {
+                    by_cidr.push(labels[1].to_owned());
+                    if a["cidr_ipv4"] == "\"0.0.0.0/0\"" {
+                        assert!(labels[0].ends_with("egress_rule"), "{name}");
+                        assert_eq!(
+                            (a["from_port"].as_str(), a["to_port"].as_str()),
+                            ("443", "443"),
+                            "{name}"
+                        );
+                    }
+                } else {
+                    assert!(
+                        a.contains_key("referenced_security_group_id"),
+                        "{name}: from where?"
+                    );
+                }
+            }
+        }
+        by_cidr.sort();
+        assert_eq!(
+            by_cidr,
+            [
+                "edge_from_allowed",
+                "https_out",
+                "pgbouncer_to_writer",
+                "postgres_from_peers"
+            ],
+            "{phase}"
+        );
+        // A group per service, and the rules toward PgBouncer and Redis
+        // follow each service's `uses`.
+        let security = region_blocks(phase, "security.tf");
+        let for_each = |name: &str| {
+            security
+                .iter()
+                .find(|b| b.labels().len() == 2 && b.labels()[1].as_str() == name)
+                .map(|b| attrs_of(b)["for_each"].clone())
+                .unwrap_or_else(|| panic!("{phase}: {name}"))
+        };
+        assert!(for_each("service").contains("var.services"));
+        for (rule, set) in [
+            ("service_to_pg_proxy", "local.postgres_services"),
+            ("pg_proxy_from_service", "local.postgres_services"),
+            ("service_to_redis", "local.redis_services"),
+            ("redis_from_service", "local.redis_services"),
+            ("service_from_edge", "local.web_services"),
+        ] {
+            assert_eq!(for_each(rule), set, "{phase}: {rule}");
+        }
+        let services = repo()
+            .join("out")
+            .join(phase)
+            .join("terraform/modules/region/services.tf");
+        let services = std::fs::read_to_string(services).unwrap();
+        assert!(services.contains("security_groups  = [aws_security_group.service[each.key].id]"));
+        // And the locals select by `uses`.
+        let security_text = std::fs::read_to_string(
+            repo()
+                .join("out")
+                .join(phase)
+                .join("terraform/modules/region/security.tf"),
+        )
+        .unwrap();
+        for line in [
+            "postgres_services = { for s in var.services : s.name => s if s.uses_postgres }",
+            "redis_services    = { for s in var.services : s.name => s if s.uses_redis }",
+        ] {
+            assert!(security_text.contains(line), "{phase}: {line}");
+        }
     }
 }

@@ -276,3 +276,385 @@ fn haproxy_accepts_every_proxy_and_edge_config() {
     // Per phase: the local proxy, Compose's proxy and edge.
     assert_eq!(checked, 12, "{checked} configs");
 }
+
+/// A PostgreSQL of its own on a free loopback port, stopped on drop.
+struct Server {
+    sandbox: Sandbox,
+    port: u16,
+}
+
+impl Server {
+    fn start(label: &str) -> Server {
+        Server::start_with(Sandbox::new(label), "")
+    }
+
+    /// Starts in `sandbox` (its files already in place), with more
+    /// `-c name=value` options.
+    fn start_with(sandbox: Sandbox, more: &str) -> Server {
+        std::fs::create_dir_all(sandbox.path("data")).unwrap();
+        std::fs::write(sandbox.path("pw"), "superuser-password\n").unwrap();
+        chown_postgres(&sandbox.root);
+        let init = as_postgres(&pg_bin("initdb"))
+            .arg("-D")
+            .arg(sandbox.path("data"))
+            .args(["-U", "postgres", "--auth=scram-sha-256", "--pwfile"])
+            .arg(sandbox.path("pw"))
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} {more}",
+            sandbox.root.display()
+        );
+        let start = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(sandbox.path("data"))
+            .args(["-w", "-t", "30", "-o", &options, "-l"])
+            .arg(sandbox.path("log"))
+            .arg("start")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            start.status.success(),
+            "{}",
+            std::fs::read_to_string(sandbox.path("log")).unwrap_or_default()
+        );
+        Server { sandbox, port }
+    }
+
+    /// psql over TCP as `user`; Err carries psql's message.
+    fn psql(&self, user: &str, password: &str, db: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("psql")
+            .args(["-X", "-A", "-t", "-q", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", user, "-d", db])
+            .args(args)
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.sandbox.path("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// The Terraform target's role bootstrap, as RDS runs it: psql as a
+/// master user that is no superuser and may not replicate, in a database
+/// it owns (RDS creates `db_name` so). The script must leave `app` able to
+/// log in with the given password and create a table in schema public,
+/// and must stay idempotent; Compose's init-roles.sql, which creates a
+/// REPLICATION role, must fail there, which is why the cloud has its own.
+#[test]
+fn the_rds_bootstrap_creates_a_working_app_role_as_a_non_superuser() {
+    let server = Server::start("rds-bootstrap");
+    let su = |sql: &str| {
+        server
+            .psql("postgres", "superuser-password", "postgres", &["-c", sql])
+            .unwrap()
+    };
+    // RDS's master user: CREATEROLE and CREATEDB, no SUPERUSER, no
+    // REPLICATION; the phase's database is its own.
+    su(
+        "CREATE ROLE rds_master LOGIN CREATEROLE CREATEDB NOSUPERUSER NOREPLICATION PASSWORD 'master-password'",
+    );
+    su("CREATE DATABASE sikka OWNER rds_master");
+    assert_eq!(
+        su(
+            "SELECT rolsuper::text || rolreplication::text FROM pg_roles WHERE rolname = 'rds_master'"
+        ),
+        "falsefalse"
+    );
+
+    let script = repo().join("out/enterprise/terraform/modules/region/bootstrap.sql");
+    let script = script.display().to_string();
+    let bootstrap = |password: &str| {
+        server.psql(
+            "rds_master",
+            "master-password",
+            "postgres",
+            &[
+                "-v",
+                "database=sikka",
+                "-v",
+                "app_user=app",
+                "-v",
+                &format!("app_password={password}"),
+                "-f",
+                &script,
+            ],
+        )
+    };
+    bootstrap("first-app-password").unwrap_or_else(|e| panic!("bootstrap: {e}"));
+    // Run again (a rotation): idempotent, and the new password holds.
+    bootstrap("second-app-password").unwrap_or_else(|e| panic!("second bootstrap: {e}"));
+    assert!(
+        server
+            .psql("app", "first-app-password", "sikka", &["-c", "SELECT 1"])
+            .is_err(),
+        "the rotated-away password still logs in"
+    );
+    let app = |sql: &str| server.psql("app", "second-app-password", "sikka", &["-c", sql]);
+    app("CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL)")
+        .unwrap_or_else(|e| panic!("app cannot create a table: {e}"));
+    app("INSERT INTO notes (body) VALUES ('written by app')").unwrap();
+    assert_eq!(app("SELECT body FROM notes").unwrap(), "written by app");
+    assert_eq!(
+        app("SELECT rolsuper::text || rolreplication::text || rolcreaterole::text FROM pg_roles WHERE rolname = current_user").unwrap(),
+        "falsefalsefalse",
+        "app holds no more than it needs"
+    );
+
+    // What the cloud no longer runs: the Compose script stops at its
+    // REPLICATION role, before the grant on schema public.
+    let compose = repo().join("out/enterprise/compose/postgres/init-roles.sql");
+    let failed = server
+        .psql(
+            "rds_master",
+            "master-password",
+            "postgres",
+            &[
+                "-v",
+                "database=sikka",
+                "-v",
+                "app_user=app2",
+                "-v",
+                "app_password=x",
+                "-v",
+                "replication_user=replicator",
+                "-v",
+                "replication_password=y",
+                "-f",
+                &compose.display().to_string(),
+            ],
+        )
+        .unwrap_err();
+    assert!(
+        failed.contains("must be superuser to create replication users")
+            || failed.contains("REPLICATION"),
+        "{failed}"
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// PgBouncer of the cloud target (its pgbouncer.ini.tftpl, as the ECS
+/// task writes it) in front of a PostgreSQL that serves TLS with a
+/// certificate for `localhost` from a CA of its own, as RDS does: with
+/// that CA as `server_tls_ca_file` and the host named as in the
+/// certificate, PgBouncer's server connection is encrypted; dialling a
+/// name the certificate does not carry fails (`verify-full` checks the
+/// name, not only the chain).
+#[test]
+fn the_cloud_pgbouncer_verifies_the_database_certificate() {
+    let sandbox = Sandbox::new("pgbouncer-verify-full");
+    let dir = sandbox.root.clone();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test RDS CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        sandbox,
+        &format!(
+            "-c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+            dir.display()
+        ),
+    );
+    let su = |sql: &str| {
+        server
+            .psql("postgres", "superuser-password", "postgres", &["-c", sql])
+            .unwrap()
+    };
+    su("CREATE ROLE app LOGIN PASSWORD 'app-password'");
+    su("CREATE DATABASE sikka OWNER app");
+
+    let template = std::fs::read_to_string(
+        repo().join("out/launch/terraform/modules/region/pgbouncer.ini.tftpl"),
+    )
+    .unwrap();
+    assert!(template.contains("server_tls_sslmode = verify-full"));
+    std::fs::write(
+        dir.join("userlist.txt"),
+        "\"app\" \"app-password\"\n\"pgbouncer_admin\" \"admin-password\"\n",
+    )
+    .unwrap();
+    let through = |host: &str| -> (Result<String, String>, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // What the ECS task does: the region's endpoints in, the CA
+        // bundle at /tmp/rds-ca.pem (here the test CA, in the sandbox).
+        let ini = template
+            .replace("${writer_address}", host)
+            .replace("${reader_hosts}", host)
+            .replace("port=5432", &format!("port={}", server.port))
+            .replace("listen_addr = 0.0.0.0", "listen_addr = 127.0.0.1")
+            .replace(
+                "listen_port = 6432",
+                &format!("listen_port = {port}\nunix_socket_dir = {}", dir.display()),
+            )
+            .replace(
+                "/tmp/userlist.txt",
+                &dir.join("userlist.txt").display().to_string(),
+            )
+            .replace("/tmp/rds-ca.pem", &dir.join("ca.pem").display().to_string());
+        let ini_path = dir.join(format!("pgbouncer-{host}.ini"));
+        std::fs::write(&ini_path, ini).unwrap();
+        chown_postgres(&dir);
+        let mut bouncer = as_postgres(Path::new("/usr/sbin/pgbouncer"))
+            .arg(&ini_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut answer = Err("PgBouncer never listened".to_owned());
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let out = Command::new("psql")
+                    .args([
+                        "-X",
+                        "-A",
+                        "-t",
+                        "-q",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                        "-U",
+                        "app",
+                        "-d",
+                        "sikka",
+                    ])
+                    .args([
+                        "-c",
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    ])
+                    .env("PGPASSWORD", "app-password")
+                    .env("PGCONNECT_TIMEOUT", "10")
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                answer = if out.status.success() {
+                    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                };
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = bouncer.kill();
+        let log = bouncer.wait_with_output().unwrap();
+        (answer, String::from_utf8_lossy(&log.stderr).into_owned())
+    };
+    let (answer, log) = through("localhost");
+    assert_eq!(
+        answer.unwrap_or_else(|e| panic!("through PgBouncer to the named host: {e}\n{log}")),
+        "t",
+        "the server connection is TLS"
+    );
+    let (answer, log) = through("127.0.0.1");
+    assert!(
+        answer.is_err(),
+        "a host the certificate does not name: {answer:?}"
+    );
+    assert!(
+        log.contains("certificate")
+            || log.contains("hostname")
+            || log.contains("name does not match"),
+        "PgBouncer's log names the failed check:\n{log}"
+    );
+}

@@ -8,9 +8,12 @@ variables {
   networks = {
 {% for r in regions %}
     {{ r.name|key }} = {
-      vpc_id        = "vpc-0123456789abcdef0"
-      subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-      allowed_cidrs = ["10.0.0.0/16"]
+      vpc_id            = "vpc-0123456789abcdef0"
+      cidr_block        = "10.{{ loop.index }}.0.0/16"
+      subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+      public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+      route_table_ids   = ["rtb-0123456789abcdef0"]
+      allowed_cidrs     = ["0.0.0.0/0"]
     }
 {% endfor %}
   }
@@ -44,9 +47,12 @@ run "a_malformed_vpc_id_fails" {
     networks = {
 {% for r in regions %}
       {{ r.name|key }} = {
-        vpc_id        = "my-vpc"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "my-vpc"
+        cidr_block        = "10.{{ loop.index }}.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
 {% endfor %}
     }
@@ -62,9 +68,12 @@ run "one_subnet_fails" {
     networks = {
 {% for r in regions %}
       {{ r.name|key }} = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.{{ loop.index }}.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
 {% endfor %}
     }
@@ -73,16 +82,19 @@ run "one_subnet_fails" {
   expect_failures = [var.networks]
 }
 
-run "an_app_open_to_the_internet_fails" {
+run "an_allowed_block_that_is_no_cidr_fails" {
   command = plan
 
   variables {
     networks = {
 {% for r in regions %}
       {{ r.name|key }} = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["0.0.0.0/0"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.{{ loop.index }}.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["everyone"]
       }
 {% endfor %}
     }
@@ -91,6 +103,41 @@ run "an_app_open_to_the_internet_fails" {
   expect_failures = [var.networks]
 }
 
+run "a_certificate_for_an_unknown_region_fails" {
+  command = plan
+
+  variables {
+    certificate_arns = {
+      nowhere = "arn:aws:acm:eu-west-1:123456789012:certificate/x"
+    }
+  }
+
+  expect_failures = [var.certificate_arns]
+}
+
+{% if secondary_names %}
+run "overlapping_region_blocks_fail" {
+  command = plan
+
+  variables {
+    networks = {
+{% for r in regions %}
+      {{ r.name|key }} = {
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.0.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["0.0.0.0/0"]
+      }
+{% endfor %}
+    }
+  }
+
+  expect_failures = [var.networks]
+}
+
+{% endif %}
 {% if secondary_names %}
 run "a_secondary_region_without_kms_key_fails" {
   command = plan

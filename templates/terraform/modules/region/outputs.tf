@@ -20,16 +20,20 @@ output "redis_endpoint" {
   value       = local.redis_endpoint
 }
 
-output "pgbouncer_endpoint" {
-  description = "PgBouncer as the app reaches it."
-  value       = "${local.pgbouncer_host}:6432"
+output "pgbouncer_endpoints" {
+  description = "PgBouncer as the app reaches it: the same name in every region, a port per role."
+  value = {
+    write = "${local.pg_proxy_host}:${var.pg_proxy.write_port}"
+    read  = "${local.pg_proxy_host}:${var.pg_proxy.read_port}"
+  }
 }
 
-output "secret_arns" {
-  description = "Secrets Manager ARNs of this region's generated passwords."
-  value = {
-    app_db          = aws_secretsmanager_secret.app_db.arn
-    pgbouncer_admin = aws_secretsmanager_secret.pgbouncer_admin.arn
-    redis_auth      = aws_secretsmanager_secret.redis_auth.arn
-  }
+output "edge_dns_name" {
+  description = "The application load balancer's DNS name: point the region's domain at it."
+  value       = aws_lb.edge.dns_name
+}
+
+output "bootstrap_command" {
+  description = "The AWS CLI command that runs the role bootstrap task once (primary region)."
+  value       = local.bootstrap_command
 }
