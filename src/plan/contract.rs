@@ -269,7 +269,11 @@ mod tests {
                     .find(|v| v.name == "SOCKETIO_ADAPTER")
                     .unwrap()
                     .value,
-                if mode == "cluster" { "sharded" } else { "redis" }
+                if mode == "cluster" {
+                    "sharded"
+                } else {
+                    "redis"
+                }
             );
             // No worker sends notifications: no queues.
             assert!(!all.contains(&"BULLMQ_QUEUES"), "{all:?}");
@@ -289,7 +293,11 @@ mod tests {
         let spec = crate::spec::testing::phase(&[serde_json::json!({"workers": workers})]);
         assert_eq!(
             queue_names(&spec),
-            ["push-notifications", "broadcast-notifications", "push-digest"]
+            [
+                "push-notifications",
+                "broadcast-notifications",
+                "push-digest"
+            ]
         );
         assert_eq!(
             bullmq_queues(&queue_prefixes(&spec, true)),

@@ -278,7 +278,8 @@ fn queue_workers_on_an_evicting_redis_warn() {
         "{region}"
     );
     assert!(
-        run.stderr.contains("help: set redis.maxmemory_policy to noeviction"),
+        run.stderr
+            .contains("help: set redis.maxmemory_policy to noeviction"),
         "{}",
         run.stderr
     );
