@@ -279,6 +279,11 @@ impl<'a> Observer<'a> {
                         most(&memory).map(|m| m / per_master),
                         "memory used on each master (INFO memory)",
                     ),
+                    Resource::Notifications | Resource::PushQuota => (
+                        None,
+                        None,
+                        "the workers' own metrics (not on the local target)",
+                    ),
                 };
                 Reading {
                     resource: line.resource,

@@ -12,7 +12,7 @@
 
 use super::cloud;
 use crate::spec::params;
-use crate::spec::types::{Dependency, Phase, RedisMode};
+use crate::spec::types::{Dependency, Notifications, Phase, RedisMode, Service};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -26,9 +26,13 @@ pub enum Resource {
     PgbouncerClients,
     RedisThroughput,
     RedisMemory,
+    /// The notification workers' concurrency slots (BullMQ jobs in flight).
+    Notifications,
+    /// The push provider's quota of messages per project.
+    PushQuota,
 }
 
-/// What an alert says ran out: the four families the plan names.
+/// What an alert says ran out: the families the plan names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bottleneck {
@@ -36,6 +40,7 @@ pub enum Bottleneck {
     Redis,
     Websocket,
     System,
+    Notifications,
 }
 
 impl Bottleneck {
@@ -45,12 +50,13 @@ impl Bottleneck {
             Bottleneck::Redis => "redis",
             Bottleneck::Websocket => "websocket",
             Bottleneck::System => "system",
+            Bottleneck::Notifications => "notifications",
         }
     }
 }
 
 impl Resource {
-    pub const ALL: [Resource; 7] = [
+    pub const ALL: [Resource; 9] = [
         Resource::Websocket,
         Resource::System,
         Resource::DatabasePrimary,
@@ -58,6 +64,8 @@ impl Resource {
         Resource::PgbouncerClients,
         Resource::RedisThroughput,
         Resource::RedisMemory,
+        Resource::Notifications,
+        Resource::PushQuota,
     ];
 
     pub fn label(self) -> &'static str {
@@ -69,6 +77,8 @@ impl Resource {
             Resource::PgbouncerClients => "PgBouncer clients",
             Resource::RedisThroughput => "Redis throughput",
             Resource::RedisMemory => "Redis memory",
+            Resource::Notifications => "notifications",
+            Resource::PushQuota => "push provider quota",
         }
     }
 
@@ -82,6 +92,8 @@ impl Resource {
             Resource::PgbouncerClients => "pgbouncer_clients",
             Resource::RedisThroughput => "redis_throughput",
             Resource::RedisMemory => "redis_memory",
+            Resource::Notifications => "notifications",
+            Resource::PushQuota => "push_quota",
         }
     }
 
@@ -93,6 +105,7 @@ impl Resource {
                 Bottleneck::Database
             }
             Resource::RedisThroughput | Resource::RedisMemory => Bottleneck::Redis,
+            Resource::Notifications | Resource::PushQuota => Bottleneck::Notifications,
         }
     }
 
@@ -118,6 +131,12 @@ impl Resource {
             Resource::RedisMemory => {
                 "raise redis.maxmemory_mb (and memory_mb), or add cluster shards"
             }
+            Resource::Notifications => {
+                "raise the notification worker's replicas or notifications.concurrency"
+            }
+            Resource::PushQuota => {
+                "ask Firebase for a higher FCM quota (600,000 messages a minute per project by default), or send broadcasts as topic messages"
+            }
         }
     }
 }
@@ -126,7 +145,8 @@ impl Resource {
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Supply {
     pub amount: f64,
-    /// connections, requests/s, queries/s, clients, ops/s or bytes.
+    /// connections, cores, queries/s, clients, ops/s, bytes, jobs in flight
+    /// or messages/s.
     pub unit: &'static str,
     /// How many units (replicas, instances, nodes) share it: losing one
     /// leaves (n - 1) / n of it. 1 when there is no spare to lose.
@@ -196,6 +216,115 @@ pub fn redis_ops_per_node(class: &str) -> u32 {
         c if c.starts_with("cache.t") => ONE_CORE / 10 * 4,
         _ => ONE_CORE,
     }
+}
+
+/// FCM's default quota for the HTTP v1 API: 600,000 messages a minute per
+/// project (Firebase, "Throttling and quotas",
+/// https://firebase.google.com/docs/cloud-messaging/concept-options#throttling-and-quotas,
+/// now at https://firebase.google.com/docs/cloud-messaging/throttling-and-quotas:
+/// "The default quota of 600k messages per minute"; it "measures messages,
+/// not requests", counts client errors, and Firebase raises it on request).
+/// The model counts a topic message once: it is one message the project
+/// sends, and FCM fans it out to the subscribed devices itself (throttled
+/// apart from this quota: at most 1,000 fan-outs in progress per project,
+/// Firebase, "Topic messaging", Fanout throttling).
+pub const FCM_MESSAGES_PER_MINUTE: u32 = 600_000;
+
+/// The workers that declare notifications, with them.
+pub fn notification_workers(phase: &Phase) -> impl Iterator<Item = (&Service, &Notifications)> {
+    phase
+        .workers
+        .iter()
+        .filter_map(|w| w.notifications.as_ref().map(|n| (w, n)))
+}
+
+/// The notification lines: each worker's concurrency slots (jobs in
+/// flight: a send holds one for its p95 latency), and the provider's
+/// quota that every worker's messages share. Broadcasts are topic
+/// messages: a fixed rate, whatever the users.
+fn notification_lines(phase: &Phase, lines: &mut Vec<Line>) {
+    let workers: Vec<_> = notification_workers(phase).collect();
+    if workers.is_empty() {
+        return;
+    }
+    let users_max = f64::from(phase.users.max);
+    let mut slots = 0.0;
+    let mut replicas = 0;
+    let mut carried: Option<u64> = None;
+    let mut work = Vec::new();
+    for (w, n) in &workers {
+        let seconds = n.p95_latency_ms / 1000.0;
+        let worker_slots = f64::from(w.replicas) * f64::from(n.concurrency);
+        let rate = worker_slots / seconds;
+        let per_user = n.per_user_per_sec();
+        let broadcast = n.broadcast_per_sec();
+        let at_max = users_max * per_user + broadcast;
+        let users = users(rate - broadcast, per_user);
+        carried = match (carried, users) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        slots += worker_slots;
+        replicas += w.replicas;
+        work.push(format!(
+            "worker {}: {} replicas x {} concurrency / {} s p95 = {} messages/s, at {:.6} messages/s per user ({} per hour x {} fan-out){}; {} users need {:.2} messages/s, {:.2} replicas",
+            w.name,
+            w.replicas,
+            n.concurrency,
+            num(seconds),
+            num(rate),
+            per_user,
+            num(n.per_user_per_hour),
+            num(n.fan_out),
+            if broadcast > 0.0 {
+                format!(
+                    " + {:.4} topic messages/s of broadcasts ({} per hour x {} topics)",
+                    broadcast,
+                    num(n.broadcasts_per_hour.unwrap_or(0.0)),
+                    n.broadcast_topics
+                )
+            } else {
+                String::new()
+            },
+            phase.users.max,
+            at_max,
+            at_max * seconds / f64::from(n.concurrency)
+        ));
+    }
+    lines.push(Line {
+        resource: Resource::Notifications,
+        users: carried,
+        supply: Supply {
+            amount: slots,
+            unit: "jobs in flight",
+            units: replicas,
+        },
+        work: work.join("; "),
+    });
+    let quota = f64::from(FCM_MESSAGES_PER_MINUTE) / 60.0;
+    let per_user: f64 = workers.iter().map(|(_, n)| n.per_user_per_sec()).sum();
+    let broadcast: f64 = workers.iter().map(|(_, n)| n.broadcast_per_sec()).sum();
+    lines.push(Line {
+        resource: Resource::PushQuota,
+        users: users(quota - broadcast, per_user),
+        supply: Supply {
+            amount: quota,
+            unit: "messages/s",
+            units: 1,
+        },
+        work: format!(
+            "FCM's default 600,000 messages a minute per project = {} messages/s{}, at {:.6} messages/s per user; {} users send {:.2} messages/s",
+            num(quota),
+            if broadcast > 0.0 {
+                format!(", less {broadcast:.4} topic messages/s of broadcasts")
+            } else {
+                String::new()
+            },
+            per_user,
+            phase.users.max,
+            users_max * per_user + broadcast
+        ),
+    });
 }
 
 pub fn estimate(phase: &Phase) -> Estimate {
@@ -393,6 +522,8 @@ pub fn estimate(phase: &Phase) -> Estimate {
         ),
     });
 
+    notification_lines(phase, &mut lines);
+
     let (bottleneck, capacity) = lines
         .iter()
         .filter_map(|l| l.users.map(|u| (l.resource, u)))
@@ -545,6 +676,171 @@ mod tests {
         assert!(e.capacity > 0);
         let e = estimate(&phase(serde_json::json!({"workload": {"read_ratio": 0.0}})));
         assert_eq!(users(&e, Resource::DatabaseReplicas), None);
+    }
+
+    fn notifier(name: &str, replicas: u32, notifications: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"name": name, "image": "x/n:1", "replicas": replicas,
+                           "uses": ["redis"], "notifications": notifications})
+    }
+
+    /// 2 notifications per user an hour to 1.5 devices: 3 messages an hour,
+    /// 1/1,200 a second per user. 4 replicas x 50 sends at once, each
+    /// holding its slot 200 ms: 200 jobs in flight, 1,000 messages/s.
+    #[test]
+    fn notification_rows_match_hand_computed_figures() {
+        let e = estimate(&phase(
+            serde_json::json!({"workers": [notifier("push", 4, serde_json::json!(
+                {"per_user_per_hour": 2, "fan_out": 1.5, "p95_latency_ms": 200, "concurrency": 50}
+            ))]}),
+        ));
+        // 1,000 messages/s x 1,200 s per message per user.
+        assert_eq!(users(&e, Resource::Notifications), Some(1_200_000));
+        let line = e.line(Resource::Notifications).unwrap();
+        assert_eq!(
+            (line.supply.amount, line.supply.unit, line.supply.units),
+            (200.0, "jobs in flight", 4)
+        );
+        // users.max 1,000 send 1,000 / 1,200 = 0.83 messages/s: 0.83 x
+        // 0.2 s / 50 = 0.0033 replicas.
+        assert!(line.work.contains("1000 messages/s"), "{}", line.work);
+        assert!(
+            line.work.contains("0.83 messages/s, 0.00 replicas"),
+            "{}",
+            line.work
+        );
+        // FCM: 600,000 a minute = 10,000 messages/s x 1,200.
+        assert_eq!(users(&e, Resource::PushQuota), Some(12_000_000));
+        let quota = e.line(Resource::PushQuota).unwrap();
+        assert_eq!(
+            (quota.supply.amount, quota.supply.unit),
+            (10_000.0, "messages/s")
+        );
+        // The app's WebSocket limit still comes first.
+        assert_eq!((e.capacity, e.bottleneck), (8000, Resource::Websocket));
+        // No worker declares notifications: no rows.
+        let e = estimate(&phase(serde_json::json!({})));
+        assert!(e.line(Resource::Notifications).is_none());
+        assert!(e.line(Resource::PushQuota).is_none());
+    }
+
+    /// A broadcast is one topic message per topic, whatever the users: 36
+    /// an hour to 100 topics is 1 message/s, which takes 1 x 1,200 users
+    /// off each row, and the same whether 1,000 or a million are planned.
+    #[test]
+    fn broadcasts_are_topic_messages_that_never_scale_with_users() {
+        let with = |users_max: u32| {
+            estimate(&phase(serde_json::json!({
+                "users": {"max": users_max},
+                "workers": [notifier("push", 4, serde_json::json!({
+                    "per_user_per_hour": 2, "fan_out": 1.5, "p95_latency_ms": 200, "concurrency": 50,
+                    "broadcasts_per_hour": 36, "broadcast_topics": 100}))],
+            })))
+        };
+        for users_max in [1000, 1_000_000] {
+            let e = with(users_max);
+            // (1,000 - 1) messages/s x 1,200.
+            assert_eq!(users(&e, Resource::Notifications), Some(1_198_800));
+            // (10,000 - 1) x 1,200.
+            assert_eq!(users(&e, Resource::PushQuota), Some(11_998_800));
+        }
+        // A million users send 833.33 + 1 messages/s: 834.33 x 0.2 / 50
+        // = 3.34 replicas.
+        let line = with(1_000_000);
+        let work = &line.line(Resource::Notifications).unwrap().work;
+        assert!(work.contains("834.33 messages/s, 3.34 replicas"), "{work}");
+    }
+
+    #[test]
+    fn the_provider_quota_can_be_the_bottleneck() {
+        // 3,600 pushes per user an hour: 1 message/s each, so FCM's 10,000
+        // messages/s carry 10,000 users, while 100 replicas x 1,000 sends
+        // at 10 ms carry 10 million.
+        let e = estimate(&phase(serde_json::json!({
+            "app": {"replicas": 100},
+            "workers": [notifier("push", 100, serde_json::json!(
+                {"per_user_per_hour": 3600, "p95_latency_ms": 10, "concurrency": 1000}))],
+        })));
+        assert_eq!(users(&e, Resource::Notifications), Some(10_000_000));
+        assert_eq!((e.capacity, e.bottleneck), (10_000, Resource::PushQuota));
+        assert!(e.bottleneck.remedy().contains("Firebase"));
+        assert_eq!(e.bottleneck.bottleneck(), Bottleneck::Notifications);
+    }
+
+    #[test]
+    fn each_notification_worker_is_its_own_limit_and_they_share_the_quota() {
+        let e = estimate(&phase(serde_json::json!({"workers": [
+            notifier("push", 4, serde_json::json!(
+                {"per_user_per_hour": 2, "fan_out": 1.5, "p95_latency_ms": 200, "concurrency": 50})),
+            // 1 replica x 10 / 1 s = 10 messages/s at 1 message an hour:
+            // 36,000 users.
+            notifier("digest", 1, serde_json::json!(
+                {"per_user_per_hour": 1, "p95_latency_ms": 1000, "concurrency": 10})),
+            {"name": "plain", "image": "x/p:1", "uses": ["redis"]},
+        ]})));
+        assert_eq!(users(&e, Resource::Notifications), Some(36_000));
+        let line = e.line(Resource::Notifications).unwrap();
+        assert_eq!((line.supply.amount, line.supply.units), (210.0, 5));
+        // 10,000 messages/s at 3 + 1 = 4 messages per user an hour.
+        assert_eq!(users(&e, Resource::PushQuota), Some(9_000_000));
+    }
+
+    /// Property: more worker replicas or more concurrency never lower the
+    /// notifications row or the phase's capacity, over a deterministic
+    /// sweep of workers.
+    #[test]
+    fn more_workers_or_concurrency_never_lower_capacity() {
+        let mut seed: u64 = 0x0b0e;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            1 + (seed >> 33) % n
+        };
+        let mut binding = 0;
+        for _ in 0..500 {
+            let replicas = next(20) as u32;
+            let concurrency = next(200);
+            let notifications = serde_json::json!({
+                "per_user_per_hour": next(3600) as f64 / 10.0,
+                "fan_out": 1.0 + (next(30) - 1) as f64 / 10.0,
+                "p95_latency_ms": next(5000) as f64,
+                "concurrency": concurrency,
+                "broadcasts_per_hour": next(600) as f64 / 10.0,
+                "broadcast_topics": next(50),
+            });
+            let workers = |replicas: u32, concurrency: u64| {
+                let mut n = notifications.clone();
+                n["concurrency"] = concurrency.into();
+                serde_json::json!({"app": {"replicas": 50}, "workers": [notifier("push", replicas, n)]})
+            };
+            let before = estimate(&phase(workers(replicas, concurrency)));
+            binding += usize::from(before.bottleneck == Resource::Notifications);
+            for (r, c) in [
+                (replicas + next(10) as u32, concurrency),
+                (replicas, concurrency + next(100)),
+                (replicas + next(3) as u32, concurrency + next(20)),
+            ] {
+                let after = estimate(&phase(workers(r, c)));
+                let row = |e: &Estimate| users_of(e, Resource::Notifications);
+                assert!(
+                    row(&after) >= row(&before) && after.capacity >= before.capacity,
+                    "{replicas} x {concurrency} -> {r} x {c}: row {:?} -> {:?}, capacity {} -> {} for {notifications}",
+                    row(&before),
+                    row(&after),
+                    before.capacity,
+                    after.capacity
+                );
+            }
+        }
+        // The sweep is worth something only where the workers bind.
+        assert!(
+            binding > 100,
+            "the workers were the bottleneck {binding} times of 500"
+        );
+    }
+
+    fn users_of(e: &Estimate, r: Resource) -> Option<u64> {
+        e.line(r).and_then(|l| l.users)
     }
 
     /// Property: more of any resource never lowers capacity, over a

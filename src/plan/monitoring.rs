@@ -65,6 +65,8 @@ pub struct Monitoring {
     pub slot_wal_alert_bytes: u64,
     pub sentinel: Option<String>,
     pub cluster: bool,
+    /// The notification workers' queues, each worker's own.
+    pub queues: Vec<QueueWatch>,
 }
 
 /// Raw series for a rule's unit test: (series, values).
@@ -80,6 +82,35 @@ fn redis_masters(topo: &Topology) -> u32 {
 /// The metric that counts an app's open WebSocket connections, which the
 /// app exports (`prom-client` gauge); see the README's contract.
 pub const APP_WEBSOCKET_METRIC: &str = "scaleplan_app_websocket_connections";
+
+/// BullMQ's own job counts, by `queue` and `state` (waiting, prioritized,
+/// active, ...): what `Queue#exportPrometheusMetrics()` prints (BullMQ 5,
+/// guide "Prometheus"). Every process that exports a queue reports the
+/// same counts, read from Redis, so the rules take the max per queue.
+pub const BULLMQ_JOB_COUNT: &str = "bullmq_job_count";
+/// Completed jobs, by `queue`: also BullMQ's `exportPrometheusMetrics()`,
+/// counted when the Worker runs with the `metrics` option.
+pub const BULLMQ_COMPLETED: &str = "bullmq_job_completed_total";
+/// The age of the oldest waiting job, by `queue`, in seconds: BullMQ has no
+/// such metric, so the worker exports it (a prom-client gauge; README,
+/// "Watching it").
+pub const OLDEST_JOB_AGE: &str = "scaleplan_queue_oldest_job_age_seconds";
+/// The queue-depth alert fires past this many seconds of the workers'
+/// modelled throughput waiting...
+pub const QUEUE_DEPTH_SECONDS: f64 = 60.0;
+/// ...and the age alert when the oldest waiting job is older than this.
+pub const OLDEST_JOB_ALERT_SECONDS: u32 = 60;
+
+/// The BullMQ queues of one notification worker, for the queue alerts.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueWatch {
+    pub worker: String,
+    pub queues: Vec<String>,
+    /// Jobs waiting that make a minute of the worker's modelled
+    /// throughput (replicas x concurrency / p95 latency).
+    pub depth_alert: u64,
+    pub age_alert_seconds: u32,
+}
 
 pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&str>) -> Monitoring {
     let write_db = topo.pgbouncer.write_db.alias.clone();
@@ -107,6 +138,9 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         .map_or("redis-1".to_owned(), |n| n.name.clone());
     let on_master = "and on (node) redis_instance_info{role=\"master\"}";
     let cache = phase.redis.maxmemory_policy.as_str().starts_with("allkeys");
+    let all_queues = super::topology::queue_names(phase);
+    let push_queues = all_queues.join("|");
+    let first_queue = all_queues.first().cloned().unwrap_or_default();
     let mut watches = Vec::new();
     for line in &estimate.lines {
         let s = &line.supply;
@@ -232,6 +266,49 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                 master_series("redis_memory_used_bytes", gauge(0.9 * per_unit)),
                 master_series("redis_memory_used_bytes", gauge(0.5 * per_unit)),
             ),
+            // Jobs in flight against the workers' slots (Little's law: a
+            // send holds one for its latency). The queue balances over the
+            // workers, so the total is the measure, as for the database.
+            Resource::Notifications => {
+                let used = format!(
+                    "sum(max by (queue) ({BULLMQ_JOB_COUNT}{{queue=~\"{push_queues}\",state=\"active\"}}))"
+                );
+                let at = |u: f64| {
+                    vec![(
+                        format!(
+                            "{BULLMQ_JOB_COUNT}{{queue=\"{first_queue}\",state=\"active\",instance=\"worker-1\"}}"
+                        ),
+                        gauge(u * supply),
+                    )]
+                };
+                (
+                    used.clone(),
+                    format!("{used} / {supply}"),
+                    "BullMQ's active job count of the notification queues (Queue#exportPrometheusMetrics, which the workers serve), against their replicas x concurrency",
+                    at(0.9),
+                    at(0.5),
+                )
+            }
+            Resource::PushQuota => {
+                let used = format!(
+                    "sum(max by (queue) (rate({BULLMQ_COMPLETED}{{queue=~\"{push_queues}\"}}[1m])))"
+                );
+                let at = |u: f64| {
+                    vec![(
+                        format!(
+                            "{BULLMQ_COMPLETED}{{queue=\"{first_queue}\",instance=\"worker-1\"}}"
+                        ),
+                        counter(u * supply),
+                    )]
+                };
+                (
+                    used.clone(),
+                    format!("{used} / {supply}"),
+                    "messages a second: jobs the notification queues complete (BullMQ's completed count, with the Worker's metrics option), one job per message",
+                    at(0.9),
+                    at(0.5),
+                )
+            }
         };
         let units = s.units;
         watches.push(Watch {
@@ -270,6 +347,17 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
             _ => None,
         },
         cluster: matches!(topo.redis, RedisLayout::Cluster { .. }),
+        queues: super::capacity::notification_workers(phase)
+            .map(|(w, n)| QueueWatch {
+                worker: w.name.as_str().to_owned(),
+                queues: super::topology::worker_queues(w),
+                depth_alert: (f64::from(w.replicas) * f64::from(n.concurrency)
+                    / (n.p95_latency_ms / 1000.0)
+                    * QUEUE_DEPTH_SECONDS)
+                    .ceil() as u64,
+                age_alert_seconds: OLDEST_JOB_ALERT_SECONDS,
+            })
+            .collect(),
     }
 }
 

@@ -9,7 +9,7 @@ use super::format::thousands;
 use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
-use crate::plan::monitoring::{Monitoring, Watch};
+use crate::plan::monitoring::{self, Monitoring, Watch};
 use crate::plan::target::Target;
 use crate::plan::topology::{RedisLayout, Topology};
 use serde::Serialize;
@@ -122,6 +122,15 @@ fn unmeasured_rule(m: &Monitoring, w: &Watch) -> Rule {
     }
 }
 
+/// "WebSocket's", but "notifications'" and "database replicas'".
+fn possessive(label: &str) -> String {
+    if label.ends_with('s') {
+        format!("{label}'")
+    } else {
+        format!("{label}'s")
+    }
+}
+
 fn capacity_alerts(m: &Monitoring, w: &Watch) -> Vec<CapacityAlert> {
     if !w.capacity_alerts {
         return Vec::new();
@@ -159,8 +168,8 @@ fn capacity_alerts(m: &Monitoring, w: &Watch) -> Vec<CapacityAlert> {
             ),
             for_: "1h",
             summary: format!(
-                "{}'s daily peaks, at their trend, run out of {of} within 7 days",
-                w.label
+                "{} daily peaks, at their trend, run out of {of} within 7 days",
+                possessive(w.label)
             ),
         },
     ];
@@ -376,6 +385,60 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
                 "0x240".to_owned(),
             )],
             result_labels: Vec::new(),
+        });
+    }
+    for q in &m.queues {
+        let queues = q.queues.join("|");
+        let first = q.queues.first().cloned().unwrap_or_default();
+        out.push(Silent {
+            name: "BullmqQueueDepth",
+            bottleneck: "notifications",
+            severity: "warning",
+            // Waiting and prioritized jobs are the backlog; every process
+            // that exports a queue reports the same counts, from Redis.
+            expr: format!(
+                "max by (queue) (sum by (queue, instance) ({count}{{queue=~\"{queues}\",state=~\"waiting|prioritized\"}})) > {}",
+                q.depth_alert,
+                count = monitoring::BULLMQ_JOB_COUNT,
+            ),
+            for_: "5m",
+            summary: format!(
+                "more than {} jobs wait in a queue of worker {}: over {:.0} s of its modelled throughput, so notifications go out late",
+                thousands(q.depth_alert),
+                q.worker,
+                monitoring::QUEUE_DEPTH_SECONDS
+            ),
+            fires_on: vec![(
+                format!(
+                    "{}{{queue=\"{first}\",state=\"waiting\",instance=\"worker-1\"}}",
+                    monitoring::BULLMQ_JOB_COUNT
+                ),
+                format!("{}x240", q.depth_alert * 2),
+            )],
+            result_labels: vec![("queue", first.clone())],
+        });
+        out.push(Silent {
+            name: "BullmqOldestJobAge",
+            bottleneck: "notifications",
+            severity: "critical",
+            expr: format!(
+                "max by (queue) ({}{{queue=~\"{queues}\"}}) > {}",
+                monitoring::OLDEST_JOB_AGE,
+                q.age_alert_seconds
+            ),
+            for_: "2m",
+            summary: format!(
+                "the oldest waiting job in a queue of worker {} has waited over {} s: the workers are stalled or too few",
+                q.worker, q.age_alert_seconds
+            ),
+            fires_on: vec![(
+                format!(
+                    "{}{{queue=\"{first}\",instance=\"worker-1\"}}",
+                    monitoring::OLDEST_JOB_AGE
+                ),
+                format!("{}x240", q.age_alert_seconds * 5),
+            )],
+            result_labels: vec![("queue", first)],
         });
     }
     out.push(Silent {
@@ -598,6 +661,44 @@ fn tests(m: &Monitoring) -> Vec<Test> {
                 .collect(),
         }],
     });
+    // A queue that drains: a backlog under the depth alert and jobs that
+    // wait under the age alert set off neither.
+    for q in &m.queues {
+        let series = q
+            .queues
+            .iter()
+            .flat_map(|queue| {
+                [
+                    (
+                        format!(
+                            "{}{{queue=\"{queue}\",state=\"waiting\",instance=\"worker-1\"}}",
+                            monitoring::BULLMQ_JOB_COUNT
+                        ),
+                        format!("{}x240", q.depth_alert / 2),
+                    ),
+                    (
+                        format!(
+                            "{}{{queue=\"{queue}\",instance=\"worker-1\"}}",
+                            monitoring::OLDEST_JOB_AGE
+                        ),
+                        format!("{}x240", q.age_alert_seconds / 2),
+                    ),
+                ]
+            })
+            .collect();
+        out.push(Test {
+            name: format!("the queues of worker {} drain: no queue alert", q.worker),
+            series,
+            eval_time: "20m",
+            alerts: ["BullmqQueueDepth", "BullmqOldestJobAge"]
+                .into_iter()
+                .map(|a| Expect {
+                    alertname: a.to_owned(),
+                    fire: Vec::new(),
+                })
+                .collect(),
+        });
+    }
     for s in silent_alerts(m) {
         let mut labels = alert_labels(m, s.severity, s.bottleneck);
         for (k, v) in &s.result_labels {
@@ -871,7 +972,7 @@ pub fn dashboard(m: &Monitoring, g: &crate::render::notice::Generated) -> String
 fn grafana_unit(unit: &str) -> &'static str {
     match unit {
         "bytes" => "bytes",
-        "queries/s" | "ops/s" => "ops",
+        "queries/s" | "ops/s" | "messages/s" => "ops",
         "cores" => "none",
         _ => "short",
     }
