@@ -139,6 +139,48 @@ impl Renderer {
             base_port: spec.targets.local.base_port,
             // Built and escaped by the diagram module, not a spec value.
             architecture: minijinja::Value::from_safe_string(architecture),
+            notifications: {
+                let cluster = matches!(topo.redis, RedisLayout::Cluster { .. });
+                let prefixes = crate::plan::contract::queue_prefixes(spec, cluster);
+                crate::plan::capacity::notification_workers(spec)
+                    .map(|(w, n)| NotificationDoc {
+                        worker: w.name.as_str(),
+                        replicas: w.replicas,
+                        per_user_per_hour: decimal(n.per_user_per_hour),
+                        fan_out: decimal(n.fan_out),
+                        p95_latency_ms: decimal(n.p95_latency_ms),
+                        concurrency: n.concurrency,
+                        in_flight: u64::from(w.replicas) * u64::from(n.concurrency),
+                        queues: prefixes
+                            .iter()
+                            .filter(|q| q.queue.ends_with(&format!("-{}", w.name.as_str())))
+                            .cloned()
+                            .collect(),
+                    })
+                    .collect()
+            },
+            notification_lines: e
+                .lines
+                .iter()
+                .filter(|l| {
+                    matches!(
+                        l.resource,
+                        crate::plan::capacity::Resource::Notifications
+                            | crate::plan::capacity::Resource::PushQuota
+                    )
+                })
+                .map(|l| {
+                    format!(
+                        "{}: {} ({})",
+                        l.resource.label(),
+                        l.users.map_or_else(
+                            || "no limit".to_owned(),
+                            |u| format!("{} users", thousands(u))
+                        ),
+                        l.work
+                    )
+                })
+                .collect(),
             cloud: spec.targets.terraform.enabled.then(|| CloudDoc {
                 regions: &phase.cloud.regions,
                 primary: phase
@@ -221,6 +263,26 @@ struct PhaseDocCtx<'a> {
     architecture: minijinja::Value,
     /// The AWS target, when the phase renders it.
     cloud: Option<CloudDoc<'a>>,
+    /// The workers that send push notifications, and how.
+    notifications: Vec<NotificationDoc<'a>>,
+    /// The capacity model's lines for them.
+    notification_lines: Vec<String>,
+}
+
+/// One worker's notification path, for the phase README.
+#[derive(Serialize)]
+struct NotificationDoc<'a> {
+    worker: &'a str,
+    replicas: u32,
+    per_user_per_hour: String,
+    fan_out: String,
+    p95_latency_ms: String,
+    concurrency: u32,
+    /// Jobs in flight across the worker's replicas.
+    in_flight: u64,
+    /// queue=prefix as the phase's own Redis mode gives them (Compose,
+    /// local and every region's Redis here share the mode).
+    queues: Vec<crate::plan::contract::QueuePrefix>,
 }
 
 /// What the phase README says about the AWS target: its regions, the
@@ -233,4 +295,10 @@ struct CloudDoc<'a> {
     ping_interval_s: u32,
     web: Vec<(&'a str, u16, &'a str)>,
     proxy: &'a topology::PgProxy,
+}
+
+/// A spec's number as people write it: 2, 1.5, 0.25 (no trailing zeros).
+fn decimal(x: f64) -> String {
+    let text = format!("{x:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

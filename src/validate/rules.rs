@@ -88,7 +88,11 @@ pub struct PoolBudget {
     /// Pools of one instance that land on the primary.
     pub primary_pools: u32,
     pub primary_per_instance: u32,
+    /// Every region's pools on the writer: a secondary region's PgBouncers
+    /// write to it too (and read from it where the region has no replica).
     pub primary_total: u32,
+    /// Of those, the pools of the secondary regions' PgBouncers.
+    pub primary_elsewhere: u32,
     /// Worst case on one replica: every instance's read pool on it.
     pub replica_total: u32,
 }
@@ -98,11 +102,18 @@ pub fn pool_budget(phase: &Phase) -> PoolBudget {
     let per_pool = pgb.default_pool_size + pgb.reserve_pool_size;
     let has_replicas = phase.postgres.read_replicas > 0;
     let primary_pools = if has_replicas { 1 } else { 2 };
+    let primary_elsewhere: u32 = phase
+        .regions
+        .iter()
+        .filter(|r| r.role == RegionRole::Secondary)
+        .map(|r| if r.read_replicas > 0 { 1 } else { 2 } * per_pool * pgb.instances)
+        .sum();
     PoolBudget {
         databases: 2,
         primary_pools,
         primary_per_instance: primary_pools * per_pool,
-        primary_total: primary_pools * per_pool * pgb.instances,
+        primary_total: primary_pools * per_pool * pgb.instances + primary_elsewhere,
+        primary_elsewhere,
         replica_total: if has_replicas {
             per_pool * pgb.instances
         } else {
@@ -125,13 +136,18 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             Code::Pgb002,
             src.value_at("/pgbouncer/default_pool_size"),
             format!(
-                "pgbouncer pools need {} x ({} + {}) = {} server connections per instance on the primary, {} instance{} = {}, but postgres.primary.max_connections {} leaves {} after {} superuser-reserved (replication connections do not count since PostgreSQL 12)",
+                "pgbouncer pools need {} x ({} + {}) = {} server connections per instance on the primary, {} instance{}{} = {}, but postgres.primary.max_connections {} leaves {} after {} superuser-reserved (replication connections do not count since PostgreSQL 12)",
                 budget.primary_pools,
                 pgb.default_pool_size,
                 pgb.reserve_pool_size,
                 budget.primary_per_instance,
                 pgb.instances,
                 if pgb.instances == 1 { "" } else { "s" },
+                if budget.primary_elsewhere > 0 {
+                    format!(", plus {} from the secondary regions' PgBouncers", budget.primary_elsewhere)
+                } else {
+                    String::new()
+                },
                 budget.primary_total,
                 pg.primary.max_connections,
                 available,

@@ -19,6 +19,9 @@ provider "aws" {
 module {{ r.module|hcl_label }} {
   source = "./modules/region"
 
+  # Tasks start only once every secret has its value (and its replicas).
+  depends_on = [aws_secretsmanager_secret_version.this]
+
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
   project    = {{ project }}
@@ -37,8 +40,9 @@ module {{ r.module|hcl_label }} {
   replica_kms_key_arn = var.replica_kms_keys[{{ r.name }}]
 {% endif %}
 
-  # One definition of every secret (secrets.tf), read here by name.
-  secrets           = local.secret_names
+  # One definition of every secret (secrets.tf); this region reads its
+  # own region's copy.
+  secrets           = local.secret_arns[{{ r.aws_region }}]
   redis_auth_token  = random_password.redis_auth.result
   rds_ca_bundle_url = var.rds_ca_bundle_url
   bootstrap_image   = {{ bootstrap_image }}

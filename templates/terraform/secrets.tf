@@ -46,6 +46,16 @@ locals {
     pgbouncer_admin    = random_password.pgbouncer_admin.result
     redis_auth         = random_password.redis_auth.result
   }
+
+  # Each region's tasks read their own region's copy, by its full ARN (ECS
+  # takes a bare name for SSM parameters only): a replica's ARN is the
+  # primary's with the replica's region (Secrets Manager, "Replicate
+  # secrets across Regions").
+  secret_arns = {
+    for region in [{{ primary_region }}{% for r in secondary_regions %}, {{ r.aws_region }}{% endfor %}] : region => {
+      for k, s in aws_secretsmanager_secret.this : k => replace(s.arn, ":{{ primary_region|key }}:", ":${region}:")
+    }
+  }
 }
 
 resource "aws_secretsmanager_secret" "this" {

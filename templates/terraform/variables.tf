@@ -5,7 +5,7 @@
 # (random_password) and kept in AWS Secrets Manager.
 
 variable "networks" {
-  description = "Per region ({{ region_names|join(", ")|comment }}): the VPC{% if secondary_names %} and its CIDR block (the regions' blocks must not overlap: they are peered){% endif %}, at least two private subnets and two public subnets in different availability zones{% if secondary_names %}, the route tables of the private subnets (they get a route to the other regions){% endif %}, and the CIDR blocks allowed to reach the load balancer. The private subnets need a way out to HTTPS (a NAT gateway or VPC endpoints) for image pulls, Secrets Manager, logs and the push providers."
+  description = "Per region ({{ region_names|join(", ")|comment }}): the VPC{% if secondary_names %} and its CIDR block (the regions' blocks must not overlap: they are peered){% endif %}, at least two private subnets and two public subnets in different availability zones{% if secondary_names %}, the route tables of the private subnets (they get a route to the other regions){% endif %}, and the CIDR blocks allowed to reach the load balancer. The private subnets need a way out to HTTPS (a NAT gateway, or VPC endpoints that admit 443 from the tasks) for image pulls, Secrets Manager, logs and the push providers; the VPC needs enableDnsSupport and enableDnsHostnames for the private Cloud Map namespace."
   type = map(object({
     vpc_id            = string
     cidr_block        = optional(string)

@@ -859,9 +859,10 @@ fn every_secret_comes_from_one_definition() {
             "{phase}: one secret resource, for_each over them all"
         );
         for (module, attrs) in modules(phase) {
+            // This region's own copy of the one set.
             assert_eq!(
                 text(&attrs["secrets"]),
-                "local.secret_names",
+                format!("local.secret_arns[{}]", text(&attrs["aws_region"])),
                 "{phase} {module}"
             );
             assert_eq!(
@@ -870,8 +871,14 @@ fn every_secret_comes_from_one_definition() {
                 "{phase} {module}"
             );
         }
-        // The region module reads secrets by those names only (and the
-        // writer's master password, which RDS keeps itself).
+        // Each region's copy is the primary's ARN with the region changed.
+        let secrets_tf = std::fs::read_to_string(dir.join("secrets.tf")).unwrap();
+        assert!(
+            secrets_tf.contains("replace(s.arn, \":"),
+            "{phase}: secret_arns derive from the one definition"
+        );
+        // The region module reads secrets through that input only (and
+        // the writer's master password, which RDS keeps itself).
         let region = dir.join("modules/region");
         let mut reads = 0;
         for file in tf_files(&region) {
@@ -1104,4 +1111,173 @@ fn security_groups_allow_only_what_each_service_uses() {
             assert!(security_text.contains(line), "{phase}: {line}");
         }
     }
+}
+
+/// Identifier-ish tokens of HCL code with what precedes each: comments
+/// dropped, `a.b.c` kept whole.
+fn references(code: &str) -> Vec<(char, String)> {
+    let mut out = Vec::new();
+    for line in code.lines() {
+        let line = line.trim_start();
+        // A moved block's `from` names what no longer exists.
+        if line.starts_with('#') || line.starts_with("//") || line.starts_with("from ") {
+            continue;
+        }
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c.is_ascii_alphabetic() || c == '_' {
+                let before = if i == 0 { ' ' } else { chars[i - 1] };
+                let start = i;
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || "_.-".contains(chars[i]))
+                {
+                    i += 1;
+                }
+                let token: String = chars[start..i].iter().collect();
+                out.push((before, token.trim_end_matches('.').to_owned()));
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What a module declares: variables, locals, resources and modules.
+fn declared(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_none_or(|e| e != "tf") {
+            continue;
+        }
+        for block in parse(&file).blocks() {
+            let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+            match block.identifier() {
+                "variable" => {
+                    names.insert(format!("var.{}", labels[0]));
+                }
+                "module" => {
+                    names.insert(format!("module.{}", labels[0]));
+                }
+                "resource" => {
+                    names.insert(format!("{}.{}", labels[0], labels[1]));
+                }
+                "locals" => {
+                    for a in block.body().attributes() {
+                        names.insert(format!("local.{}", a.key()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+/// Every `var.`, `local.`, `module.` and resource reference of a module
+/// names something the module declares: what `terraform validate` would
+/// catch first, checked without the provider.
+#[test]
+fn every_reference_resolves_in_its_module() {
+    for phase in PHASES {
+        let root = repo().join("out").join(phase).join("terraform");
+        for dir in [root.clone(), root.join("modules/region")] {
+            let names = declared(&dir);
+            let mut checked = 0;
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let file = entry.unwrap().path();
+                if file.extension().is_none_or(|e| e != "tf") {
+                    continue;
+                }
+                let code = std::fs::read_to_string(&file).unwrap();
+                for (before, token) in references(&code) {
+                    // Inside a dotted path (module.x.aws_y.z in a moved
+                    // block) or a string such as an IAM policy ARN.
+                    if before == '.' || before == ':' || before == '/' {
+                        continue;
+                    }
+                    let parts: Vec<&str> = token.split('.').collect();
+                    let wanted = match parts.as_slice() {
+                        ["var" | "local" | "module", name, ..] => format!("{}.{name}", parts[0]),
+                        [kind, name, ..]
+                            if kind.starts_with("aws_") || kind.starts_with("random_") =>
+                        {
+                            format!("{kind}.{name}")
+                        }
+                        _ => continue,
+                    };
+                    assert!(
+                        names.contains(&wanted),
+                        "{phase}: {}: {token} names nothing declared ({wanted})",
+                        file.display()
+                    );
+                    checked += 1;
+                }
+            }
+            assert!(
+                checked > 20,
+                "{phase}: {}: {checked} references",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// AWS takes only `a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*` in a security group's
+/// and a rule's description (EC2 API, CreateSecurityGroup); a rule that
+/// references a group takes no `&` either.
+#[test]
+fn security_group_descriptions_use_only_what_aws_accepts() {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=;{}!$*".contains(c);
+    let mut seen = 0;
+    for phase in PHASES {
+        for file in tf_files(&repo().join("out").join(phase).join("terraform")) {
+            for block in parse(&file).blocks() {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                if block.identifier() != "resource"
+                    || !(labels[0] == "aws_security_group"
+                        || labels[0].starts_with("aws_vpc_security_group_"))
+                {
+                    continue;
+                }
+                let Some(description) =
+                    block.body().attributes().find(|a| a.key() == "description")
+                else {
+                    continue;
+                };
+                // The literal parts: interpolations are service names.
+                let text = text(description.expr());
+                let mut literal = String::new();
+                let mut depth = 0;
+                let mut chars = text.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '$' && chars.peek() == Some(&'{') {
+                        depth += 1;
+                        chars.next();
+                    } else if c == '}' && depth > 0 {
+                        depth -= 1;
+                    } else if depth == 0 {
+                        literal.push(c);
+                    }
+                }
+                // Quoted strings of the expression (a conditional has two).
+                for (i, part) in literal.split('"').enumerate() {
+                    if i % 2 == 1 {
+                        assert!(
+                            part.chars().all(allowed),
+                            "{phase}: {} {}.{}: {part:?}",
+                            file.display(),
+                            labels[0],
+                            labels[1]
+                        );
+                        seen += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "{seen} descriptions");
 }

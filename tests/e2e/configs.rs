@@ -473,13 +473,46 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// PgBouncer of the cloud target (its pgbouncer.ini.tftpl, as the ECS
-/// task writes it) in front of a PostgreSQL that serves TLS with a
-/// certificate for `localhost` from a CA of its own, as RDS does: with
-/// that CA as `server_tls_ca_file` and the host named as in the
-/// certificate, PgBouncer's server connection is encrypted; dialling a
-/// name the certificate does not carry fails (`verify-full` checks the
-/// name, not only the chain).
+/// An HCL string literal's text (between its quotes), unescaped.
+fn hcl_unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The one-line HCL string `NAME = "..."` (or `NAME = ["..."]`) of a file.
+fn hcl_line(text: &str, name: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{name} = ")) && l.contains('"'))
+        .unwrap_or_else(|| panic!("no {name}"));
+    let start = line.find('"').unwrap() + 1;
+    let end = line.rfind('"').unwrap();
+    hcl_unescape(&line[start..end])
+}
+
+/// PgBouncer of the cloud target, started by the ECS task's own command
+/// (services.tf) from its pgbouncer.ini.tftpl, in front of a PostgreSQL
+/// that serves TLS with a certificate for `localhost` from a CA of its
+/// own, as RDS does. The task fetches the CA bundle (a stand-in `wget`
+/// copies the test CA), picks one of the region's replicas for its reads
+/// and writes the auth file; PgBouncer then reaches both databases over
+/// TLS with the name verified. Dialling a name the certificate does not
+/// carry fails (`verify-full` checks the name, not only the chain), and so
+/// does a multi-host entry on this PgBouncer (pgbouncer/pgbouncer#1300),
+/// which is why each task picks one replica.
 #[test]
 fn the_cloud_pgbouncer_verifies_the_database_certificate() {
     let sandbox = Sandbox::new("pgbouncer-verify-full");
@@ -543,6 +576,19 @@ fn the_cloud_pgbouncer_verifies_the_database_certificate() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
+    // The task's wget, here: copies the "URL" (the test CA's path).
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(
+        dir.join("bin/wget"),
+        "#!/bin/sh\n# wget -q -O FILE URL\ncp \"$4\" \"$3\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/wget"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("task")).unwrap();
     let server = Server::start_with(
         sandbox,
         &format!(
@@ -558,43 +604,59 @@ fn the_cloud_pgbouncer_verifies_the_database_certificate() {
     su("CREATE ROLE app LOGIN PASSWORD 'app-password'");
     su("CREATE DATABASE sikka OWNER app");
 
-    let template = std::fs::read_to_string(
-        repo().join("out/launch/terraform/modules/region/pgbouncer.ini.tftpl"),
-    )
-    .unwrap();
+    let module = repo().join("out/growth/terraform/modules/region");
+    let template = std::fs::read_to_string(module.join("pgbouncer.ini.tftpl")).unwrap();
     assert!(template.contains("server_tls_sslmode = verify-full"));
-    std::fs::write(
-        dir.join("userlist.txt"),
-        "\"app\" \"app-password\"\n\"pgbouncer_admin\" \"admin-password\"\n",
-    )
-    .unwrap();
-    let through = |host: &str| -> (Result<String, String>, String) {
+    let services = std::fs::read_to_string(module.join("services.tf")).unwrap();
+    let task_dir = dir.join("task").display().to_string();
+    // The task's command with the module's printf format put in, and its
+    // /tmp in the sandbox.
+    let command = hcl_line(&services, "command")
+        .replace(
+            "${local.userlist_format}",
+            &hcl_line(&services, "userlist_format"),
+        )
+        .replace("/tmp/", &format!("{task_dir}/"));
+    assert!(command.contains("exec pgbouncer"), "{command}");
+
+    // Starts the task with the writer at `writer` and the replicas
+    // `readers`; reads and writes through it, then stops it.
+    let task = |writer: &str, readers: &str, ini: &str| -> (Result<String, String>, String) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        // What the ECS task does: the region's endpoints in, the CA
-        // bundle at /tmp/rds-ca.pem (here the test CA, in the sandbox).
-        let ini = template
-            .replace("${writer_address}", host)
-            .replace("${reader_hosts}", host)
+        // templatefile() as the module calls it, then what only the test
+        // changes: ports, addresses and the task's /tmp.
+        let rendered = ini
+            .replace("${writer_address}", writer)
+            .replace("${reader_hosts}", "@READER@")
             .replace("port=5432", &format!("port={}", server.port))
             .replace("listen_addr = 0.0.0.0", "listen_addr = 127.0.0.1")
             .replace(
                 "listen_port = 6432",
-                &format!("listen_port = {port}\nunix_socket_dir = {}", dir.display()),
+                &format!("listen_port = {port}\nunix_socket_dir = {task_dir}"),
             )
-            .replace(
-                "/tmp/userlist.txt",
-                &dir.join("userlist.txt").display().to_string(),
-            )
-            .replace("/tmp/rds-ca.pem", &dir.join("ca.pem").display().to_string());
-        let ini_path = dir.join(format!("pgbouncer-{host}.ini"));
-        std::fs::write(&ini_path, ini).unwrap();
+            .replace("/tmp/", &format!("{task_dir}/"));
         chown_postgres(&dir);
-        let mut bouncer = as_postgres(Path::new("/usr/sbin/pgbouncer"))
-            .arg(&ini_path)
+        let mut bouncer = as_postgres(Path::new("/bin/sh"))
+            .args(["-c", &command])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    dir.join("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("RDS_CA_BUNDLE_URL", dir.join("ca.pem"))
+            .env("PGBOUNCER_INI", rendered)
+            .env("READER_HOSTS", readers)
+            .env("APP_USER", "app")
+            .env("APP_DB_PASSWORD", "app-password")
+            .env("ADMIN_USER", "pgbouncer_admin")
+            .env("ADMIN_PASSWORD", "admin-password")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -603,34 +665,49 @@ fn the_cloud_pgbouncer_verifies_the_database_certificate() {
         let mut answer = Err("PgBouncer never listened".to_owned());
         for _ in 0..50 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let out = Command::new("psql")
-                    .args([
-                        "-X",
-                        "-A",
-                        "-t",
-                        "-q",
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &port.to_string(),
-                        "-U",
-                        "app",
-                        "-d",
-                        "sikka",
-                    ])
-                    .args([
-                        "-c",
-                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                    ])
-                    .env("PGPASSWORD", "app-password")
-                    .env("PGCONNECT_TIMEOUT", "10")
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
-                answer = if out.status.success() {
-                    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                let mut seen = Vec::new();
+                for db in ["sikka", "sikka_ro"] {
+                    let out = Command::new("psql")
+                        .args([
+                            "-X",
+                            "-A",
+                            "-t",
+                            "-q",
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            &port.to_string(),
+                            "-U",
+                            "app",
+                            "-d",
+                            db,
+                        ])
+                        .args([
+                            "-c",
+                            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        ])
+                        .env("PGPASSWORD", "app-password")
+                        .env("PGCONNECT_TIMEOUT", "10")
+                        .stdin(Stdio::null())
+                        .output()
+                        .unwrap();
+                    if !out.status.success() {
+                        seen.push(format!(
+                            "{db}: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                        break;
+                    }
+                    seen.push(format!(
+                        "{db}: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    ));
+                }
+                let text = seen.join(", ");
+                answer = if text.contains("error") || seen.len() < 2 {
+                    Err(text)
                 } else {
-                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                    Ok(text)
                 };
                 break;
             }
@@ -640,21 +717,36 @@ fn the_cloud_pgbouncer_verifies_the_database_certificate() {
         let log = bouncer.wait_with_output().unwrap();
         (answer, String::from_utf8_lossy(&log.stderr).into_owned())
     };
-    let (answer, log) = through("localhost");
+    // One replica name among several: the task picks one of them.
+    let (answer, log) = task("localhost", "localhost", &template);
     assert_eq!(
-        answer.unwrap_or_else(|e| panic!("through PgBouncer to the named host: {e}\n{log}")),
-        "t",
-        "the server connection is TLS"
+        answer.unwrap_or_else(|e| panic!("through the task's PgBouncer: {e}\n{log}")),
+        "sikka: t, sikka_ro: t",
+        "both server connections are TLS"
     );
-    let (answer, log) = through("127.0.0.1");
+    let written = std::fs::read_to_string(dir.join("task/pgbouncer.ini")).unwrap();
+    assert!(written.contains("sikka_ro = host=localhost "), "{written}");
+    assert!(
+        std::fs::read_to_string(dir.join("task/userlist.txt"))
+            .unwrap()
+            .contains("\"app\" \"app-password\"")
+    );
+
+    let (answer, log) = task("127.0.0.1", "localhost", &template);
     assert!(
         answer.is_err(),
-        "a host the certificate does not name: {answer:?}"
+        "a writer the certificate does not name: {answer:?}"
     );
     assert!(
-        log.contains("certificate")
-            || log.contains("hostname")
-            || log.contains("name does not match"),
+        log.contains("certificate") || log.contains("hostname") || log.contains("not present"),
         "PgBouncer's log names the failed check:\n{log}"
+    );
+    // Why a task picks one replica: the same entry with two hosts fails
+    // verification on this PgBouncer.
+    let multi = template.replace("${reader_hosts}", "localhost,localhost");
+    let (answer, log) = task("localhost", "localhost", &multi);
+    assert!(
+        answer.as_ref().is_err_and(|e| e.contains("sikka_ro")),
+        "a multi-host entry under verify-full: {answer:?}\n{log}"
     );
 }

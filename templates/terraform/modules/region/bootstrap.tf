@@ -78,7 +78,7 @@ resource "aws_iam_role_policy" "bootstrap_secrets" {
     Statement = [{
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue"]
-      Resource = [aws_db_instance.writer[0].master_user_secret[0].secret_arn, local.secret_arn["app_db"]]
+      Resource = [aws_db_instance.writer[0].master_user_secret[0].secret_arn, var.secrets.app_db]
     }]
   })
 }

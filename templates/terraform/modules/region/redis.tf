@@ -72,7 +72,7 @@ resource "aws_elasticache_replication_group" "this" {
   multi_az_enabled           = var.redis.multi_az
   at_rest_encryption_enabled = true
   transit_encryption_enabled = true
-  auth_token                 = random_password.redis_auth.result
+  auth_token                 = var.redis_auth_token
   snapshot_retention_limit   = 3
   apply_immediately          = var.redis.apply_immediately
 }

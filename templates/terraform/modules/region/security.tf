@@ -19,7 +19,7 @@ resource "aws_security_group" "service" {
 
   region      = var.aws_region
   name_prefix = "${var.name}-${each.key}-"
-  description = "${each.key}: reached by the load balancer only"
+  description = each.value.port == null ? "${each.key}: reached by nothing" : "${each.key}: reached by the load balancer only"
   vpc_id      = var.network.vpc_id
 
   # A change AWS can make only by replacement creates the new group first.
@@ -42,7 +42,7 @@ resource "aws_security_group" "edge" {
 resource "aws_security_group" "pg_proxy" {
   region      = var.aws_region
   name_prefix = "${var.name}-pg-proxy-"
-  description = "PgBouncer's internal load balancer: reached by the services that use postgres"
+  description = "The internal load balancer of PgBouncer: reached by the services that use postgres"
   vpc_id      = var.network.vpc_id
 
   lifecycle {
@@ -142,7 +142,7 @@ resource "aws_vpc_security_group_ingress_rule" "pg_proxy_from_service" {
 
   region                       = var.aws_region
   security_group_id            = aws_security_group.pg_proxy.id
-  description                  = "PgBouncer's load balancer from ${each.key}"
+  description                  = "The PgBouncer load balancer from ${each.key}"
   referenced_security_group_id = aws_security_group.service[each.key].id
   ip_protocol                  = "tcp"
   from_port                    = var.pg_proxy.write_port
@@ -152,7 +152,7 @@ resource "aws_vpc_security_group_ingress_rule" "pg_proxy_from_service" {
 resource "aws_vpc_security_group_egress_rule" "pg_proxy_to_pgbouncer" {
   region                       = var.aws_region
   security_group_id            = aws_security_group.pg_proxy.id
-  description                  = "PgBouncer's load balancer to PgBouncer (traffic and health checks)"
+  description                  = "The PgBouncer load balancer to PgBouncer (traffic and health checks)"
   referenced_security_group_id = aws_security_group.pgbouncer.id
   ip_protocol                  = "tcp"
   from_port                    = 6432
@@ -175,7 +175,7 @@ resource "aws_vpc_security_group_ingress_rule" "pgbouncer_from_pg_proxy" {
 resource "aws_vpc_security_group_egress_rule" "pgbouncer_to_postgres" {
   region                       = var.aws_region
   security_group_id            = aws_security_group.pgbouncer.id
-  description                  = "PgBouncer to this region's PostgreSQL"
+  description                  = "PgBouncer to PostgreSQL in this region"
   referenced_security_group_id = aws_security_group.postgres.id
   ip_protocol                  = "tcp"
   from_port                    = 5432
@@ -209,7 +209,7 @@ resource "aws_vpc_security_group_ingress_rule" "postgres_from_peers" {
 
   region            = var.aws_region
   security_group_id = aws_security_group.postgres.id
-  description       = "The writer from a secondary region's PgBouncer, over the peering"
+  description       = "The writer from PgBouncer in a secondary region, over the peering"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
   from_port         = 5432

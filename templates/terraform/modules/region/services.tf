@@ -4,8 +4,8 @@
 # pgbouncer.ini is written at start from PGBOUNCER_INI: the phase's
 # pgbouncer.ini (pgbouncer.ini.tftpl) with this region's RDS endpoints;
 # passwords come from Secrets Manager into the task's environment, never
-# into a file here. Secrets are read by name: the name finds the replica
-# in this region, the same secret in every region.
+# into a file here. Each region reads its own region's copy of the one
+# set of secrets.
 
 locals {
   writer_address = var.primary ? aws_db_instance.writer[0].address : var.postgres.writer_address
@@ -20,7 +20,11 @@ locals {
   # The pgbouncer.ini every other target runs, with this region's endpoints.
   pgbouncer_ini = templatefile("${path.module}/pgbouncer.ini.tftpl", {
     writer_address = local.writer_address
-    reader_hosts   = local.reader_hosts
+    # Each task names one replica, picked at start (READER below):
+    # PgBouncer 1.23 checks a multi-host entry's certificate against the
+    # whole comma-separated list, so verify-full fails on it
+    # (pgbouncer/pgbouncer#1300, fixed after 1.24).
+    reader_hosts = "@READER@"
   })
 
   log_configuration = {
@@ -61,11 +65,6 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# A secret's ARN ends in six random characters after its name.
-locals {
-  secret_arn = { for k, name in var.secrets : k => "arn:aws:secretsmanager:${var.aws_region}:*:secret:${name}-??????" }
-}
-
 resource "aws_iam_role_policy" "read_secrets" {
   name = "read-secrets"
   role = aws_iam_role.execution.id
@@ -74,7 +73,7 @@ resource "aws_iam_role_policy" "read_secrets" {
     Statement = [{
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue"]
-      Resource = [for k in ["app_db", "database_url_write", "database_url_read", "pgbouncer_admin", "redis_auth"] : local.secret_arn[k]]
+      Resource = [for k in ["app_db", "database_url_write", "database_url_read", "pgbouncer_admin", "redis_auth"] : var.secrets[k]]
     }]
   })
 }
@@ -96,9 +95,12 @@ resource "aws_ecs_task_definition" "pgbouncer" {
     # The RDS certificate authorities first: PgBouncer verifies the
     # database's certificate and name (verify-full), and does not start
     # without them.
-    command = ["wget -q -O /tmp/rds-ca.pem \"$RDS_CA_BUNDLE_URL\" && printf '%s' \"$PGBOUNCER_INI\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
+    # Then one of the region's replicas, at random, for this task's reads:
+    # the tasks spread over the replicas.
+    command = ["wget -q -O /tmp/rds-ca.pem \"$RDS_CA_BUNDLE_URL\" && set -- $(printf '%s' \"$READER_HOSTS\" | tr ',' ' ') && shift $(($(od -An -N2 -tu2 /dev/urandom) % $#)) && printf '%s' \"$PGBOUNCER_INI\" | sed \"s/@READER@/$1/\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
     environment = [
       { name = "PGBOUNCER_INI", value = local.pgbouncer_ini },
+      { name = "READER_HOSTS", value = local.reader_hosts },
       { name = "APP_USER", value = var.pgbouncer.user },
       { name = "ADMIN_USER", value = var.pgbouncer.admin_user },
       { name = "RDS_CA_BUNDLE_URL", value = var.rds_ca_bundle_url },
@@ -133,6 +135,10 @@ resource "aws_ecs_service" "pgbouncer" {
   }
 
   health_check_grace_period_seconds = 30
+
+  # ECS refuses a target group no listener uses yet, and a task whose
+  # secrets its role may not read yet fails.
+  depends_on = [aws_lb_listener.pg_proxy, aws_iam_role_policy.read_secrets, aws_iam_role_policy_attachment.execution]
 
   deployment_circuit_breaker {
     enable   = true
@@ -214,6 +220,8 @@ resource "aws_ecs_service" "service" {
   }
 
   health_check_grace_period_seconds = each.value.port == null ? null : 60
+
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener_rule.service, aws_iam_role_policy.read_secrets, aws_iam_role_policy_attachment.execution]
 
   deployment_circuit_breaker {
     enable   = true

@@ -55,7 +55,7 @@ variable "peer_cidrs" {
 }
 
 variable "secrets" {
-  description = "Names of the phase's secrets in Secrets Manager, created once in the primary region and replicated to this one under the same names."
+  description = "ARNs of the phase's secrets in this region: created once in the primary region and replicated to this one by Secrets Manager."
   type = object({
     app_db             = string
     database_url_write = string
