@@ -143,6 +143,12 @@ pub enum Code {
     Reg001,
     /// Regions or services: duplicate names.
     Reg002,
+    /// A Redis global datastore without a secondary region to replicate to.
+    Reg003,
+    /// A secondary region's own Redis beside a global datastore.
+    Reg004,
+    /// A burstable node type for a global datastore, which takes none.
+    Reg005,
     /// Estimated capacity below users.max.
     Cap001,
     /// The app's database pools open more PgBouncer clients than it takes.
@@ -208,6 +214,9 @@ impl Code {
             Ntf002 => "NTF002",
             Reg001 => "REG001",
             Reg002 => "REG002",
+            Reg003 => "REG003",
+            Reg004 => "REG004",
+            Reg005 => "REG005",
             Cap001 => "CAP001",
             Cap002 => "CAP002",
             Trn001 => "TRN001",

@@ -145,8 +145,11 @@ pub fn cache_class(phase: &Phase, redis: &Redis) -> String {
     if let Some(c) = &phase.targets.terraform.instance_classes.redis {
         return c.as_str().to_owned();
     }
+    // A global datastore takes no burstable (cache.t*) node.
+    let global = phase.targets.terraform.redis_global_datastore;
     CACHE_CLASSES
         .iter()
+        .filter(|(class, _, _)| !(global && class.starts_with("cache.t")))
         .find(|(_, cpu, mem)| f64::from(*cpu) >= redis.cpu && *mem >= redis.memory_mb)
         .map_or(CACHE_CLASSES[CACHE_CLASSES.len() - 1].0, |(c, _, _)| *c)
         .to_owned()
@@ -355,6 +358,9 @@ pub struct RedisPlan {
     pub maxmemory_policy: &'static str,
     pub engine_version: String,
     pub family: String,
+    /// A member of the phase's ElastiCache global datastore: the primary
+    /// region's Redis takes the writes, the others hold copies.
+    pub global: bool,
 }
 
 fn redis_plan(phase: &Phase, r: &Redis) -> RedisPlan {
@@ -395,6 +401,7 @@ fn redis_plan(phase: &Phase, r: &Redis) -> RedisPlan {
         } else {
             "redis6.x".to_owned()
         },
+        global: phase.targets.terraform.redis_global_datastore,
     }
 }
 

@@ -784,6 +784,13 @@ pub struct TerraformTarget {
     /// Instance classes instead of the ones chosen from cpu and memory.
     #[serde(skip_serializing_if = "InstanceClasses::is_empty")]
     pub instance_classes: InstanceClasses,
+    /// With regions: one Redis for all of them, an ElastiCache global
+    /// datastore. The primary region's Redis takes every write (the app
+    /// in a secondary region writes to it over the peering) and each
+    /// secondary region holds a read-only copy, which the app reads
+    /// through `REDIS_READ_*`. Off: each region has its own Redis.
+    #[serde(skip_serializing_if = "is_false")]
+    pub redis_global_datastore: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -808,6 +815,7 @@ impl Default for TerraformTarget {
             provider: Provider::Aws,
             region: CloudRegion("eu-west-1".to_owned()),
             instance_classes: InstanceClasses::default(),
+            redis_global_datastore: false,
         }
     }
 }

@@ -429,7 +429,61 @@ fn owner_mode(block: &str) -> &'static str {
     }
 }
 
+/// An ElastiCache global datastore: one Redis whose copies live in the
+/// secondary regions.
+fn global_datastore(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let terraform = &phase.targets.terraform;
+    if !terraform.redis_global_datastore {
+        return;
+    }
+    let at = src.value_at("/targets/terraform/redis_global_datastore");
+    if !phase
+        .regions
+        .iter()
+        .any(|r| r.role == RegionRole::Secondary)
+    {
+        out.push(Diagnostic::error(
+            Code::Reg003,
+            at.clone(),
+            "targets.terraform.redis_global_datastore needs a secondary region to hold a copy, and the phase has none",
+            "add a `role: secondary` region, or leave redis_global_datastore out",
+        ));
+    }
+    for (i, region) in phase.regions.iter().enumerate() {
+        if region.role == RegionRole::Secondary && region.redis.is_some() {
+            out.push(
+                Diagnostic::error(
+                    Code::Reg004,
+                    src.value_at(&format!("/regions/{i}/redis")),
+                    format!(
+                        "region '{}' declares its own Redis, but with redis_global_datastore its Redis is the primary region's copy, of the same shape",
+                        region.name
+                    ),
+                    "remove this region's `redis` block (its copy follows the phase's `redis`), or turn redis_global_datastore off to give each region its own",
+                )
+                .with_related(at.clone()),
+            );
+        }
+    }
+    if let Some(class) = &terraform.instance_classes.redis
+        && class.as_str().starts_with("cache.t")
+    {
+        out.push(
+            Diagnostic::error(
+                Code::Reg005,
+                src.value_at("/targets/terraform/instance_classes/redis"),
+                format!(
+                    "{class} is a burstable node type, which an ElastiCache global datastore does not take"
+                ),
+                "choose an M or R node type, e.g. cache.m7g.large, or leave instance_classes.redis out (scaleplan then picks one)",
+            )
+            .with_related(at),
+        );
+    }
+}
+
 fn regions(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    global_datastore(phase, src, out);
     if phase.regions.is_empty() {
         return;
     }

@@ -99,6 +99,18 @@ module {{ r.module|hcl_label }} {
     multi_az                = {{ r.redis.multi_az }}
     maxmemory_policy        = {{ r.redis.maxmemory_policy }}
     apply_immediately       = var.apply_immediately
+{% if r.redis.global %}
+    # One Redis for every region: an ElastiCache global datastore.
+    global_datastore = true
+    global_id        = {% if r.primary %}null{% else %}module.{{ primary_module|key }}.redis_global_id{% endif %}
+
+    writer_endpoint  = {% if r.primary %}null{% else %}module.{{ primary_module|key }}.redis_endpoint{% endif %}
+
+{% else %}
+    global_datastore        = false
+    global_id               = null
+    writer_endpoint         = null
+{% endif %}
   }
 
   pgbouncer = {

@@ -81,6 +81,8 @@ bad_inputs! {
     duplicate_mapping_key: "duplicate-key" => "LOAD006" at "phases/phase.yaml:6:3";
     toml_duplicate_key: "toml-duplicate-key" => "LOAD006" at "phases/phase.toml:7:1";
     pool_overflow: "pool-overflow" => "PGB002" at "phases/phase.yaml:6:22";
+    global_datastore_without_a_secondary_region: "global-datastore-alone" => "REG003" at "phases/phase.yaml:6:55";
+    global_datastore_beside_a_regions_own_redis: "global-datastore-own-redis" => "REG004" at "phases/phase.yaml:12:12";
     pool_overflow_with_a_secondary_region: "pool-overflow-regions" => "PGB002" at "phases/phase.yaml:10:22";
     max_client_conn_below_pool: "max-client-below-pool" => "PGB001" at "phases/phase.yaml:4:54";
     quorum_above_sentinel_count: "quorum-above-count" => "RED003" at "phases/phase.yaml:7:33";

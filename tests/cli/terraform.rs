@@ -163,14 +163,48 @@ fn check_body(schema: &serde_json::Value, body: &Body, at: &str, problems: &mut 
     }
 }
 
+fn provider_schema() -> serde_json::Value {
+    let path = repo().join("tests/fixtures/schemas/terraform-providers.json");
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// Every block of a rendered tree against the provider schemas: the
+/// problems found, and how many blocks were checked.
+fn schema_problems(schema: &serde_json::Value, dir: &Path, problems: &mut Vec<String>) -> usize {
+    let mut resources = 0;
+    for file in tf_files(dir) {
+        let body = parse(&file);
+        let shown = file.display().to_string();
+        for block in body.blocks() {
+            let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+            let (kind, table) = match block.identifier() {
+                "resource" => ("resource", &schema["resources"]),
+                "data" => ("data", &schema["data_sources"]),
+                "provider" => ("provider", &schema["provider"]),
+                _ => continue,
+            };
+            let Some(block_schema) = table.get(labels[0]) else {
+                problems.push(format!("{shown}: unknown {kind} type {}", labels[0]));
+                continue;
+            };
+            resources += 1;
+            check_body(
+                block_schema,
+                block.body(),
+                &format!("{shown}: {kind} {}", labels.join(".")),
+                problems,
+            );
+        }
+    }
+    resources
+}
+
 #[test]
 fn every_resource_matches_the_provider_schemas() {
-    let schema_path = repo().join("tests/fixtures/schemas/terraform-providers.json");
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&schema_path)
-            .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
-    )
-    .unwrap();
+    let schema = provider_schema();
     // The checker is live: an unknown argument and a missing required one.
     let mut problems = Vec::new();
     let bogus = hcl::parse("resource \"aws_db_instance\" \"x\" {\n  bogus = 1\n}\n").unwrap();
@@ -186,30 +220,11 @@ fn every_resource_matches_the_provider_schemas() {
 
     let mut resources = 0;
     for phase in PHASES {
-        for file in tf_files(&repo().join("out").join(phase).join("terraform")) {
-            let body = parse(&file);
-            let shown = file.strip_prefix(repo()).unwrap().display().to_string();
-            for block in body.blocks() {
-                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
-                let (kind, table) = match block.identifier() {
-                    "resource" => ("resource", &schema["resources"]),
-                    "data" => ("data", &schema["data_sources"]),
-                    "provider" => ("provider", &schema["provider"]),
-                    _ => continue,
-                };
-                let Some(block_schema) = table.get(labels[0]) else {
-                    problems.push(format!("{shown}: unknown {kind} type {}", labels[0]));
-                    continue;
-                };
-                resources += 1;
-                check_body(
-                    block_schema,
-                    block.body(),
-                    &format!("{shown}: {kind} {}", labels.join(".")),
-                    &mut problems,
-                );
-            }
-        }
+        resources += schema_problems(
+            &schema,
+            &repo().join("out").join(phase).join("terraform"),
+            &mut problems,
+        );
     }
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(resources > 100, "only {resources} blocks checked");
@@ -731,7 +746,13 @@ fn no_region_bound_id_is_referenced_from_another_regions_module() {
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                         .collect();
                     assert!(
-                        ["writer_arn", "writer_address"].contains(&output.as_str()),
+                        [
+                            "writer_arn",
+                            "writer_address",
+                            "redis_global_id",
+                            "redis_endpoint"
+                        ]
+                        .contains(&output.as_str()),
                         "{phase}: {module}.{arg} reads module output {output}"
                     );
                 }
@@ -1066,7 +1087,9 @@ fn security_groups_allow_only_what_each_service_uses() {
                 "edge_from_allowed",
                 "https_out",
                 "pgbouncer_to_writer",
-                "postgres_from_peers"
+                "postgres_from_peers",
+                "redis_from_peers",
+                "service_to_primary_redis"
             ],
             "{phase}"
         );
@@ -1180,43 +1203,54 @@ fn declared(dir: &Path) -> std::collections::BTreeSet<String> {
 /// Every `var.`, `local.`, `module.` and resource reference of a module
 /// names something the module declares: what `terraform validate` would
 /// catch first, checked without the provider.
+/// References in the .tf files of `dir` that name nothing the module
+/// declares; and how many were checked.
+fn unresolved(dir: &Path) -> (Vec<String>, usize) {
+    let names = declared(dir);
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_none_or(|e| e != "tf") {
+            continue;
+        }
+        let code = std::fs::read_to_string(&file).unwrap();
+        for (before, token) in references(&code) {
+            // Inside a dotted path (module.x.aws_y.z in a moved block) or
+            // a string such as an IAM policy ARN.
+            if before == '.' || before == ':' || before == '/' {
+                continue;
+            }
+            let parts: Vec<&str> = token.split('.').collect();
+            let wanted = match parts.as_slice() {
+                ["var" | "local" | "module", name, ..] => format!("{}.{name}", parts[0]),
+                [kind, name, ..] if kind.starts_with("aws_") || kind.starts_with("random_") => {
+                    format!("{kind}.{name}")
+                }
+                _ => continue,
+            };
+            if !names.contains(&wanted) {
+                problems.push(format!(
+                    "{}: {token} names nothing declared ({wanted})",
+                    file.display()
+                ));
+            }
+            checked += 1;
+        }
+    }
+    (problems, checked)
+}
+
+/// Every `var.`, `local.`, `module.` and resource reference of a module
+/// names something the module declares: what `terraform validate` would
+/// catch first, checked without the provider.
 #[test]
 fn every_reference_resolves_in_its_module() {
     for phase in PHASES {
         let root = repo().join("out").join(phase).join("terraform");
         for dir in [root.clone(), root.join("modules/region")] {
-            let names = declared(&dir);
-            let mut checked = 0;
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let file = entry.unwrap().path();
-                if file.extension().is_none_or(|e| e != "tf") {
-                    continue;
-                }
-                let code = std::fs::read_to_string(&file).unwrap();
-                for (before, token) in references(&code) {
-                    // Inside a dotted path (module.x.aws_y.z in a moved
-                    // block) or a string such as an IAM policy ARN.
-                    if before == '.' || before == ':' || before == '/' {
-                        continue;
-                    }
-                    let parts: Vec<&str> = token.split('.').collect();
-                    let wanted = match parts.as_slice() {
-                        ["var" | "local" | "module", name, ..] => format!("{}.{name}", parts[0]),
-                        [kind, name, ..]
-                            if kind.starts_with("aws_") || kind.starts_with("random_") =>
-                        {
-                            format!("{kind}.{name}")
-                        }
-                        _ => continue,
-                    };
-                    assert!(
-                        names.contains(&wanted),
-                        "{phase}: {}: {token} names nothing declared ({wanted})",
-                        file.display()
-                    );
-                    checked += 1;
-                }
-            }
+            let (problems, checked) = unresolved(&dir);
+            assert!(problems.is_empty(), "{phase}: {problems:#?}");
             assert!(
                 checked > 20,
                 "{phase}: {}: {checked} references",
@@ -1224,6 +1258,105 @@ fn every_reference_resolves_in_its_module() {
             );
         }
     }
+    // The check is live: a module that names an undeclared local.
+    let sandbox = Sandbox::new("tf-references");
+    std::fs::write(
+        sandbox.path("main.tf"),
+        "locals {\n  a = 1\n}\n\noutput \"x\" {\n  value = local.b + var.c + aws_lb.d.arn\n}\n",
+    )
+    .unwrap();
+    let (problems, _) = unresolved(&sandbox.root);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+}
+
+/// With `targets.terraform.redis_global_datastore`, the regions share one
+/// Redis: the primary region's replication group leads an ElastiCache
+/// global datastore, the secondary region's joins it (taking its shape
+/// from it), services there write to the primary region's Redis over the
+/// peering and read their own copy, and no burstable node is chosen.
+#[test]
+fn a_global_datastore_joins_the_regions_redis() {
+    let sandbox = testkit::Sandbox::shipped("global-datastore");
+    let spec = std::fs::read_to_string(sandbox.path("phases/enterprise.toml")).unwrap();
+    let start = spec.find("[regions.redis]").unwrap();
+    let end = spec[start..].find("\n\n").map_or(spec.len(), |e| start + e);
+    let edited = format!(
+        "{}{}\n[targets.terraform]\nredis_global_datastore = true\n",
+        &spec[..start],
+        &spec[end..]
+    );
+    std::fs::write(sandbox.path("phases/enterprise.toml"), edited).unwrap();
+    let run = sandbox.run(&["build", "enterprise"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = sandbox.path("out/enterprise/terraform");
+
+    let mut problems = Vec::new();
+    let checked = schema_problems(&provider_schema(), &dir, &mut problems);
+    assert!(problems.is_empty() && checked > 50, "{problems:#?}");
+    for module_dir in [dir.clone(), dir.join("modules/region")] {
+        let (problems, _) = unresolved(&module_dir);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+    if terraform().is_some() {
+        let out = tf(&dir, &["fmt", "-check", "-diff", "-recursive", "-no-color"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    let main = parse(&dir.join("main.tf"));
+    let redis_of = |module: &str| -> BTreeMap<String, String> {
+        let block = main
+            .blocks()
+            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == module)
+            .unwrap();
+        let redis = block
+            .body()
+            .attributes()
+            .find(|a| a.key() == "redis")
+            .unwrap();
+        object(redis.expr())
+            .into_iter()
+            .map(|(k, v)| (k, text(v)))
+            .collect()
+    };
+    let primary = redis_of("primary");
+    let secondary = redis_of("region_us_east");
+    assert_eq!(primary["global_datastore"], "true");
+    assert_eq!(
+        (
+            primary["global_id"].as_str(),
+            primary["writer_endpoint"].as_str()
+        ),
+        ("null", "null")
+    );
+    assert_eq!(secondary["global_id"], "module.primary.redis_global_id");
+    assert_eq!(
+        secondary["writer_endpoint"],
+        "module.primary.redis_endpoint"
+    );
+    // The copy has the primary's shape: the phase's Redis, not us-east's.
+    assert_eq!(primary["num_node_groups"], secondary["num_node_groups"]);
+    let variables = std::fs::read_to_string(dir.join("variables.tf")).unwrap();
+    assert!(
+        !variables.contains("\"cache.t"),
+        "a burstable node for a global datastore:\n{variables}"
+    );
+
+    let redis = std::fs::read_to_string(dir.join("modules/region/redis.tf")).unwrap();
+    assert!(redis.contains("resource \"aws_elasticache_global_replication_group\" \"this\""));
+    assert!(redis.contains(
+        "num_node_groups            = local.global_member ? null : var.redis.num_node_groups"
+    ));
+    let services = std::fs::read_to_string(dir.join("modules/region/services.tf")).unwrap();
+    assert!(services.contains("REDIS_READ_CLUSTER_NODES"));
+    assert!(services.contains(
+        "redis_writes = local.global_member ? var.redis.writer_endpoint : local.redis_endpoint"
+    ));
+    let readme = std::fs::read_to_string(sandbox.path("out/enterprise/README.md")).unwrap();
+    assert!(readme.contains("global datastore"), "{readme}");
 }
 
 /// AWS takes only `a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*` in a security group's

@@ -15,6 +15,11 @@ output "reader_addresses" {
   value       = aws_db_instance.replica[*].address
 }
 
+output "redis_global_id" {
+  description = "The Redis global datastore's id (primary region, when the phase asks for one)."
+  value       = try(aws_elasticache_global_replication_group.this[0].global_replication_group_id, null)
+}
+
 output "redis_endpoint" {
   description = "The primary endpoint, or the configuration endpoint in cluster mode."
   value       = local.redis_endpoint

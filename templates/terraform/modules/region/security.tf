@@ -241,6 +241,35 @@ resource "aws_vpc_security_group_ingress_rule" "redis_from_service" {
   to_port                      = 6379
 }
 
+# A global datastore: the secondary regions' services write to the
+# primary region's Redis over the peering.
+resource "aws_vpc_security_group_ingress_rule" "redis_from_peers" {
+  for_each = var.primary && var.redis.global_datastore ? toset(var.peer_cidrs) : toset([])
+
+  region            = var.aws_region
+  security_group_id = aws_security_group.redis.id
+  description       = "Redis from the services of a secondary region, over the peering"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 6379
+  to_port           = 6379
+}
+
+resource "aws_vpc_security_group_egress_rule" "service_to_primary_redis" {
+  for_each = {
+    for pair in setproduct(keys(local.redis_services), var.primary || !var.redis.global_datastore ? [] : var.peer_cidrs) :
+    "${pair[0]} ${pair[1]}" => { service = pair[0], cidr = pair[1] }
+  }
+
+  region            = var.aws_region
+  security_group_id = aws_security_group.service[each.value.service].id
+  description       = "${each.value.service} to Redis in the primary region, over the peering"
+  cidr_ipv4         = each.value.cidr
+  ip_protocol       = "tcp"
+  from_port         = 6379
+  to_port           = 6379
+}
+
 # HTTPS out: ECR and Docker Hub, Secrets Manager, CloudWatch Logs, the RDS
 # certificate bundle, and the push providers the workers call. DNS goes to
 # the VPC resolver, which security groups do not filter.

@@ -147,6 +147,10 @@ resource "aws_ecs_service" "pgbouncer" {
 }
 
 locals {
+  # Where writes go: this region's Redis, or with a global datastore the
+  # primary region's (a secondary region's copy is read-only).
+  redis_writes = local.global_member ? var.redis.writer_endpoint : local.redis_endpoint
+
   # The connection contract, under the same names as on Compose and the
   # local target. ElastiCache's managed failover stands in for Sentinel,
   # so a Sentinel phase is "standalone" behind the primary endpoint here.
@@ -154,8 +158,10 @@ locals {
     { name = "PORT", value = tostring(s.port), use = s.port != null },
     { name = "DATABASE_SSL", value = "false", use = s.uses_postgres },
     { name = "REDIS_MODE", value = local.redis_mode, use = s.uses_redis },
-    { name = "REDIS_URL", value = "rediss://${local.redis_endpoint}:6379", use = s.uses_redis && local.redis_mode == "standalone" },
-    { name = "REDIS_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = s.uses_redis && local.redis_mode == "cluster" },
+    { name = "REDIS_URL", value = "rediss://${local.redis_writes}:6379", use = s.uses_redis && local.redis_mode == "standalone" },
+    { name = "REDIS_CLUSTER_NODES", value = "${local.redis_writes}:6379", use = s.uses_redis && local.redis_mode == "cluster" },
+    { name = "REDIS_READ_URL", value = "rediss://${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "standalone" },
+    { name = "REDIS_READ_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "cluster" },
     { name = "REDIS_TLS", value = "true", use = s.uses_redis },
     { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = s.uses_redis },
     { name = "BULLMQ_PREFIX", value = local.redis_mode == "cluster" ? "{bull}" : "bull", use = s.uses_redis },

@@ -136,6 +136,12 @@ variable "redis" {
     multi_az                = bool
     maxmemory_policy        = string
     apply_immediately       = bool
+    # A global datastore: on in every region; a secondary region's copy
+    # joins the datastore (global_id) and sends writes to the primary
+    # region's Redis (writer_endpoint).
+    global_datastore = bool
+    global_id        = string
+    writer_endpoint  = string
   })
 }
 
