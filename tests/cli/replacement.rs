@@ -153,12 +153,15 @@ fn parse(path: &Path) -> Body {
 /// and the region module's resources and locals.
 struct Rendering {
     modules: BTreeMap<String, BTreeMap<String, Expression>>,
-    resources: Vec<(String, String, Body)>,
+    resources: Vec<Resource>,
     locals: BTreeMap<String, Expression>,
 }
 
+/// A resource block: type, name, body.
+type Resource = (String, String, Body);
+
 /// The resources and locals of the .tf files directly in `dir`.
-fn resources_in(dir: &Path) -> (Vec<(String, String, Body)>, BTreeMap<String, Expression>) {
+fn resources_in(dir: &Path) -> (Vec<Resource>, BTreeMap<String, Expression>) {
     let mut resources = Vec::new();
     let mut locals = BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(dir)
