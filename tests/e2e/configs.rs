@@ -334,20 +334,7 @@ impl Server {
 
     /// psql over TCP as `user`; Err carries psql's message.
     fn psql(&self, user: &str, password: &str, db: &str, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("psql")
-            .args(["-X", "-A", "-t", "-q", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", user, "-d", db])
-            .args(args)
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "5")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        crate::harness::psql_args(self.port, user, password, db, args)
     }
 }
 

@@ -296,6 +296,18 @@ impl Drop for Phase {
 
 /// One SQL statement through psql over TCP. Err carries psql's message.
 pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    psql_args(port, user, password, db, &["-c", sql])
+}
+
+/// psql over TCP with `args` (a statement, a script and its variables).
+/// Err carries psql's message.
+pub fn psql_args(
+    port: u16,
+    user: &str,
+    password: &str,
+    db: &str,
+    args: &[&str],
+) -> Result<String, String> {
     let out = Command::new("psql")
         .args([
             "-X",
@@ -306,13 +318,9 @@ pub fn psql(port: u16, user: &str, password: &str, db: &str, sql: &str) -> Resul
             "127.0.0.1",
             "-p",
             &port.to_string(),
-            "-U",
-            user,
-            "-d",
-            db,
-            "-c",
-            sql,
         ])
+        .args(["-U", user, "-d", db])
+        .args(args)
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "5")
         .stdin(Stdio::null())
