@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Redis, Cluster } from 'ioredis';
-import { Queue, Worker } from 'bullmq';
+import { Queue, QueueEvents, Worker, MetricsTime } from 'bullmq';
 
 const { Pool, Client } = pg;
 const T0 = Date.now();
@@ -201,8 +201,34 @@ function redisContract(env, { bullmq = false } = {}) {
     if (mode === 'cluster' && !hashTag(c.bullPrefix)) {
       throw new ContractError(`BULLMQ_PREFIX must contain a {hash tag} in cluster mode, got ${JSON.stringify(c.bullPrefix)}`);
     }
+    c.queues = parseQueues(env.has('BULLMQ_QUEUES') ? req(env, 'BULLMQ_QUEUES') : '', mode);
   }
   return c;
+}
+
+/**
+ * BULLMQ_QUEUES: `queue=prefix` pairs, comma-separated (absent when no worker
+ * sends notifications). In cluster mode every prefix carries a hash tag of its
+ * own: all of one queue's keys share a slot, and two queues never share one.
+ */
+function parseQueues(value, mode) {
+  const queues = [];
+  if (value === '') return queues;
+  for (const pair of value.split(',')) {
+    const m = /^([a-z0-9][a-z0-9-]*)=([^=,\s]+)$/.exec(pair.trim());
+    if (!m) throw new ContractError(`BULLMQ_QUEUES: expected queue=prefix[,queue=prefix...], got ${JSON.stringify(pair)}`);
+    const [, name, prefix] = m;
+    if (queues.some((q) => q.name === name)) throw new ContractError(`BULLMQ_QUEUES names ${name} twice`);
+    if (mode === 'cluster') {
+      const tag = hashTag(prefix);
+      if (!tag) throw new ContractError(`BULLMQ_QUEUES: ${name}'s prefix must carry a {hash tag} in cluster mode, got ${JSON.stringify(prefix)}`);
+      if (queues.some((q) => hashTag(q.prefix) === tag)) {
+        throw new ContractError(`BULLMQ_QUEUES: ${name} shares the hash tag {${tag}} with another queue`);
+      }
+    }
+    queues.push({ name, prefix });
+  }
+  return queues;
 }
 
 // pg falls back to PG* environment variables (PGPASSWORD, PGSSLMODE, PGHOST, ...) for
@@ -654,95 +680,247 @@ async function cmdReadProbe(env, flags) {
 // ---------------------------------------------------------------------------
 // subcommand: bullmq
 
+/** The value of `bullmq_job_count{queue="Q", state="S"}` (or another series) in exportPrometheusMetrics' text. */
+function metricValue(text, metric, labels) {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const body = line.slice(metric.length + 1, line.lastIndexOf('}'));
+    const got = Object.fromEntries(
+      body.split(',').map((kv) => {
+        const [k, v] = kv.trim().split('=');
+        return [k, JSON.parse(v)];
+      }),
+    );
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf('}') + 1));
+  }
+  return null;
+}
+
+/**
+ * Where a queue's keys live: every key under `<prefix>:<queue>:` on every
+ * master (one node outside a cluster), and each key's slot in a cluster.
+ */
+async function queueKeys(client, mode, prefix, name) {
+  const pattern = `${prefix}:${name}:*`.replace(/[?*[\]\\]/g, (c) => (c === '*' ? c : `\\${c}`));
+  const nodes = mode === 'cluster' ? client.nodes('master') : [client];
+  const found = [];
+  for (const node of nodes) {
+    const keys = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    if (keys.length) found.push({ node: mode === 'cluster' ? `${node.options.host}:${node.options.port}` : mode, keys });
+  }
+  const out = { keys: found.reduce((n, f) => n + f.keys.length, 0), nodes: found.map((f) => f.node) };
+  if (mode === 'cluster') {
+    const slots = new Set();
+    for (const { keys } of found) {
+      const BATCH = 200;
+      for (let i = 0; i < keys.length; i += BATCH) {
+        const got = await Promise.all(keys.slice(i, i + BATCH).map((k) => client.cluster('KEYSLOT', k)));
+        got.forEach((slot) => slots.add(Number(slot)));
+      }
+    }
+    out.slots = [...slots].sort((a, b) => a - b);
+    out.tag_slot = Number(await client.cluster('KEYSLOT', hashTag(prefix)));
+  }
+  return out;
+}
+
+/**
+ * The queues of the contract (BULLMQ_QUEUES), or, where no worker sends
+ * notifications, one queue on BULLMQ_PREFIX. Per queue: N jobs added while no
+ * worker runs (BullMQ's own metrics then count N waiting, and the oldest
+ * waiting job is the first added), then a Worker (concurrency 50, with
+ * metrics) completes them while a QueueEvents sees each completion; every
+ * return value is checked, BullMQ counts N completed and none waiting, and in
+ * cluster mode every key of a queue is in its hash tag's slot, on one node,
+ * and no two queues share a slot.
+ */
 async function cmdBullmq(env, flags) {
   const rc = redisContract(env, { bullmq: true });
   const jobs = numFlag(flags, 'jobs', { min: 1, int: true, dflt: 1000 });
   const timeoutS = numFlag(flags, 'timeout', { min: 1, dflt: 60 });
-  const queueName = 'push-contract';
+  const fromContract = rc.queues.length > 0;
+  const specs = fromContract ? rc.queues : [{ name: 'push-contract', prefix: rc.bullPrefix }];
   const token = randomBytes(6).toString('hex');
-  // Own connections, as a NestJS BullModule.forRootAsync({ connection }) would pass.
-  // BullMQ never closes a connection it was handed: we do.
-  const queueConn = makeRedis(rc, 'bullmq');
-  const workerConn = makeRedis(rc, 'bullmq');
-  let queue;
-  let worker;
-  const results = new Map();
-  let failed = 0;
   const onErr = onceLogger('bullmq');
+  // Own connections for each part, as a NestJS BullModule would pass them.
+  // BullMQ never closes a connection it was handed: we do.
+  const conns = [];
+  const conn = () => {
+    const c = makeRedis(rc, 'bullmq');
+    conns.push(c);
+    return c;
+  };
+  const admin = conn();
+  const queues = specs.map((q) => ({
+    ...q,
+    queue: null,
+    events: null,
+    worker: null,
+    results: new Map(),
+    seen: new Set(),
+    failed: 0,
+    done: null,
+    resolve: null,
+  }));
+  for (const q of queues) q.done = new Promise((r) => (q.resolve = r));
+  const settle = (q) => {
+    if (q.results.size + q.failed >= jobs && q.seen.size + q.failed >= jobs) q.resolve();
+  };
   try {
-    queue = new Queue(queueName, { connection: queueConn, prefix: rc.bullPrefix });
-    queue.on('error', onErr);
-    await withTimeout(queue.waitUntilReady(), 15000, 'bullmq queue ready');
-    await withTimeout(queue.obliterate({ force: true }), 30000, 'obliterate old queue'); // leftovers of earlier runs
-    let resolveDone;
-    const done = new Promise((r) => (resolveDone = r));
-    worker = new Worker(
-      queueName,
-      async (job) => ({ i: job.data.i, square: job.data.i * job.data.i, token: job.data.token }),
-      { connection: workerConn, prefix: rc.bullPrefix, concurrency: 50, autorun: false },
-    );
-    worker.on('error', onErr);
-    worker.on('completed', (job, rv) => {
-      results.set(job.data.i, rv);
-      if (results.size + failed >= jobs) resolveDone();
-    });
-    worker.on('failed', (job, e) => {
-      failed++;
-      onErr(e);
-      if (results.size + failed >= jobs) resolveDone();
-    });
-    worker.run().catch(onErr);
-    await withTimeout(worker.waitUntilReady(), 15000, 'bullmq worker ready');
-    log(`bullmq: queue ${rc.bullPrefix}:${queueName}, adding ${jobs} jobs`);
+    await waitRedisReady(admin, 15000);
+    for (const q of queues) {
+      q.queue = new Queue(q.name, { connection: conn(), prefix: q.prefix });
+      q.queue.on('error', onErr);
+      await withTimeout(q.queue.waitUntilReady(), 15000, `${q.name}: queue ready`);
+      await withTimeout(q.queue.obliterate({ force: true }), 30000, `${q.name}: obliterate old queue`); // leftovers of earlier runs
+    }
+    // Jobs first, with no worker: the backlog BullMQ's own metrics must show.
     const started = Date.now();
     const BULK = 500;
-    for (let i = 0; i < jobs; i += BULK) {
-      const bulk = [];
-      for (let j = i; j < Math.min(jobs, i + BULK); j++) {
-        bulk.push({ name: 'push', data: { i: j, token }, opts: { jobId: `${token}-${j}` } });
+    for (const q of queues) {
+      log(`bullmq: queue ${q.prefix}:${q.name}${fromContract ? ' (BULLMQ_QUEUES)' : ' (BULLMQ_PREFIX)'}, adding ${jobs} jobs`);
+      for (let i = 0; i < jobs; i += BULK) {
+        const bulk = [];
+        for (let j = i; j < Math.min(jobs, i + BULK); j++) {
+          bulk.push({ name: 'push', data: { i: j, token }, opts: { jobId: `${token}-${j}` } });
+        }
+        await q.queue.addBulk(bulk);
       }
-      await queue.addBulk(bulk);
+      const before = await q.queue.exportPrometheusMetrics();
+      q.waitingBefore = metricValue(before, 'bullmq_job_count', { queue: q.name, state: 'waiting' });
+      // The worker's oldest-job gauge (README): the oldest waiting job first.
+      const [oldest] = await q.queue.getJobs(['waiting'], 0, 0, true);
+      q.oldestFirst = oldest?.data?.i === 0 && oldest?.data?.token === token;
+      q.oldestAgeS = oldest ? (Date.now() - oldest.timestamp) / 1000 : null;
+      if (q.waitingBefore !== jobs || !q.oldestFirst) {
+        throw new CheckFailed(
+          `${q.name}: BullMQ's metrics count ${q.waitingBefore} waiting of ${jobs} added; the oldest waiting job is ${JSON.stringify(oldest?.data)}`,
+        );
+      }
+    }
+    for (const q of queues) {
+      // From the stream's last event on, whenever its first XREAD runs: no
+      // completion can slip past between start-up and the workers.
+      const [last] = await admin.xrevrange(`${q.prefix}:${q.name}:events`, '+', '-', 'COUNT', 1);
+      q.events = new QueueEvents(q.name, { connection: conn(), prefix: q.prefix, lastEventId: last ? last[0] : '0-0' });
+      q.events.on('error', onErr);
+      q.events.on('completed', ({ jobId }) => {
+        if (jobId.startsWith(`${token}-`)) {
+          q.seen.add(jobId);
+          settle(q);
+        }
+      });
+      await withTimeout(q.events.waitUntilReady(), 15000, `${q.name}: queue events ready`);
+      q.worker = new Worker(
+        q.name,
+        async (job) => ({ i: job.data.i, square: job.data.i * job.data.i, token: job.data.token, queue: q.name }),
+        {
+          connection: conn(),
+          prefix: q.prefix,
+          concurrency: 50,
+          autorun: false,
+          metrics: { maxDataPoints: MetricsTime.ONE_HOUR },
+        },
+      );
+      q.worker.on('error', onErr);
+      q.worker.on('completed', (job, rv) => {
+        q.results.set(job.data.i, rv);
+        settle(q);
+      });
+      q.worker.on('failed', (job, e) => {
+        q.failed++;
+        onErr(e);
+        settle(q);
+      });
+    }
+    for (const q of queues) {
+      q.worker.run().catch(onErr);
+      await withTimeout(q.worker.waitUntilReady(), 15000, `${q.name}: worker ready`);
     }
     try {
-      await withTimeout(done, timeoutS * 1000, 'waiting for jobs');
+      await withTimeout(Promise.all(queues.map((q) => q.done)), timeoutS * 1000, 'waiting for jobs');
     } catch (e) {
-      throw new CheckFailed(`${errMsg(e)}: ${results.size} completed, ${failed} failed of ${jobs}`);
+      const state = queues.map((q) => `${q.name}: ${q.results.size} completed, ${q.seen.size} completion events, ${q.failed} failed`);
+      throw new CheckFailed(`${errMsg(e)}: ${state.join('; ')} of ${jobs} each`);
     }
     const seconds = (Date.now() - started) / 1000;
-    log(`bullmq: ${results.size} completed, ${failed} failed in ${seconds.toFixed(2)} s`);
-    // every return value, as the worker reported it and as stored in Redis
-    const wrong = [];
-    for (let j = 0; j < jobs; j++) {
-      const rv = results.get(j);
-      if (!rv || rv.i !== j || rv.square !== j * j || rv.token !== token) wrong.push(j);
-    }
-    const stored = await queue.getJobs(['completed'], 0, -1);
-    let storedOk = 0;
-    for (const job of stored) {
-      const rv = job.returnvalue;
-      if (job.data?.token === token && rv && rv.i === job.data.i && rv.square === rv.i * rv.i) storedOk++;
-    }
-    const result = { ok: false, jobs, completed: results.size, seconds: Number(seconds.toFixed(3)) };
-    if (failed || wrong.length || storedOk !== jobs) {
-      result.failed = failed;
-      result.wrong_return_values = wrong.slice(0, 20);
-      result.stored_return_values_ok = storedOk;
-      const e = new CheckFailed(
-        `bullmq: ${failed} failed, ${wrong.length} wrong return values, ${storedOk}/${jobs} stored return values ok`,
+    const result = { ok: false, jobs, from_contract: fromContract, mode: rc.mode, seconds: Number(seconds.toFixed(3)), queues: [] };
+    const problems = [];
+    for (const q of queues) {
+      // every return value, as the worker reported it and as stored in Redis
+      const wrong = [];
+      for (let j = 0; j < jobs; j++) {
+        const rv = q.results.get(j);
+        if (!rv || rv.i !== j || rv.square !== j * j || rv.token !== token || rv.queue !== q.name) wrong.push(j);
+      }
+      const stored = await q.queue.getJobs(['completed'], 0, -1);
+      let storedOk = 0;
+      for (const job of stored) {
+        const rv = job.returnvalue;
+        if (job.data?.token === token && rv && rv.i === job.data.i && rv.square === rv.i * rv.i) storedOk++;
+      }
+      const after = await q.queue.exportPrometheusMetrics();
+      const where = await queueKeys(admin, rc.mode, q.prefix, q.name);
+      const doc = {
+        name: q.name,
+        prefix: q.prefix,
+        completed: q.results.size,
+        completion_events: q.seen.size,
+        failed: q.failed,
+        stored_return_values_ok: storedOk,
+        waiting_before: q.waitingBefore,
+        oldest_waiting_age_s: Number(q.oldestAgeS.toFixed(3)),
+        waiting_after: metricValue(after, 'bullmq_job_count', { queue: q.name, state: 'waiting' }),
+        completed_total: metricValue(after, 'bullmq_job_completed_total', { queue: q.name }),
+        ...where,
+      };
+      result.queues.push(doc);
+      log(
+        `bullmq: ${q.name}: ${doc.completed} completed (${doc.completion_events} events), ${doc.failed} failed; ` +
+          `BullMQ counts ${doc.waiting_before} waiting before, ${doc.waiting_after} after, ${doc.completed_total} completed; ` +
+          `${doc.keys} keys on ${doc.nodes.join(' ')}${doc.slots ? ` in slot(s) ${doc.slots.join(',')} (tag ${doc.tag_slot})` : ''}`,
       );
+      if (q.failed || wrong.length || storedOk !== jobs || q.seen.size !== jobs) {
+        problems.push(`${q.name}: ${q.failed} failed, ${wrong.length} wrong return values, ${storedOk}/${jobs} stored ok, ${q.seen.size} completion events`);
+      }
+      if (doc.waiting_after !== 0 || doc.completed_total !== jobs) {
+        problems.push(`${q.name}: BullMQ's metrics count ${doc.waiting_after} waiting and ${doc.completed_total} completed after the run`);
+      }
+      if (doc.keys < jobs) problems.push(`${q.name}: only ${doc.keys} keys under ${q.prefix}:${q.name}:`);
+      if (rc.mode === 'cluster') {
+        if (doc.slots.length !== 1 || doc.slots[0] !== doc.tag_slot || doc.nodes.length !== 1) {
+          problems.push(`${q.name}: keys in slots ${doc.slots.join(',')} on ${doc.nodes.join(' ')}, not all in {${hashTag(q.prefix)}}'s slot ${doc.tag_slot}`);
+        }
+      }
+    }
+    if (rc.mode === 'cluster') {
+      const slots = result.queues.map((q) => q.tag_slot);
+      if (new Set(slots).size !== slots.length) problems.push(`two queues share a slot: ${slots.join(',')}`);
+    }
+    log(`bullmq: ${queues.length} queue(s) x ${jobs} jobs in ${seconds.toFixed(2)} s`);
+    if (problems.length) {
+      const e = new CheckFailed(`bullmq: ${problems.join('; ')}`);
       e.result = result;
       throw e;
     }
     result.ok = true;
     return result;
   } finally {
-    if (worker) await withTimeout(worker.close(), 10000, 'worker close').catch(onErr);
-    if (queue) {
-      await withTimeout(queue.obliterate({ force: true }), 30000, 'obliterate').catch(onErr);
-      await withTimeout(queue.close(), 10000, 'queue close').catch(onErr);
+    for (const q of queues) {
+      if (q.worker) await withTimeout(q.worker.close(), 10000, 'worker close').catch(onErr);
+      if (q.events) await withTimeout(q.events.close(), 10000, 'queue events close').catch(onErr);
+      if (q.queue) {
+        await withTimeout(q.queue.obliterate({ force: true }), 30000, 'obliterate').catch(onErr);
+        await withTimeout(q.queue.close(), 10000, 'queue close').catch(onErr);
+      }
     }
-    await closeRedis(workerConn);
-    await closeRedis(queueConn);
+    for (const c of conns.reverse()) await closeRedis(c);
   }
 }
 

@@ -68,8 +68,9 @@ fn env_file(phase: &Phase) -> String {
 /// pg writes through DATABASE_URL, reads through DATABASE_READ_URL from a
 /// standby where the phase has one and sees the write within a second;
 /// ioredis in the phase's mode sets and reads 1,000 keys and runs a MULTI;
-/// BullMQ completes 1,000 jobs.
-pub fn contract(phase: &Phase, mode: &str, standby: bool) {
+/// BullMQ completes 1,000 jobs on each of the contract's queues. Returns
+/// the BullMQ run's document.
+pub fn contract(phase: &Phase, mode: &str, standby: bool) -> serde_json::Value {
     let env = env_file(phase);
     let doc = run(&["contract", &env], Duration::from_secs(90));
     assert_eq!(doc["ok"], true, "{doc}");
@@ -79,12 +80,105 @@ pub fn contract(phase: &Phase, mode: &str, standby: bool) {
     assert_eq!(doc["redis"]["mode"], mode, "{doc}");
     assert_eq!(doc["redis"]["keys"], 1000);
     assert_eq!(doc["redis"]["multi"], true);
-    let jobs = run(&["bullmq", &env, "--jobs", "1000"], Duration::from_secs(90));
-    assert_eq!(jobs["completed"], 1000, "{jobs}");
-    eprintln!(
-        "{}: contract {doc}; BullMQ 1,000 jobs in {} s",
-        phase.name, jobs["seconds"]
+    eprintln!("{}: contract {doc}", phase.name);
+    bullmq(phase, mode)
+}
+
+/// The queues app.env gives BullMQ (BULLMQ_QUEUES: queue=prefix pairs),
+/// in order; none when the variable is absent.
+pub fn contract_queues(phase: &Phase) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(phase.state.join("app.env")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("BULLMQ_QUEUES="))
+        .map(|v| {
+            v.split(',')
+                .map(|pair| {
+                    let (queue, prefix) = pair.split_once('=').unwrap();
+                    (queue.to_owned(), prefix.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// BullMQ (Queue, Worker, QueueEvents) over connections built from app.env
+/// alone: 1,000 jobs enqueued, processed and completed on each queue the
+/// contract names (BULLMQ_QUEUES; else one queue on BULLMQ_PREFIX), every
+/// completion seen by the Worker and by QueueEvents, every return value
+/// stored, and BullMQ's own Prometheus metrics counting the backlog before
+/// and the completions after. In cluster mode every key of a queue is in
+/// its hash tag's slot on one master, and no two queues share a slot.
+pub fn bullmq(phase: &Phase, mode: &str) -> serde_json::Value {
+    let env = env_file(phase);
+    let expected = contract_queues(phase);
+    let doc = run(
+        &["bullmq", &env, "--jobs", "1000"],
+        Duration::from_secs(150),
     );
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["mode"], mode, "{doc}");
+    assert_eq!(doc["from_contract"], !expected.is_empty(), "{doc}");
+    let queues = doc["queues"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = queues
+        .iter()
+        .map(|q| (q["name"].as_str().unwrap(), q["prefix"].as_str().unwrap()))
+        .collect();
+    if expected.is_empty() {
+        assert_eq!(names.len(), 1, "{doc}");
+    } else {
+        let expected: Vec<(&str, &str)> = expected
+            .iter()
+            .map(|(q, p)| (q.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(names, expected, "{doc}");
+    }
+    for q in queues {
+        for (field, want) in [
+            ("completed", 1000),
+            ("completion_events", 1000),
+            ("stored_return_values_ok", 1000),
+            ("failed", 0),
+            ("waiting_before", 1000),
+            ("waiting_after", 0),
+            ("completed_total", 1000),
+        ] {
+            assert_eq!(q[field], want, "{field}: {q}");
+        }
+        assert!(q["keys"].as_u64().unwrap() >= 1000, "{q}");
+        if mode == "cluster" {
+            let tag = &q["tag_slot"];
+            assert_eq!(q["slots"], serde_json::json!([tag]), "{q}");
+            assert_eq!(q["nodes"].as_array().unwrap().len(), 1, "{q}");
+        }
+    }
+    if mode == "cluster" {
+        let mut slots: Vec<u64> = queues
+            .iter()
+            .map(|q| q["tag_slot"].as_u64().unwrap())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), queues.len(), "two queues share a slot: {doc}");
+    }
+    eprintln!(
+        "{}: BullMQ 1,000 jobs on each of {} in {} s: {}",
+        phase.name,
+        names
+            .iter()
+            .map(|(q, p)| format!("{p}:{q}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        doc["seconds"],
+        queues
+            .iter()
+            .map(|q| format!(
+                "{} {} keys on {} (slot {})",
+                q["name"], q["keys"], q["nodes"], q["tag_slot"]
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    doc
 }
 
 /// A writer through ioredis (WAIT 1 in Sentinel mode, the owning master in

@@ -89,6 +89,20 @@ fn enterprise_primary_region() {
     checks::postgres_routing(&phase, "sikka", 6);
     checks::pgbouncer_settings(&phase);
     checks::cluster_failover(&phase, 6, 5000);
+    // The notification worker's two queues, each on its own hash tag.
+    assert_eq!(
+        clients::contract_queues(&phase),
+        [
+            (
+                "push-notifications".to_owned(),
+                "{push-notifications}".to_owned()
+            ),
+            (
+                "broadcast-notifications".to_owned(),
+                "{broadcast-notifications}".to_owned()
+            ),
+        ]
+    );
     clients::contract(&phase, "cluster", true);
     phase.down();
 }

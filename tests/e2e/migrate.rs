@@ -293,6 +293,16 @@ fn going_back_to_a_smaller_phase_drains_before_it_stops() {
     let phases = testkit::repo().join("tests/fixtures/shrink");
     // With monitoring, which follows the deployment to the smaller phase.
     let mut d = Phase::start(Some(&phases), "large", SHRUNK, &["--monitoring"]);
+    // The notification worker's queues over Sentinel, from the contract:
+    // BullMQ's default prefix outside a cluster.
+    assert_eq!(
+        crate::clients::contract_queues(&d),
+        [
+            ("push-notifier".to_owned(), "bull".to_owned()),
+            ("broadcast-notifier".to_owned(), "bull".to_owned()),
+        ]
+    );
+    crate::clients::bullmq(&d, "sentinel");
     let writer = Writer::start(&d);
     let line = migrate_checked(&mut d, &writer, "small", FRESH_SMALL);
     eprintln!("migration: {line}");
