@@ -85,15 +85,17 @@ pub const APP_WEBSOCKET_METRIC: &str = "scaleplan_app_websocket_connections";
 
 /// BullMQ's own job counts, by `queue` and `state` (waiting, prioritized,
 /// active, ...): what `Queue#exportPrometheusMetrics()` prints (BullMQ 5,
-/// guide "Prometheus"). Every process that exports a queue reports the
-/// same counts, read from Redis, so the rules take the max per queue.
+/// guide "Prometheus"). The app serves them on the /metrics Prometheus
+/// already scrapes (it holds the queues it adds jobs to); every replica
+/// reports the same counts, read from Redis, so the rules take the max per
+/// queue.
 pub const BULLMQ_JOB_COUNT: &str = "bullmq_job_count";
 /// Completed jobs, by `queue`: also BullMQ's `exportPrometheusMetrics()`,
 /// counted when the Worker runs with the `metrics` option.
 pub const BULLMQ_COMPLETED: &str = "bullmq_job_completed_total";
 /// The age of the oldest waiting job, by `queue`, in seconds: BullMQ has no
-/// such metric, so the worker exports it (a prom-client gauge; README,
-/// "Watching it").
+/// such metric, so the app exports it beside BullMQ's (a prom-client gauge;
+/// README, "Watching it").
 pub const OLDEST_JOB_AGE: &str = "scaleplan_queue_oldest_job_age_seconds";
 /// The queue-depth alert fires past this many seconds of the workers'
 /// modelled throughput waiting...
@@ -284,7 +286,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                 (
                     used.clone(),
                     format!("{used} / {supply}"),
-                    "BullMQ's active job count of the notification queues (Queue#exportPrometheusMetrics, which the workers serve), against their replicas x concurrency",
+                    "BullMQ's active job count of the notification queues (Queue#exportPrometheusMetrics, which the app serves), against the workers' replicas x concurrency",
                     at(0.9),
                     at(0.5),
                 )
@@ -304,7 +306,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                 (
                     used.clone(),
                     format!("{used} / {supply}"),
-                    "messages a second: jobs the notification queues complete (BullMQ's completed count, with the Worker's metrics option), one job per message",
+                    "messages a second: jobs the notification queues complete (BullMQ's completed count, which the app serves, counted with the Worker's metrics option), one job per message",
                     at(0.9),
                     at(0.5),
                 )
