@@ -19,6 +19,9 @@ provider "aws" {
 module "primary" {
   source = "./modules/region"
 
+  # Tasks start only once every secret has its value (and its replicas).
+  depends_on = [aws_secretsmanager_secret_version.this]
+
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
   project    = "sikka"
@@ -26,6 +29,33 @@ module "primary" {
   aws_region = "eu-west-1"
   primary    = true
   network    = var.networks["eu-west"]
+  # The regions' databases talk over the VPC peering (network.tf), by CIDR
+  # block: no id of one region's resources is passed to another's module.
+  peer_cidrs = [var.networks["us-east"].cidr_block]
+
+  # One definition of every secret (secrets.tf); this region reads its
+  # own region's copy.
+  secrets           = local.secret_arns["eu-west-1"]
+  redis_auth_token  = random_password.redis_auth.result
+  rds_ca_bundle_url = var.rds_ca_bundle_url
+  bootstrap_image   = "postgres:16-alpine"
+
+  # The workers' BullMQ queues: the module prefixes them by its Redis's
+  # mode (a hash tag each in cluster mode).
+  queues = ["push-notifications", "broadcast-notifications"]
+
+  pg_proxy = {
+    name       = "pg-proxy"
+    write_port = 5432
+    read_port  = 5433
+  }
+
+  edge = {
+    certificate_arn = lookup(var.certificate_arns, "eu-west", null)
+    # Longer than the app's WebSocket ping interval (25 s), so a
+    # quiet socket is never cut.
+    idle_timeout = 60
+  }
 
   postgres = {
     engine_version        = "16"
@@ -69,8 +99,11 @@ module "primary" {
     replicas_per_node_group = 1
     automatic_failover      = true
     multi_az                = true
-    maxmemory_policy        = "allkeys-lru"
+    maxmemory_policy        = "noeviction"
     apply_immediately       = var.apply_immediately
+    global_datastore        = false
+    global_id               = null
+    writer_endpoint         = null
   }
 
   pgbouncer = {
@@ -115,6 +148,7 @@ module "primary" {
       cpu           = 2048
       memory        = 4096
       port          = 3000
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -125,6 +159,7 @@ module "primary" {
       cpu           = 1024
       memory        = 2048
       port          = 3001
+      health_path   = "/health"
       uses_postgres = false
       uses_redis    = true
     },
@@ -135,6 +170,7 @@ module "primary" {
       cpu           = 1024
       memory        = 2048
       port          = 3002
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -145,6 +181,7 @@ module "primary" {
       cpu           = 512
       memory        = 1024
       port          = null
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -154,6 +191,9 @@ module "primary" {
 module "region_us_east" {
   source = "./modules/region"
 
+  # Tasks start only once every secret has its value (and its replicas).
+  depends_on = [aws_secretsmanager_secret_version.this]
+
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
   project    = "sikka"
@@ -161,8 +201,35 @@ module "region_us_east" {
   aws_region = "us-east-1"
   primary    = false
   network    = var.networks["us-east"]
+  # The regions' databases talk over the VPC peering (network.tf), by CIDR
+  # block: no id of one region's resources is passed to another's module.
+  peer_cidrs = [var.networks["eu-west"].cidr_block]
 
   replica_kms_key_arn = var.replica_kms_keys["us-east"]
+
+  # One definition of every secret (secrets.tf); this region reads its
+  # own region's copy.
+  secrets           = local.secret_arns["us-east-1"]
+  redis_auth_token  = random_password.redis_auth.result
+  rds_ca_bundle_url = var.rds_ca_bundle_url
+  bootstrap_image   = "postgres:16-alpine"
+
+  # The workers' BullMQ queues: the module prefixes them by its Redis's
+  # mode (a hash tag each in cluster mode).
+  queues = ["push-notifications", "broadcast-notifications"]
+
+  pg_proxy = {
+    name       = "pg-proxy"
+    write_port = 5432
+    read_port  = 5433
+  }
+
+  edge = {
+    certificate_arn = lookup(var.certificate_arns, "us-east", null)
+    # Longer than the app's WebSocket ping interval (25 s), so a
+    # quiet socket is never cut.
+    idle_timeout = 60
+  }
 
   postgres = {
     engine_version        = "16"
@@ -206,8 +273,11 @@ module "region_us_east" {
     replicas_per_node_group = 1
     automatic_failover      = true
     multi_az                = true
-    maxmemory_policy        = "allkeys-lru"
+    maxmemory_policy        = "noeviction"
     apply_immediately       = var.apply_immediately
+    global_datastore        = false
+    global_id               = null
+    writer_endpoint         = null
   }
 
   pgbouncer = {
@@ -252,6 +322,7 @@ module "region_us_east" {
       cpu           = 2048
       memory        = 4096
       port          = 3000
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -262,6 +333,7 @@ module "region_us_east" {
       cpu           = 1024
       memory        = 2048
       port          = 3001
+      health_path   = "/health"
       uses_postgres = false
       uses_redis    = true
     },
@@ -272,6 +344,7 @@ module "region_us_east" {
       cpu           = 1024
       memory        = 2048
       port          = 3002
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -282,6 +355,7 @@ module "region_us_east" {
       cpu           = 512
       memory        = 1024
       port          = null
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -292,4 +366,71 @@ module "region_us_east" {
 moved {
   from = module.region_eu_west
   to   = module.primary
+}
+
+# scaleplan's earlier releases created the secrets in the region module;
+# they are the one definition now.
+moved {
+  from = module.primary.random_password.app_db
+  to   = random_password.app_db
+}
+
+moved {
+  from = module.primary.random_password.pgbouncer_admin
+  to   = random_password.pgbouncer_admin
+}
+
+moved {
+  from = module.primary.random_password.redis_auth
+  to   = random_password.redis_auth
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.app_db
+  to   = aws_secretsmanager_secret.this["app_db"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.app_db
+  to   = aws_secretsmanager_secret_version.this["app_db"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.database_url["write"]
+  to   = aws_secretsmanager_secret.this["database_url_write"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.database_url["write"]
+  to   = aws_secretsmanager_secret_version.this["database_url_write"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.database_url["read"]
+  to   = aws_secretsmanager_secret.this["database_url_read"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.database_url["read"]
+  to   = aws_secretsmanager_secret_version.this["database_url_read"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.pgbouncer_admin
+  to   = aws_secretsmanager_secret.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.pgbouncer_admin
+  to   = aws_secretsmanager_secret_version.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.redis_auth
+  to   = aws_secretsmanager_secret.this["redis_auth"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.redis_auth
+  to   = aws_secretsmanager_secret_version.this["redis_auth"]
 }

@@ -19,6 +19,9 @@ provider "aws" {
 module "primary" {
   source = "./modules/region"
 
+  # Tasks start only once every secret has its value (and its replicas).
+  depends_on = [aws_secretsmanager_secret_version.this]
+
   # What AWS keys the region's resources on: never the phase, so the next
   # phase's files apply onto these resources instead of beside them.
   project    = "sikka"
@@ -26,6 +29,30 @@ module "primary" {
   aws_region = "eu-west-1"
   primary    = true
   network    = var.networks["main"]
+
+  # One definition of every secret (secrets.tf); this region reads its
+  # own region's copy.
+  secrets           = local.secret_arns["eu-west-1"]
+  redis_auth_token  = random_password.redis_auth.result
+  rds_ca_bundle_url = var.rds_ca_bundle_url
+  bootstrap_image   = "postgres:16-alpine"
+
+  # The workers' BullMQ queues: the module prefixes them by its Redis's
+  # mode (a hash tag each in cluster mode).
+  queues = []
+
+  pg_proxy = {
+    name       = "pg-proxy"
+    write_port = 5432
+    read_port  = 5433
+  }
+
+  edge = {
+    certificate_arn = lookup(var.certificate_arns, "main", null)
+    # Longer than the app's WebSocket ping interval (25 s), so a
+    # quiet socket is never cut.
+    idle_timeout = 60
+  }
 
   postgres = {
     engine_version        = "16"
@@ -71,6 +98,9 @@ module "primary" {
     multi_az                = true
     maxmemory_policy        = "allkeys-lru"
     apply_immediately       = var.apply_immediately
+    global_datastore        = false
+    global_id               = null
+    writer_endpoint         = null
   }
 
   pgbouncer = {
@@ -115,6 +145,7 @@ module "primary" {
       cpu           = 1024
       memory        = 2048
       port          = 3000
+      health_path   = "/health"
       uses_postgres = true
       uses_redis    = true
     },
@@ -125,4 +156,71 @@ module "primary" {
 moved {
   from = module.region_main
   to   = module.primary
+}
+
+# scaleplan's earlier releases created the secrets in the region module;
+# they are the one definition now.
+moved {
+  from = module.primary.random_password.app_db
+  to   = random_password.app_db
+}
+
+moved {
+  from = module.primary.random_password.pgbouncer_admin
+  to   = random_password.pgbouncer_admin
+}
+
+moved {
+  from = module.primary.random_password.redis_auth
+  to   = random_password.redis_auth
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.app_db
+  to   = aws_secretsmanager_secret.this["app_db"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.app_db
+  to   = aws_secretsmanager_secret_version.this["app_db"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.database_url["write"]
+  to   = aws_secretsmanager_secret.this["database_url_write"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.database_url["write"]
+  to   = aws_secretsmanager_secret_version.this["database_url_write"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.database_url["read"]
+  to   = aws_secretsmanager_secret.this["database_url_read"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.database_url["read"]
+  to   = aws_secretsmanager_secret_version.this["database_url_read"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.pgbouncer_admin
+  to   = aws_secretsmanager_secret.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.pgbouncer_admin
+  to   = aws_secretsmanager_secret_version.this["pgbouncer_admin"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret.redis_auth
+  to   = aws_secretsmanager_secret.this["redis_auth"]
+}
+
+moved {
+  from = module.primary.aws_secretsmanager_secret_version.redis_auth
+  to   = aws_secretsmanager_secret_version.this["redis_auth"]
 }

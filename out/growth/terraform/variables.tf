@@ -6,11 +6,14 @@
 # (random_password) and kept in AWS Secrets Manager.
 
 variable "networks" {
-  description = "Per region (main): the VPC, at least two private subnets in different availability zones, and the CIDR blocks allowed to reach the app."
+  description = "Per region (main): the VPC, at least two private subnets and two public subnets in different availability zones, and the CIDR blocks allowed to reach the load balancer. The private subnets need a way out to HTTPS (a NAT gateway, or VPC endpoints that admit 443 from the tasks) for image pulls, Secrets Manager, logs and the push providers; the VPC needs enableDnsSupport and enableDnsHostnames for the private Cloud Map namespace."
   type = map(object({
-    vpc_id        = string
-    subnet_ids    = list(string)
-    allowed_cidrs = list(string)
+    vpc_id            = string
+    cidr_block        = optional(string)
+    subnet_ids        = list(string)
+    public_subnet_ids = list(string)
+    route_table_ids   = optional(list(string), [])
+    allowed_cidrs     = list(string)
   }))
 
   validation {
@@ -24,13 +27,35 @@ variable "networks" {
   }
 
   validation {
-    condition     = alltrue([for n in values(var.networks) : length(n.subnet_ids) >= 2 && alltrue([for s in n.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])])
-    error_message = "Each region needs at least two subnet ids (subnet-0123...), in different availability zones."
+    condition     = alltrue([for n in values(var.networks) : length(n.subnet_ids) >= 2 && length(n.public_subnet_ids) >= 2 && alltrue([for s in concat(n.subnet_ids, n.public_subnet_ids) : can(regex("^subnet-[0-9a-f]{8,17}$", s))])])
+    error_message = "Each region needs at least two private and two public subnet ids (subnet-0123...), in different availability zones."
   }
 
   validation {
-    condition     = alltrue([for n in values(var.networks) : length(n.allowed_cidrs) > 0 && alltrue([for c in n.allowed_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])])
-    error_message = "allowed_cidrs must be CIDR blocks such as 10.0.0.0/16, and not 0.0.0.0/0: put a load balancer in front instead."
+    condition     = alltrue([for n in values(var.networks) : length(n.allowed_cidrs) > 0 && alltrue([for c in n.allowed_cidrs : can(cidrhost(c, 0))])])
+    error_message = "allowed_cidrs must be CIDR blocks such as 203.0.113.0/24 (0.0.0.0/0 for a public app): they reach the load balancer only, never a task."
+  }
+}
+
+variable "certificate_arns" {
+  description = "Per region, the ARN of an ACM certificate in that region for the load balancer's HTTPS listener. A region without one serves HTTP on port 80 only; with one, port 80 redirects to HTTPS."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.certificate_arns : contains(["main"], k) && startswith(v, "arn:aws:acm:")])
+    error_message = "certificate_arns maps a region of the phase (main) to an ACM certificate ARN (arn:aws:acm:...)."
+  }
+}
+
+variable "rds_ca_bundle_url" {
+  description = "Where PgBouncer and the bootstrap task fetch the RDS certificate authorities at start, to verify the database's certificate (sslmode verify-full). The global bundle covers every region, which a secondary region's PgBouncer needs for the writer."
+  type        = string
+  default     = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+  validation {
+    condition     = startswith(var.rds_ca_bundle_url, "https://")
+    error_message = "rds_ca_bundle_url must be an https:// URL."
   }
 }
 

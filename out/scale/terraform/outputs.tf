@@ -23,15 +23,25 @@ output "redis_endpoints" {
 }
 
 output "pgbouncer_endpoints" {
-  description = "PgBouncer per region, as the app reaches it (Cloud Map DNS name and port)."
+  description = "PgBouncer per region, as the app reaches it: a Cloud Map name for PgBouncer's internal load balancer, the same in every region, a port per role."
   value = {
-    main = module.primary.pgbouncer_endpoint
+    main = module.primary.pgbouncer_endpoints
   }
 }
 
-output "secret_arns" {
-  description = "Secrets Manager ARNs of the generated passwords, per region (values are never outputs)."
+output "edge_dns_names" {
+  description = "Each region's application load balancer."
   value = {
-    main = module.primary.secret_arns
+    main = module.primary.edge_dns_name
   }
+}
+
+output "bootstrap_command" {
+  description = "Run once after the first apply (and again after rotating the app's password): starts the one-shot ECS task that creates the application role on the writer. `aws ecs wait tasks-stopped` and the task's exit code tell the outcome; its log is in CloudWatch under /ecs/sikka."
+  value       = module.primary.bootstrap_command
+}
+
+output "secret_arns" {
+  description = "Secrets Manager ARNs of the generated passwords, in the primary region; each secondary region holds a replica under the same name (values are never outputs)."
+  value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
 }

@@ -8,14 +8,20 @@
 variables {
   networks = {
     eu-west = {
-      vpc_id        = "vpc-0123456789abcdef0"
-      subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-      allowed_cidrs = ["10.0.0.0/16"]
+      vpc_id            = "vpc-0123456789abcdef0"
+      cidr_block        = "10.1.0.0/16"
+      subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+      public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+      route_table_ids   = ["rtb-0123456789abcdef0"]
+      allowed_cidrs     = ["0.0.0.0/0"]
     }
     us-east = {
-      vpc_id        = "vpc-0123456789abcdef0"
-      subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-      allowed_cidrs = ["10.0.0.0/16"]
+      vpc_id            = "vpc-0123456789abcdef0"
+      cidr_block        = "10.2.0.0/16"
+      subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+      public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+      route_table_ids   = ["rtb-0123456789abcdef0"]
+      allowed_cidrs     = ["0.0.0.0/0"]
     }
   }
   replica_kms_keys = {
@@ -43,14 +49,20 @@ run "a_malformed_vpc_id_fails" {
   variables {
     networks = {
       eu-west = {
-        vpc_id        = "my-vpc"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "my-vpc"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
       us-east = {
-        vpc_id        = "my-vpc"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "my-vpc"
+        cidr_block        = "10.2.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
     }
   }
@@ -64,14 +76,20 @@ run "one_subnet_fails" {
   variables {
     networks = {
       eu-west = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
       us-east = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.2.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
     }
   }
@@ -79,20 +97,65 @@ run "one_subnet_fails" {
   expect_failures = [var.networks]
 }
 
-run "an_app_open_to_the_internet_fails" {
+run "an_allowed_block_that_is_no_cidr_fails" {
   command = plan
 
   variables {
     networks = {
       eu-west = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["0.0.0.0/0"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["everyone"]
       }
       us-east = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["0.0.0.0/0"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.2.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["everyone"]
+      }
+    }
+  }
+
+  expect_failures = [var.networks]
+}
+
+run "a_certificate_for_an_unknown_region_fails" {
+  command = plan
+
+  variables {
+    certificate_arns = {
+      nowhere = "arn:aws:acm:eu-west-1:123456789012:certificate/x"
+    }
+  }
+
+  expect_failures = [var.certificate_arns]
+}
+
+run "overlapping_region_blocks_fail" {
+  command = plan
+
+  variables {
+    networks = {
+      eu-west = {
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.0.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["0.0.0.0/0"]
+      }
+      us-east = {
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.0.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["0.0.0.0/0"]
       }
     }
   }

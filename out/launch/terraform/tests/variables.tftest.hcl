@@ -8,9 +8,12 @@
 variables {
   networks = {
     main = {
-      vpc_id        = "vpc-0123456789abcdef0"
-      subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-      allowed_cidrs = ["10.0.0.0/16"]
+      vpc_id            = "vpc-0123456789abcdef0"
+      cidr_block        = "10.1.0.0/16"
+      subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+      public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+      route_table_ids   = ["rtb-0123456789abcdef0"]
+      allowed_cidrs     = ["0.0.0.0/0"]
     }
   }
 }
@@ -35,9 +38,12 @@ run "a_malformed_vpc_id_fails" {
   variables {
     networks = {
       main = {
-        vpc_id        = "my-vpc"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "my-vpc"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
     }
   }
@@ -51,9 +57,12 @@ run "one_subnet_fails" {
   variables {
     networks = {
       main = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0"]
-        allowed_cidrs = ["10.0.0.0/16"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["10.0.0.0/16"]
       }
     }
   }
@@ -61,20 +70,35 @@ run "one_subnet_fails" {
   expect_failures = [var.networks]
 }
 
-run "an_app_open_to_the_internet_fails" {
+run "an_allowed_block_that_is_no_cidr_fails" {
   command = plan
 
   variables {
     networks = {
       main = {
-        vpc_id        = "vpc-0123456789abcdef0"
-        subnet_ids    = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
-        allowed_cidrs = ["0.0.0.0/0"]
+        vpc_id            = "vpc-0123456789abcdef0"
+        cidr_block        = "10.1.0.0/16"
+        subnet_ids        = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        public_subnet_ids = ["subnet-0aaaaaaaaaaaaaaa0", "subnet-0bbbbbbbbbbbbbbb0"]
+        route_table_ids   = ["rtb-0123456789abcdef0"]
+        allowed_cidrs     = ["everyone"]
       }
     }
   }
 
   expect_failures = [var.networks]
+}
+
+run "a_certificate_for_an_unknown_region_fails" {
+  command = plan
+
+  variables {
+    certificate_arns = {
+      nowhere = "arn:aws:acm:eu-west-1:123456789012:certificate/x"
+    }
+  }
+
+  expect_failures = [var.certificate_arns]
 }
 
 run "a_wrong_instance_class_fails" {

@@ -5,13 +5,14 @@
 # pgbouncer.ini is written at start from PGBOUNCER_INI: the phase's
 # pgbouncer.ini (pgbouncer.ini.tftpl) with this region's RDS endpoints;
 # passwords come from Secrets Manager into the task's environment, never
-# into a file here.
+# into a file here. Each region reads its own region's copy of the one
+# set of secrets.
 
 locals {
   writer_address = var.primary ? aws_db_instance.writer[0].address : var.postgres.writer_address
   reader_hosts   = var.postgres.read_replicas > 0 ? join(",", aws_db_instance.replica[*].address) : local.writer_address
   redis_endpoint = var.redis.cluster_mode == "enabled" ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
-  pgbouncer_host = "pgbouncer.${aws_service_discovery_private_dns_namespace.this.name}"
+  pg_proxy_host  = "${var.pg_proxy.name}.${aws_service_discovery_private_dns_namespace.this.name}"
   redis_mode     = local.cluster_mode == "disabled" ? "standalone" : "cluster"
   nofile         = var.pgbouncer.nofile
   # printf format of PgBouncer's auth file: (user, password) twice.
@@ -20,7 +21,11 @@ locals {
   # The pgbouncer.ini every other target runs, with this region's endpoints.
   pgbouncer_ini = templatefile("${path.module}/pgbouncer.ini.tftpl", {
     writer_address = local.writer_address
-    reader_hosts   = local.reader_hosts
+    # Each task names one replica, picked at start (READER below):
+    # PgBouncer 1.23 checks a multi-host entry's certificate against the
+    # whole comma-separated list, so verify-full fails on it
+    # (pgbouncer/pgbouncer#1300, fixed after 1.24).
+    reader_hosts = "@READER@"
   })
 
   log_configuration = {
@@ -67,40 +72,11 @@ resource "aws_iam_role_policy" "read_secrets" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
-      Effect = "Allow"
-      Action = ["secretsmanager:GetSecretValue"]
-      Resource = [
-        aws_secretsmanager_secret.app_db.arn,
-        aws_secretsmanager_secret.database_url["write"].arn,
-        aws_secretsmanager_secret.database_url["read"].arn,
-        aws_secretsmanager_secret.pgbouncer_admin.arn,
-        aws_secretsmanager_secret.redis_auth.arn,
-      ]
+      Effect   = "Allow"
+      Action   = ["secretsmanager:GetSecretValue"]
+      Resource = [for k in ["app_db", "database_url_write", "database_url_read", "pgbouncer_admin", "redis_auth"] : var.secrets[k]]
     }]
   })
-}
-
-resource "aws_service_discovery_private_dns_namespace" "this" {
-  region = var.aws_region
-  name   = "${var.name}.internal"
-  vpc    = var.network.vpc_id
-}
-
-resource "aws_service_discovery_service" "pgbouncer" {
-  region = var.aws_region
-  name   = "pgbouncer"
-
-  dns_config {
-    namespace_id   = aws_service_discovery_private_dns_namespace.this.id
-    routing_policy = "MULTIVALUE"
-
-    dns_records {
-      ttl  = 10
-      type = "A"
-    }
-  }
-
-  health_check_custom_config {}
 }
 
 resource "aws_ecs_task_definition" "pgbouncer" {
@@ -117,15 +93,22 @@ resource "aws_ecs_task_definition" "pgbouncer" {
     essential    = true
     portMappings = [{ containerPort = 6432, protocol = "tcp" }]
     entryPoint   = ["/bin/sh", "-c"]
-    command      = ["printf '%s' \"$PGBOUNCER_INI\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
+    # The RDS certificate authorities first: PgBouncer verifies the
+    # database's certificate and name (verify-full), and does not start
+    # without them.
+    # Then one of the region's replicas, at random, for this task's reads:
+    # the tasks spread over the replicas.
+    command = ["wget -q -O /tmp/rds-ca.pem \"$RDS_CA_BUNDLE_URL\" && set -- $(printf '%s' \"$READER_HOSTS\" | tr ',' ' ') && shift $(($(od -An -N2 -tu2 /dev/urandom) % $#)) && printf '%s' \"$PGBOUNCER_INI\" | sed \"s/@READER@/$1/\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
     environment = [
       { name = "PGBOUNCER_INI", value = local.pgbouncer_ini },
+      { name = "READER_HOSTS", value = local.reader_hosts },
       { name = "APP_USER", value = var.pgbouncer.user },
       { name = "ADMIN_USER", value = var.pgbouncer.admin_user },
+      { name = "RDS_CA_BUNDLE_URL", value = var.rds_ca_bundle_url },
     ]
     secrets = [
-      { name = "APP_DB_PASSWORD", valueFrom = aws_secretsmanager_secret.app_db.arn },
-      { name = "ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.pgbouncer_admin.arn },
+      { name = "APP_DB_PASSWORD", valueFrom = var.secrets.app_db },
+      { name = "ADMIN_PASSWORD", valueFrom = var.secrets.pgbouncer_admin },
     ]
     ulimits          = [{ name = "nofile", softLimit = local.nofile, hardLimit = local.nofile }]
     logConfiguration = local.log_configuration
@@ -146,14 +129,49 @@ resource "aws_ecs_service" "pgbouncer" {
     assign_public_ip = false
   }
 
-  service_registries {
-    registry_arn = aws_service_discovery_service.pgbouncer.arn
+  load_balancer {
+    target_group_arn = aws_lb_target_group.pgbouncer.arn
+    container_name   = "pgbouncer"
+    container_port   = 6432
   }
+
+  health_check_grace_period_seconds = 30
+
+  # ECS refuses a target group no listener uses yet, and a task whose
+  # secrets its role may not read yet fails.
+  depends_on = [aws_lb_listener.pg_proxy, aws_iam_role_policy.read_secrets, aws_iam_role_policy_attachment.execution]
 
   deployment_circuit_breaker {
     enable   = true
     rollback = true
   }
+}
+
+locals {
+  # Where writes go: this region's Redis, or with a global datastore the
+  # primary region's (a secondary region's copy is read-only).
+  redis_writes = local.global_member ? var.redis.writer_endpoint : local.redis_endpoint
+
+  # The connection contract, under the same names as on Compose and the
+  # local target. ElastiCache's managed failover stands in for Sentinel,
+  # so a Sentinel phase is "standalone" behind the primary endpoint here.
+  contract_env = { for s in var.services : s.name => [for e in [
+    { name = "PORT", value = tostring(s.port), use = s.port != null },
+    { name = "DATABASE_SSL", value = "false", use = s.uses_postgres },
+    { name = "REDIS_MODE", value = local.redis_mode, use = s.uses_redis },
+    { name = "REDIS_URL", value = "rediss://${local.redis_writes}:6379", use = s.uses_redis && local.redis_mode == "standalone" },
+    { name = "REDIS_CLUSTER_NODES", value = "${local.redis_writes}:6379", use = s.uses_redis && local.redis_mode == "cluster" },
+    { name = "REDIS_READ_URL", value = "rediss://${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "standalone" },
+    { name = "REDIS_READ_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "cluster" },
+    { name = "REDIS_TLS", value = "true", use = s.uses_redis },
+    { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = s.uses_redis },
+    { name = "BULLMQ_PREFIX", value = local.redis_mode == "cluster" ? "{bull}" : "bull", use = s.uses_redis },
+    { name = "BULLMQ_QUEUES", value = local.bullmq_queues, use = s.uses_redis && length(var.queues) > 0 },
+    { name = "SOCKETIO_ADAPTER", value = local.redis_mode == "cluster" ? "sharded" : "redis", use = s.uses_redis },
+  ] : { name = e.name, value = e.value } if e.use] }
+
+  # queue=prefix pairs, as on Compose and the local target.
+  bullmq_queues = join(",", [for q in var.queues : "${q}=${local.redis_mode == "cluster" ? "{${q}}" : "bull"}"])
 }
 
 resource "aws_ecs_task_definition" "service" {
@@ -171,24 +189,13 @@ resource "aws_ecs_task_definition" "service" {
     image        = each.value.image
     essential    = true
     portMappings = [for p in [each.value.port] : { containerPort = p, protocol = "tcp" } if p != null]
-    # The connection contract, under the same names as on Compose and the
-    # local target. ElastiCache's managed failover stands in for Sentinel,
-    # so a Sentinel phase is "standalone" behind the primary endpoint here.
-    environment = [for e in [
-      { name = "PORT", value = tostring(each.value.port), use = each.value.port != null },
-      { name = "DATABASE_SSL", value = "false", use = each.value.uses_postgres },
-      { name = "REDIS_MODE", value = local.redis_mode, use = each.value.uses_redis },
-      { name = "REDIS_URL", value = "rediss://${local.redis_endpoint}:6379", use = each.value.uses_redis && local.redis_mode == "standalone" },
-      { name = "REDIS_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = each.value.uses_redis && local.redis_mode == "cluster" },
-      { name = "REDIS_TLS", value = "true", use = each.value.uses_redis },
-      { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = each.value.uses_redis },
-      { name = "BULLMQ_PREFIX", value = local.redis_mode == "cluster" ? "{bull}" : "bull", use = each.value.uses_redis },
-    ] : { name = e.name, value = e.value } if e.use]
+    # The connection contract (locals above).
+    environment = local.contract_env[each.key]
     # The URLs carry the password, so they come from Secrets Manager whole.
     secrets = [for s in [
-      { name = "DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url["write"].arn, use = each.value.uses_postgres },
-      { name = "DATABASE_READ_URL", valueFrom = aws_secretsmanager_secret.database_url["read"].arn, use = each.value.uses_postgres },
-      { name = "REDIS_PASSWORD", valueFrom = aws_secretsmanager_secret.redis_auth.arn, use = each.value.uses_redis },
+      { name = "DATABASE_URL", valueFrom = var.secrets.database_url_write, use = each.value.uses_postgres },
+      { name = "DATABASE_READ_URL", valueFrom = var.secrets.database_url_read, use = each.value.uses_postgres },
+      { name = "REDIS_PASSWORD", valueFrom = var.secrets.redis_auth, use = each.value.uses_redis },
     ] : { name = s.name, valueFrom = s.valueFrom } if s.use]
     logConfiguration = local.log_configuration
   }])
@@ -206,9 +213,22 @@ resource "aws_ecs_service" "service" {
 
   network_configuration {
     subnets          = var.network.subnet_ids
-    security_groups  = [aws_security_group.app.id]
+    security_groups  = [aws_security_group.service[each.key].id]
     assign_public_ip = false
   }
+
+  dynamic "load_balancer" {
+    for_each = each.value.port == null ? [] : [each.value.port]
+    content {
+      target_group_arn = aws_lb_target_group.service[each.key].arn
+      container_name   = each.key
+      container_port   = load_balancer.value
+    }
+  }
+
+  health_check_grace_period_seconds = each.value.port == null ? null : 60
+
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener_rule.service, aws_iam_role_policy.read_secrets, aws_iam_role_policy_attachment.execution]
 
   deployment_circuit_breaker {
     enable   = true

@@ -16,21 +16,30 @@ output "reader_addresses" {
   value       = aws_db_instance.replica[*].address
 }
 
+output "redis_global_id" {
+  description = "The Redis global datastore's id (primary region, when the phase asks for one)."
+  value       = try(aws_elasticache_global_replication_group.this[0].global_replication_group_id, null)
+}
+
 output "redis_endpoint" {
   description = "The primary endpoint, or the configuration endpoint in cluster mode."
   value       = local.redis_endpoint
 }
 
-output "pgbouncer_endpoint" {
-  description = "PgBouncer as the app reaches it."
-  value       = "${local.pgbouncer_host}:6432"
+output "pgbouncer_endpoints" {
+  description = "PgBouncer as the app reaches it: the same name in every region, a port per role."
+  value = {
+    write = "${local.pg_proxy_host}:${var.pg_proxy.write_port}"
+    read  = "${local.pg_proxy_host}:${var.pg_proxy.read_port}"
+  }
 }
 
-output "secret_arns" {
-  description = "Secrets Manager ARNs of this region's generated passwords."
-  value = {
-    app_db          = aws_secretsmanager_secret.app_db.arn
-    pgbouncer_admin = aws_secretsmanager_secret.pgbouncer_admin.arn
-    redis_auth      = aws_secretsmanager_secret.redis_auth.arn
-  }
+output "edge_dns_name" {
+  description = "The application load balancer's DNS name: point the region's domain at it."
+  value       = aws_lb.edge.dns_name
+}
+
+output "bootstrap_command" {
+  description = "The AWS CLI command that runs the role bootstrap task once (primary region)."
+  value       = local.bootstrap_command
 }

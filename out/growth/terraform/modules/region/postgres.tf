@@ -70,7 +70,8 @@ resource "aws_db_instance" "writer" {
 }
 
 # Read replicas stream from the writer: in its region, or across regions
-# from its ARN.
+# from its ARN. A replica that fills up stops replaying, so each grows as
+# the writer does.
 resource "aws_db_instance" "replica" {
   count = var.postgres.read_replicas
 
@@ -78,6 +79,7 @@ resource "aws_db_instance" "replica" {
   identifier             = "${var.name}-replica-${count.index + 1}"
   replicate_source_db    = var.primary ? aws_db_instance.writer[0].identifier : var.postgres.source_db_arn
   instance_class         = var.postgres.instance_class
+  max_allocated_storage  = var.postgres.max_allocated_storage
   storage_encrypted      = true
   kms_key_id             = var.primary ? null : var.replica_kms_key_arn
   parameter_group_name   = aws_db_parameter_group.this.name

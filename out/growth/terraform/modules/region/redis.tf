@@ -52,6 +52,11 @@ locals {
   # argument cluster_mode, provider 5.59.0 and later; ElastiCache's
   # "Modifying cluster mode" guide: Redis OSS 7.0 or later).
   cluster_mode = coalesce(var.redis_cluster_mode_override, var.redis.cluster_mode)
+
+  # A secondary region's copy in a global datastore takes its engine, node
+  # type, parameters and shards from the datastore (the provider ignores
+  # or refuses them on a member: num_node_groups cannot be set).
+  global_member = var.redis.global_id != null
 }
 
 resource "aws_elasticache_replication_group" "this" {
@@ -59,21 +64,35 @@ resource "aws_elasticache_replication_group" "this" {
   replication_group_id       = "${var.name}-redis"
   description                = "Redis of ${var.name}"
   engine                     = "redis"
-  engine_version             = var.redis.engine_version
-  node_type                  = var.redis.node_type
+  engine_version             = local.global_member ? null : var.redis.engine_version
+  node_type                  = local.global_member ? null : var.redis.node_type
   port                       = 6379
-  parameter_group_name       = local.cluster_mode == "disabled" ? aws_elasticache_parameter_group.this.name : aws_elasticache_parameter_group.cluster.name
+  parameter_group_name       = local.global_member ? null : (local.cluster_mode == "disabled" ? aws_elasticache_parameter_group.this.name : aws_elasticache_parameter_group.cluster.name)
   subnet_group_name          = aws_elasticache_subnet_group.this.name
   security_group_ids         = [aws_security_group.redis.id]
-  cluster_mode               = local.cluster_mode
+  cluster_mode               = local.global_member ? null : local.cluster_mode
   num_cache_clusters         = var.redis.num_cache_clusters
-  num_node_groups            = var.redis.num_node_groups
+  num_node_groups            = local.global_member ? null : var.redis.num_node_groups
   replicas_per_node_group    = var.redis.replicas_per_node_group
   automatic_failover_enabled = var.redis.automatic_failover
   multi_az_enabled           = var.redis.multi_az
   at_rest_encryption_enabled = true
   transit_encryption_enabled = true
-  auth_token                 = random_password.redis_auth.result
+  auth_token                 = var.redis_auth_token
   snapshot_retention_limit   = 3
   apply_immediately          = var.redis.apply_immediately
+
+  # A secondary region's copy in the phase's global datastore.
+  global_replication_group_id = var.redis.global_id
+}
+
+# The global datastore, in the primary region: this region's Redis takes
+# the writes and replicates them to each secondary region's copy.
+resource "aws_elasticache_global_replication_group" "this" {
+  count = var.primary && var.redis.global_datastore ? 1 : 0
+
+  region                               = var.aws_region
+  global_replication_group_id_suffix   = var.name
+  primary_replication_group_id         = aws_elasticache_replication_group.this.id
+  global_replication_group_description = "Redis of ${var.project}, every region"
 }

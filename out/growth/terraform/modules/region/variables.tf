@@ -32,12 +32,71 @@ variable "replica_kms_key_arn" {
 }
 
 variable "network" {
-  description = "VPC, private subnets and the CIDR blocks allowed to reach the app."
+  description = "This region's VPC: private subnets for the tasks and databases, public subnets for the load balancer, the CIDR blocks allowed to reach it."
   type = object({
-    vpc_id        = string
-    subnet_ids    = list(string)
-    allowed_cidrs = list(string)
+    vpc_id            = string
+    cidr_block        = optional(string)
+    subnet_ids        = list(string)
+    public_subnet_ids = list(string)
+    route_table_ids   = optional(list(string), [])
+    allowed_cidrs     = list(string)
   })
+}
+
+variable "queues" {
+  description = "The workers' BullMQ queues. In cluster mode each gets its own hash tag as its prefix, so each queue's keys share a slot and the queues spread over the shards."
+  type        = list(string)
+  default     = []
+}
+
+variable "peer_cidrs" {
+  description = "The other regions' VPC CIDR blocks this region's databases talk to over the peering: in the primary region, the secondaries' (their PgBouncers reach the writer); in a secondary, the primary's (the writer)."
+  type        = list(string)
+  default     = []
+}
+
+variable "secrets" {
+  description = "ARNs of the phase's secrets in this region: created once in the primary region and replicated to this one by Secrets Manager."
+  type = object({
+    app_db             = string
+    database_url_write = string
+    database_url_read  = string
+    pgbouncer_admin    = string
+    redis_auth         = string
+  })
+}
+
+variable "redis_auth_token" {
+  description = "ElastiCache's auth token: the value of the redis_auth secret, which ElastiCache takes as an argument."
+  type        = string
+  sensitive   = true
+}
+
+variable "rds_ca_bundle_url" {
+  description = "The RDS certificate authorities PgBouncer and the bootstrap task verify the database with."
+  type        = string
+}
+
+variable "pg_proxy" {
+  description = "PgBouncer's endpoint per role, the same as on Compose and the local target: one name, a port for writes and one for reads."
+  type = object({
+    name       = string
+    write_port = number
+    read_port  = number
+  })
+}
+
+variable "edge" {
+  description = "The application load balancer: its HTTPS certificate (none: HTTP only) and idle timeout, longer than the app's WebSocket ping interval."
+  type = object({
+    certificate_arn = string
+    idle_timeout    = number
+  })
+}
+
+variable "bootstrap_image" {
+  description = "The image of the one-shot task that creates the application role on the writer (primary region): PostgreSQL's, for psql."
+  type        = string
 }
 
 variable "postgres" {
@@ -78,6 +137,12 @@ variable "redis" {
     multi_az                = bool
     maxmemory_policy        = string
     apply_immediately       = bool
+    # A global datastore: on in every region; a secondary region's copy
+    # joins the datastore (global_id) and sends writes to the primary
+    # region's Redis (writer_endpoint).
+    global_datastore = bool
+    global_id        = string
+    writer_endpoint  = string
   })
 }
 
@@ -114,6 +179,7 @@ variable "services" {
     cpu           = number
     memory        = number
     port          = number
+    health_path   = string
     uses_postgres = bool
     uses_redis    = bool
   }))
