@@ -267,7 +267,7 @@ fn notification_lines(phase: &Phase, lines: &mut Vec<Line>) {
         slots += worker_slots;
         replicas += w.replicas;
         work.push(format!(
-            "worker {}: {} replicas x {} concurrency / {} s p95 = {} messages/s, at {:.6} messages/s per user ({} per hour x {} fan-out){}; {} users need {:.2} messages/s, {:.2} replicas",
+            "worker {}: {} replicas x {} concurrency / {} s p95 = {} messages/s, at {:.6} messages/s per user ({} per hour x {} fan-out){}; {} users need {:.2} messages/s, {:.2} replicas (at least {} of the {} there are)",
             w.name,
             w.replicas,
             n.concurrency,
@@ -288,7 +288,10 @@ fn notification_lines(phase: &Phase, lines: &mut Vec<Line>) {
             },
             phase.users.max,
             at_max,
-            at_max * seconds / f64::from(n.concurrency)
+            at_max * seconds / f64::from(n.concurrency),
+            // Whole replicas; the f64 is finite and small (schema bounds).
+            ((at_max * seconds / f64::from(n.concurrency)).ceil() as u64).max(1),
+            w.replicas
         ));
     }
     lines.push(Line {

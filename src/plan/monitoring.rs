@@ -278,7 +278,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                 let at = |u: f64| {
                     vec![(
                         format!(
-                            "{BULLMQ_JOB_COUNT}{{queue=\"{first_queue}\",state=\"active\",instance=\"worker-1\"}}"
+                            "{BULLMQ_JOB_COUNT}{{queue=\"{first_queue}\",state=\"active\",job=\"app\",instance=\"app-1\"}}"
                         ),
                         gauge(u * supply),
                     )]
@@ -298,7 +298,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
                 let at = |u: f64| {
                     vec![(
                         format!(
-                            "{BULLMQ_COMPLETED}{{queue=\"{first_queue}\",instance=\"worker-1\"}}"
+                            "{BULLMQ_COMPLETED}{{queue=\"{first_queue}\",job=\"app\",instance=\"app-1\"}}"
                         ),
                         counter(u * supply),
                     )]

@@ -410,7 +410,7 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             ),
             fires_on: vec![(
                 format!(
-                    "{}{{queue=\"{first}\",state=\"waiting\",instance=\"worker-1\"}}",
+                    "{}{{queue=\"{first}\",state=\"waiting\",job=\"app\",instance=\"app-1\"}}",
                     monitoring::BULLMQ_JOB_COUNT
                 ),
                 format!("{}x240", q.depth_alert * 2),
@@ -433,11 +433,51 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             ),
             fires_on: vec![(
                 format!(
-                    "{}{{queue=\"{first}\",instance=\"worker-1\"}}",
+                    "{}{{queue=\"{first}\",job=\"app\",instance=\"app-1\"}}",
                     monitoring::OLDEST_JOB_AGE
                 ),
                 format!("{}x240", q.age_alert_seconds * 5),
             )],
+            result_labels: vec![("queue", first.clone())],
+        });
+        // The age is the app's own gauge: an app that does not serve it
+        // would leave BullmqOldestJobAge unable to fire, and that is no
+        // silence. absent() per queue names the queue.
+        out.push(Silent {
+            name: "BullmqOldestJobAgeUnmeasured",
+            bottleneck: "notifications",
+            severity: "warning",
+            expr: q
+                .queues
+                .iter()
+                .map(|queue| format!("absent({}{{queue=\"{queue}\"}})", monitoring::OLDEST_JOB_AGE))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            for_: "10m",
+            summary: format!(
+                "no process serves {} for a queue of worker {}: BullmqOldestJobAge cannot fire until the app exports it",
+                monitoring::OLDEST_JOB_AGE,
+                q.worker
+            ),
+            // BullMQ's own counts are there; the app's gauge is there for
+            // every queue but the first.
+            fires_on: std::iter::once((
+                format!(
+                    "{}{{queue=\"{first}\",state=\"waiting\",job=\"app\",instance=\"app-1\"}}",
+                    monitoring::BULLMQ_JOB_COUNT
+                ),
+                "5x240".to_owned(),
+            ))
+            .chain(q.queues.iter().skip(1).map(|queue| {
+                (
+                    format!(
+                        "{}{{queue=\"{queue}\",job=\"app\",instance=\"app-1\"}}",
+                        monitoring::OLDEST_JOB_AGE
+                    ),
+                    "1x240".to_owned(),
+                )
+            }))
+            .collect(),
             result_labels: vec![("queue", first)],
         });
     }
@@ -662,41 +702,49 @@ fn tests(m: &Monitoring) -> Vec<Test> {
         }],
     });
     // A queue that drains: a backlog under the depth alert and jobs that
-    // wait under the age alert set off neither.
+    // wait under the age alert set off neither. Every app replica reports
+    // the same counts (they come from Redis): two replicas here, so rules
+    // that added them up instead of taking one would fire.
     for q in &m.queues {
         let series = q
             .queues
             .iter()
             .flat_map(|queue| {
-                [
-                    (
-                        format!(
-                            "{}{{queue=\"{queue}\",state=\"waiting\",instance=\"worker-1\"}}",
-                            monitoring::BULLMQ_JOB_COUNT
+                ["app-1", "app-2"].into_iter().flat_map(move |instance| {
+                    [
+                        (
+                            format!(
+                                "{}{{queue=\"{queue}\",state=\"waiting\",job=\"app\",instance=\"{instance}\"}}",
+                                monitoring::BULLMQ_JOB_COUNT
+                            ),
+                            format!("{}x240", q.depth_alert * 2 / 3),
                         ),
-                        format!("{}x240", q.depth_alert / 2),
-                    ),
-                    (
-                        format!(
-                            "{}{{queue=\"{queue}\",instance=\"worker-1\"}}",
-                            monitoring::OLDEST_JOB_AGE
+                        (
+                            format!(
+                                "{}{{queue=\"{queue}\",job=\"app\",instance=\"{instance}\"}}",
+                                monitoring::OLDEST_JOB_AGE
+                            ),
+                            format!("{}x240", q.age_alert_seconds * 2 / 3),
                         ),
-                        format!("{}x240", q.age_alert_seconds / 2),
-                    ),
-                ]
+                    ]
+                })
             })
             .collect();
         out.push(Test {
             name: format!("the queues of worker {} drain: no queue alert", q.worker),
             series,
             eval_time: "20m",
-            alerts: ["BullmqQueueDepth", "BullmqOldestJobAge"]
-                .into_iter()
-                .map(|a| Expect {
-                    alertname: a.to_owned(),
-                    fire: Vec::new(),
-                })
-                .collect(),
+            alerts: [
+                "BullmqQueueDepth",
+                "BullmqOldestJobAge",
+                "BullmqOldestJobAgeUnmeasured",
+            ]
+            .into_iter()
+            .map(|a| Expect {
+                alertname: a.to_owned(),
+                fire: Vec::new(),
+            })
+            .collect(),
         });
     }
     for s in silent_alerts(m) {

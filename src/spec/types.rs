@@ -900,7 +900,9 @@ pub struct Service {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Notifications {
-    /// Push notifications one concurrent user is sent per hour.
+    /// Push notifications per hour per concurrent user: all pushes an hour
+    /// divided by the concurrent users (most go to users who are not
+    /// connected, so this is more than one connected user receives).
     #[schemars(extend("exclusiveMinimum" = 0), range(max = 100000.0))]
     pub per_user_per_hour: f64,
     /// Provider messages per notification: the user's devices (FCM sends

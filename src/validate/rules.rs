@@ -615,7 +615,7 @@ fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
         let field = crate::validate::schema::display_path(&pointer);
         let policy = redis.maxmemory_policy.as_str();
         let which = if policy.starts_with("volatile") {
-            "BullMQ sets a TTL on its lock keys, so a volatile-* policy evicts them first: two workers then run one job"
+            "BullMQ sets a TTL on its lock keys, so a volatile-* policy can evict them: two workers then run one job"
         } else {
             "Redis may evict a waiting job, its data or its lock: the job is lost or runs twice"
         };

@@ -270,7 +270,7 @@ const readonlyReconnect = (err) => (/^READONLY/.test(err.message) ? 2 : false);
  * profile: 'app' (request/response app client), 'writer' (fails fast during failovers,
  * so the writer can move on), 'bullmq' (maxRetriesPerRequest: null as BullMQ requires).
  */
-function makeRedis(c, profile = 'app') {
+function makeRedis(c, profile = 'app', clusterOptions = {}) {
   const maxRetriesPerRequest = profile === 'bullmq' ? null : profile === 'writer' ? 2 : 5;
   const common = {
     password: c.password,
@@ -319,6 +319,7 @@ function makeRedis(c, profile = 'app') {
         retryDelayOnTryAgain: 100,
         slotsRefreshTimeout: 2000,
         slotsRefreshInterval: 2000,
+        ...clusterOptions,
       },
     );
   }
@@ -925,6 +926,91 @@ async function cmdBullmq(env, flags) {
 }
 
 // ---------------------------------------------------------------------------
+// subcommand: pubsub
+//
+// What the Socket.IO Redis adapter SOCKETIO_ADAPTER names does between app
+// replicas. `sharded` (cluster mode, createShardedAdapter): SSUBSCRIBE and
+// SPUBLISH on channels whose slots lie on every master, through an ioredis
+// Cluster with shardedSubscribers: true (without it ioredis sends every
+// SSUBSCRIBE to one node, and a channel of another shard's slot is MOVED);
+// every message must arrive. `redis` (createAdapter): SUBSCRIBE and PUBLISH
+// on the phase's client.
+
+async function cmdPubsub(env, flags) {
+  const rc = redisContract(env);
+  const adapter = req(env, 'SOCKETIO_ADAPTER');
+  const perMaster = numFlag(flags, 'channels', { min: 1, int: true, dflt: 4 });
+  // The counter-proof: a cluster subscriber without shardedSubscribers.
+  const plain = flags['plain-subscriber'] !== undefined;
+  if ((adapter === 'sharded') !== (rc.mode === 'cluster')) {
+    throw new ContractError(`SOCKETIO_ADAPTER=${adapter} does not fit REDIS_MODE=${rc.mode}: sharded is for cluster mode only`);
+  }
+  const token = randomBytes(6).toString('hex');
+  const clients = [];
+  const make = (options) => {
+    const c = makeRedis(rc, 'app', options);
+    clients.push(c);
+    return c;
+  };
+  try {
+    const pub = make();
+    const sub = make(adapter === 'sharded' && !plain ? { shardedSubscribers: true } : {});
+    await waitRedisReady(pub, 15000);
+    // Channels: in a cluster, perMaster of them in the slots of each master.
+    let channels;
+    let masters = 1;
+    if (adapter === 'sharded') {
+      const ranges = await pub.cluster('SLOTS');
+      masters = ranges.reduce((set, r) => set.add(`${r[2][0]}:${r[2][1]}`), new Set()).size;
+      const owner = (slot) => {
+        const r = ranges.find(([lo, hi]) => slot >= lo && slot <= hi);
+        return `${r[2][0]}:${r[2][1]}`;
+      };
+      const byMaster = new Map();
+      for (let i = 0; [...byMaster.values()].filter((l) => l.length >= perMaster).length < masters && i < 100000; i++) {
+        const channel = `socket.io#${token}#${i}`;
+        const node = owner(Number(await pub.cluster('KEYSLOT', channel)));
+        const list = byMaster.get(node) ?? [];
+        if (list.length < perMaster) list.push(channel);
+        byMaster.set(node, list);
+      }
+      channels = [...byMaster.values()].flat();
+      if (byMaster.size !== masters) throw new CheckFailed(`channels found on ${byMaster.size} of ${masters} masters`);
+    } else {
+      channels = Array.from({ length: perMaster }, (_, i) => `socket.io#${token}#${i}`);
+    }
+    const received = new Map();
+    let resolve;
+    const all = new Promise((r) => (resolve = r));
+    const onMessage = (channel, message) => {
+      if (message === `hello ${channel}`) received.set(channel, message);
+      if (received.size === channels.length) resolve();
+    };
+    if (adapter === 'sharded') {
+      sub.on('smessage', onMessage);
+      // One channel a call, as the adapter does: channels of different
+      // slots in one SSUBSCRIBE are a CROSSSLOT error.
+      for (const channel of channels) await withTimeout(sub.ssubscribe(channel), 15000, `ssubscribe ${channel}`);
+    } else {
+      sub.on('message', onMessage);
+      await withTimeout(sub.subscribe(...channels), 15000, 'subscribe');
+    }
+    for (const channel of channels) {
+      const reached = adapter === 'sharded'
+        ? await pub.spublish(channel, `hello ${channel}`)
+        : await pub.publish(channel, `hello ${channel}`);
+      if (reached < 1) throw new CheckFailed(`${channel}: published to ${reached} subscribers`);
+    }
+    await withTimeout(all, 15000, `${received.size} of ${channels.length} messages`);
+    const result = { ok: true, adapter, mode: rc.mode, masters, channels: channels.length, received: received.size };
+    log(`pubsub: ${adapter}: ${received.size}/${channels.length} messages over ${masters} master(s)`);
+    return result;
+  } finally {
+    for (const c of clients.reverse()) await closeRedis(c);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // subcommand: migration-writer / migration-verify
 //
 // The app while `scaleplan migrate` moves its deployment: rows through
@@ -1111,6 +1197,7 @@ const USAGE = `usage:
   node app.mjs redis-verify ENVFILE --in FILE
   node app.mjs read-probe ENVFILE --seconds S
   node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]
+  node app.mjs pubsub ENVFILE [--channels PER_MASTER] [--plain-subscriber 1]
   node app.mjs migration-writer ENVFILE --run ID --rate R --seconds MAX --stop FILE --out FILE
   node app.mjs migration-verify ENVFILE --run ID --acks FILE`;
 
@@ -1126,6 +1213,7 @@ const COMMANDS = {
   },
   'migration-verify': { fn: cmdMigrationVerify, flags: ['run', 'acks'], deadline: () => 120 },
   bullmq: { fn: cmdBullmq, flags: ['jobs', 'timeout'], deadline: (f) => Number(f.timeout || 60) + 90 },
+  pubsub: { fn: cmdPubsub, flags: ['channels', 'plain-subscriber'], deadline: () => 90 },
 };
 
 function numFlag(flags, name, { min, int = false, dflt } = {}) {

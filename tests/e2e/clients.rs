@@ -34,7 +34,18 @@ fn run(args: &[&str], limit: Duration) -> serde_json::Value {
     finish(child, args, limit)
 }
 
-fn finish(mut child: Child, args: &[&str], limit: Duration) -> serde_json::Value {
+fn finish(child: Child, args: &[&str], limit: Duration) -> serde_json::Value {
+    let (ok, doc, stderr) = finish_any(child, args, limit);
+    assert!(ok, "node {args:?} failed:\n{doc}\n{stderr}");
+    doc
+}
+
+/// The program's document and stderr, and whether it exited 0.
+fn finish_any(
+    mut child: Child,
+    args: &[&str],
+    limit: Duration,
+) -> (bool, serde_json::Value, String) {
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -45,13 +56,10 @@ fn finish(mut child: Child, args: &[&str], limit: Duration) -> serde_json::Value
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "node {args:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (out.status.success(), doc, stderr)
 }
 
 fn env_file(phase: &Phase) -> String {
@@ -81,7 +89,50 @@ pub fn contract(phase: &Phase, mode: &str, standby: bool) -> serde_json::Value {
     assert_eq!(doc["redis"]["keys"], 1000);
     assert_eq!(doc["redis"]["multi"], true);
     eprintln!("{}: contract {doc}", phase.name);
+    pubsub(phase, mode);
     bullmq(phase, mode)
+}
+
+/// The Socket.IO adapter's transport as SOCKETIO_ADAPTER says: in cluster
+/// mode SSUBSCRIBE/SPUBLISH on channels in every master's slots, through an
+/// ioredis Cluster with `shardedSubscribers: true`, every message arriving;
+/// and the counter-proof, that without the option a channel on another
+/// shard is lost (what the README's example warns of). Elsewhere plain
+/// SUBSCRIBE/PUBLISH.
+pub fn pubsub(phase: &Phase, mode: &str) {
+    let env = env_file(phase);
+    let doc = run(&["pubsub", &env], Duration::from_secs(120));
+    let adapter = if mode == "cluster" {
+        "sharded"
+    } else {
+        "redis"
+    };
+    assert_eq!(
+        (doc["ok"].as_bool(), doc["adapter"].as_str()),
+        (Some(true), Some(adapter)),
+        "{doc}"
+    );
+    assert_eq!(doc["received"], doc["channels"], "{doc}");
+    if mode == "cluster" {
+        let masters = doc["masters"].as_u64().unwrap();
+        assert!(masters >= 3, "{doc}");
+        assert_eq!(doc["channels"].as_u64(), Some(4 * masters), "{doc}");
+        let args = ["pubsub", env.as_str(), "--plain-subscriber", "1"];
+        let (ok, plain, _) = finish_any(
+            node(&args).spawn().unwrap(),
+            &args,
+            Duration::from_secs(120),
+        );
+        assert!(
+            !ok && plain["ok"] == false,
+            "a plain cluster subscriber got every sharded message: {plain}"
+        );
+        eprintln!(
+            "{}: without shardedSubscribers: {}",
+            phase.name, plain["error"]
+        );
+    }
+    eprintln!("{}: pubsub {doc}", phase.name);
 }
 
 /// The queues app.env gives BullMQ (BULLMQ_QUEUES: queue=prefix pairs),
