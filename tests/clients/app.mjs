@@ -955,7 +955,11 @@ async function cmdPubsub(env, flags) {
   try {
     const pub = make();
     const sub = make(adapter === 'sharded' && !plain ? { shardedSubscribers: true } : {});
+    // Both ready before a subscription: a command queued while the
+    // subscriber still connects would follow its SUBSCRIBE, and a
+    // connection in subscriber mode refuses it.
     await waitRedisReady(pub, 15000);
+    await waitRedisReady(sub, 15000);
     // Channels: in a cluster, perMaster of them in the slots of each master.
     let channels;
     let masters = 1;
