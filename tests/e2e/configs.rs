@@ -653,49 +653,20 @@ fn the_cloud_pgbouncer_verifies_the_database_certificate() {
         for _ in 0..50 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 let mut seen = Vec::new();
+                let mut failed = false;
                 for db in ["sikka", "sikka_ro"] {
-                    let out = Command::new("psql")
-                        .args([
-                            "-X",
-                            "-A",
-                            "-t",
-                            "-q",
-                            "-h",
-                            "127.0.0.1",
-                            "-p",
-                            &port.to_string(),
-                            "-U",
-                            "app",
-                            "-d",
-                            db,
-                        ])
-                        .args([
-                            "-c",
-                            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                        ])
-                        .env("PGPASSWORD", "app-password")
-                        .env("PGCONNECT_TIMEOUT", "10")
-                        .stdin(Stdio::null())
-                        .output()
-                        .unwrap();
-                    if !out.status.success() {
-                        seen.push(format!(
-                            "{db}: {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ));
-                        break;
+                    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+                    match crate::harness::psql_args(port, "app", "app-password", db, &["-c", sql]) {
+                        Ok(ssl) => seen.push(format!("{db}: {ssl}")),
+                        Err(e) => {
+                            seen.push(format!("{db}: {}", e.trim()));
+                            failed = true;
+                            break;
+                        }
                     }
-                    seen.push(format!(
-                        "{db}: {}",
-                        String::from_utf8_lossy(&out.stdout).trim()
-                    ));
                 }
                 let text = seen.join(", ");
-                answer = if text.contains("error") || seen.len() < 2 {
-                    Err(text)
-                } else {
-                    Ok(text)
-                };
+                answer = if failed { Err(text) } else { Ok(text) };
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
