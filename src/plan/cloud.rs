@@ -28,6 +28,9 @@ pub struct CloudPlan {
     /// The load balancer's idle timeout (s): past the app's WebSocket ping
     /// interval, so a quiet socket is never cut between two pings.
     pub edge_idle_timeout: u32,
+    /// The app's WebSocket ping interval (s, rounded up), which the idle
+    /// timeout outlasts.
+    pub ping_interval_s: u32,
     /// The workers' BullMQ queues; each region's module gives them their
     /// prefixes by its own Redis's mode.
     pub queues: Vec<String>,
@@ -42,8 +45,8 @@ pub const ALB_IDLE_TIMEOUT: u32 = 60;
 
 /// An idle timeout that outlasts two ping intervals: one ping late or lost
 /// in transit still does not cut the socket.
-pub fn edge_idle_timeout(ping_interval_ms: u32) -> u32 {
-    (2 * ping_interval_ms.div_ceil(1000)).max(ALB_IDLE_TIMEOUT)
+pub fn edge_idle_timeout(ping_interval_s: u32) -> u32 {
+    (2 * ping_interval_s).max(ALB_IDLE_TIMEOUT)
 }
 
 /// One ECS service that runs application code.
@@ -66,6 +69,7 @@ pub struct CloudService {
 pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
     let pgb = &topo.pgbouncer.resources;
     let (cpu, memory) = fargate(pgb.cpu, pgb.memory_mb);
+    let ping_interval_s = phase.app.websocket.ping_interval_ms.div_ceil(1000);
     CloudPlan {
         regions: regions(phase),
         postgres_class: db_class(phase),
@@ -93,7 +97,8 @@ pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
             })
             .collect(),
         queues: super::topology::queue_names(phase),
-        edge_idle_timeout: edge_idle_timeout(phase.app.websocket.ping_interval_ms),
+        edge_idle_timeout: edge_idle_timeout(ping_interval_s),
+        ping_interval_s,
         bootstrap_image: format!("postgres:{}-alpine", phase.postgres.version),
     }
 }

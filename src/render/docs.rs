@@ -151,11 +151,16 @@ impl Renderer {
                         p95_latency_ms: decimal(n.p95_latency_ms),
                         concurrency: n.concurrency,
                         in_flight: u64::from(w.replicas) * u64::from(n.concurrency),
-                        queues: prefixes
-                            .iter()
-                            .filter(|q| q.queue.ends_with(&format!("-{}", w.name.as_str())))
-                            .cloned()
-                            .collect(),
+                        // This worker's own queues, by name: a suffix match
+                        // would give worker `a` the queues of `b-a`.
+                        queues: {
+                            let own = crate::plan::topology::worker_queues(w);
+                            prefixes
+                                .iter()
+                                .filter(|q| own.contains(&q.queue))
+                                .cloned()
+                                .collect()
+                        },
                     })
                     .collect()
             },
@@ -190,7 +195,7 @@ impl Renderer {
                     .find(|r| r.primary)
                     .map_or("", |r| r.name.as_str()),
                 idle_timeout: phase.cloud.edge_idle_timeout,
-                ping_interval_s: spec.app.websocket.ping_interval_ms.div_ceil(1000),
+                ping_interval_s: phase.cloud.ping_interval_s,
                 web: phase
                     .cloud
                     .services

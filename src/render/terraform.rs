@@ -54,7 +54,7 @@ impl Renderer {
             bootstrap_image: &cloud.bootstrap_image,
             queues: &cloud.queues,
             idle_timeout: cloud.edge_idle_timeout,
-            ping_interval_s: spec.app.websocket.ping_interval_ms.div_ceil(1000),
+            ping_interval_s: cloud.ping_interval_s,
             postgres: &nodes.postgres,
             pgbouncer: &nodes.pgbouncer,
             pgbouncer_size: cloud.pgbouncer_size,

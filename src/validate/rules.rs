@@ -591,7 +591,7 @@ fn notifications(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 /// BullMQ keeps its jobs and their locks in Redis: a policy that evicts
 /// keys under memory pressure loses work. BullMQ asks for noeviction and
 /// warns at start on any other policy; the volatile-* policies count too,
-/// since BullMQ's lock keys carry a TTL and are what they evict first.
+/// since BullMQ's lock keys carry a TTL and so can be evicted.
 fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     let Some(worker) = phase
         .workers
