@@ -8,7 +8,7 @@ use super::probe::http_get;
 use super::procs::{self, Launch, Proc};
 use super::tools::MonitorTools;
 use crate::plan::identity::{SUPERUSER, Secret};
-use crate::render::monitoring::exporters;
+use crate::plan::topology::{PGBOUNCER_EXPORTER, PROMETHEUS, REDIS_EXPORTER};
 use std::time::{Duration, Instant};
 
 /// The kind of every monitoring process in state.json.
@@ -17,34 +17,26 @@ pub const KIND: &str = "monitor";
 impl Bringup {
     pub fn monitoring(&mut self) -> anyhow::Result<()> {
         let tools = MonitorTools::find()?;
-        let e = exporters(&self.topo);
+        let e = self.topo.monitor.clone();
         let dir = self.config.join("monitoring");
         let pg_password = self.secrets.get(Secret::Postgres).to_owned();
-        for (node, host, port) in &e.postgres {
-            let Some(pg_port) = std::iter::once(&self.topo.postgres.primary)
-                .chain(&self.topo.postgres.replicas)
-                .find(|n| &n.name == node)
-                .map(|n| n.endpoint.port)
-            else {
-                continue;
-            };
-            let name = format!("{node}-exporter");
+        for x in &e.postgres_exporters {
             // The password in the environment, never on the command line.
             let launch = Launch::new(&tools.postgres_exporter)
-                .arg(format!("--web.listen-address={host}:{port}"))
+                .arg(format!("--web.listen-address={}", x.endpoint))
                 .env(
                     "DATA_SOURCE_URI",
-                    &format!("127.0.0.1:{pg_port}/postgres?sslmode=disable"),
+                    &format!("{}/postgres?sslmode=disable", x.target),
                 )
                 .env("DATA_SOURCE_USER", SUPERUSER)
                 .env("DATA_SOURCE_PASS", &pg_password);
-            self.start_monitor(launch, &name, *port, "/metrics")?;
+            self.start_monitor(launch, &x.name, x.endpoint.port, "/metrics")?;
         }
         let launch = Launch::new(&tools.redis_exporter)
             .arg("-web.listen-address")
-            .arg(format!("{}:{}", e.redis.0, e.redis.1))
+            .arg(e.redis_exporter.to_string())
             .env("REDIS_PASSWORD", self.secrets.get(Secret::Redis));
-        self.start_monitor(launch, "redis-exporter", e.redis.1, "/")?;
+        self.start_monitor(launch, REDIS_EXPORTER, e.redis_exporter.port, "/")?;
         let launch = Launch::new(&tools.pgbouncer_exporter)
             .arg("--config")
             .arg(dir.join("pgbouncer-exporter.yml"))
@@ -52,7 +44,12 @@ impl Bringup {
                 Secret::PgbouncerAdmin.var(),
                 self.secrets.get(Secret::PgbouncerAdmin),
             );
-        self.start_monitor(launch, "pgbouncer-exporter", e.pgbouncer.1, "/metrics")?;
+        self.start_monitor(
+            launch,
+            PGBOUNCER_EXPORTER,
+            e.pgbouncer_exporter.port,
+            "/metrics",
+        )?;
         let data = self.state_dir.join("prometheus");
         std::fs::create_dir_all(&data)?;
         let launch = Launch::new(&tools.prometheus)
@@ -61,13 +58,10 @@ impl Bringup {
                 dir.join("prometheus.yml").display()
             ))
             .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!(
-                "--web.listen-address={}:{}",
-                e.prometheus.0, e.prometheus.1
-            ))
+            .arg(format!("--web.listen-address={}", e.prometheus))
             .arg("--web.enable-lifecycle");
-        self.start_monitor(launch, "prometheus", e.prometheus.1, "/-/ready")?;
-        self.await_targets(e.prometheus.1)
+        self.start_monitor(launch, PROMETHEUS, e.prometheus.port, "/-/ready")?;
+        self.await_targets(e.prometheus.port)
     }
 
     fn start_monitor(

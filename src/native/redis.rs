@@ -8,7 +8,7 @@ use super::copy;
 use super::probe;
 use super::procs::Proc;
 use crate::plan::identity::Secret;
-use crate::plan::topology::{RedisLayout, RedisNode, Topology};
+use crate::plan::topology::{RedisLayout, RedisNode, RedisStart, Topology};
 use anyhow::{Context, bail};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 impl Bringup {
     pub fn redis(&mut self) -> anyhow::Result<()> {
         let layout = self.topo.redis.clone();
-        let mode = match layout {
-            RedisLayout::Sentinel { .. } => "replicated",
-            _ => "server",
-        };
+        let mode = layout.data_start();
         for node in layout.data_nodes() {
             self.redis_node(node, mode)?;
         }
@@ -36,7 +33,7 @@ impl Bringup {
     }
 
     /// A data node or sentinel through start.sh, awaited until it answers.
-    pub fn redis_node(&mut self, node: &RedisNode, mode: &str) -> anyhow::Result<()> {
+    pub fn redis_node(&mut self, node: &RedisNode, mode: RedisStart) -> anyhow::Result<()> {
         let since = Instant::now();
         if self.keep_running(&node.name) {
             return Ok(());
@@ -44,9 +41,9 @@ impl Bringup {
         std::fs::create_dir_all(self.state_dir.join(&node.name))?;
         let launch = self
             .script("/bin/sh", "redis/start.sh")
-            .arg(mode)
+            .arg(mode.as_arg())
             .arg(&node.name);
-        let kind = if mode == "sentinel" {
+        let kind = if mode == RedisStart::Sentinel {
             "sentinel"
         } else {
             "redis"
@@ -90,7 +87,7 @@ impl Bringup {
             },
         )?;
         for node in sentinels {
-            self.redis_node(node, "sentinel")?;
+            self.redis_node(node, RedisStart::Sentinel)?;
         }
         let since = Instant::now();
         let others = (sentinels.len() - 1).to_string();

@@ -2,16 +2,71 @@
 //! the service names scaleplan generates for it (REG002).
 
 use super::capacity::Estimate;
+use super::ports;
+use super::target::Target;
 use super::topology::Topology;
 use crate::diag::{Code, Diagnostic};
 use crate::validate::ValidPhase;
 
-pub fn check(phase: &ValidPhase, nodes: &Topology, estimate: &Estimate) -> Vec<Diagnostic> {
+pub fn check(phase: &ValidPhase, topologies: &[&Topology], estimate: &Estimate) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     capacity(phase, estimate, &mut out);
     pool_clients(phase, estimate, &mut out);
-    generated_names(phase, nodes, &mut out);
+    if let Some(nodes) = topologies.first() {
+        generated_names(phase, nodes, &mut out);
+    }
+    for topo in topologies {
+        ports(phase, topo, &mut out);
+    }
     out
+}
+
+/// PORT001: every local listener fits below port 65536 (only the
+/// services', counted after every fixed block, can cross it). PORT002:
+/// no two listeners of a target share an address and port.
+fn ports(phase: &ValidPhase, topo: &Topology, out: &mut Vec<Diagnostic>) {
+    let target = topo.target.dir();
+    for (i, s) in topo.services.iter().enumerate() {
+        let wanted = if s.port.is_some() && matches!(topo.target, Target::Local { .. }) {
+            s.replicas as usize
+        } else {
+            continue;
+        };
+        if s.endpoints.len() < wanted {
+            out.push(Diagnostic::error(
+                Code::Port001,
+                phase.sources.value_at(&format!("/services/{i}/replicas")),
+                format!(
+                    "service {}'s {wanted} replicas need local ports past 65535: the {target} target gives each replica of a service with a port its own, after the {} the fixed blocks take from the base port",
+                    s.name,
+                    ports::SERVICES_OFFSET
+                ),
+                "lower this service's replicas (or earlier services'), or lower targets.local.base_port",
+            ));
+        }
+    }
+    // One error per field: a service whose replicas run into a block
+    // clashes once per port, and the first says what to change.
+    let mut reported = std::collections::BTreeSet::new();
+    for (a, b) in ports::clashes(&topo.listeners()) {
+        let field = b
+            .field
+            .as_deref()
+            .or(a.field.as_deref())
+            .unwrap_or("/targets/local/base_port");
+        if !reported.insert(field.to_owned()) {
+            continue;
+        }
+        out.push(Diagnostic::error(
+            Code::Port002,
+            phase.sources.value_at(field),
+            format!(
+                "{} and {} would both listen on {} in the {target} target",
+                a.what, b.what, b.endpoint
+            ),
+            "choose another port for the one this field sets",
+        ));
+    }
 }
 
 /// CAP001: the resources must carry the users the phase is planned for.

@@ -10,6 +10,7 @@ pub mod contract;
 pub mod identity;
 pub mod monitoring;
 pub mod pgconf;
+pub mod ports;
 pub mod target;
 pub mod topology;
 
@@ -124,7 +125,11 @@ pub fn plan_checked(checked: Checked, opts: &Options) -> Planned {
         p.next = names.get(i + 1).cloned();
     }
     for p in &phases {
-        diagnostics.extend(checks::check(&p.phase, &p.compose, &p.capacity));
+        diagnostics.extend(checks::check(
+            &p.phase,
+            &[&p.compose, &p.local, &p.cloud_nodes],
+            &p.capacity,
+        ));
     }
     Planned {
         phases,

@@ -13,7 +13,7 @@ pub enum Target {
     /// containers.
     Compose,
     /// Processes on one machine: every node on 127.0.0.1, each on its own
-    /// port counted from `base_port` (see `Role::offset`); paths are
+    /// port counted from `base_port` (see `ports`); paths are
     /// relative to the state directory, which `scaleplan up` runs every
     /// process from, so the same files work wherever that directory is.
     Local { base_port: u16 },
@@ -22,95 +22,7 @@ pub enum Target {
     Cloud,
 }
 
-/// The kinds of node that get an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Postgres,
-    Pgbouncer,
-    Sentinel,
-    /// A standalone or Sentinel-mode Redis node.
-    Redis,
-    /// A Redis Cluster node: a port range of its own, so a cluster can run
-    /// beside the Sentinel group it replaces while the data moves.
-    ClusterNode,
-    /// The TCP proxy in front of PostgreSQL: its write, read, replicas and
-    /// stats listeners, in that order.
-    Proxy,
-}
-
-pub const POSTGRES_PORT: u16 = 5432;
-pub const PGBOUNCER_PORT: u16 = 6432;
-pub const REDIS_PORT: u16 = 6379;
-pub const SENTINEL_PORT: u16 = 26379;
-
-impl Role {
-    fn standard_port(self) -> u16 {
-        match self {
-            Role::Postgres => POSTGRES_PORT,
-            Role::Pgbouncer => PGBOUNCER_PORT,
-            Role::Sentinel => SENTINEL_PORT,
-            Role::Redis | Role::ClusterNode => REDIS_PORT,
-            Role::Proxy => POSTGRES_PORT,
-        }
-    }
-
-    /// The local target's port scheme: base + offset + index (from 0).
-    /// PostgreSQL base+0 (primary) and base+1.. (replicas, at most 15),
-    /// PgBouncer base+100.. (at most 64), the PostgreSQL proxy base+170..173
-    /// (write, read, replicas, stats), sentinels base+180.. (at most 15),
-    /// standalone and Sentinel-mode Redis base+200.. (at most 16),
-    /// cluster nodes base+300.. (six per shard, at most 100 shards). A
-    /// cluster node's bus port is its port + 10000. The scheme is the
-    /// project's, not a phase's: a node keeps its port in every phase.
-    pub fn offset(self) -> u16 {
-        match self {
-            Role::Postgres => 0,
-            Role::Pgbouncer => 100,
-            Role::Proxy => 170,
-            Role::Sentinel => 180,
-            Role::Redis => 200,
-            Role::ClusterNode => 300,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
-
 impl Target {
-    /// The address of a node of `role`, the `index`th of its kind (from 0),
-    /// named `name`.
-    pub fn endpoint(self, role: Role, index: u32, name: &str) -> Endpoint {
-        match self {
-            // In the cloud, nodes are managed services and ECS tasks whose
-            // addresses Terraform knows only at apply time; names stand in.
-            // The proxy's listeners share its host, one port each.
-            Target::Compose | Target::Cloud if role == Role::Proxy => Endpoint {
-                host: name.to_owned(),
-                port: role.standard_port() + index as u16,
-            },
-            Target::Compose | Target::Cloud => Endpoint {
-                host: name.to_owned(),
-                port: role.standard_port(),
-            },
-            Target::Local { base_port } => Endpoint {
-                host: "127.0.0.1".to_owned(),
-                // Schema bounds keep every index inside its block, and the
-                // base port below 40000, so this cannot overflow.
-                port: base_port + role.offset() + index as u16,
-            },
-        }
-    }
-
     /// The directory under out/<phase>/.
     pub fn dir(self) -> &'static str {
         match self {

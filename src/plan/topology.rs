@@ -3,13 +3,14 @@
 //! node name is built here and nowhere else.
 
 use super::pgconf::{self, Setting};
-use super::target::{Role, Target};
+use super::ports::{self, HostPorts, Listener, ProxyListener, Role};
+use super::target::Target;
 use crate::spec::images::{pgbouncer_image, postgres_image, redis_image};
 use crate::spec::types::{Dependency, Phase, PoolMode, Redis, RedisMode, Service};
 use crate::validate::rules::pool_budget;
 use serde::Serialize;
 
-pub use super::target::Endpoint;
+pub use super::ports::Endpoint;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Resources {
@@ -35,6 +36,33 @@ pub struct Topology {
     /// The notification workers' BullMQ queues (the app contract gives
     /// each its prefix: `contract::queue_prefixes`).
     pub queues: Vec<String>,
+    /// Prometheus and the exporters that watch this topology.
+    pub monitor: MonitorNodes,
+    /// What Compose publishes on the machine's 127.0.0.1 (Compose only).
+    pub host_ports: Option<HostPorts>,
+}
+
+/// Prometheus and the exporters on a target: on the local target beside
+/// the nodes (ports from `ports`), in Compose each its own service on the
+/// exporter's usual port.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorNodes {
+    pub prometheus: Endpoint,
+    pub redis_exporter: Endpoint,
+    pub pgbouncer_exporter: Endpoint,
+    /// One per PostgreSQL node, in node order (the primary first).
+    pub postgres_exporters: Vec<PostgresExporter>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PostgresExporter {
+    /// The exporter's own name (a Compose service, a local process).
+    pub name: String,
+    /// The PostgreSQL node it watches.
+    pub node: String,
+    /// That node's address.
+    pub target: Endpoint,
+    pub endpoint: Endpoint,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -175,11 +203,37 @@ pub struct ClusterShard {
     pub replicas: Vec<RedisNode>,
 }
 
-/// Ports each cluster shard may use in the local target: a master and up
-/// to five replicas (the schema's bound on replicas_per_shard).
-pub const CLUSTER_SLOTS_PER_SHARD: u32 = 6;
+/// How redis/start.sh runs a node (its first argument): a `Replicated`
+/// node keeps the master Sentinel last gave it across restarts; a
+/// `Server` node runs its file as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisStart {
+    Server,
+    Replicated,
+    Sentinel,
+}
+
+impl RedisStart {
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            RedisStart::Server => "server",
+            RedisStart::Replicated => "replicated",
+            RedisStart::Sentinel => "sentinel",
+        }
+    }
+}
 
 impl RedisLayout {
+    /// How this layout's data nodes start: Sentinel rewrites a node's
+    /// master, which a restart must keep.
+    pub fn data_start(&self) -> RedisStart {
+        match self {
+            RedisLayout::Sentinel { .. } => RedisStart::Replicated,
+            RedisLayout::Standalone { .. } | RedisLayout::Cluster { .. } => RedisStart::Server,
+        }
+    }
+
     pub fn mode(&self) -> &'static str {
         match self {
             RedisLayout::Standalone { .. } => "standalone",
@@ -212,6 +266,10 @@ pub struct AppTier {
     pub name: String,
     pub image: String,
     pub port: u16,
+    /// Where each replica listens: one address per replica on the local
+    /// target; the service's name on the app's port in Compose and the
+    /// cloud, where every replica is a host of its own.
+    pub endpoints: Vec<Endpoint>,
     pub health_path: String,
     pub replicas: u32,
     pub resources: Resources,
@@ -222,6 +280,10 @@ pub struct ServiceTier {
     pub name: String,
     pub image: String,
     pub port: Option<u16>,
+    /// Where each replica listens, for a service with a port (see
+    /// `AppTier::endpoints`); on the local target counted after every
+    /// fixed block, in spec order.
+    pub endpoints: Vec<Endpoint>,
     pub health_path: String,
     pub replicas: u32,
     pub resources: Resources,
@@ -281,7 +343,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         .map(|i| {
             let name = format!("postgres-replica-{i}");
             PostgresNode {
-                endpoint: target.endpoint(Role::Postgres, i, &name),
+                endpoint: target.endpoint(Role::Postgres, i as u16, &name),
                 slot: pg.replication_slots.then(|| format!("replica_{i}")),
                 name,
                 resources: pg_resources.clone(),
@@ -315,10 +377,10 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
     };
     let proxy = PgProxy {
         name: PROXY.to_owned(),
-        write: target.endpoint(Role::Proxy, 0, PROXY),
-        read: target.endpoint(Role::Proxy, 1, PROXY),
-        replicas: target.endpoint(Role::Proxy, 2, PROXY),
-        stats: target.endpoint(Role::Proxy, 3, PROXY),
+        write: target.endpoint(Role::Proxy, ProxyListener::Write as u16, PROXY),
+        read: target.endpoint(Role::Proxy, ProxyListener::Read as u16, PROXY),
+        replicas: target.endpoint(Role::Proxy, ProxyListener::Replicas as u16, PROXY),
+        stats: target.endpoint(Role::Proxy, ProxyListener::Stats as u16, PROXY),
         maxconn: proxy_maxconn,
         nofile: 2 * proxy_maxconn + 1000,
     };
@@ -359,7 +421,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             .map(|i| {
                 let name = format!("pgbouncer-{i}");
                 PgbouncerNode {
-                    endpoint: target.endpoint(Role::Pgbouncer, i - 1, &name),
+                    endpoint: target.endpoint(Role::Pgbouncer, (i - 1) as u16, &name),
                     read_db: read_route(i as usize - 1),
                     name,
                 }
@@ -380,6 +442,10 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         resources: caps.size(pgb.cpu, pgb.memory_mb),
     };
 
+    let pg_nodes: Vec<(String, Endpoint)> = std::iter::once(&primary)
+        .chain(&replicas)
+        .map(|n| (n.name.clone(), n.endpoint.clone()))
+        .collect();
     Topology {
         target,
         project: phase.project.as_str().to_owned(),
@@ -403,16 +469,39 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
         queues: queue_names(phase),
+        monitor: monitor_nodes(target, &pg_nodes),
+        host_ports: (target == Target::Compose).then(|| HostPorts::plan(phase.app.port)),
         app: AppTier {
-            name: "app".to_owned(),
+            name: APP.to_owned(),
             image: phase.app.image.as_str().to_owned(),
             port: phase.app.port,
+            endpoints: replica_endpoints(target, APP, phase.app.port, phase.app.replicas, |i| {
+                Some(target.endpoint(Role::App, i as u16, APP))
+            }),
             health_path: phase.app.health_path.as_str().to_owned(),
             replicas: phase.app.replicas,
             resources: caps.size(phase.app.cpu, phase.app.memory_mb),
         },
-        services: phase.services.iter().map(|s| service(s, caps)).collect(),
-        workers: phase.workers.iter().map(|s| service(s, caps)).collect(),
+        services: {
+            // The services' local ports follow one another in spec order.
+            let mut next = 0u32;
+            phase
+                .services
+                .iter()
+                .map(|s| {
+                    let first = next;
+                    if s.port.is_some() {
+                        next += s.replicas;
+                    }
+                    service(s, caps, target, first)
+                })
+                .collect()
+        },
+        workers: phase
+            .workers
+            .iter()
+            .map(|s| service(s, caps, target, 0))
+            .collect(),
     }
 }
 
@@ -436,6 +525,8 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
     phase.workers.iter().flat_map(worker_queues).collect()
 }
 
+/// The app's service.
+pub const APP: &str = "app";
 /// The Compose service that creates a Redis Cluster once its nodes run.
 pub const CLUSTER_CREATE: &str = "redis-cluster-create";
 /// The proxy in front of PostgreSQL.
@@ -446,6 +537,119 @@ pub const LOCAL_PROXY_MAXCONN: u32 = 8000;
 pub const EDGE: &str = "edge";
 
 impl Topology {
+    /// The named volumes Compose keeps: each PostgreSQL node's, each Redis
+    /// node's and sentinel's, and monitoring's. A volume's name is its
+    /// node's, so it survives every phase that keeps the node.
+    pub fn volumes(&self) -> Vec<String> {
+        let pg = &self.postgres;
+        let mut names: Vec<&str> = std::iter::once(&pg.primary)
+            .chain(&pg.replicas)
+            .map(|n| n.name.as_str())
+            .collect();
+        names.extend(self.redis.data_nodes().into_iter().map(|n| n.name.as_str()));
+        if let RedisLayout::Sentinel { sentinels, .. } = &self.redis {
+            names.extend(sentinels.iter().map(|n| n.name.as_str()));
+        }
+        names.extend([PROMETHEUS, GRAFANA]);
+        names.into_iter().map(|n| format!("{n}-data")).collect()
+    }
+
+    /// Every listener of this topology: each node's, the cluster's bus
+    /// ports, the monitoring's, the app's and services' replicas and,
+    /// in Compose, what is published on 127.0.0.1.
+    pub fn listeners(&self) -> Vec<Listener> {
+        let pg = &self.postgres;
+        let mut out: Vec<Listener> = std::iter::once(&pg.primary)
+            .chain(&pg.replicas)
+            .map(|n| Listener::fixed(&n.name, &n.endpoint))
+            .collect();
+        out.extend(
+            self.pgbouncer
+                .instances
+                .iter()
+                .map(|n| Listener::fixed(&n.name, &n.endpoint)),
+        );
+        let p = &self.proxy;
+        for (what, e) in [
+            ("writes", &p.write),
+            ("reads", &p.read),
+            ("replicas", &p.replicas),
+            ("stats", &p.stats),
+        ] {
+            out.push(Listener::fixed(format!("{} ({what})", p.name), e));
+        }
+        for n in self.redis.data_nodes() {
+            out.push(Listener::fixed(&n.name, &n.endpoint));
+            if matches!(self.redis, RedisLayout::Cluster { .. }) {
+                out.push(Listener::fixed(
+                    format!("{} (cluster bus)", n.name),
+                    &Endpoint {
+                        host: n.endpoint.host.clone(),
+                        port: ports::cluster_bus_port(n.endpoint.port),
+                    },
+                ));
+            }
+        }
+        if let RedisLayout::Sentinel { sentinels, .. } = &self.redis {
+            out.extend(
+                sentinels
+                    .iter()
+                    .map(|n| Listener::fixed(&n.name, &n.endpoint)),
+            );
+        }
+        let m = &self.monitor;
+        out.push(Listener::fixed(PROMETHEUS, &m.prometheus));
+        out.push(Listener::fixed(REDIS_EXPORTER, &m.redis_exporter));
+        out.push(Listener::fixed(PGBOUNCER_EXPORTER, &m.pgbouncer_exporter));
+        out.extend(
+            m.postgres_exporters
+                .iter()
+                .map(|x| Listener::fixed(&x.name, &x.endpoint)),
+        );
+        let local = matches!(self.target, Target::Local { .. });
+        for (i, e) in self.app.endpoints.iter().enumerate() {
+            out.push(Listener {
+                what: format!("{} replica {}", self.app.name, i + 1),
+                endpoint: e.clone(),
+                // Locally the plan places the replicas; elsewhere they
+                // listen on the spec's port.
+                field: (!local).then(|| "/app/port".to_owned()),
+            });
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            for (r, e) in s.endpoints.iter().enumerate() {
+                out.push(Listener {
+                    what: format!("{} replica {}", s.name, r + 1),
+                    endpoint: e.clone(),
+                    field: Some(if local {
+                        format!("/services/{i}/replicas")
+                    } else {
+                        format!("/services/{i}/port")
+                    }),
+                });
+            }
+        }
+        if let Some(h) = &self.host_ports {
+            let published = |what: &str, port: u16, field: Option<&str>| Listener {
+                what: format!("Compose's published {what}"),
+                endpoint: Endpoint {
+                    host: ports::LOOPBACK.to_owned(),
+                    port,
+                },
+                field: field.map(str::to_owned),
+            };
+            out.push(published("database writes", h.proxy_write, None));
+            out.push(published("database reads", h.proxy_read, None));
+            out.push(published(EDGE, h.edge, Some("/app/port")));
+            if matches!(self.redis, RedisLayout::Standalone { .. }) {
+                out.push(published("redis", h.redis, None));
+            }
+            out.push(published(PROMETHEUS, h.prometheus, None));
+            out.push(published(GRAFANA, h.grafana, None));
+        }
+        out
+    }
+
     /// Every service name scaleplan generates for this topology, which a
     /// user's services and workers must not take.
     pub fn generated_names(&self) -> Vec<&str> {
@@ -465,6 +669,9 @@ impl Topology {
             RedisLayout::Cluster { .. } => names.push(CLUSTER_CREATE),
             RedisLayout::Standalone { .. } => {}
         }
+        let m = &self.monitor;
+        names.extend([PROMETHEUS, GRAFANA, REDIS_EXPORTER, PGBOUNCER_EXPORTER]);
+        names.extend(m.postgres_exporters.iter().map(|x| x.name.as_str()));
         names
     }
 
@@ -476,6 +683,7 @@ impl Topology {
             name: app.name.clone(),
             image: app.image.clone(),
             port: Some(app.port),
+            endpoints: app.endpoints.clone(),
             health_path: app.health_path.clone(),
             replicas: app.replicas,
             resources: app.resources.clone(),
@@ -487,11 +695,38 @@ impl Topology {
     }
 }
 
-fn service(s: &Service, caps: Caps) -> ServiceTier {
+/// Where each of `replicas` listens: `local(i)` on the local target, the
+/// name on `port` elsewhere.
+fn replica_endpoints(
+    target: Target,
+    name: &str,
+    port: u16,
+    replicas: u32,
+    local: impl Fn(u32) -> Option<Endpoint>,
+) -> Vec<Endpoint> {
+    match target {
+        Target::Local { .. } => (0..replicas).map_while(local).collect(),
+        Target::Compose | Target::Cloud => vec![Endpoint {
+            host: name.to_owned(),
+            port,
+        }],
+    }
+}
+
+/// `first`: the index of its first replica among the services' ports.
+fn service(s: &Service, caps: Caps, target: Target, first: u32) -> ServiceTier {
     ServiceTier {
         name: s.name.as_str().to_owned(),
         image: s.image.as_str().to_owned(),
         port: s.port,
+        endpoints: s.port.map_or_else(Vec::new, |port| {
+            replica_endpoints(target, s.name.as_str(), port, s.replicas, |i| {
+                target.service_port(first + i).map(|p| Endpoint {
+                    host: ports::LOOPBACK.to_owned(),
+                    port: p,
+                })
+            })
+        }),
         health_path: s.health_path.as_str().to_owned(),
         replicas: s.replicas,
         resources: caps.size(s.cpu, s.memory_mb),
@@ -516,7 +751,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
         appendonly: r.appendonly,
         resources,
     };
-    let node = |role: Role, index: u32, name: String, replica_of: Option<Endpoint>| RedisNode {
+    let node = |role: Role, index: u16, name: String, replica_of: Option<Endpoint>| RedisNode {
         endpoint: target.endpoint(role, index, &name),
         name,
         replica_of,
@@ -532,7 +767,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
             nodes.extend((1..=r.replicas.unwrap_or(0)).map(|i| {
                 node(
                     Role::Redis,
-                    i,
+                    i as u16,
                     format!("redis-{}", i + 1),
                     Some(master.endpoint.clone()),
                 )
@@ -542,7 +777,14 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
                 master_name: project.to_owned(),
                 nodes,
                 sentinels: (1..=s.count)
-                    .map(|i| node(Role::Sentinel, i - 1, format!("sentinel-{i}"), None))
+                    .map(|i| {
+                        node(
+                            Role::Sentinel,
+                            (i - 1) as u16,
+                            format!("sentinel-{i}"),
+                            None,
+                        )
+                    })
                     .collect(),
                 quorum: s.quorum,
                 down_after_ms: s.down_after_ms,
@@ -560,7 +802,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
                     let member = |n: u32| {
                         node(
                             Role::ClusterNode,
-                            (s - 1) * CLUSTER_SLOTS_PER_SHARD + (n - 1),
+                            ((s - 1) * u32::from(ports::CLUSTER_PORTS_PER_SHARD) + (n - 1)) as u16,
                             format!("redis-shard{s}-{n}"),
                             None,
                         )
@@ -599,3 +841,32 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
         },
     }
 }
+
+/// Prometheus and the exporters of `target`, for the PostgreSQL nodes
+/// `pg_nodes` (name and address, the primary first).
+fn monitor_nodes(target: Target, pg_nodes: &[(String, Endpoint)]) -> MonitorNodes {
+    MonitorNodes {
+        prometheus: target.endpoint(Role::Prometheus, 0, PROMETHEUS),
+        redis_exporter: target.endpoint(Role::RedisExporter, 0, REDIS_EXPORTER),
+        pgbouncer_exporter: target.endpoint(Role::PgbouncerExporter, 0, PGBOUNCER_EXPORTER),
+        postgres_exporters: pg_nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (node, at))| {
+                let name = format!("{node}-exporter");
+                PostgresExporter {
+                    endpoint: target.endpoint(Role::PostgresExporter, i as u16, &name),
+                    name,
+                    node: node.clone(),
+                    target: at.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Monitoring's services and processes.
+pub const PROMETHEUS: &str = "prometheus";
+pub const GRAFANA: &str = "grafana";
+pub const REDIS_EXPORTER: &str = "redis-exporter";
+pub const PGBOUNCER_EXPORTER: &str = "pgbouncer-exporter";

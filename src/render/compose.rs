@@ -7,8 +7,9 @@ use super::auth;
 use super::notice::Generated;
 use super::templates as t;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER};
-use crate::plan::target::{PGBOUNCER_PORT, REDIS_PORT, Target};
-use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
+use crate::plan::ports::{EDGE_PORT, GRAFANA_PORT, HostPorts};
+use crate::plan::target::Target;
+use crate::plan::topology::{self, MonitorNodes, RedisLayout, RedisNode, Topology};
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
@@ -61,13 +62,13 @@ impl Renderer {
                 context! {
                     app => Value::from(Serde(&topo.app)),
                     edge_port => EDGE_PORT,
-                    edge_host_port => topo.app.port,
+                    edge_host_port => host_ports(topo)?.edge,
                 },
             )?,
         );
         files.insert(
             "compose/docker-compose.yml".to_owned(),
-            self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary))?,
+            self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary)?)?,
         );
         files.insert(
             "compose/.env.example".to_owned(),
@@ -79,6 +80,7 @@ impl Renderer {
                     replication_user => REPLICATION_USER,
                     admin_user => ADMIN_USER,
                     redis => Value::from(Serde(redis)),
+                    grafana_host_port => host_ports(topo)?.grafana,
                 },
             )?,
         );
@@ -104,8 +106,13 @@ struct PgbouncerStartCtx<'a> {
 /// HAProxy for the database proxy and the edge: the release Debian 12
 /// ships (2.6), which the tests check the generated configs with.
 const PROXY_IMAGE: &str = "haproxy:2.6-bookworm";
-/// The edge's port inside its container.
-const EDGE_PORT: u16 = 8080;
+
+/// What Compose publishes on 127.0.0.1: planned for every Compose topology.
+fn host_ports(topo: &Topology) -> anyhow::Result<&HostPorts> {
+    topo.host_ports
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no host ports planned for {}", topo.target.dir()))
+}
 
 /// One Compose service that runs application code (the app, a service or
 /// a worker).
@@ -131,36 +138,34 @@ struct ComposeCtx<'a> {
     pgbouncer: &'a topology::PgbouncerTier,
     redis: &'a RedisLayout,
     redis_nodes: Vec<&'a RedisNode>,
-    /// How redis/start.sh runs a data node: `replicated` where Sentinel
-    /// rewrites the config, `server` elsewhere.
+    /// How redis/start.sh runs a data node.
     redis_start_mode: &'static str,
     app_services: Vec<AppService>,
     volumes: Vec<String>,
     proxy: &'a topology::PgProxy,
     proxy_image: &'static str,
-    proxy_host_port: u16,
+    host_ports: &'a HostPorts,
     edge: &'static str,
     edge_port: u16,
-    edge_host_port: u16,
     app_name: &'a str,
-    redis_host_port: u16,
     secondary_regions: &'a [&'a str],
     cluster_create: &'static str,
-    monitoring: ComposeMonitoring,
+    monitoring: ComposeMonitoring<'a>,
 }
 
 /// Prometheus, Grafana and the exporters in Compose: the same programs
 /// and versions Debian 12 ships for the local target (PyPI for the
 /// PgBouncer exporter), so the rules read the same metric names.
 #[derive(Serialize)]
-struct ComposeMonitoring {
+struct ComposeMonitoring<'a> {
     prometheus_image: &'static str,
     grafana_image: &'static str,
     postgres_exporter_image: &'static str,
     redis_exporter_image: &'static str,
     python_image: &'static str,
-    /// (service, the PostgreSQL node it watches).
-    postgres_exporters: Vec<(String, String)>,
+    nodes: &'a MonitorNodes,
+    grafana: &'static str,
+    grafana_port: u16,
     grafana_password: &'static str,
 }
 
@@ -174,20 +179,11 @@ PyYAML==6.0.2
 ";
 
 impl<'a> ComposeCtx<'a> {
-    fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> Self {
+    fn new(topo: &'a Topology, secondary: &'a [&'a str]) -> anyhow::Result<Self> {
         let pg = &topo.postgres;
         let pgb = &topo.pgbouncer;
         let redis = &topo.redis;
         let redis_nodes = redis.data_nodes();
-        let mut volumes: Vec<String> = std::iter::once(&pg.primary)
-            .chain(pg.replicas.iter())
-            .map(|n| format!("{}-data", n.name))
-            .collect();
-        volumes.extend(redis_nodes.iter().map(|n| format!("{}-data", n.name)));
-        if let RedisLayout::Sentinel { sentinels, .. } = redis {
-            volumes.extend(sentinels.iter().map(|n| format!("{}-data", n.name)));
-        }
-        volumes.extend(["prometheus-data".to_owned(), "grafana-data".to_owned()]);
         let probe = |port: u16, path: &str| {
             let url = serde_json::to_string(&format!("http://127.0.0.1:{port}{path}"))
                 .unwrap_or_default();
@@ -209,28 +205,22 @@ impl<'a> ComposeCtx<'a> {
                 uses_redis: s.uses_redis,
             })
             .collect();
-        ComposeCtx {
+        Ok(ComposeCtx {
             project: &topo.project,
             phase: &topo.phase,
             postgres: pg,
             pgbouncer: pgb,
             redis,
             redis_nodes,
-            redis_start_mode: if matches!(redis, RedisLayout::Sentinel { .. }) {
-                "replicated"
-            } else {
-                "server"
-            },
+            redis_start_mode: redis.data_start().as_arg(),
             app_services,
-            volumes,
+            volumes: topo.volumes(),
             proxy: &topo.proxy,
             proxy_image: PROXY_IMAGE,
-            proxy_host_port: PGBOUNCER_PORT,
+            host_ports: host_ports(topo)?,
             edge: topology::EDGE,
             edge_port: EDGE_PORT,
-            edge_host_port: topo.app.port,
             app_name: &topo.app.name,
-            redis_host_port: REDIS_PORT,
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,
             monitoring: ComposeMonitoring {
@@ -240,12 +230,11 @@ impl<'a> ComposeCtx<'a> {
                 // The alpine build: the plain one has no shell or wget for a health check.
                 redis_exporter_image: "oliver006/redis_exporter:v1.45.0-alpine",
                 python_image: "python:3.11-slim-bookworm",
-                postgres_exporters: std::iter::once(&pg.primary)
-                    .chain(pg.replicas.iter())
-                    .map(|n| (format!("{}-exporter", n.name), n.name.clone()))
-                    .collect(),
+                nodes: &topo.monitor,
+                grafana: topology::GRAFANA,
+                grafana_port: GRAFANA_PORT,
                 grafana_password: crate::plan::identity::GRAFANA_ADMIN_VAR,
             },
-        }
+        })
     }
 }

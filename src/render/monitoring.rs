@@ -11,7 +11,9 @@ use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
 use crate::plan::monitoring::{self, Monitoring, Watch};
 use crate::plan::target::Target;
-use crate::plan::topology::{RedisLayout, Topology};
+use crate::plan::topology::{PGBOUNCER_EXPORTER, RedisLayout, Topology};
+use minijinja::context;
+use minijinja::value::{Serde, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -830,52 +832,8 @@ struct PgbouncerExporterCtx {
     admin_var: &'static str,
 }
 
-/// The exporters' addresses on a target.
-pub struct Exporters {
-    pub prometheus: (String, u16),
-    pub postgres: Vec<(String, String, u16)>,
-    pub pgbouncer: (String, u16),
-    pub redis: (String, u16),
-}
-
-/// Where each exporter listens: on the local target, beside the base port
-/// (+400 Prometheus, +401 redis_exporter, +402 the PgBouncer exporter,
-/// +410.. one postgres_exporter per PostgreSQL node); in Compose, each its
-/// own service on the exporter's usual port.
-pub fn exporters(topo: &Topology) -> Exporters {
-    let pg_nodes: Vec<&str> = std::iter::once(topo.postgres.primary.name.as_str())
-        .chain(topo.postgres.replicas.iter().map(|r| r.name.as_str()))
-        .collect();
-    match topo.target {
-        Target::Local { base_port } => Exporters {
-            prometheus: ("127.0.0.1".to_owned(), base_port + 400),
-            redis: ("127.0.0.1".to_owned(), base_port + 401),
-            pgbouncer: ("127.0.0.1".to_owned(), base_port + 402),
-            postgres: pg_nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    (
-                        (*n).to_owned(),
-                        "127.0.0.1".to_owned(),
-                        base_port + 410 + i as u16,
-                    )
-                })
-                .collect(),
-        },
-        _ => Exporters {
-            prometheus: ("prometheus".to_owned(), 9090),
-            redis: ("redis-exporter".to_owned(), 9121),
-            pgbouncer: ("pgbouncer-exporter".to_owned(), 9127),
-            postgres: pg_nodes
-                .iter()
-                .map(|n| ((*n).to_owned(), format!("{n}-exporter"), 9187))
-                .collect(),
-        },
-    }
-}
-
-fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
+fn scrape_jobs(topo: &Topology) -> Vec<Scrape> {
+    let e = &topo.monitor;
     let mut jobs = Vec::new();
     jobs.push(Scrape {
         job: "postgres",
@@ -883,13 +841,13 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
         dns: None,
         exporter: None,
         targets: e
-            .postgres
+            .postgres_exporters
             .iter()
-            .map(|(node, host, port)| Target_ {
-                address: format!("{host}:{port}"),
-                node: node.clone(),
+            .map(|x| Target_ {
+                address: x.endpoint.to_string(),
+                node: x.node.clone(),
                 kind_label: "role",
-                kind: if *node == topo.postgres.primary.name {
+                kind: if x.node == topo.postgres.primary.name {
                     "primary"
                 } else {
                     "replica"
@@ -903,8 +861,8 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
         dns: None,
         exporter: None,
         targets: vec![Target_ {
-            address: format!("{}:{}", e.pgbouncer.0, e.pgbouncer.1),
-            node: "pgbouncer-exporter".to_owned(),
+            address: e.pgbouncer_exporter.to_string(),
+            node: PGBOUNCER_EXPORTER.to_owned(),
             kind_label: "component",
             kind: "pgbouncer",
         }],
@@ -943,7 +901,7 @@ fn scrape_jobs(topo: &Topology, e: &Exporters) -> Vec<Scrape> {
         job: "redis",
         honor_labels: false,
         dns: None,
-        exporter: Some(format!("{}:{}", e.redis.0, e.redis.1)),
+        exporter: Some(e.redis_exporter.to_string()),
         targets: redis,
     });
     jobs
@@ -1057,7 +1015,6 @@ impl Renderer {
         let g = generated(phase);
         let m = phase.monitoring();
         let dir = format!("{}/monitoring", topo.target.dir());
-        let e = exporters(topo);
         let local = matches!(topo.target, Target::Local { .. });
         files.insert(
             format!("{dir}/prometheus.yml"),
@@ -1069,7 +1026,7 @@ impl Renderer {
                     // Quicker feedback on a laptop; the usual 15 s elsewhere.
                     scrape_interval: if local { "5s" } else { "15s" },
                     rules: "rules.yml",
-                    jobs: scrape_jobs(topo, &e),
+                    jobs: scrape_jobs(topo),
                 },
             )?,
         );
@@ -1084,7 +1041,7 @@ impl Renderer {
                 &g,
                 PgbouncerExporterCtx {
                     host: if local { "127.0.0.1" } else { "0.0.0.0" }.to_owned(),
-                    port: e.pgbouncer.1,
+                    port: topo.monitor.pgbouncer_exporter.port,
                     bouncers: topo
                         .pgbouncer
                         .instances
@@ -1110,7 +1067,11 @@ impl Renderer {
             );
             files.insert(
                 format!("{dir}/grafana/provisioning/datasources/prometheus.yml"),
-                self.render(t::GRAFANA_DATASOURCE, &g, ())?,
+                self.render(
+                    t::GRAFANA_DATASOURCE,
+                    &g,
+                    context! { prometheus => Value::from(Serde(&topo.monitor.prometheus)) },
+                )?,
             );
             files.insert(
                 format!("{dir}/grafana/provisioning/dashboards/scaleplan.yml"),

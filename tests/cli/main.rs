@@ -9,6 +9,7 @@ mod diff;
 mod layering;
 mod migrate;
 mod monitoring;
+mod ports;
 mod replacement;
 mod robustness;
 mod serve;

@@ -330,7 +330,8 @@ fn going_back_to_a_smaller_phase_drains_before_it_stops() {
     );
     // Prometheus runs again with the smaller phase's targets: 2 PostgreSQL
     // nodes, the PgBouncer exporter, 2 Redis nodes and 3 sentinels.
-    let prometheus = SHRUNK + 400;
+    // Where the plan put it, as the bring-up recorded it.
+    let prometheus = d.port("prometheus");
     crate::harness::eventually(
         "Prometheus to scrape the smaller phase",
         Duration::from_secs(60),

@@ -39,7 +39,7 @@ fn value(series: &serde_json::Value) -> f64 {
 #[test]
 fn prometheus_scrapes_every_exporter_and_records_each_resource() {
     let d = Phase::up_with("growth", MONITORED, &["--monitoring"]);
-    let prometheus = MONITORED + 400;
+    let prometheus = d.port("prometheus");
     // Every exporter reaches its server, not only answers Prometheus.
     let took = eventually(
         "every exporter to reach its server",

@@ -10,7 +10,7 @@ use crate::native::probe::wait_for;
 use crate::native::procs;
 use crate::native::resp::{Conn, Reply};
 use crate::plan::identity::Secret;
-use crate::plan::topology::{RedisLayout, RedisNode};
+use crate::plan::topology::{RedisLayout, RedisNode, RedisStart};
 use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
 
@@ -157,7 +157,7 @@ impl Migrator<'_> {
         }
         for name in nodes {
             let node = self.data_node(name)?;
-            self.b.redis_node(&node, "replicated")?;
+            self.b.redis_node(&node, RedisStart::Replicated)?;
             // A new node's file names the initial master; a failover may
             // have moved it since.
             let mut conn = self.conn(node.endpoint.port)?;
@@ -348,7 +348,7 @@ impl Migrator<'_> {
             bail!("the new phase runs no cluster");
         };
         for node in all.iter().filter(|n| nodes.contains(&n.name)) {
-            self.b.redis_node(node, "server")?;
+            self.b.redis_node(node, RedisStart::Server)?;
         }
         self.b.cluster(&all)?;
         Ok(format!(

@@ -19,8 +19,8 @@ set -eu
 : "${REDISCLI_AUTH:?set SCALEPLAN_REDIS_PASSWORD}"
 export TERM=dumb
 # "host:port" of each shard's planned master, and "replica=master" pairs.
-masters="127.0.0.1:17300 127.0.0.1:17306 127.0.0.1:17312 "
-replicas="127.0.0.1:17301=127.0.0.1:17300 127.0.0.1:17307=127.0.0.1:17306 127.0.0.1:17313=127.0.0.1:17312 "
+masters="127.0.0.1:17115 127.0.0.1:17121 127.0.0.1:17127 "
+replicas="127.0.0.1:17116=127.0.0.1:17115 127.0.0.1:17122=127.0.0.1:17121 127.0.0.1:17128=127.0.0.1:17127 "
 
 cli() {
   at=$1
