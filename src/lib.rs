@@ -9,9 +9,10 @@
 //! 3. `plan`: each phase planned once: nodes per target, settings, sizes,
 //!    capacity
 //! 4. `render`: templates into `Artifacts`, written or checked
-//! 5. `compare`: two renderings and plans compared; the transition plan
-//! 6. `native`: a phase's local target run as processes
-//! 7. `cli`: the commands
+//! 5. `transition`: the steps between two planned phases
+//! 6. `compare`: two renderings and plans compared; the reports
+//! 7. `native`: a phase's local target run as processes
+//! 8. `cli`: the commands
 //!
 //! `diag` (diagnostics) and `output` (stdout) serve every stage.
 
@@ -25,6 +26,8 @@ pub mod validate;
 pub mod plan;
 
 pub mod render;
+
+pub mod transition;
 
 pub mod compare;
 

@@ -3,11 +3,11 @@
 
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, DiagnosticsDoc, Request};
-use crate::compare::steps::{self, Plan};
 use crate::native::State;
 use crate::native::migrate::{self, Hop, HopReport, MigrateOptions};
 use crate::plan::PlannedPhase;
 use crate::render::Renderer;
+use crate::transition::{self, Plan};
 use anyhow::bail;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -177,7 +177,7 @@ fn route<'a>(
         .map(|w| Hop {
             from: w[0],
             to: w[1],
-            plan: steps::plan(w[0], w[1]),
+            plan: transition::plan(w[0], w[1]),
         })
         .collect();
     if let Some(m) = &state.migration {

@@ -3,11 +3,11 @@
 //! as a flow coloured by risk; and the roadmap of every phase with its
 //! capacity and bottleneck.
 
-use super::steps::{Plan, Risk};
 use crate::plan::PlannedPhase;
 use crate::render::diagram::architecture;
 use crate::render::format::thousands;
 use crate::render::mermaid::{Direction, Edge, Flowchart, Kind, Line, Node, id};
+use crate::transition::{Plan, Risk};
 
 /// The Mermaid diagrams of one comparison, as text.
 #[derive(Clone, Debug)]

@@ -1,13 +1,10 @@
-//! Stage 5, compare: two phases rendered in memory, then compared file by
+//! Stage 6, compare: two phases rendered in memory, then compared file by
 //! file and value by value, with the transition plan between them, and the
 //! reports of a comparison (text, Markdown, JSON, the transition notes).
 
-pub mod action;
-pub mod compose;
 pub mod diagram;
 pub mod diff;
 pub mod report;
-pub mod steps;
 
 use crate::plan::{Planned, PlannedPhase};
 use crate::render::Renderer;
@@ -78,7 +75,7 @@ pub fn compare_rendered(
         _ => Vec::new(),
     };
     let plan = match (from, to) {
-        (Some(a), Some(b)) => Some(steps::plan(a, b)),
+        (Some(a), Some(b)) => Some(crate::transition::plan(a, b)),
         _ => None,
     };
     let diagrams = match (from, to, &plan) {

@@ -4,7 +4,7 @@
 
 use super::diagram::ChangeDiagrams;
 use super::diff::{ArtifactDiff, FileDiff, SpecChange, Status, Summary};
-use super::steps::Plan;
+use crate::transition::Plan;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -207,7 +207,7 @@ fn md_escape(s: &str) -> String {
 
 fn plan_markdown(plan: &Plan, out: &mut String) {
     plan_table(plan, out);
-    let with_commands: Vec<(usize, &super::steps::Step)> = plan
+    let with_commands: Vec<(usize, &crate::transition::Step)> = plan
         .steps
         .iter()
         .enumerate()

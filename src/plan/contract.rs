@@ -110,7 +110,7 @@ pub fn vars(topo: &Topology) -> Vec<Var> {
         },
         Var {
             name: "REDIS_MODE",
-            value: topo.redis.mode().to_owned(),
+            value: topo.redis.mode().as_str().to_owned(),
             what: "standalone, sentinel or cluster: how to build the Redis client",
         },
     ];

@@ -234,11 +234,32 @@ impl RedisLayout {
         }
     }
 
-    pub fn mode(&self) -> &'static str {
+    /// The settings SENTINEL SET changes on a running sentinel, by the
+    /// names Sentinel knows them: what a transition sets and a migration
+    /// reads back. Empty outside Sentinel mode.
+    pub fn sentinel_settings(&self) -> Vec<(&'static str, u32)> {
         match self {
-            RedisLayout::Standalone { .. } => "standalone",
-            RedisLayout::Sentinel { .. } => "sentinel",
-            RedisLayout::Cluster { .. } => "cluster",
+            RedisLayout::Sentinel {
+                quorum,
+                down_after_ms,
+                failover_timeout_ms,
+                parallel_syncs,
+                ..
+            } => vec![
+                ("quorum", *quorum),
+                ("down-after-milliseconds", *down_after_ms),
+                ("failover-timeout", *failover_timeout_ms),
+                ("parallel-syncs", *parallel_syncs),
+            ],
+            RedisLayout::Standalone { .. } | RedisLayout::Cluster { .. } => Vec::new(),
+        }
+    }
+
+    pub fn mode(&self) -> RedisMode {
+        match self {
+            RedisLayout::Standalone { .. } => RedisMode::Standalone,
+            RedisLayout::Sentinel { .. } => RedisMode::Sentinel,
+            RedisLayout::Cluster { .. } => RedisMode::Cluster,
         }
     }
 

@@ -14,9 +14,10 @@ const STAGES: &[(&str, usize)] = &[
     ("validate", 2),
     ("plan", 3),
     ("render", 4),
-    ("compare", 5),
-    ("native", 6),
-    ("cli", 7),
+    ("transition", 5),
+    ("compare", 6),
+    ("native", 7),
+    ("cli", 8),
 ];
 
 /// A module path such as ["plan", "topology"] (empty for the crate root).

@@ -388,7 +388,7 @@ async fn transition(State(c): Shared, Path((from, to)): Path<(String, String)>) 
     blocking(move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
-        doc(&compare::steps::plan(a, b))
+        doc(&crate::transition::plan(a, b))
     })
     .await
 }

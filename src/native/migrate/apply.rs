@@ -3,7 +3,7 @@
 
 use super::files::{APP_ENV, PGBOUNCER, POSTGRES, PROXY, REDIS};
 use super::{Migrator, Outcome};
-use crate::compare::steps::Action;
+use crate::transition::Action;
 use anyhow::bail;
 
 impl Migrator<'_> {
@@ -78,7 +78,7 @@ impl Migrator<'_> {
             Action::CutOverToCluster => done(self.cut_over()?),
             Action::SwitchRedisClients { mode } => {
                 self.install(&[APP_ENV])?;
-                done(self.switch_clients(mode)?)
+                done(self.switch_clients(mode.as_str())?)
             }
             Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),
         })

@@ -248,12 +248,14 @@ impl Migrator<'_> {
         else {
             bail!("the new phase runs no sentinels");
         };
-        let want = [
-            ("quorum", quorum.to_string()),
-            ("down-after-milliseconds", down_after_ms.to_string()),
-            ("failover-timeout", failover_timeout_ms.to_string()),
-            ("parallel-syncs", parallel_syncs.to_string()),
-        ];
+        let want: Vec<(&str, String)> = self
+            .b
+            .topo
+            .redis
+            .sentinel_settings()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         for s in &sentinels {
             let mut conn = self.conn(s.endpoint.port)?;
             let mut args: Vec<&[u8]> = vec![b"SENTINEL", b"SET", master_name.as_bytes()];

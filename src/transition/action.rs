@@ -3,6 +3,7 @@
 //! (Compose), and the node names both read from a topology.
 
 use crate::plan::topology::{RedisLayout, Topology};
+use crate::spec::types::RedisMode;
 use serde::Serialize;
 
 /// What a step does, precisely enough to be carried out: `migrate` runs it
@@ -74,7 +75,7 @@ pub enum Action {
     },
     /// The app moves to the new Redis client (the contract changes).
     SwitchRedisClients {
-        mode: String,
+        mode: RedisMode,
     },
     /// Writes to the old Redis stop, the last keys are copied and checked,
     /// and the app moves to the cluster.

@@ -47,10 +47,9 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
     let bouncers = pgbouncers(to);
     let apps = app_services(to).join(" ");
     match action {
-        Action::Nothing
-        | Action::ClientCode
-        | Action::Elsewhere { .. }
-        | Action::Manual { .. } => Vec::new(),
+        Action::Nothing | Action::ClientCode | Action::Elsewhere { .. } | Action::Manual { .. } => {
+            Vec::new()
+        }
         Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
             vec![up(&list(nodes))]
         }
@@ -73,7 +72,10 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
                     all.len() - 1
                 ));
                 if let Some(n) = min_replicas_to_write {
-                    out.push(redis_cli(master, &format!("CONFIG SET min-replicas-to-write {n}")));
+                    out.push(redis_cli(
+                        master,
+                        &format!("CONFIG SET min-replicas-to-write {n}"),
+                    ));
                 }
             }
             out
@@ -160,22 +162,19 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             RedisLayout::Sentinel {
                 sentinels,
                 master_name,
-                quorum,
-                down_after_ms,
-                failover_timeout_ms,
-                parallel_syncs,
                 ..
-            } => sentinels
-                .iter()
-                .map(|s| {
-                    redis_cli(
-                        s,
-                        &format!(
-                            "SENTINEL SET {master_name} quorum {quorum} down-after-milliseconds {down_after_ms} failover-timeout {failover_timeout_ms} parallel-syncs {parallel_syncs}"
-                        ),
-                    )
-                })
-                .collect(),
+            } => {
+                let settings: String = to
+                    .redis
+                    .sentinel_settings()
+                    .iter()
+                    .map(|(k, v)| format!(" {k} {v}"))
+                    .collect();
+                sentinels
+                    .iter()
+                    .map(|s| redis_cli(s, &format!("SENTINEL SET {master_name}{settings}")))
+                    .collect()
+            }
             _ => Vec::new(),
         },
         Action::RedisSettings => {
@@ -199,7 +198,10 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
         }
         Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => vec![
             up(&list(nodes)),
-            format!("docker compose run --rm --no-deps {}", topology::CLUSTER_CREATE),
+            format!(
+                "docker compose run --rm --no-deps {}",
+                topology::CLUSTER_CREATE
+            ),
         ],
         Action::CopyIntoCluster => import(from, to).into_iter().collect(),
         // redis-cli's import moves keys with MIGRATE, a write that a pause
