@@ -8,6 +8,7 @@ use super::probe::http_get;
 use super::procs::{self, Launch, Proc};
 use super::tools::MonitorTools;
 use crate::plan::identity::{SUPERUSER, Secret};
+use crate::plan::layout::TargetFile;
 use crate::plan::topology::{PGBOUNCER_EXPORTER, PROMETHEUS, REDIS_EXPORTER};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,6 @@ impl Bringup {
     pub fn monitoring(&mut self) -> anyhow::Result<()> {
         let tools = MonitorTools::find()?;
         let e = self.topo.monitor.clone();
-        let dir = self.config.join("monitoring");
         let pg_password = self.secrets.get(Secret::Postgres).to_owned();
         for x in &e.postgres_exporters {
             // The password in the environment, never on the command line.
@@ -39,7 +39,7 @@ impl Bringup {
         self.start_monitor(launch, REDIS_EXPORTER, e.redis_exporter.port, "/")?;
         let launch = Launch::new(&tools.pgbouncer_exporter)
             .arg("--config")
-            .arg(dir.join("pgbouncer-exporter.yml"))
+            .arg(self.config.join(TargetFile::PgbouncerExporter.rel()))
             .env(
                 Secret::PgbouncerAdmin.var(),
                 self.secrets.get(Secret::PgbouncerAdmin),
@@ -55,7 +55,7 @@ impl Bringup {
         let launch = Launch::new(&tools.prometheus)
             .arg(format!(
                 "--config.file={}",
-                dir.join("prometheus.yml").display()
+                self.config.join(TargetFile::Prometheus.rel()).display()
             ))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address={}", e.prometheus))

@@ -6,6 +6,7 @@ use super::bringup::{Bringup, give_to, write_private};
 use super::probe;
 use super::procs::Launch;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER, Secret};
+use crate::plan::layout::TargetFile;
 use crate::render::auth;
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
@@ -22,7 +23,6 @@ impl Bringup {
             if !data.join("global/pg_control").exists() {
                 self.initdb(&dir)?;
             }
-            let conf = self.config.join("postgres").join(&node.name);
             let launch = Launch::new(&self.tools.postgres)
                 .user(self.server_user)
                 .arg("-D")
@@ -30,10 +30,17 @@ impl Bringup {
                 .arg("-c")
                 .arg(format!(
                     "config_file={}",
-                    conf.join("postgresql.conf").display()
+                    self.config
+                        .join(TargetFile::PostgresConf(&node.name).rel())
+                        .display()
                 ))
                 .arg("-c")
-                .arg(format!("hba_file={}", conf.join("pg_hba.conf").display()));
+                .arg(format!(
+                    "hba_file={}",
+                    self.config
+                        .join(TargetFile::PgHba(&node.name).rel())
+                        .display()
+                ));
             self.spawn(launch, &node.name, "postgres", port)?;
             self.await_ready(&node.name, "accepting connections", since, || {
                 probe::postgres_ready(&self.tools, port).then_some(())
@@ -131,7 +138,7 @@ impl Bringup {
                 self.secrets.get(Secret::Replication)
             ))
             .arg("-f")
-            .arg(self.config.join("postgres/init-roles.sql"))
+            .arg(self.config.join(TargetFile::InitRolesSql.rel()))
             .env("PGPASSWORD", login)
             .run(&self.state_dir, "creating roles (init-roles.sql)")?;
         Ok(())
@@ -149,10 +156,7 @@ impl Bringup {
         std::fs::create_dir_all(&dir)?;
         give_to(self.server_user, &dir)?;
         let launch = self
-            .script(
-                "/bin/bash",
-                &format!("postgres/{}/standby-start.sh", node.name),
-            )
+            .script("/bin/bash", &TargetFile::StandbyStart(&node.name).rel())
             .user(self.server_user)
             .env("PGPASSWORD", self.secrets.get(Secret::Replication));
         let launch = match std::env::var("SCALEPLAN_CLONE_MAX_RATE") {
@@ -199,11 +203,7 @@ impl Bringup {
             ]),
         )?;
         give_to(self.server_user, &dir)?;
-        let ini = self
-            .config
-            .join("pgbouncer")
-            .join(&node.name)
-            .join("pgbouncer.ini");
+        let ini = self.config.join(TargetFile::PgbouncerIni(&node.name).rel());
         let mut launch = Launch::new(&self.tools.pgbouncer);
         // PgBouncer refuses to run as root; -u makes it drop to postgres.
         if let Some(user) = self.server_user {

@@ -6,6 +6,7 @@ use super::probe;
 use super::procs::Launch;
 use crate::plan::contract;
 use crate::plan::identity::Secret;
+use crate::plan::layout::{APP_ENV, TargetFile};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,7 +27,7 @@ impl Bringup {
             .arg("-W")
             .arg("-db")
             .arg("-f")
-            .arg(self.config.join("haproxy/haproxy.cfg"));
+            .arg(self.config.join(TargetFile::Haproxy.rel()));
         self.spawn(launch, &proxy.name, "haproxy", proxy.write.port)?;
         self.await_proxy(since)
     }
@@ -59,7 +60,7 @@ impl Bringup {
             .arg("-c")
             .arg("-q")
             .arg("-f")
-            .arg(self.config.join("haproxy/haproxy.cfg"))
+            .arg(self.config.join(TargetFile::Haproxy.rel()))
             .run(&self.state_dir, "checking haproxy.cfg")?;
         let proc = self
             .state
@@ -74,7 +75,7 @@ impl Bringup {
     /// `<state>/app.env`: the contract the local target renders, with the
     /// secrets filled in; readable by its owner only.
     pub fn app_env(&self) -> anyhow::Result<PathBuf> {
-        let template = self.config.join("app.env");
+        let template = self.config.join(TargetFile::AppEnv.rel());
         let text = std::fs::read_to_string(&template)
             .with_context(|| format!("reading {}", template.display()))?;
         let filled = contract::substitute(&text, |name| {
@@ -85,8 +86,8 @@ impl Bringup {
         });
         // Written beside and renamed into place: an app that rereads the
         // file sees the old contract or the new one, never half of one.
-        let path = self.state_dir.join("app.env");
-        let next = self.state_dir.join("app.env.next");
+        let path = self.state_dir.join(APP_ENV);
+        let next = self.state_dir.join(format!("{APP_ENV}.next"));
         write_private(&next, &filled)?;
         std::fs::rename(&next, &path).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)

@@ -8,6 +8,7 @@ use super::copy;
 use super::probe;
 use super::procs::Proc;
 use crate::plan::identity::Secret;
+use crate::plan::layout::TargetFile;
 use crate::plan::topology::{RedisLayout, RedisNode, RedisStart, Topology};
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -40,7 +41,7 @@ impl Bringup {
         }
         std::fs::create_dir_all(self.state_dir.join(&node.name))?;
         let launch = self
-            .script("/bin/sh", "redis/start.sh")
+            .script("/bin/sh", &TargetFile::RedisStart.rel())
             .arg(mode.as_arg())
             .arg(&node.name);
         let kind = if mode == RedisStart::Sentinel {
@@ -123,7 +124,7 @@ impl Bringup {
     pub fn cluster(&mut self, nodes: &[RedisNode]) -> anyhow::Result<()> {
         let since = Instant::now();
         let out = self
-            .script("/bin/sh", "redis/cluster-create.sh")
+            .script("/bin/sh", &TargetFile::ClusterCreate.rel())
             .env("REDISCLI_AUTH", self.secrets.get(Secret::Redis))
             .run(&self.state_dir, "cluster-create.sh")?;
         std::fs::write(self.log("redis-cluster"), &out)?;

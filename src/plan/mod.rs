@@ -8,9 +8,11 @@ mod checks;
 pub mod cloud;
 pub mod contract;
 pub mod identity;
+pub mod layout;
 pub mod monitoring;
 pub mod pgconf;
 pub mod ports;
+pub mod redisconf;
 pub mod target;
 pub mod topology;
 

@@ -7,6 +7,7 @@ use super::auth;
 use super::notice::Generated;
 use super::templates as t;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER};
+use crate::plan::layout::TargetFile;
 use crate::plan::ports::{EDGE_PORT, GRAFANA_PORT, HostPorts};
 use crate::plan::target::Target;
 use crate::plan::topology::{self, MonitorNodes, RedisLayout, RedisNode, Topology};
@@ -27,7 +28,7 @@ impl Renderer {
         let layout = Target::Compose;
         let pg = &topo.postgres;
         files.insert(
-            "compose/postgres/init-roles.sh".to_owned(),
+            TargetFile::InitRolesSh.of(layout),
             self.render(
                 t::INIT_ROLES_SH,
                 g,
@@ -38,7 +39,7 @@ impl Renderer {
             )?,
         );
         files.insert(
-            "compose/pgbouncer/start.sh".to_owned(),
+            TargetFile::PgbouncerStart.of(layout),
             self.render(
                 t::PGBOUNCER_START_SH,
                 g,
@@ -55,7 +56,7 @@ impl Renderer {
         );
         let redis = &topo.redis;
         files.insert(
-            "compose/haproxy/edge.cfg".to_owned(),
+            TargetFile::Edge.of(layout),
             self.render(
                 t::EDGE_CFG,
                 g,
@@ -67,11 +68,11 @@ impl Renderer {
             )?,
         );
         files.insert(
-            "compose/docker-compose.yml".to_owned(),
+            TargetFile::ComposeFile.of(layout),
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary)?)?,
         );
         files.insert(
-            "compose/.env.example".to_owned(),
+            TargetFile::EnvExample.of(layout),
             self.render(
                 t::ENV_EXAMPLE,
                 g,

@@ -5,6 +5,7 @@ use super::format::thousands;
 use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
+use crate::plan::layout::PhaseFile;
 use crate::plan::topology::{self, RedisLayout};
 use serde::Serialize;
 
@@ -34,7 +35,7 @@ impl Renderer {
         let peak_vus = ws_connections * 3 / 2 + (spike_peak as f64 * requests_per_sec * 2.0) as u64;
         let shards = peak_vus.div_ceil(per_process).max(1);
         files.insert(
-            "loadtest/k6.js".to_owned(),
+            PhaseFile::LoadTest.rel().to_owned(),
             self.render(
                 t::K6_JS,
                 &g,
@@ -88,11 +89,11 @@ impl Renderer {
             .map_err(|e| anyhow::anyhow!("the architecture diagram: {e}"))?;
         let architecture = arch.to_mermaid();
         files.insert(
-            "architecture.mmd".to_owned(),
+            PhaseFile::Architecture.rel().to_owned(),
             format!("{}\n{architecture}", g.lines("%%")),
         );
         let mut listed: Vec<String> = files.iter().map(|(p, _)| p.to_owned()).collect();
-        listed.push("README.md".to_owned());
+        listed.push(PhaseFile::Readme.rel().to_owned());
         listed.sort();
         let doc = PhaseDocCtx {
             phase: spec.name.as_str(),
@@ -206,7 +207,7 @@ impl Renderer {
             }),
         };
         files.insert(
-            "README.md".to_owned(),
+            PhaseFile::Readme.rel().to_owned(),
             self.render(t::PHASE_README, &g, doc)?,
         );
         Ok(())

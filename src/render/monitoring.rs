@@ -9,6 +9,7 @@ use super::format::thousands;
 use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
+use crate::plan::layout::{PhaseFile, TargetFile};
 use crate::plan::monitoring::{self, Monitoring, Watch};
 use crate::plan::target::Target;
 use crate::plan::topology::{PGBOUNCER_EXPORTER, RedisLayout, Topology};
@@ -995,12 +996,12 @@ impl Renderer {
         let g = generated(phase);
         let m = phase.monitoring();
         let rules = self.render(t::PROMETHEUS_RULES, &g, rules_ctx(&m))?;
-        files.insert("monitoring/rules.yml".to_owned(), rules);
+        files.insert(PhaseFile::Rules.rel().to_owned(), rules);
         files.insert(
-            "monitoring/rules.test.yml".to_owned(),
+            PhaseFile::RuleTests.rel().to_owned(),
             self.render(t::PROMETHEUS_RULES_TEST, &g, TestsCtx { tests: tests(&m) })?,
         );
-        files.insert("monitoring/dashboard.json".to_owned(), dashboard(&m, &g));
+        files.insert(PhaseFile::Dashboard.rel().to_owned(), dashboard(&m, &g));
         Ok(())
     }
 
@@ -1014,10 +1015,9 @@ impl Renderer {
     ) -> anyhow::Result<()> {
         let g = generated(phase);
         let m = phase.monitoring();
-        let dir = format!("{}/monitoring", topo.target.dir());
         let local = matches!(topo.target, Target::Local { .. });
         files.insert(
-            format!("{dir}/prometheus.yml"),
+            TargetFile::Prometheus.of(topo.target),
             self.render(
                 t::PROMETHEUS_YML,
                 &g,
@@ -1031,11 +1031,11 @@ impl Renderer {
             )?,
         );
         files.insert(
-            format!("{dir}/rules.yml"),
+            TargetFile::Rules.of(topo.target),
             self.render(t::PROMETHEUS_RULES, &g, rules_ctx(&m))?,
         );
         files.insert(
-            format!("{dir}/pgbouncer-exporter.yml"),
+            TargetFile::PgbouncerExporter.of(topo.target),
             self.render(
                 t::PGBOUNCER_EXPORTER_YML,
                 &g,
@@ -1054,7 +1054,7 @@ impl Renderer {
         );
         if !local {
             files.insert(
-                format!("{dir}/pgbouncer-exporter.txt"),
+                TargetFile::PgbouncerExporterRequirements.of(topo.target),
                 format!(
                     "{}\n# pip install --no-deps -r pgbouncer-exporter.txt\n{}",
                     g.lines("#"),
@@ -1062,11 +1062,11 @@ impl Renderer {
                 ),
             );
             files.insert(
-                format!("{dir}/grafana/dashboards/scaleplan.json"),
+                TargetFile::GrafanaDashboard.of(topo.target),
                 dashboard(&m, &g),
             );
             files.insert(
-                format!("{dir}/grafana/provisioning/datasources/prometheus.yml"),
+                TargetFile::GrafanaDatasource.of(topo.target),
                 self.render(
                     t::GRAFANA_DATASOURCE,
                     &g,
@@ -1074,7 +1074,7 @@ impl Renderer {
                 )?,
             );
             files.insert(
-                format!("{dir}/grafana/provisioning/dashboards/scaleplan.yml"),
+                TargetFile::GrafanaDashboards.of(topo.target),
                 self.render(t::GRAFANA_DASHBOARDS, &g, ())?,
             );
         }

@@ -9,6 +9,8 @@ use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
 use crate::plan::contract;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER};
+use crate::plan::layout::TargetFile;
+use crate::plan::redisconf::{self, RedisConf};
 use crate::plan::target::Target;
 use crate::plan::topology::{self, PostgresNode, RedisLayout, RedisNode, Topology};
 use crate::spec::types::RegionRole;
@@ -56,15 +58,13 @@ impl Renderer {
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
         let layout = topo.target;
-        let dir = layout.dir();
         let pg = &topo.postgres;
         let nodes: Vec<(&PostgresNode, &str)> = std::iter::once((&pg.primary, "primary"))
             .chain(pg.replicas.iter().map(|r| (r, "standby")))
             .collect();
         for (node, role) in &nodes {
-            let node_dir = format!("{dir}/postgres/{}", node.name);
             files.insert(
-                format!("{node_dir}/postgresql.conf"),
+                TargetFile::PostgresConf(&node.name).of(layout),
                 self.render(
                     t::POSTGRESQL_CONF,
                     g,
@@ -79,7 +79,7 @@ impl Renderer {
                 )?,
             );
             files.insert(
-                format!("{node_dir}/pg_hba.conf"),
+                TargetFile::PgHba(&node.name).of(layout),
                 self.render(
                     t::PG_HBA_CONF,
                     g,
@@ -93,19 +93,19 @@ impl Renderer {
             );
         }
         files.insert(
-            format!("{dir}/postgres/init-roles.sql"),
+            TargetFile::InitRolesSql.of(layout),
             self.render(t::INIT_ROLES_SQL, g, context! {})?,
         );
         for node in &topo.pgbouncer.instances {
             files.insert(
-                format!("{dir}/pgbouncer/{}/pgbouncer.ini", node.name),
+                TargetFile::PgbouncerIni(&node.name).of(layout),
                 self.pgbouncer_ini(topo, node, g)?,
             );
         }
         let redis = &topo.redis;
         for node in redis.data_nodes() {
             files.insert(
-                format!("{dir}/redis/{}/redis.conf", node.name),
+                TargetFile::RedisConf(&node.name).of(layout),
                 self.render(
                     t::REDIS_CONF,
                     g,
@@ -115,14 +115,14 @@ impl Renderer {
                         bind: layout.listen_ipv4(),
                         data_dir: &layout.redis_dir(&node.name),
                         auth_include: layout.redis_auth(),
-                        repl_diskless_sync_delay: layout.diskless_sync_delay(),
+                        conf: redisconf::plan(redis, node, layout),
                     },
                 )?,
             );
         }
         for node in &pg.replicas {
             files.insert(
-                format!("{dir}/postgres/{}/standby-start.sh", node.name),
+                TargetFile::StandbyStart(&node.name).of(layout),
                 self.render(
                     t::STANDBY_START_SH,
                     g,
@@ -135,7 +135,7 @@ impl Renderer {
             );
         }
         files.insert(
-            format!("{dir}/redis/start.sh"),
+            TargetFile::RedisStart.of(layout),
             self.render(
                 t::REDIS_START_SH,
                 g,
@@ -152,7 +152,7 @@ impl Renderer {
             )?,
         );
         files.insert(
-            format!("{dir}/haproxy/haproxy.cfg"),
+            TargetFile::Haproxy.of(layout),
             self.render(
                 t::HAPROXY_CFG,
                 g,
@@ -167,7 +167,7 @@ impl Renderer {
             )?,
         );
         files.insert(
-            format!("{dir}/app.env"),
+            TargetFile::AppEnv.of(layout),
             self.render(
                 t::APP_ENV,
                 g,
@@ -178,7 +178,7 @@ impl Renderer {
         );
         if let RedisLayout::Cluster { .. } = redis {
             files.insert(
-                format!("{dir}/redis/cluster-create.sh"),
+                TargetFile::ClusterCreate.of(layout),
                 self.render(t::CLUSTER_CREATE_SH, g, ClusterCtx { redis })?,
             );
         }
@@ -188,7 +188,7 @@ impl Renderer {
         {
             for node in sentinels {
                 files.insert(
-                    format!("{dir}/redis/{}/sentinel.conf", node.name),
+                    TargetFile::SentinelConf(&node.name).of(layout),
                     self.render(
                         t::SENTINEL_CONF,
                         g,
@@ -325,7 +325,7 @@ struct RedisConfCtx<'a> {
     bind: &'a str,
     data_dir: &'a str,
     auth_include: &'a str,
-    repl_diskless_sync_delay: u32,
+    conf: RedisConf,
 }
 
 #[derive(Serialize)]

@@ -1,8 +1,8 @@
 //! One step of a plan carried out on the running deployment: its files
 //! installed, the servers acted on, and the outcome checked.
 
-use super::files::{APP_ENV, PGBOUNCER, POSTGRES, PROXY, REDIS};
 use super::{Migrator, Outcome};
+use crate::plan::layout::Part::{AppEnv, Pgbouncer, Postgres, Proxy, Redis};
 use crate::transition::Action;
 use anyhow::bail;
 
@@ -17,67 +17,67 @@ impl Migrator<'_> {
             Action::Elsewhere { reason } => Outcome::NotHere(reason.clone()),
             Action::Manual { reason } => bail!("not carried out by migrate: {reason}"),
             Action::AddPostgresReplicas { nodes } => {
-                self.install(&[POSTGRES])?;
+                self.install(&[Postgres])?;
                 done(self.add_replicas(nodes)?)
             }
             Action::ReloadPostgres => {
-                self.install(&[POSTGRES])?;
+                self.install(&[Postgres])?;
                 done(self.reload_postgres()?)
             }
             Action::RestartPostgres { replicas_first } => {
-                self.install(&[POSTGRES])?;
+                self.install(&[Postgres])?;
                 self.reload_postgres()?;
                 done(self.restart_postgres(*replicas_first)?)
             }
             Action::StartPgbouncers { nodes } => {
-                self.install(&[PGBOUNCER, PROXY])?;
+                self.install(&[Pgbouncer, Proxy])?;
                 done(self.start_pgbouncers(nodes)?)
             }
             Action::RollPgbouncers { restart } => {
-                self.install(&[PGBOUNCER, PROXY])?;
+                self.install(&[Pgbouncer, Proxy])?;
                 done(self.roll_pgbouncers(*restart)?)
             }
             Action::RouteReads => {
-                self.install(&[PGBOUNCER, PROXY])?;
+                self.install(&[Pgbouncer, Proxy])?;
                 done(self.route_reads()?)
             }
             Action::RemovePostgresReplicas { nodes } => {
-                self.install(&[PROXY])?;
+                self.install(&[Proxy])?;
                 done(self.remove_replicas(nodes)?)
             }
             Action::StopPgbouncers { nodes } => {
-                self.install(&[PROXY])?;
+                self.install(&[Proxy])?;
                 done(self.stop_pgbouncers(nodes)?)
             }
             Action::StartRedisReplicas { nodes } => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.start_redis_replicas(nodes)?)
             }
             Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.stop_redis_nodes(nodes)?)
             }
             Action::StartSentinels { nodes } => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.start_sentinels(nodes)?)
             }
             Action::SentinelSettings => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.sentinel_settings()?)
             }
             Action::RedisSettings => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.redis_settings()?)
             }
             Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => {
-                self.install(&[REDIS])?;
+                self.install(&[Redis])?;
                 done(self.build_cluster(nodes)?)
             }
             Action::CopyIntoCluster => done(self.copy_into_cluster()?),
             // app.env is installed inside, only once the check has passed.
             Action::CutOverToCluster => done(self.cut_over()?),
             Action::SwitchRedisClients { mode } => {
-                self.install(&[APP_ENV])?;
+                self.install(&[AppEnv])?;
                 done(self.switch_clients(mode.as_str())?)
             }
             Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),

@@ -3,24 +3,18 @@
 //! and the generated scripts read them.
 
 use super::Migrator;
+use crate::plan::layout::Part;
 use anyhow::Context;
 use std::path::Path;
-
-/// The parts of the local target, as its directories and files are named.
-pub const POSTGRES: &str = "postgres";
-pub const PGBOUNCER: &str = "pgbouncer";
-pub const PROXY: &str = "haproxy";
-pub const REDIS: &str = "redis";
-pub const APP_ENV: &str = "app.env";
 
 impl Migrator<'_> {
     /// Copies each part over what config/ holds (files the new phase no
     /// longer has stay until the migration ends and config.next replaces
     /// config whole). Copying the same bytes again changes nothing, so a
     /// step that runs again installs again.
-    pub fn install(&self, parts: &[&str]) -> anyhow::Result<()> {
+    pub fn install(&self, parts: &[Part]) -> anyhow::Result<()> {
         for part in parts {
-            copy_tree(&self.next.join(part), &self.b.config.join(part))?;
+            copy_tree(&self.next.join(part.rel()), &self.b.config.join(part.rel()))?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use super::Migrator;
 use crate::native::probe::{self, wait_for};
 use crate::native::procs;
 use crate::plan::identity::{ADMIN_USER, SUPERUSER, Secret};
+use crate::plan::layout::TargetFile;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -466,12 +467,7 @@ impl Migrator<'_> {
     }
 
     fn pgbouncer_file(&self, name: &str) -> anyhow::Result<PgbouncerIni> {
-        let path = self
-            .b
-            .config
-            .join("pgbouncer")
-            .join(name)
-            .join("pgbouncer.ini");
+        let path = self.b.config.join(TargetFile::PgbouncerIni(name).rel());
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         Ok(PgbouncerIni::parse(&text))

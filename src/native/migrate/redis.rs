@@ -4,29 +4,16 @@
 //! the cut-over, and the old nodes retired.
 
 use super::Migrator;
-use super::files::APP_ENV;
 use crate::native::copy::{check_copy, copy_keys, remove_extra_keys};
 use crate::native::probe::wait_for;
 use crate::native::procs;
 use crate::native::resp::{Conn, Reply};
 use crate::plan::identity::Secret;
+use crate::plan::layout::{APP_ENV, Part};
+use crate::plan::redisconf;
 use crate::plan::topology::{RedisLayout, RedisNode, RedisStart};
 use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
-
-/// Lines of a generated redis.conf that are not run-time settings: where
-/// the server listens and keeps its files, what it is (cluster or not),
-/// whom it follows (Sentinel's business), and the included secrets.
-const NOT_AT_RUN_TIME: [&str; 8] = [
-    "bind",
-    "port",
-    "dir",
-    "include",
-    "replicaof",
-    "slaveof",
-    "cluster-enabled",
-    "cluster-config-file",
-];
 
 /// How long writes to the old master stay paused at the cut-over, at
 /// most: Redis lifts the pause by itself after this, so a cut-over that
@@ -108,24 +95,16 @@ impl Migrator<'_> {
         }
     }
 
-    /// The running node takes the settings of its new generated file that
-    /// apply at run time (CONFIG SET), each checked with CONFIG GET.
-    /// Returns how many it set.
+    /// The running node takes the new phase's run-time settings (the
+    /// plan's list, which its redis.conf also holds) with CONFIG SET, each
+    /// checked with CONFIG GET. Returns how many it set.
     fn runtime_settings(&self, node: &RedisNode, later: &[&str]) -> anyhow::Result<usize> {
-        let path = self
-            .b
-            .config
-            .join("redis")
-            .join(&node.name)
-            .join("redis.conf");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let target = self.b.topo.target;
+        let conf = redisconf::plan(&self.b.topo.redis, node, target);
         let mut conn = self.conn(node.endpoint.port)?;
         let mut count = 0;
-        for (key, value) in directives(&text) {
-            if NOT_AT_RUN_TIME.contains(&key.as_str()) || later.contains(&key.as_str()) {
-                continue;
-            }
+        for x in conf.all().filter(|x| !later.contains(&x.key)) {
+            let (key, value) = (x.key, x.value.as_arg());
             conn.call(&[b"CONFIG", b"SET", key.as_bytes(), value.as_bytes()])
                 .with_context(|| format!("{}: CONFIG SET {key} {value}", node.name))?;
             let now = conn.call(&[b"CONFIG", b"GET", key.as_bytes()])?;
@@ -383,7 +362,7 @@ impl Migrator<'_> {
 
     /// True once app.env names the cluster: the cut-over is done.
     fn clients_on_cluster(&self) -> bool {
-        std::fs::read_to_string(self.b.state_dir.join("app.env"))
+        std::fs::read_to_string(self.b.state_dir.join(APP_ENV))
             .is_ok_and(|t| t.lines().any(|l| l == "REDIS_MODE=cluster"))
     }
 
@@ -511,7 +490,7 @@ impl Migrator<'_> {
             if role.items().first().and_then(Reply::text).as_deref() != Some("master") {
                 bail!("127.0.0.1:{source} is no longer the master");
             }
-            self.install(&[APP_ENV])?;
+            self.install(&[Part::AppEnv])?;
             self.b.app_env()?;
             Ok((copied, removed, checked))
         })();
@@ -573,21 +552,6 @@ impl Migrator<'_> {
     }
 }
 
-/// `key value` pairs of a redis.conf, quotes removed.
-fn directives(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.split_once(char::is_whitespace)?;
-            Some((
-                k.to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_owned(),
-            ))
-        })
-        .collect()
-}
-
 /// A setting's value as CONFIG GET gives it back: memory sizes in bytes.
 fn normalize(value: &str) -> String {
     let v = value.trim().to_ascii_lowercase();
@@ -616,17 +580,5 @@ mod tests {
         assert_eq!(normalize("1024mb"), "1073741824");
         assert_eq!(normalize("2gb"), normalize("2147483648"));
         assert_eq!(normalize("allkeys-lru"), "allkeys-lru");
-    }
-
-    #[test]
-    fn directives_skip_comments_and_unquote() {
-        let d = directives("# x\nmaxmemory 1024mb\n\nrequirepass \"p\"\n");
-        assert_eq!(
-            d,
-            [
-                ("maxmemory".to_owned(), "1024mb".to_owned()),
-                ("requirepass".to_owned(), "p".to_owned())
-            ]
-        );
     }
 }
