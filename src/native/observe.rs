@@ -228,10 +228,7 @@ impl<'a> Observer<'a> {
                 .copied()
                 .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
         };
-        let master_count = f64::from(match &self.topo.redis {
-            crate::plan::topology::RedisLayout::Cluster { shards, .. } => shards.len() as u32,
-            _ => 1,
-        });
+        let master_count = f64::from(self.topo.redis.masters());
         let readings: Vec<Reading> = phase
             .capacity
             .lines

@@ -9,7 +9,9 @@ pub mod cloud;
 pub mod contract;
 pub mod identity;
 pub mod layout;
+pub mod loadtest;
 pub mod monitoring;
+pub mod names;
 pub mod pgconf;
 pub mod ports;
 pub mod redisconf;
@@ -45,6 +47,10 @@ pub struct PlannedPhase {
     pub cloud_nodes: Topology,
     pub cloud: CloudPlan,
     pub capacity: Estimate,
+    /// What the monitoring watches, from the capacity estimate.
+    pub monitoring: monitoring::Monitoring,
+    /// The load test's shape, from the capacity estimate.
+    pub loadtest: loadtest::LoadTest,
     /// The phase after this one in rollout order, if any.
     pub next: Option<String>,
 }
@@ -58,16 +64,6 @@ impl PlannedPhase {
         self.phase.spec.name.as_str()
     }
 
-    /// What the monitoring watches, from the capacity estimate.
-    pub fn monitoring(&self) -> monitoring::Monitoring {
-        monitoring::plan(
-            self.spec(),
-            &self.compose,
-            &self.capacity,
-            self.next.as_deref(),
-        )
-    }
-
     pub fn topology(&self, target: Target) -> &Topology {
         match target {
             Target::Compose => &self.compose,
@@ -77,24 +73,28 @@ impl PlannedPhase {
     }
 }
 
-/// Plans one phase.
-pub fn plan(phase: &ValidPhase, opts: &Options) -> PlannedPhase {
+/// Plans one phase; `next` is the phase after it in rollout order.
+pub fn plan(phase: &ValidPhase, opts: &Options, next: Option<String>) -> PlannedPhase {
     let spec = &phase.spec;
     let local = Target::Local {
         base_port: opts.base_port.unwrap_or(spec.targets.local.base_port),
     };
     let cloud_nodes = topology::build(spec, Target::Cloud);
+    let compose = topology::build(spec, Target::Compose);
+    let capacity = capacity::estimate(spec);
     PlannedPhase {
         title: spec
             .title
             .as_ref()
             .map_or_else(|| spec.name.as_str().to_owned(), |t| t.as_str().to_owned()),
-        compose: topology::build(spec, Target::Compose),
+        monitoring: monitoring::plan(spec, &compose, &capacity, next.as_deref()),
+        loadtest: loadtest::plan(spec, &capacity),
+        compose,
         local: topology::build(spec, local),
         cloud: cloud::plan(spec, &cloud_nodes),
         cloud_nodes,
-        capacity: capacity::estimate(spec),
-        next: None,
+        capacity,
+        next,
         phase: phase.clone(),
     }
 }
@@ -121,11 +121,15 @@ pub fn plan_checked(checked: Checked, opts: &Options) -> Planned {
         phases,
         mut diagnostics,
     } = checked;
-    let mut phases: Vec<PlannedPhase> = phases.iter().map(|p| plan(p, opts)).collect();
-    let names: Vec<String> = phases.iter().map(|p| p.name().to_owned()).collect();
-    for (i, p) in phases.iter_mut().enumerate() {
-        p.next = names.get(i + 1).cloned();
-    }
+    let names: Vec<String> = phases
+        .iter()
+        .map(|p| p.spec.name.as_str().to_owned())
+        .collect();
+    let phases: Vec<PlannedPhase> = phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| plan(p, opts, names.get(i + 1).cloned()))
+        .collect();
     for p in &phases {
         diagnostics.extend(checks::check(
             &p.phase,
@@ -191,6 +195,6 @@ pub(crate) mod testing {
             chain: vec![file],
             file_names: vec!["test.yaml".to_owned()],
         };
-        super::plan(&phase, &Options::default())
+        super::plan(&phase, &Options::default(), None)
     }
 }

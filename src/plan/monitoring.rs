@@ -72,13 +72,6 @@ pub struct Monitoring {
 /// Raw series for a rule's unit test: (series, values).
 type Series = Vec<(String, String)>;
 
-fn redis_masters(topo: &Topology) -> u32 {
-    match &topo.redis {
-        RedisLayout::Cluster { shards, .. } => shards.len() as u32,
-        _ => 1,
-    }
-}
-
 /// The metric that counts an app's open WebSocket connections, which the
 /// app exports (`prom-client` gauge); see the README's contract.
 pub const APP_WEBSOCKET_METRIC: &str = "scaleplan_app_websocket_connections";
@@ -137,7 +130,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         .redis
         .data_nodes()
         .first()
-        .map_or("redis-1".to_owned(), |n| n.name.clone());
+        .map_or_else(|| super::names::redis(1), |n| n.name.clone());
     let on_master = "and on (node) redis_instance_info{role=\"master\"}";
     let cache = phase.redis.maxmemory_policy.as_str().starts_with("allkeys");
     let all_queues = super::topology::queue_names(phase);
@@ -150,7 +143,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         // one is what runs out first, whatever the total says.
         let per_unit = match line.resource {
             Resource::RedisThroughput | Resource::RedisMemory => {
-                s.amount / f64::from(redis_masters(topo))
+                s.amount / f64::from(topo.redis.masters())
             }
             _ => s.amount / f64::from(s.units.max(1)),
         };

@@ -2,6 +2,7 @@
 //! per-node settings. Templates only format what is decided here, and every
 //! node name is built here and nowhere else.
 
+use super::names;
 use super::pgconf::{self, Setting};
 use super::ports::{self, HostPorts, Listener, ProxyListener, Role};
 use super::target::Target;
@@ -263,6 +264,15 @@ impl RedisLayout {
         }
     }
 
+    /// Masters that take writes: one per shard in a cluster, one
+    /// otherwise.
+    pub fn masters(&self) -> u32 {
+        match self {
+            RedisLayout::Cluster { shards, .. } => shards.len() as u32,
+            RedisLayout::Standalone { .. } | RedisLayout::Sentinel { .. } => 1,
+        }
+    }
+
     /// Replicas in a cluster (0 in the other modes).
     pub fn cluster_replicas(&self) -> usize {
         match self {
@@ -355,14 +365,14 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
     let pg = &phase.postgres;
     let pg_resources = caps.size(pg.primary.cpu, pg.primary.memory_mb);
     let primary = PostgresNode {
-        name: "postgres-primary".to_owned(),
-        endpoint: target.endpoint(Role::Postgres, 0, "postgres-primary"),
+        name: names::POSTGRES_PRIMARY.to_owned(),
+        endpoint: target.endpoint(Role::Postgres, 0, names::POSTGRES_PRIMARY),
         slot: None,
         resources: pg_resources.clone(),
     };
     let replicas: Vec<PostgresNode> = (1..=pg.read_replicas)
         .map(|i| {
-            let name = format!("postgres-replica-{i}");
+            let name = names::postgres_replica(i);
             PostgresNode {
                 endpoint: target.endpoint(Role::Postgres, i as u16, &name),
                 slot: pg.replication_slots.then(|| format!("replica_{i}")),
@@ -440,7 +450,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             .unwrap_or_default(),
         instances: (1..=pgb.instances)
             .map(|i| {
-                let name = format!("pgbouncer-{i}");
+                let name = names::pgbouncer(i);
                 PgbouncerNode {
                     endpoint: target.endpoint(Role::Pgbouncer, (i - 1) as u16, &name),
                     read_db: read_route(i as usize - 1),
@@ -781,7 +791,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
     // falls back to the smallest valid layout rather than panicking.
     match (r.mode, &r.sentinel, &r.cluster) {
         (RedisMode::Sentinel, Some(s), _) => {
-            let master = node(Role::Redis, 0, "redis-1".to_owned(), None);
+            let master = node(Role::Redis, 0, names::redis(1), None);
             let mut nodes = vec![master.clone()];
             // RED001 makes a Sentinel phase without replicas invalid;
             // planned anyway, its master stands alone.
@@ -789,7 +799,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
                 node(
                     Role::Redis,
                     i as u16,
-                    format!("redis-{}", i + 1),
+                    names::redis(i + 1),
                     Some(master.endpoint.clone()),
                 )
             }));
@@ -798,14 +808,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
                 master_name: project.to_owned(),
                 nodes,
                 sentinels: (1..=s.count)
-                    .map(|i| {
-                        node(
-                            Role::Sentinel,
-                            (i - 1) as u16,
-                            format!("sentinel-{i}"),
-                            None,
-                        )
-                    })
+                    .map(|i| node(Role::Sentinel, (i - 1) as u16, names::sentinel(i), None))
                     .collect(),
                 quorum: s.quorum,
                 down_after_ms: s.down_after_ms,
@@ -824,7 +827,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
                         node(
                             Role::ClusterNode,
                             ((s - 1) * u32::from(ports::CLUSTER_PORTS_PER_SHARD) + (n - 1)) as u16,
-                            format!("redis-shard{s}-{n}"),
+                            names::cluster_node(s, n),
                             None,
                         )
                     };
@@ -858,7 +861,7 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
             common,
             // The first node of every mode but Cluster: launch's node is
             // the master a later Sentinel group starts from.
-            node: node(Role::Redis, 0, "redis-1".to_owned(), None),
+            node: node(Role::Redis, 0, names::redis(1), None),
         },
     }
 }
@@ -874,7 +877,7 @@ fn monitor_nodes(target: Target, pg_nodes: &[(String, Endpoint)]) -> MonitorNode
             .iter()
             .enumerate()
             .map(|(i, (node, at))| {
-                let name = format!("{node}-exporter");
+                let name = names::postgres_exporter(node);
                 PostgresExporter {
                     endpoint: target.endpoint(Role::PostgresExporter, i as u16, &name),
                     name,

@@ -13,6 +13,7 @@ use super::format::thousands;
 use super::mermaid::{Direction, Edge, Flowchart, Group, Kind, Line, Node, id};
 use crate::plan::PlannedPhase;
 use crate::plan::cloud::RegionPlan;
+use crate::plan::names;
 use crate::plan::topology::{RedisLayout, RedisNode, Resources, ServiceTier, Topology};
 
 /// The ids a region's tiers are drawn with, for its edges.
@@ -454,7 +455,7 @@ fn secondary_region(
     let mut reps = Group::new(replicas.clone(), "cross-region read replicas");
     let mut replica_ids = Vec::new();
     for n in 1..=region.read_replicas {
-        let name = format!("postgres-replica-{n}");
+        let name = names::postgres_replica(n);
         let rid = id("pg", &p(&name));
         reps.nodes
             .push(Node::new(rid.clone(), Kind::Replica, vec![name]));
@@ -532,11 +533,11 @@ fn secondary_redis(region: &RegionPlan, prefix: &str) -> (Group, Vec<Edge>) {
             );
             for s in 1..=shards {
                 let mut sg = Group::new(id("shard", &format!("{prefix}{s}")), format!("shard {s}"));
-                let master = format!("redis-shard{s}-1");
+                let master = names::cluster_node(s, 1);
                 sg.nodes
                     .push(node(master.clone(), Kind::RedisMaster, "master"));
                 for n in 1..=per {
-                    let name = format!("redis-shard{s}-{}", n + 1);
+                    let name = names::cluster_node(s, n + 1);
                     edges.push(Edge::new(
                         &id("redis", &format!("{prefix}{master}")),
                         &id("redis", &format!("{prefix}{name}")),
@@ -553,11 +554,11 @@ fn secondary_redis(region: &RegionPlan, prefix: &str) -> (Group, Vec<Edge>) {
             let nodes = r.num_cache_clusters.unwrap_or(1);
             let mut g = Group::new(gid, format!("Redis · {} · {}", r.mode, r.node_type));
             g.nodes
-                .push(node("redis-1".into(), Kind::RedisMaster, "primary"));
+                .push(node(names::redis(1), Kind::RedisMaster, "primary"));
             for n in 2..=nodes {
-                let name = format!("redis-{n}");
+                let name = names::redis(n);
                 edges.push(Edge::new(
-                    &id("redis", &format!("{prefix}redis-1")),
+                    &id("redis", &format!("{prefix}{}", names::redis(1))),
                     &id("redis", &format!("{prefix}{name}")),
                     Some("replication"),
                     Line::Dotted,

@@ -6,6 +6,7 @@ use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
 use crate::plan::layout::PhaseFile;
+use crate::plan::loadtest::LoadTest;
 use crate::plan::topology::{self, RedisLayout};
 use serde::Serialize;
 
@@ -21,19 +22,7 @@ impl Renderer {
         let g = generated(phase);
         let e = &phase.capacity;
         let topo = &phase.compose;
-        let w = &spec.workload;
-        let ws_connections = e
-            .line(crate::plan::capacity::Resource::Websocket)
-            .map_or(0, |l| l.supply.amount as u64);
-        let spike_peak = e.capacity + e.capacity / 2;
-        let requests_per_sec = w.requests_per_user_per_min / 60.0;
-        // The most connections one k6 process opens: under one source
-        // address's ephemeral ports, with memory to spare.
-        let per_process: u64 = 20_000;
-        // The spike's connections (1.5 x the modelled ones) and its
-        // requests' virtual users (two seconds' worth at the spike's rate).
-        let peak_vus = ws_connections * 3 / 2 + (spike_peak as f64 * requests_per_sec * 2.0) as u64;
-        let shards = peak_vus.div_ceil(per_process).max(1);
+        let load = &phase.loadtest;
         files.insert(
             PhaseFile::LoadTest.rel().to_owned(),
             self.render(
@@ -43,21 +32,9 @@ impl Renderer {
                     phase: spec.name.as_str(),
                     users_min: spec.users.min,
                     users_max: spec.users.max,
-                    capacity: e.capacity,
-                    spike_peak,
-                    bottleneck: e.bottleneck.label(),
-                    smoke_rate: 5,
-                    requests_per_sec,
-                    requests_per_min: w.requests_per_user_per_min,
-                    read_share: w.read_ratio,
-                    read_percent: (w.read_ratio * 100.0).round() as u32,
-                    ws_connections,
-                    per_process,
-                    shards,
+                    load,
                     // One process needs no flags; more must be asked for.
-                    default_shards: u64::from(shards == 1),
-                    p95_ms: 500,
-                    spike_p95_ms: 2000,
+                    default_shards: u64::from(load.shards == 1),
                 },
             )?,
         );
@@ -219,21 +196,9 @@ struct LoadtestCtx<'a> {
     phase: &'a str,
     users_min: u32,
     users_max: u32,
-    capacity: u64,
-    spike_peak: u64,
-    bottleneck: &'a str,
-    /// Requests a second in the smoke test.
-    smoke_rate: u32,
-    requests_per_sec: f64,
-    requests_per_min: f64,
-    read_share: f64,
-    read_percent: u32,
-    ws_connections: u64,
-    per_process: u64,
-    shards: u64,
+    #[serde(flatten)]
+    load: &'a LoadTest,
     default_shards: u64,
-    p95_ms: u32,
-    spike_p95_ms: u32,
 }
 
 #[derive(Serialize)]

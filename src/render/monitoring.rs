@@ -11,6 +11,7 @@ use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
 use crate::plan::layout::{PhaseFile, TargetFile};
 use crate::plan::monitoring::{self, Monitoring, Watch};
+use crate::plan::names;
 use crate::plan::target::Target;
 use crate::plan::topology::{PGBOUNCER_EXPORTER, RedisLayout, Topology};
 use minijinja::context;
@@ -494,13 +495,16 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         for_: "1m",
         summary: "an exporter cannot reach its server: the server is down or refuses it".to_owned(),
         fires_on: vec![(
-            "pg_up{job=\"postgres\",instance=\"x\",node=\"postgres-primary\"}".to_owned(),
+            format!(
+                "pg_up{{job=\"postgres\",instance=\"x\",node=\"{}\"}}",
+                names::POSTGRES_PRIMARY
+            ),
             "0x240".to_owned(),
         )],
         result_labels: vec![
             ("job", "postgres".to_owned()),
             ("instance", "x".to_owned()),
-            ("node", "postgres-primary".to_owned()),
+            ("node", names::POSTGRES_PRIMARY.to_owned()),
         ],
     });
     out.push(Silent {
@@ -511,13 +515,16 @@ fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         for_: "2m",
         summary: "Prometheus cannot scrape an exporter: what it watches is unseen".to_owned(),
         fires_on: vec![(
-            "up{job=\"redis\",instance=\"x\",node=\"redis-1\"}".to_owned(),
+            format!(
+                "up{{job=\"redis\",instance=\"x\",node=\"{}\"}}",
+                names::redis(1)
+            ),
             "0x240".to_owned(),
         )],
         result_labels: vec![
             ("job", "redis".to_owned()),
             ("instance", "x".to_owned()),
-            ("node", "redis-1".to_owned()),
+            ("node", names::redis(1)),
         ],
     });
     out
@@ -994,7 +1001,7 @@ impl Renderer {
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
         let g = generated(phase);
-        let m = phase.monitoring();
+        let m = &phase.monitoring;
         let rules = self.render(t::PROMETHEUS_RULES, &g, rules_ctx(&m))?;
         files.insert(PhaseFile::Rules.rel().to_owned(), rules);
         files.insert(
@@ -1014,7 +1021,7 @@ impl Renderer {
         files: &mut Artifacts,
     ) -> anyhow::Result<()> {
         let g = generated(phase);
-        let m = phase.monitoring();
+        let m = &phase.monitoring;
         let local = matches!(topo.target, Target::Local { .. });
         files.insert(
             TargetFile::Prometheus.of(topo.target),

@@ -1,0 +1,39 @@
+//! Every node name scaleplan generates, built here and nowhere else. A
+//! name is the node's identity in every phase and target (a Compose
+//! service and volume, a local process and its directory, a host name),
+//! so a node keeps it as a phase grows: names count from 1 and adding
+//! replicas, shards or instances only adds names.
+
+pub const POSTGRES_PRIMARY: &str = "postgres-primary";
+
+/// The `i`th streaming replica, from 1.
+pub fn postgres_replica(i: u32) -> String {
+    format!("postgres-replica-{i}")
+}
+
+/// The `i`th PgBouncer, from 1.
+pub fn pgbouncer(i: u32) -> String {
+    format!("pgbouncer-{i}")
+}
+
+/// The `i`th standalone or Sentinel-mode Redis node, from 1: the first is
+/// launch's node and a Sentinel group's initial master.
+pub fn redis(i: u32) -> String {
+    format!("redis-{i}")
+}
+
+/// The `i`th sentinel, from 1.
+pub fn sentinel(i: u32) -> String {
+    format!("sentinel-{i}")
+}
+
+/// Node `n` (from 1; the first is the shard's initial master) of cluster
+/// shard `s` (from 1).
+pub fn cluster_node(s: u32, n: u32) -> String {
+    format!("redis-shard{s}-{n}")
+}
+
+/// The postgres_exporter that watches `node`.
+pub fn postgres_exporter(node: &str) -> String {
+    format!("{node}-exporter")
+}
