@@ -4,7 +4,7 @@
 //! the alerts for what breaks without using capacity up. The rules, their
 //! unit tests, the dashboard and `observe` all read this.
 
-use super::capacity::{Estimate, Resource};
+use super::capacity::{Bottleneck, Estimate, Resource};
 use super::topology::{RedisLayout, Topology};
 use crate::spec::types::Phase;
 use serde::Serialize;
@@ -22,7 +22,7 @@ pub const PREDICT_SECONDS: u64 = 7 * 24 * 3600;
 pub struct Watch {
     pub resource: &'static str,
     pub label: &'static str,
-    pub bottleneck: &'static str,
+    pub bottleneck: Bottleneck,
     /// The modelled supply, in `unit`.
     pub supply: f64,
     pub unit: &'static str,
@@ -46,6 +46,23 @@ pub struct Watch {
     /// 15 s for an hour.
     pub test_high: Vec<(String, String)>,
     pub test_half: Vec<(String, String)>,
+}
+
+/// How urgent an alert is: a warning can wait for working hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -309,7 +326,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         watches.push(Watch {
             resource: line.resource.key(),
             label: line.resource.label(),
-            bottleneck: line.resource.bottleneck().as_str(),
+            bottleneck: line.resource.bottleneck(),
             supply: s.amount,
             unit: s.unit,
             units,
