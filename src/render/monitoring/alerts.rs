@@ -27,8 +27,6 @@ pub(super) struct Group {
     pub(super) rules: Vec<Rule>,
 }
 
-/// One promtool test: input series, and what each alert does at a time.
-
 pub(super) fn record(name: &str, expr: String, w: &Watch) -> Rule {
     Rule {
         kind: "record",

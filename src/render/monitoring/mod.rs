@@ -35,13 +35,13 @@ impl Renderer {
     ) -> anyhow::Result<()> {
         let g = generated(phase);
         let m = &phase.monitoring;
-        let rules = self.render(t::PROMETHEUS_RULES, &g, rules_ctx(&m))?;
+        let rules = self.render(t::PROMETHEUS_RULES, &g, rules_ctx(m))?;
         files.insert(PhaseFile::Rules.rel().to_owned(), rules);
         files.insert(
             PhaseFile::RuleTests.rel().to_owned(),
-            self.render(t::PROMETHEUS_RULES_TEST, &g, TestsCtx { tests: tests(&m) })?,
+            self.render(t::PROMETHEUS_RULES_TEST, &g, TestsCtx { tests: tests(m) })?,
         );
-        files.insert(PhaseFile::Dashboard.rel().to_owned(), dashboard(&m, &g));
+        files.insert(PhaseFile::Dashboard.rel().to_owned(), dashboard(m, &g));
         Ok(())
     }
 
@@ -72,7 +72,7 @@ impl Renderer {
         );
         files.insert(
             TargetFile::Rules.of(topo.target),
-            self.render(t::PROMETHEUS_RULES, &g, rules_ctx(&m))?,
+            self.render(t::PROMETHEUS_RULES, &g, rules_ctx(m))?,
         );
         files.insert(
             TargetFile::PgbouncerExporter.of(topo.target),
@@ -103,7 +103,7 @@ impl Renderer {
             );
             files.insert(
                 TargetFile::GrafanaDashboard.of(topo.target),
-                dashboard(&m, &g),
+                dashboard(m, &g),
             );
             files.insert(
                 TargetFile::GrafanaDatasource.of(topo.target),

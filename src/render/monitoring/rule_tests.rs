@@ -8,6 +8,7 @@ use crate::plan::monitoring::{self, Monitoring, Severity};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// One promtool test: input series, and what each alert does at a time.
 #[derive(Serialize)]
 pub(super) struct Test {
     pub(super) name: String,
