@@ -2,44 +2,10 @@
 //! and the alerts at the model's thresholds, on the N-1 rule and on the
 //! trend, from one table (`capacity_alerts`) that the rule tests read too.
 
-use super::silent::{silent_alerts, silent_rule};
-use crate::plan::capacity::Bottleneck;
+use super::rule::{Rule, alert_labels};
 use crate::plan::monitoring::{Monitoring, Severity, Watch};
 use crate::render::format::thousands;
-use serde::Serialize;
 use std::collections::BTreeMap;
-
-#[derive(Serialize)]
-pub(super) struct Rule {
-    /// "record" or "alert".
-    pub(super) kind: &'static str,
-    pub(super) name: String,
-    pub(super) expr: String,
-    /// How long it must hold before firing.
-    pub(super) wait: Option<&'static str>,
-    pub(super) labels: BTreeMap<&'static str, String>,
-    pub(super) annotations: BTreeMap<&'static str, String>,
-}
-
-#[derive(Serialize)]
-pub(super) struct Group {
-    pub(super) name: &'static str,
-    pub(super) rules: Vec<Rule>,
-}
-
-pub(super) fn record(name: &str, expr: String, w: &Watch) -> Rule {
-    Rule {
-        kind: "record",
-        name: name.to_owned(),
-        expr,
-        wait: None,
-        labels: BTreeMap::from([
-            ("resource", w.resource.to_owned()),
-            ("bottleneck", w.bottleneck.as_str().to_owned()),
-        ]),
-        annotations: BTreeMap::new(),
-    }
-}
 
 pub(super) fn show(v: f64, unit: &str) -> String {
     if unit == "bytes" {
@@ -178,68 +144,5 @@ pub(super) fn alert(m: &Monitoring, w: &Watch, a: &CapacityAlert) -> Rule {
                 format!("Measured: {}. {}", w.source, next_step(m)),
             ),
         ]),
-    }
-}
-
-pub(super) fn alert_labels(
-    m: &Monitoring,
-    severity: Severity,
-    bottleneck: Bottleneck,
-) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
-        ("severity", severity.as_str().to_owned()),
-        ("phase", m.phase.clone()),
-        ("bottleneck", bottleneck.as_str().to_owned()),
-    ])
-}
-
-pub(super) fn groups(m: &Monitoring) -> Vec<Group> {
-    let mut recording = Vec::new();
-    let mut capacity = Vec::new();
-    for w in &m.watches {
-        recording.push(record("scaleplan:use", w.used.clone(), w));
-        recording.push(record(
-            "scaleplan:capacity",
-            format!("vector({})", w.supply),
-            w,
-        ));
-        recording.push(record("scaleplan:utilisation", w.utilisation.clone(), w));
-        for a in capacity_alerts(m, w) {
-            capacity.push(alert(m, w, &a));
-        }
-        capacity.push(unmeasured_rule(m, w));
-    }
-    let silent = silent_alerts(m).iter().map(|s| silent_rule(m, s)).collect();
-    vec![
-        Group {
-            name: "scaleplan-capacity-recording",
-            rules: recording,
-        },
-        Group {
-            name: "scaleplan-capacity-alerts",
-            rules: capacity,
-        },
-        Group {
-            name: "scaleplan-silent-failures",
-            rules: silent,
-        },
-    ]
-}
-
-/// Every capacity alert at 90% and at 50% of each resource, the trend, and
-/// each silent-failure alert on the series that should set it off.
-
-#[derive(Serialize)]
-pub(super) struct RulesCtx {
-    pub(super) groups: Vec<Group>,
-    pub(super) warning: f64,
-    pub(super) critical: f64,
-}
-
-pub(super) fn rules_ctx(m: &Monitoring) -> RulesCtx {
-    RulesCtx {
-        groups: groups(m),
-        warning: m.warning,
-        critical: m.critical,
     }
 }

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod dashboard;
+mod rule;
 mod rule_tests;
 mod scrape;
 mod silent;
@@ -18,12 +19,16 @@ use crate::plan::layout::{PhaseFile, TargetFile};
 use crate::plan::target::Target;
 use crate::plan::topology::Topology;
 
-use alerts::rules_ctx;
+use crate::plan::monitoring::Monitoring;
+use alerts::{alert, capacity_alerts, unmeasured_rule};
 use dashboard::dashboard;
 use minijinja::context;
 use minijinja::value::{Serde, Value};
+use rule::{Group, record};
 use rule_tests::{TestsCtx, tests};
 use scrape::{PgbouncerExporterCtx, PrometheusCtx, scrape_jobs};
+use serde::Serialize;
+use silent::{silent_alerts, silent_rule};
 
 impl Renderer {
     /// monitoring/: the rules, their tests and the dashboard, which every
@@ -119,5 +124,56 @@ impl Renderer {
             );
         }
         Ok(())
+    }
+}
+
+fn groups(m: &Monitoring) -> Vec<Group> {
+    let mut recording = Vec::new();
+    let mut capacity = Vec::new();
+    for w in &m.watches {
+        recording.push(record("scaleplan:use", w.used.clone(), w));
+        recording.push(record(
+            "scaleplan:capacity",
+            format!("vector({})", w.supply),
+            w,
+        ));
+        recording.push(record("scaleplan:utilisation", w.utilisation.clone(), w));
+        for a in capacity_alerts(m, w) {
+            capacity.push(alert(m, w, &a));
+        }
+        capacity.push(unmeasured_rule(m, w));
+    }
+    let silent = silent_alerts(m).iter().map(|s| silent_rule(m, s)).collect();
+    vec![
+        Group {
+            name: "scaleplan-capacity-recording",
+            rules: recording,
+        },
+        Group {
+            name: "scaleplan-capacity-alerts",
+            rules: capacity,
+        },
+        Group {
+            name: "scaleplan-silent-failures",
+            rules: silent,
+        },
+    ]
+}
+
+/// Every capacity alert at 90% and at 50% of each resource, the trend, and
+/// each silent-failure alert on the series that should set it off.
+
+#[derive(Serialize)]
+struct RulesCtx {
+    groups: Vec<Group>,
+    warning: f64,
+    critical: f64,
+}
+
+fn rules_ctx(m: &Monitoring) -> RulesCtx {
+    RulesCtx {
+        groups: groups(m),
+        warning: m.warning,
+        critical: m.critical,
     }
 }

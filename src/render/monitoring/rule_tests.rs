@@ -2,7 +2,8 @@
 //! at 50% of its resource, the trend, and each silent-failure alert on the
 //! series that should set it off.
 
-use super::alerts::{CapacityAlert, alert, alert_labels, capacity_alerts, unmeasured_rule};
+use super::alerts::{CapacityAlert, alert, capacity_alerts, unmeasured_rule};
+use super::rule::alert_labels;
 use super::silent::silent_alerts;
 use crate::plan::monitoring::{self, Monitoring, Severity};
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! missing replica or master, a cluster without coverage, queues, and
 //! exporters or targets that are down.
 
-use super::alerts::{Rule, alert_labels};
+use super::rule::{Rule, alert_labels};
 use crate::plan::capacity::Bottleneck;
 use crate::plan::monitoring::{self, Monitoring, Severity};
 use crate::plan::names;
