@@ -1,4 +1,4 @@
-//! Stage 7, cli: the command line. One file per command; `session` holds
+//! Stage 8, cli: the command line. One file per command; `session` holds
 //! the start they share (load, select, report diagnostics), and the exit
 //! code is decided here and nowhere else.
 
@@ -7,6 +7,7 @@ mod build;
 mod capacity;
 mod diff;
 mod down;
+mod init;
 mod inspect;
 mod list;
 mod migrate;
@@ -38,6 +39,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Start a new project: an abstract base, a launch and a growth phase
+    /// (commented, valid as written) and the schema they name.
+    Init(init::Args),
     /// Check specs against the schema and the rules of each component.
     Validate(validate::Args),
     /// Render phases into out/<phase>/, or check out/ against the specs.
@@ -90,6 +94,7 @@ pub fn main() -> i32 {
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let f = cli.format;
     match &cli.command {
+        Command::Init(a) => init::run(a),
         Command::Validate(a) => validate::run(f, a),
         Command::Build(a) => build::run(f, a),
         Command::Diff(a) => diff::run(f, a),

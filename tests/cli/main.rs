@@ -6,6 +6,7 @@ mod capacity;
 mod compose_schema;
 mod diagrams;
 mod diff;
+mod init;
 mod layering;
 mod migrate;
 mod monitoring;
