@@ -14,13 +14,22 @@ pub struct Args {
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     check: Option<Option<PathBuf>>,
     /// The OpenAPI 3.1 document of `scaleplan serve` instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reference")]
     openapi: bool,
+    /// The spec's field reference in Markdown, generated from the schema
+    /// (docs/reference.md) instead.
+    #[arg(long)]
+    reference: bool,
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
     let (text, default) = if args.openapi {
         (super::serve::openapi::document(), "schemas/openapi.json")
+    } else if args.reference {
+        (
+            crate::render::reference::markdown(&crate::validate::schema::schema()),
+            "docs/reference.md",
+        )
     } else {
         (schema_text(), "schemas/phase.schema.json")
     };
@@ -42,7 +51,13 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
     eprintln!(
         "{} is stale: run `scaleplan schema{} > {}`",
         path.display(),
-        if args.openapi { " --openapi" } else { "" },
+        if args.openapi {
+            " --openapi"
+        } else if args.reference {
+            " --reference"
+        } else {
+            ""
+        },
         path.display()
     );
     Ok(EXIT_CHANGES)

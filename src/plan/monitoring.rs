@@ -90,7 +90,7 @@ pub struct Monitoring {
 type Series = Vec<(String, String)>;
 
 /// The metric that counts an app's open WebSocket connections, which the
-/// app exports (`prom-client` gauge); see the README's contract.
+/// app exports (`prom-client` gauge); see docs/app-contract.md.
 pub const APP_WEBSOCKET_METRIC: &str = "scaleplan_app_websocket_connections";
 
 /// BullMQ's own job counts, by `queue` and `state` (waiting, prioritized,
@@ -105,7 +105,7 @@ pub const BULLMQ_JOB_COUNT: &str = "bullmq_job_count";
 pub const BULLMQ_COMPLETED: &str = "bullmq_job_completed_total";
 /// The age of the oldest waiting job, by `queue`, in seconds: BullMQ has no
 /// such metric, so the app exports it beside BullMQ's (a prom-client gauge;
-/// README, "Watching it").
+/// docs/monitoring.md).
 pub const OLDEST_JOB_AGE: &str = "scaleplan_queue_oldest_job_age_seconds";
 /// The queue-depth alert fires past this many seconds of the workers'
 /// modelled throughput waiting...

@@ -17,6 +17,7 @@ pub mod mermaid;
 pub mod monitoring;
 mod nodes;
 pub mod notice;
+pub mod reference;
 pub mod templates;
 mod terraform;
 

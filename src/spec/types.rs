@@ -2,7 +2,7 @@
 //!
 //! These types are the single source of the JSON Schema (schemars), of
 //! deserialization (serde) and of `inspect`'s output. Field names are part of
-//! the public contract (README, "Spec reference"): renaming one breaks
+//! the public contract (docs/spec.md, docs/reference.md): renaming one breaks
 //! users' files.
 //!
 //! String newtypes validate themselves on deserialization as well as through
@@ -682,7 +682,7 @@ fn default_node_timeout() -> u32 {
     5000
 }
 
-/// Figures and switches of the capacity estimate (see the README).
+/// Figures and switches of the capacity estimate (see docs/capacity.md).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CapacityOptions {
@@ -691,7 +691,7 @@ pub struct CapacityOptions {
     #[serde(skip_serializing_if = "is_false")]
     pub allow_below_target: bool,
     /// Operations per second one Redis node serves; unset, it follows the
-    /// node type (see the README).
+    /// node type (see docs/capacity.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub redis_ops_per_sec_per_node: Option<u32>,
@@ -728,7 +728,9 @@ pub const DEFAULT_BASE_PORT: u16 = 17000;
 #[serde(deny_unknown_fields, default)]
 pub struct LocalTarget {
     pub enabled: bool,
-    /// First port of the phase; see the README for the scheme.
+    /// First port of the phase's local target: every node's port is counted
+    /// from it in fixed blocks (docs/generated-files.md), the same in every
+    /// phase of the project.
     #[schemars(range(min = 1024, max = 40000))]
     pub base_port: u16,
 }

@@ -236,7 +236,7 @@ fn parameters(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
         } else if params::known(name).is_none() {
             let help = match crate::validate::schema::closest(name, &known) {
                 Some(best) => format!("did you mean '{best}'? a misspelt key would stop PostgreSQL from starting"),
-                None => "scaleplan knows the common postgresql.conf keys (see README); a misspelt key would stop PostgreSQL from starting".to_owned(),
+                None => "scaleplan knows the common postgresql.conf keys (docs/spec.md); a misspelt key would stop PostgreSQL from starting".to_owned(),
             };
             out.push(Diagnostic::error(
                 Code::Pg001,

@@ -34,6 +34,38 @@ fn schema_check_reports_a_stale_file_with_exit_2() {
     assert!(run.stderr.contains("old.json is stale"));
 }
 
+/// docs/reference.md is the schema's reference as generated now: a field
+/// added to the types and not to the page fails here.
+#[test]
+fn the_spec_reference_in_docs_is_current() {
+    let run = run_in(&repo(), &["schema", "--reference", "--check"], &[]);
+    assert_eq!(
+        run.code, 0,
+        "docs/reference.md is stale: run `scaleplan schema --reference > docs/reference.md`\n{}",
+        run.stdout
+    );
+    let text = std::fs::read_to_string(repo().join("docs/reference.md")).unwrap();
+    // Every section the tables link to exists.
+    for link in text.split("](#").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        let heading = text.lines().any(|l| {
+            l.strip_prefix("## ")
+                .is_some_and(|h| h.to_ascii_lowercase() == target)
+        });
+        let row = text.contains(&format!("<a id=\"{target}\"></a>"));
+        assert!(heading || row, "a link to #{target} leads nowhere");
+    }
+    let sandbox = Sandbox::new("reference-stale");
+    std::fs::write(sandbox.path("ref.md"), "# old\n").unwrap();
+    let stale = sandbox.run(&["schema", "--reference", "--check", "ref.md"]);
+    assert_eq!(stale.code, 2);
+    assert!(
+        stale.stderr.contains("scaleplan schema --reference"),
+        "{}",
+        stale.stderr
+    );
+}
+
 #[test]
 fn schema_is_2020_12_and_lists_the_contract_fields() {
     let run = run_in(&repo(), &["schema"], &[]);

@@ -23,7 +23,7 @@ fn parse(args: &[&Path]) -> (bool, String) {
 }
 
 /// Freshly built phases (not the committed out/), the Markdown of two
-/// diffs (one that adds, one that removes), and the README.
+/// diffs (one that adds, one that removes), and docs/diagrams.md.
 #[test]
 fn every_generated_diagram_parses_with_mermaid() {
     let (ok, text) = parse(&[Path::new("--self-test")]);
@@ -65,26 +65,26 @@ fn every_generated_diagram_parses_with_mermaid() {
         "nothing marked removed:\n{shrunk}"
     );
     let out = sandbox.path("out");
-    let readme = repo().join("README.md");
+    let readme = repo().join("docs/diagrams.md");
     let (ok, text) = parse(&[&out, &diffs, &readme]);
     assert!(ok, "Mermaid refused a diagram:\n{text}");
     // 4 architectures twice (.mmd, README), 3 transitions with 3 diagrams
-    // each, the roadmap twice, 2 x 2 in the diffs, and the README's 2.
+    // each, the roadmap twice, 2 x 2 in the diffs, and docs/diagrams.md's 2.
     let passed: usize = text.lines().filter(|l| l.starts_with("ok ")).count();
     assert_eq!(passed, 8 + 9 + 2 + 4 + 2, "{passed} diagrams:\n{text}");
 }
 
-/// The README shows the roadmap and growth's architecture as they are
+/// docs/diagrams.md shows the roadmap and growth's architecture as they are
 /// generated, not as they were when someone pasted them.
 #[test]
 fn the_readme_diagrams_are_current() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("docs/diagrams.md")).unwrap();
     for file in ["out/transitions/roadmap.mmd", "out/growth/architecture.mmd"] {
         let text = std::fs::read_to_string(repo().join(file)).unwrap();
         let body = &text[text.find("flowchart").unwrap()..];
         assert!(
             readme.contains(&format!("```mermaid\n{body}```")),
-            "README.md shows an old {file}: copy it from there"
+            "docs/diagrams.md shows an old {file}: copy it from there"
         );
     }
 }

@@ -105,3 +105,22 @@ fn shipped_phases_name_the_committed_schema() {
     }
     assert!(repo().join("schemas/phase.schema.json").is_file());
 }
+
+/// The README's example spec is a valid phase as shown.
+#[test]
+fn the_readme_example_validates() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    assert!(
+        readme[..readme.find(example).unwrap()].lines().count() < 60,
+        "the example must be on the first screen"
+    );
+    let sandbox = Sandbox::new("readme-example");
+    std::fs::create_dir_all(sandbox.path("phases")).unwrap();
+    std::fs::write(sandbox.path("phases/launch.yaml"), example).unwrap();
+    let run = sandbox.run(&["validate", "--strict"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let build = sandbox.run(&["build"]);
+    assert_eq!(build.code, 0, "{}", build.stderr);
+}
