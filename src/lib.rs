@@ -14,9 +14,11 @@
 //! 7. `native`: a phase's local target run as processes
 //! 8. `cli`: the commands
 //!
-//! `diag` (diagnostics) and `output` (stdout) serve every stage.
+//! `diag` (diagnostics), `keyword` (enums of the spec's words) and
+//! `output` (stdout) serve every stage.
 
 pub mod diag;
+pub mod keyword;
 pub mod output;
 
 pub mod spec;

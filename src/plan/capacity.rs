@@ -32,26 +32,15 @@ pub enum Resource {
     PushQuota,
 }
 
-/// What an alert says ran out: the families the plan names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Bottleneck {
-    Database,
-    Redis,
-    Websocket,
-    System,
-    Notifications,
-}
-
-impl Bottleneck {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bottleneck::Database => "database",
-            Bottleneck::Redis => "redis",
-            Bottleneck::Websocket => "websocket",
-            Bottleneck::System => "system",
-            Bottleneck::Notifications => "notifications",
-        }
+crate::keyword! {
+    /// What an alert says ran out: the families the plan names.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+    pub enum Bottleneck {
+        Database = "database",
+        Redis = "redis",
+        Websocket = "websocket",
+        System = "system",
+        Notifications = "notifications",
     }
 }
 

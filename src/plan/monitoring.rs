@@ -48,20 +48,12 @@ pub struct Watch {
     pub test_half: Vec<(String, String)>,
 }
 
-/// How urgent an alert is: a warning can wait for working hours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
+crate::keyword! {
+    /// How urgent an alert is: a warning can wait for working hours.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+    pub enum Severity {
+        Warning = "warning",
+        Critical = "critical",
     }
 }
 

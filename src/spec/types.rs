@@ -436,21 +436,12 @@ pub enum ParamValue {
     Text(Text),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolMode {
-    Session,
-    Transaction,
-    Statement,
-}
-
-impl PoolMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
-            PoolMode::Statement => "statement",
-        }
+crate::keyword! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum PoolMode {
+        Session = "session",
+        Transaction = "transaction",
+        Statement = "statement",
     }
 }
 
@@ -503,51 +494,28 @@ impl Default for Pgbouncer {
 
 // Ordered as a deployment grows (standalone, then Sentinel, then Cluster):
 // a later phase may not go back (TRN001).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMode {
-    Standalone,
-    Sentinel,
-    Cluster,
-}
-
-impl RedisMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RedisMode::Standalone => "standalone",
-            RedisMode::Sentinel => "sentinel",
-            RedisMode::Cluster => "cluster",
-        }
+crate::keyword! {
+    #[derive(
+        Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    )]
+    pub enum RedisMode {
+        Standalone = "standalone",
+        Sentinel = "sentinel",
+        Cluster = "cluster",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvictionPolicy {
-    Noeviction,
-    AllkeysLru,
-    AllkeysLfu,
-    AllkeysRandom,
-    VolatileLru,
-    VolatileLfu,
-    VolatileRandom,
-    VolatileTtl,
-}
-
-impl EvictionPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvictionPolicy::Noeviction => "noeviction",
-            EvictionPolicy::AllkeysLru => "allkeys-lru",
-            EvictionPolicy::AllkeysLfu => "allkeys-lfu",
-            EvictionPolicy::AllkeysRandom => "allkeys-random",
-            EvictionPolicy::VolatileLru => "volatile-lru",
-            EvictionPolicy::VolatileLfu => "volatile-lfu",
-            EvictionPolicy::VolatileRandom => "volatile-random",
-            EvictionPolicy::VolatileTtl => "volatile-ttl",
-        }
+crate::keyword! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum EvictionPolicy {
+        Noeviction = "noeviction",
+        AllkeysLru = "allkeys-lru",
+        AllkeysLfu = "allkeys-lfu",
+        AllkeysRandom = "allkeys-random",
+        VolatileLru = "volatile-lru",
+        VolatileLfu = "volatile-lfu",
+        VolatileRandom = "volatile-random",
+        VolatileTtl = "volatile-ttl",
     }
 }
 

@@ -9,6 +9,7 @@ use testkit::repo;
 /// Top-level modules in pipeline order; `diag` and `output` serve all.
 const STAGES: &[(&str, usize)] = &[
     ("diag", 0),
+    ("keyword", 0),
     ("output", 0),
     ("spec", 1),
     ("validate", 2),

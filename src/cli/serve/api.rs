@@ -8,6 +8,7 @@ use super::config::{BODY_LIMIT, Config};
 use super::docs::{FileEntry, FilesDoc, Health};
 use super::phases::{find, load};
 use super::problem::Problem;
+use super::routes::Route;
 use crate::compare::{self, Options, report};
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request as HttpRequest, State
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, on};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,23 +28,34 @@ use tower_http::timeout::TimeoutLayer;
 type Shared = State<Arc<Config>>;
 type Answer = Result<Response, Problem>;
 
+/// Each endpoint's handler, on the route's method.
+fn endpoint(route: Route) -> MethodRouter<Arc<Config>> {
+    let f = route.filter();
+    match route {
+        Route::Health => on(f, healthz),
+        Route::Openapi => on(f, openapi),
+        Route::Phases => on(f, phases),
+        Route::Phase => on(f, phase),
+        Route::Validation => on(f, validation),
+        Route::Capacity => on(f, capacity),
+        Route::Files => on(f, files),
+        Route::File => on(f, file),
+        Route::Diagram => on(f, diagram),
+        Route::Diff => on(f, diff),
+        Route::Transition => on(f, transition),
+        Route::Validate => on(f, validate),
+        Route::Deployment => on(f, deployment),
+    }
+}
+
 pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
-    Router::new()
+    Route::ALL
+        .iter()
+        .fold(Router::new(), |r, route| {
+            r.route(route.path(), endpoint(*route))
+        })
         .route("/", get(super::page::index))
         .route("/assets/mermaid.min.js", get(super::page::mermaid_js))
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/phases", get(phases))
-        .route("/v1/phases/{name}", get(phase))
-        .route("/v1/phases/{name}/validation", get(validation))
-        .route("/v1/phases/{name}/capacity", get(capacity))
-        .route("/v1/phases/{name}/files", get(files))
-        .route("/v1/phases/{name}/files/{*path}", get(file))
-        .route("/v1/phases/{name}/diagram", get(diagram))
-        .route("/v1/diff", get(diff))
-        .route("/v1/transitions/{from}/{to}", get(transition))
-        .route("/v1/validate", post(validate))
-        .route("/v1/deployment", get(deployment))
         .fallback(|| async { Problem::not_found("no such endpoint: see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -80,7 +92,7 @@ async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Respo
         )
         .into_response();
     };
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == Route::Health.path() {
         return next.run(req).await;
     }
     let given = req

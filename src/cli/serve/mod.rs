@@ -13,6 +13,7 @@ pub(super) mod openapi;
 mod page;
 mod phases;
 mod problem;
+mod routes;
 
 use super::args::{EXIT_ERROR, EXIT_OK};
 use anyhow::Context;

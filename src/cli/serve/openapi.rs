@@ -8,6 +8,7 @@ use super::super::list::ListDoc;
 use super::super::session::DiagnosticsDoc;
 use super::docs::{FilesDoc, Health};
 use super::problem::Problem;
+use super::routes::Route;
 use crate::spec::Phase;
 use schemars::SchemaGenerator;
 use schemars::generate::{Contract, SchemaSettings};
@@ -25,8 +26,7 @@ type Param = (&'static str, &'static str, bool, &'static str);
 const NAME: Param = ("name", "path", true, "a phase's name, e.g. growth");
 
 struct Op {
-    method: &'static str,
-    path: &'static str,
+    route: Route,
     id: &'static str,
     summary: &'static str,
     params: &'static [Param],
@@ -77,8 +77,7 @@ pub fn document() -> String {
     let any_object = |what: &str| json!({"type": "object", "description": what});
     let ops = vec![
         Op {
-            method: "get",
-            path: "/healthz",
+            route: Route::Health,
             id: "health",
             summary: "The server answers",
             params: &[],
@@ -89,8 +88,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/openapi.json",
+            route: Route::Openapi,
             id: "openapi",
             summary: "This document",
             params: &[],
@@ -101,8 +99,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases",
+            route: Route::Phases,
             id: "listPhases",
             summary: "The phases in rollout order (`list --format json`)",
             params: &[],
@@ -113,8 +110,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}",
+            route: Route::Phase,
             id: "getPhase",
             summary: "The phase's spec after `extends`, defaults filled in (`inspect --output json`)",
             params: &[NAME],
@@ -125,8 +121,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}/validation",
+            route: Route::Validation,
             id: "validatePhase",
             summary: "The phase's diagnostics (`validate NAME --format json`); 422 with the same document when it has errors",
             params: &[NAME],
@@ -137,8 +132,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}/capacity",
+            route: Route::Capacity,
             id: "phaseCapacity",
             summary: "What the phase carries, per resource (`capacity NAME --format json`)",
             params: &[NAME],
@@ -149,8 +143,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}/files",
+            route: Route::Files,
             id: "phaseFiles",
             summary: "The files `build` renders for the phase",
             params: &[NAME],
@@ -161,8 +154,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}/files/{path}",
+            route: Route::File,
             id: "phaseFile",
             summary: "One rendered file",
             params: &[
@@ -181,8 +173,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/phases/{name}/diagram",
+            route: Route::Diagram,
             id: "phaseDiagram",
             summary: "The phase's architecture in Mermaid",
             params: &[NAME],
@@ -193,8 +184,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/diff",
+            route: Route::Diff,
             id: "diff",
             summary: "What changes between two phases (`diff A B --format json`, or `--format markdown` with ?format=markdown or Accept: text/markdown)",
             params: &[
@@ -211,8 +201,7 @@ pub fn document() -> String {
             markdown: true,
         },
         Op {
-            method: "get",
-            path: "/v1/transitions/{from}/{to}",
+            route: Route::Transition,
             id: "transition",
             summary: "The transition plan: its steps in order, with risk and what carries each out",
             params: &[
@@ -228,8 +217,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "post",
-            path: "/v1/validate",
+            route: Route::Validate,
             id: "validateSpec",
             summary: "Validate a spec (YAML or TOML) beside the phases; 422 with the same document when it has errors",
             params: &[
@@ -253,8 +241,7 @@ pub fn document() -> String {
             markdown: false,
         },
         Op {
-            method: "get",
-            path: "/v1/deployment",
+            route: Route::Deployment,
             id: "deployment",
             summary: "The running local deployment (`status --format json`) and, with monitoring, its utilisation (`observe --format json`)",
             params: &[],
@@ -290,7 +277,7 @@ pub fn document() -> String {
             );
         }
         responses.insert("408".into(), json!({"description": reason(408)}));
-        let guarded: &[u16] = if op.path == "/healthz" {
+        let guarded: &[u16] = if op.route == Route::Health {
             &[500]
         } else {
             &[401, 403, 500, 503]
@@ -332,8 +319,10 @@ pub fn document() -> String {
                 }
             });
         }
-        let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
-        entry[op.method] = operation;
+        let entry = paths
+            .entry(op.route.openapi_path())
+            .or_insert_with(|| json!({}));
+        entry[op.route.method()] = operation;
     }
     let doc = json!({
         "openapi": "3.1.0",

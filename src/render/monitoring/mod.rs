@@ -15,6 +15,7 @@ use super::artifacts::Artifacts;
 use super::templates as t;
 use super::{Renderer, generated};
 use crate::plan::PlannedPhase;
+use crate::plan::identity::Secret;
 use crate::plan::layout::{PhaseFile, TargetFile};
 use crate::plan::target::Target;
 use crate::plan::topology::Topology;
@@ -93,7 +94,7 @@ impl Renderer {
                         .iter()
                         .map(|p| (p.name.clone(), p.endpoint.host.clone(), p.endpoint.port))
                         .collect(),
-                    admin_var: "SCALEPLAN_PGBOUNCER_ADMIN_PASSWORD",
+                    admin_var: Secret::PgbouncerAdmin.var(),
                 },
             )?,
         );
