@@ -114,18 +114,13 @@ module {{ r.module|hcl_label }} {
   }
 
   pgbouncer = {
-    image             = {{ pgbouncer.image }}
-    instances         = {{ pgbouncer.instances|length }}
-    cpu               = {{ pgbouncer_size[0] }}
-    memory            = {{ pgbouncer_size[1] }}
-    pool_mode         = {{ pgbouncer.pool_mode }}
-    default_pool_size = {{ pgbouncer.default_pool_size }}
-    reserve_pool_size = {{ pgbouncer.reserve_pool_size }}
-    max_client_conn   = {{ pgbouncer.max_client_conn }}
-    nofile            = {{ pgbouncer.nofile }}
-    read_alias        = {{ pgbouncer.read_alias }}
-    user              = {{ postgres.user }}
-    admin_user        = {{ admin_user }}
+    image      = {{ pgbouncer.image }}
+    instances  = {{ pgbouncer.instances|length }}
+    cpu        = {{ pgbouncer_size[0] }}
+    memory     = {{ pgbouncer_size[1] }}
+    nofile     = {{ pgbouncer.nofile }}
+    user       = {{ postgres.user }}
+    admin_user = {{ admin_user }}
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override

@@ -107,18 +107,13 @@ module "primary" {
   }
 
   pgbouncer = {
-    image             = "edoburu/pgbouncer:1.23.1-p2"
-    instances         = 6
-    cpu               = 512
-    memory            = 1024
-    pool_mode         = "transaction"
-    default_pool_size = 50
-    reserve_pool_size = 5
-    max_client_conn   = 10000
-    nofile            = 10210
-    read_alias        = "sikka_ro"
-    user              = "app"
-    admin_user        = "pgbouncer_admin"
+    image      = "edoburu/pgbouncer:1.23.1-p2"
+    instances  = 6
+    cpu        = 512
+    memory     = 1024
+    nofile     = 10210
+    user       = "app"
+    admin_user = "pgbouncer_admin"
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
@@ -281,18 +276,13 @@ module "region_us_east" {
   }
 
   pgbouncer = {
-    image             = "edoburu/pgbouncer:1.23.1-p2"
-    instances         = 6
-    cpu               = 512
-    memory            = 1024
-    pool_mode         = "transaction"
-    default_pool_size = 50
-    reserve_pool_size = 5
-    max_client_conn   = 10000
-    nofile            = 10210
-    read_alias        = "sikka_ro"
-    user              = "app"
-    admin_user        = "pgbouncer_admin"
+    image      = "edoburu/pgbouncer:1.23.1-p2"
+    instances  = 6
+    cpu        = 512
+    memory     = 1024
+    nofile     = 10210
+    user       = "app"
+    admin_user = "pgbouncer_admin"
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override

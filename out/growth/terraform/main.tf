@@ -104,18 +104,13 @@ module "primary" {
   }
 
   pgbouncer = {
-    image             = "edoburu/pgbouncer:1.23.1-p2"
-    instances         = 2
-    cpu               = 512
-    memory            = 1024
-    pool_mode         = "transaction"
-    default_pool_size = 40
-    reserve_pool_size = 5
-    max_client_conn   = 3000
-    nofile            = 3190
-    read_alias        = "sikka_ro"
-    user              = "app"
-    admin_user        = "pgbouncer_admin"
+    image      = "edoburu/pgbouncer:1.23.1-p2"
+    instances  = 2
+    cpu        = 512
+    memory     = 1024
+    nofile     = 3190
+    user       = "app"
+    admin_user = "pgbouncer_admin"
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override

@@ -104,18 +104,13 @@ module "primary" {
   }
 
   pgbouncer = {
-    image             = "edoburu/pgbouncer:1.23.1-p2"
-    instances         = 1
-    cpu               = 512
-    memory            = 1024
-    pool_mode         = "transaction"
-    default_pool_size = 20
-    reserve_pool_size = 5
-    max_client_conn   = 2000
-    nofile            = 2150
-    read_alias        = "sikka_ro"
-    user              = "app"
-    admin_user        = "pgbouncer_admin"
+    image      = "edoburu/pgbouncer:1.23.1-p2"
+    instances  = 1
+    cpu        = 512
+    memory     = 1024
+    nofile     = 2150
+    user       = "app"
+    admin_user = "pgbouncer_admin"
   }
 
   redis_cluster_mode_override = var.redis_cluster_mode_override

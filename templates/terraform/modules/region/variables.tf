@@ -152,20 +152,15 @@ variable "redis_cluster_mode_override" {
 }
 
 variable "pgbouncer" {
-  description = "PgBouncer on ECS Fargate, with the pool settings of the phase's pgbouncer.ini."
+  description = "PgBouncer on ECS Fargate: its tasks and the roles it logs in as (the pool settings are the rendered pgbouncer.ini's)."
   type = object({
-    image             = string
-    instances         = number
-    cpu               = number
-    memory            = number
-    pool_mode         = string
-    default_pool_size = number
-    reserve_pool_size = number
-    max_client_conn   = number
-    nofile            = number
-    read_alias        = string
-    user              = string
-    admin_user        = string
+    image      = string
+    instances  = number
+    cpu        = number
+    memory     = number
+    nofile     = number
+    user       = string
+    admin_user = string
   })
 }
 
