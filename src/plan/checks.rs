@@ -2,6 +2,7 @@
 //! the service names scaleplan generates for it (REG002).
 
 use super::capacity::Estimate;
+use super::pools;
 use super::ports;
 use super::target::Target;
 use super::topology::Topology;
@@ -14,6 +15,7 @@ pub fn check(phase: &ValidPhase, topologies: &[&Topology], estimate: &Estimate) 
     pool_clients(phase, estimate, &mut out);
     if let Some(nodes) = topologies.first() {
         generated_names(phase, nodes, &mut out);
+        out.extend(pools::check(phase, &nodes.pgbouncer.budget));
     }
     for topo in topologies {
         ports(phase, topo, &mut out);

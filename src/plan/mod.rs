@@ -13,6 +13,7 @@ pub mod loadtest;
 pub mod monitoring;
 pub mod names;
 pub mod pgconf;
+pub mod pools;
 pub mod ports;
 pub mod redisconf;
 pub mod target;

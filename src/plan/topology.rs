@@ -4,11 +4,11 @@
 
 use super::names;
 use super::pgconf::{self, Setting};
+use super::pools::{self, PoolBudget};
 use super::ports::{self, HostPorts, Listener, ProxyListener, Role};
 use super::target::Target;
 use crate::spec::images::{pgbouncer_image, postgres_image, redis_image};
 use crate::spec::types::{Dependency, Phase, PoolMode, Redis, RedisMode, Service};
-use crate::validate::rules::pool_budget;
 use serde::Serialize;
 
 pub use super::ports::Endpoint;
@@ -105,6 +105,8 @@ pub struct PgbouncerTier {
     /// Open files one instance needs: every client and server socket plus
     /// slack for logs and the listener.
     pub nofile: u32,
+    /// The server connections the tier may open, per destination.
+    pub budget: PoolBudget,
     pub resources: Resources,
 }
 
@@ -438,7 +440,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             dbname: database.clone(),
         }
     };
-    let budget = pool_budget(phase);
+    let budget = pools::budget(phase);
     let pgbouncer = PgbouncerTier {
         version: pgb.version.as_str().to_owned(),
         minor: pgb.version.minor(),
@@ -471,6 +473,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,
         resources: caps.size(pgb.cpu, pgb.memory_mb),
+        budget,
     };
 
     let pg_nodes: Vec<(String, Endpoint)> = std::iter::once(&primary)

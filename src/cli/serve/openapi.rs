@@ -341,3 +341,22 @@ pub fn document() -> String {
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    /// The OpenAPI document describes every endpoint the router serves,
+    /// on its method, and nothing else.
+    #[test]
+    fn the_document_lists_every_route_once() {
+        let doc: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), Route::ALL.len());
+        for route in Route::ALL {
+            let ops = paths[&route.openapi_path()].as_object().unwrap();
+            assert_eq!(ops.len(), 1, "{route:?}");
+            assert!(ops.contains_key(route.method()), "{route:?}");
+        }
+    }
+}
