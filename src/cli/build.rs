@@ -3,15 +3,13 @@
 
 use super::args::{EXIT_CHANGES, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, DiagnosticsDoc, Request};
+use crate::plan::layout::TRANSITIONS;
 use crate::render::Renderer;
 use crate::render::artifacts::{self, Artifacts, Drift};
 use crate::render::notice;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// The directory under out/ holding the transition plans.
-const TRANSITIONS: &str = "transitions";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -6,6 +6,7 @@ pub mod diagram;
 pub mod diff;
 pub mod report;
 
+use crate::plan::layout::TransitionFile;
 use crate::plan::{Planned, PlannedPhase};
 use crate::render::Renderer;
 use crate::render::artifacts::Artifacts;
@@ -146,12 +147,20 @@ pub fn transition_notes(
             (b.name(), &b.phase.file_names[0]),
         );
         files.insert(
-            format!("{}-to-{}.md", a.name(), b.name()),
+            TransitionFile::Note {
+                from: a.name(),
+                to: b.name(),
+            }
+            .rel(),
             renderer.render(t::TRANSITION_NOTE, &generated, report::NoteCtx::new(&c))?,
         );
         if let Some(d) = &c.diagrams {
             files.insert(
-                format!("{}-to-{}.mmd", a.name(), b.name()),
+                TransitionFile::Flow {
+                    from: a.name(),
+                    to: b.name(),
+                }
+                .rel(),
                 format!("{}\n{}", generated.lines("%%"), d.flow),
             );
         }
@@ -172,11 +181,11 @@ pub fn transition_notes(
         subject: "Roadmap".to_owned(),
     };
     files.insert(
-        "roadmap.mmd".to_owned(),
+        TransitionFile::Roadmap.rel(),
         format!("{}\n{roadmap}", generated.lines("%%")),
     );
     files.insert(
-        "README.md".to_owned(),
+        TransitionFile::Readme.rel(),
         renderer.render(
             t::ROADMAP,
             &generated,

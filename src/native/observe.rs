@@ -299,9 +299,7 @@ impl<'a> Observer<'a> {
             .filter_map(|r| r.utilisation.map(|u| (r, u)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let next = phase.next.clone();
-        let transition = next
-            .as_ref()
-            .map(|n| format!("out/transitions/{}-to-{n}.md", phase.name()));
+        let transition = phase.monitoring.transition.clone();
         let advice = advise(
             top.map(|(r, u)| (r.label, u)),
             next.as_deref(),

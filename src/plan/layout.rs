@@ -138,6 +138,43 @@ impl PhaseFile {
     }
 }
 
+/// The directory under out/ holding the plans between phases.
+pub const TRANSITIONS: &str = "transitions";
+
+/// A file of out/transitions/.
+#[derive(Clone, Copy, Debug)]
+pub enum TransitionFile<'a> {
+    /// The plan from one phase to the next, as Markdown.
+    Note {
+        from: &'a str,
+        to: &'a str,
+    },
+    /// Its steps as a Mermaid flowchart.
+    Flow {
+        from: &'a str,
+        to: &'a str,
+    },
+    Roadmap,
+    Readme,
+}
+
+impl TransitionFile<'_> {
+    /// The path inside out/transitions/.
+    pub fn rel(self) -> String {
+        match self {
+            TransitionFile::Note { from, to } => format!("{from}-to-{to}.md"),
+            TransitionFile::Flow { from, to } => format!("{from}-to-{to}.mmd"),
+            TransitionFile::Roadmap => "roadmap.mmd".to_owned(),
+            TransitionFile::Readme => "README.md".to_owned(),
+        }
+    }
+
+    /// The path as a user in the project's root finds it.
+    pub fn in_out(self) -> String {
+        format!("out/{TRANSITIONS}/{}", self.rel())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

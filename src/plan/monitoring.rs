@@ -341,7 +341,13 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         warning: WARNING,
         critical: CRITICAL,
         predict_seconds: PREDICT_SECONDS,
-        transition: next.map(|n| format!("out/transitions/{}-to-{n}.md", phase.name.as_str())),
+        transition: next.map(|to| {
+            super::layout::TransitionFile::Note {
+                from: phase.name.as_str(),
+                to,
+            }
+            .in_out()
+        }),
         next: next.map(str::to_owned),
         database: phase.postgres.database.as_str().to_owned(),
         read_replicas: phase.postgres.read_replicas,

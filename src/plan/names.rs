@@ -33,6 +33,12 @@ pub fn cluster_node(s: u32, n: u32) -> String {
     format!("redis-shard{s}-{n}")
 }
 
+/// The container Compose runs for a one-replica `service` of `project`
+/// (Compose names a container project-service-index).
+pub fn compose_container(project: &str, service: &str) -> String {
+    format!("{project}-{service}-1")
+}
+
 /// The postgres_exporter that watches `node`.
 pub fn postgres_exporter(node: &str) -> String {
     format!("{node}-exporter")

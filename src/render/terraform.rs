@@ -72,10 +72,7 @@ impl Renderer {
                 warning: (crate::plan::monitoring::WARNING * 100.0).round() as u32,
                 critical: (crate::plan::monitoring::CRITICAL * 100.0).round() as u32,
                 next: phase.next.as_deref(),
-                plan: phase
-                    .next
-                    .as_ref()
-                    .map(|n| format!("out/transitions/{}-to-{n}.md", spec.name.as_str())),
+                plan: phase.monitoring.transition.clone(),
                 max_connections: spec.postgres.primary.max_connections,
                 app_service: &nodes.app.name,
                 redis: {

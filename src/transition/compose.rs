@@ -12,6 +12,7 @@
 
 use super::action::{Action, pgbouncers, postgres_replicas, sentinels};
 use crate::plan::identity::SUPERUSER;
+use crate::plan::names;
 use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
 
 pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> {
@@ -23,7 +24,7 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
         format!("docker compose exec -u postgres {node} psql -U {SUPERUSER} -c \"{sql}\"")
     };
     // A container of the old phase that the new file no longer names.
-    let container = |name: &str| format!("{}-{name}-1", from.project);
+    let container = |name: &str| names::compose_container(&from.project, name);
     let retire = |nodes: &[String]| {
         let names: Vec<String> = nodes.iter().map(|n| container(n)).collect();
         vec![

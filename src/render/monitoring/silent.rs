@@ -140,7 +140,10 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             for_: "1m",
             summary: "the sentinels see no healthy replica: a failover has nowhere to go and writes needing a replica stop".to_owned(),
             fires_on: vec![(
-                format!("redis_sentinel_master_ok_slaves{{master_name=\"{master}\",node=\"sentinel-1\"}}"),
+                format!(
+                    "redis_sentinel_master_ok_slaves{{master_name=\"{master}\",node=\"{}\"}}",
+                    names::sentinel(1)
+                ),
                 "0x240".to_owned(),
             )],
             result_labels: Vec::new(),
