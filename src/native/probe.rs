@@ -19,8 +19,35 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
     }
 }
 
-fn output(mut cmd: Command) -> Option<String> {
-    let out = cmd.stdin(Stdio::null()).output().ok()?;
+/// The longest a probe may take: a port that accepts connections and
+/// never answers (a stranger's listener, a server stuck in start-up) must
+/// fail the probe, not hang the bring-up that polls it.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs `cmd` (stdin closed, stdout and stderr piped) and waits at most
+/// `limit` for it; a command still running then is killed. None when it
+/// could not start or was killed.
+fn run_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let child = cmd.spawn().ok()?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.ok(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            None
+        }
+    }
+}
+
+fn output(cmd: Command) -> Option<String> {
+    let out = run_within(cmd, PROBE_LIMIT)?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -252,32 +279,20 @@ pub fn psql_within(
     limit: Duration,
 ) -> anyhow::Result<String> {
     let mut cmd = psql_command(tools, port, user, password, database, sql);
-    cmd.arg("-t").stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn()?;
-    let pid = child.id();
+    cmd.arg("-t").stderr(Stdio::piped());
     // PgBouncer's PAUSE answers only once every server connection is
-    // released: the wait happens on a thread, so it can be cut short.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(out)) if out.status.success() => {
+    // released: the wait is bounded, so it can be cut short.
+    match run_within(cmd, limit) {
+        Some(out) if out.status.success() => {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         }
-        Ok(Ok(out)) => anyhow::bail!(
+        Some(out) => anyhow::bail!(
             "`{sql}` on 127.0.0.1:{port}/{database}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            anyhow::bail!(
-                "`{sql}` on 127.0.0.1:{port}/{database} did not answer within {} s",
-                limit.as_secs()
-            )
-        }
+        None => anyhow::bail!(
+            "`{sql}` on 127.0.0.1:{port}/{database} did not answer within {} s",
+            limit.as_secs()
+        ),
     }
 }

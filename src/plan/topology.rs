@@ -464,8 +464,18 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         default_pool_size: pgb.default_pool_size,
         reserve_pool_size: pgb.reserve_pool_size,
         max_client_conn: pgb.max_client_conn,
+        // Protocol-level prepared statements (node-postgres named
+        // statements, Prisma, TypeORM) through transaction pooling: on by
+        // default where the image's PgBouncer knows them. The local target
+        // runs the installed PgBouncer (Debian 12's 1.18 does not), so
+        // there only an explicit setting renders, and `up` refuses a
+        // PgBouncer too old for it.
         max_prepared_statements: pgb
             .max_prepared_statements
+            .or(match target {
+                Target::Compose | Target::Cloud => Some(DEFAULT_PREPARED_STATEMENTS),
+                Target::Local { .. } => None,
+            })
             .filter(|_| pgb.version.minor() >= 21),
         write_db,
         read_alias,
@@ -561,6 +571,9 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
 
 /// The app's service.
 pub const APP: &str = "app";
+/// Prepared statements each server connection keeps (PgBouncer's own
+/// default from 1.22).
+pub const DEFAULT_PREPARED_STATEMENTS: u32 = 200;
 /// The Compose service that creates a Redis Cluster once its nodes run.
 pub const CLUSTER_CREATE: &str = "redis-cluster-create";
 /// The proxy in front of PostgreSQL.

@@ -12,10 +12,17 @@ pub fn redis_image(version: u8) -> String {
 }
 
 /// PgBouncer has no official image; these are the pinned community images
-/// scaleplan knows, by minor version. Any other version needs
-/// `pgbouncer.image` (rule PGB005), rather than a guessed tag that may not
-/// exist.
-pub const PGBOUNCER_IMAGES: &[(u32, &str)] = &[(23, "edoburu/pgbouncer:1.23.1-p2")];
+/// scaleplan knows, by minor version, each tag one its publisher announced
+/// (edoburu/docker-pgbouncer: the tags carry a `v`; `1.23.1-p2` without it
+/// is "manifest unknown"). docs/versions.md lists the source of each. Any
+/// other version needs `pgbouncer.image` (rule PGB005), rather than a
+/// guessed tag that may not exist.
+pub const PGBOUNCER_IMAGES: &[(u32, &str)] = &[
+    (22, "edoburu/pgbouncer:v1.22.0-p0"),
+    (23, "edoburu/pgbouncer:v1.23.1-p3"),
+    (24, "edoburu/pgbouncer:v1.24.0-p0"),
+    (25, "edoburu/pgbouncer:v1.25.2-p0"),
+];
 
 pub fn pgbouncer_image(minor: u32) -> Option<&'static str> {
     PGBOUNCER_IMAGES

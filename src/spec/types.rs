@@ -465,7 +465,10 @@ pub struct Pgbouncer {
     /// Client connections one instance accepts.
     #[schemars(range(min = 1, max = 1000000))]
     pub max_client_conn: u32,
-    /// Protocol-level prepared statements in transaction mode (PgBouncer 1.21+).
+    /// Protocol-level prepared statements in transaction mode (PgBouncer
+    /// 1.21+): prepared statements each server connection keeps. Unset:
+    /// 200 in Compose and the cloud; the local target renders only an
+    /// explicit value (it runs the installed PgBouncer).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 100000))]
     pub max_prepared_statements: Option<u32>,

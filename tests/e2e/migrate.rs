@@ -349,8 +349,18 @@ fn going_back_to_a_smaller_phase_drains_before_it_stops() {
 #[test]
 fn a_failed_step_stops_the_migration_and_the_next_run_resumes_it() {
     let mut d = Phase::up_at("launch", RESUMED);
-    // pgbouncer-2's port taken: the step that starts it fails.
-    let blocker = std::net::TcpListener::bind(("127.0.0.1", RESUMED + 101)).unwrap();
+    // pgbouncer-2's port taken: the step that starts it fails. The port
+    // is the plan's, read from growth's generated file and moved to this
+    // deployment's base port.
+    let ini = std::fs::read_to_string(
+        testkit::repo().join("out/growth/local/pgbouncer/pgbouncer-2/pgbouncer.ini"),
+    )
+    .unwrap();
+    let port: u16 = crate::harness::shift_ports(&ini, crate::harness::SPEC_BASE_PORT, RESUMED)
+        .lines()
+        .find_map(|l| l.strip_prefix("listen_port = ")?.trim().parse().ok())
+        .expect("pgbouncer-2's listen_port");
+    let blocker = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let run = d.migrate("growth", &[]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(

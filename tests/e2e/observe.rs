@@ -98,7 +98,11 @@ fn prometheus_scrapes_every_exporter_and_records_each_resource() {
     assert!(count > 40, "{count} rules");
     // `serve` reports the same deployment: status, and with monitoring
     // the utilisation `observe` reads.
-    let port = MONITORED + 430;
+    // A port no deployment's plan uses: one the kernel hands out free.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
     let mut serve = Command::new(testkit::bin())
         .current_dir(testkit::repo())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--state"])

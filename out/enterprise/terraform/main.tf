@@ -107,7 +107,7 @@ module "primary" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:1.23.1-p2"
+    image      = "edoburu/pgbouncer:v1.23.1-p3"
     instances  = 6
     cpu        = 512
     memory     = 1024
@@ -276,7 +276,7 @@ module "region_us_east" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:1.23.1-p2"
+    image      = "edoburu/pgbouncer:v1.23.1-p3"
     instances  = 6
     cpu        = 512
     memory     = 1024

@@ -104,7 +104,7 @@ module "primary" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:1.23.1-p2"
+    image      = "edoburu/pgbouncer:v1.23.1-p3"
     instances  = 4
     cpu        = 512
     memory     = 1024
