@@ -153,10 +153,10 @@ pub enum Code {
     Cap001,
     /// The app's database pools open more PgBouncer clients than it takes.
     Cap002,
-    /// A listener that would not fit below port 65536.
-    Port001,
     /// Two listeners on one address and port.
     Port002,
+    /// A version the chosen Compose image source does not ship.
+    Cmp001,
     /// Redis moves backwards between consecutive phases.
     Trn001,
     /// Capacity shrinks between consecutive phases.
@@ -223,8 +223,8 @@ impl Code {
             Reg005 => "REG005",
             Cap001 => "CAP001",
             Cap002 => "CAP002",
-            Port001 => "PORT001",
             Port002 => "PORT002",
+            Cmp001 => "CMP001",
             Trn001 => "TRN001",
             Trn002 => "TRN002",
             Trn003 => "TRN003",

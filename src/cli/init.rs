@@ -67,12 +67,19 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         eprintln!("  help: run init in an empty directory, or pass --dir DIR");
         return Ok(EXIT_ERROR);
     }
+    // Each file is created, never replaced (create_new), and a failure
+    // part-way removes what this run wrote: all or nothing.
+    let mut written: Vec<&Path> = Vec::new();
     for (path, text) in &files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+        if let Err(e) = create(path, text) {
+            for done in written {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(e);
         }
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    for path in written {
         crate::say!("wrote {}", path.display());
     }
     crate::say!(
@@ -82,20 +89,55 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
+fn create(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Words pg_hba.conf reads as keywords in its database column.
+const HBA_KEYWORDS: [&str; 5] = ["all", "sameuser", "samerole", "samegroup", "replication"];
+
 /// The starting file for `project`: its database takes the project's name
 /// as a PostgreSQL identifier (a DNS label may hold '-' or start with a
-/// digit; an identifier may not).
+/// digit, an identifier may not; at most 63 characters), and never a word
+/// pg_hba.conf reads as a keyword.
 fn fill(text: &str, project: &str) -> String {
     let mut database = project.replace('-', "_");
     if database.starts_with(|c: char| c.is_ascii_digit()) {
         database.insert_str(0, "db_");
     }
+    if HBA_KEYWORDS.contains(&database.as_str()) {
+        database.push_str("_db");
+    }
+    database.truncate(63);
     text.replace("{project}", project)
         .replace("{database}", &database)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_and_keyword_names_give_valid_databases() {
+        let long = format!("9{}", "a".repeat(62));
+        let base = super::fill(super::FILES[0].1, &long);
+        let db = base
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("database: "))
+            .unwrap();
+        assert_eq!(db.len(), 63, "{db}");
+        let base = super::fill(super::FILES[0].1, "all");
+        assert!(base.contains("database: all_db\n"), "{base}");
+    }
+
     #[test]
     fn the_database_is_an_identifier() {
         let base = super::fill(super::FILES[0].1, "9-lives");

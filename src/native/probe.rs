@@ -28,7 +28,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// `limit` for it; a command still running then is killed. None when it
 /// could not start or was killed.
 fn run_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    // Both streams captured, as Command::output does: a probe prints
+    // nothing of its own.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().ok()?;
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -279,7 +283,7 @@ pub fn psql_within(
     limit: Duration,
 ) -> anyhow::Result<String> {
     let mut cmd = psql_command(tools, port, user, password, database, sql);
-    cmd.arg("-t").stderr(Stdio::piped());
+    cmd.arg("-t");
     // PgBouncer's PAUSE answers only once every server connection is
     // released: the wait is bounded, so it can be cut short.
     match run_within(cmd, limit) {

@@ -23,30 +23,19 @@ pub fn check(phase: &ValidPhase, topologies: &[&Topology], estimate: &Estimate) 
     out
 }
 
-/// PORT001: every local listener fits below port 65536 (only the
-/// services', counted after every fixed block, can cross it). PORT002:
-/// no two listeners of a target share an address and port.
+/// PORT002: no two listeners of an enabled target share an address and
+/// port.
 fn ports(phase: &ValidPhase, topo: &Topology, out: &mut Vec<Diagnostic>) {
-    let target = topo.target.dir();
-    for (i, s) in topo.services.iter().enumerate() {
-        let wanted = if s.port.is_some() && matches!(topo.target, Target::Local { .. }) {
-            s.replicas as usize
-        } else {
-            continue;
-        };
-        if s.endpoints.len() < wanted {
-            out.push(Diagnostic::error(
-                Code::Port001,
-                phase.sources.value_at(&format!("/services/{i}/replicas")),
-                format!(
-                    "service {}'s {wanted} replicas need local ports past 65535: the {target} target gives each replica of a service with a port its own, after the {} the fixed blocks take from the base port",
-                    s.name,
-                    ports::SERVICES_OFFSET
-                ),
-                "lower this service's replicas (or earlier services'), or lower targets.local.base_port",
-            ));
-        }
+    let targets = &phase.spec.targets;
+    let enabled = match topo.target {
+        Target::Compose => targets.compose.enabled,
+        Target::Local { .. } => targets.local.enabled,
+        Target::Cloud => targets.terraform.enabled,
+    };
+    if !enabled {
+        return;
     }
+    let target = topo.target.dir();
     // One error per field: a service whose replicas run into a block
     // clashes once per port, and the first says what to change.
     let mut reported = std::collections::BTreeSet::new();

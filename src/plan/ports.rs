@@ -13,10 +13,8 @@
 //! every phase (its peers, its replicas and the app know it by that port),
 //! so the block of every stateful kind is as large as the schema lets a
 //! phase make it, and a phase with more replicas fills its block without
-//! moving the next one. Only the services' ports, which nothing stateful
-//! knows and whose number the schema does not bound, are sized from the
-//! phase: they come last, and a phase whose services would not fit below
-//! port 65536 is refused at the service that crosses (PORT001).
+//! moving the next one. The app's replicas have a block too, for when the
+//! local target runs them; PORT002 refuses two listeners on one address.
 
 use super::target::Target;
 use serde::Serialize;
@@ -95,17 +93,19 @@ pub const LAYOUT: [(Role, u16); 11] = [
 
 /// Ports the stateful blocks and the monitoring take from the base port
 /// (everything before the app's block): what a deployment's processes
-/// hold today, so deployments whose base ports lie this far apart never
-/// meet.
+/// hold today.
 pub const STATEFUL_SPAN: u16 = offset(Role::App);
 
-/// Where the services' ports begin, after every fixed block.
+/// Where the fixed blocks end: the services' replicas, once the local
+/// target runs them, take their ports from here, in spec order.
 pub const SERVICES_OFFSET: u16 = offset(Role::App) + MAX_APP_REPLICAS;
 
 // The cluster's bus ports lie above every fixed block, and the highest of
-// them, at the highest base port, fits below 65536; deployments whose base
-// ports lie 1,000 apart (the end-to-end tests') never meet while no app
-// runs on the local target. Checked when the crate compiles.
+// them, at the highest base port, fits below 65536; what runs today (every
+// block before the app's) fits in 1,000 ports. Checked when the crate
+// compiles. Two deployments on one machine need base ports at least
+// STATEFUL_SPAN apart, and not 10,000 apart when both run a cluster (its
+// bus ports lie 10,000 above its nodes').
 const _: () = assert!(offset(Role::ClusterNode) + CLUSTER_BUS_OFFSET > SERVICES_OFFSET);
 const _: () = assert!(
     MAX_BASE_PORT as u32
@@ -209,19 +209,6 @@ impl Target {
                     .saturating_add(offset(role))
                     .saturating_add(index.min(block_size(role).saturating_sub(1))),
             },
-        }
-    }
-
-    /// The port of the `index`th replica of the services that listen, in
-    /// spec order, on the local target: counted after every fixed block.
-    /// `None` when it would not fit below 65536 (PORT001 refuses the spec).
-    pub fn service_port(self, index: u32) -> Option<u16> {
-        match self {
-            Target::Local { base_port } => {
-                let port = u32::from(base_port) + u32::from(SERVICES_OFFSET) + index;
-                u16::try_from(port).ok()
-            }
-            Target::Compose | Target::Cloud => None,
         }
     }
 }
@@ -335,6 +322,31 @@ mod tests {
             max("LocalTarget", "base_port"),
             Some(u64::from(MAX_BASE_PORT))
         );
+    }
+
+    /// Every kind of listener has a block of its own.
+    #[test]
+    fn every_role_has_a_block() {
+        for role in [
+            Role::Postgres,
+            Role::Pgbouncer,
+            Role::Proxy,
+            Role::Sentinel,
+            Role::Redis,
+            Role::ClusterNode,
+            Role::Prometheus,
+            Role::RedisExporter,
+            Role::PgbouncerExporter,
+            Role::PostgresExporter,
+            Role::App,
+        ] {
+            assert!(block_size(role) > 0, "{role:?}");
+            assert_eq!(
+                LAYOUT.iter().filter(|(r, _)| *r == role).count(),
+                1,
+                "{role:?}"
+            );
+        }
     }
 
     /// Blocks never overlap, the cluster's bus ports lie above everything

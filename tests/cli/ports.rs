@@ -2,7 +2,7 @@
 //! phases the schema allows are built, and every port a generated file
 //! tells a server, proxy or exporter to listen on is read back out of the
 //! files. No two may meet; a spec that would make two meet is refused at
-//! the field that does it.
+//! the field that does it (PORT002).
 
 use std::collections::BTreeMap;
 use testkit::{Sandbox, files_under, repo, spec_files};
@@ -151,53 +151,4 @@ fn an_app_port_that_meets_a_published_port_is_refused_at_the_field() {
         run.stderr
     );
     assert!(!sandbox.path("out").exists(), "nothing may be written");
-}
-
-/// Services whose replicas run past the fixed blocks into the cluster's
-/// bus ports, and then past 65535: refused at the service's replicas.
-#[test]
-fn services_that_do_not_fit_are_refused_at_their_replicas() {
-    let sandbox = Sandbox::with_phases(
-        "too-many",
-        &spec_files(&repo().join("tests/fixtures/largest")),
-    );
-    let mut services = String::from("services:\n");
-    for i in 0..25 {
-        services.push_str(&format!(
-            "  - {{ name: svc-{i}, image: example/s:1, port: 3000, replicas: 1000 }}\n"
-        ));
-    }
-    sandbox.edit(
-        "phases/cluster.yaml",
-        &[("order: 2\n", &format!("order: 2\n{services}"))],
-    );
-    let run = sandbox.run(&["--format", "json", "validate", "cluster"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let codes: Vec<(&str, &str)> = doc["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["code"].as_str().unwrap(), d["message"].as_str().unwrap()))
-        .collect();
-    assert!(
-        codes
-            .iter()
-            .any(|(c, m)| *c == "PORT002" && m.contains("(cluster bus)")),
-        "{codes:?}"
-    );
-    assert!(codes.iter().any(|(c, _)| *c == "PORT001"), "{codes:?}");
-    // Each located at a service's replicas, in the file that set them.
-    for d in doc["diagnostics"].as_array().unwrap() {
-        if d["code"].as_str().unwrap().starts_with("PORT") {
-            assert!(
-                d["location"]["file"]
-                    .as_str()
-                    .unwrap()
-                    .ends_with("cluster.yaml"),
-                "{d}"
-            );
-            assert!(d["help"].as_str().is_some_and(|h| !h.is_empty()), "{d}");
-        }
-    }
 }
