@@ -4,6 +4,7 @@
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, Request};
 use crate::plan::PlannedPhase;
+use crate::plan::identity::GRAFANA_ADMIN_VAR;
 use crate::plan::target::Target;
 use crate::render::Renderer;
 use crate::render::artifacts::{self, Artifacts};
@@ -104,11 +105,20 @@ fn compose_up(phase: &PlannedPhase, renderer: &Renderer, state: &Path) -> anyhow
     // generated once and kept in the state directory, never in out/.
     let secrets = crate::native::Secrets::load_or_create(state)?;
     let mut cmd = std::process::Command::new("docker");
+    // --build: images built from Debian's packages are built when missing
+    // and rebuilt from cache when their Dockerfile changed (a no-op for
+    // pulled images).
     cmd.args(["compose", "-f"])
         .arg(&compose)
-        .args(["up", "--detach", "--wait"]);
+        .args(["up", "--detach", "--wait", "--build"]);
     for (key, value) in secrets.env() {
         cmd.env(key, value);
+    }
+    // Grafana (profile `dashboards`) is not started by default, but the
+    // file names its password: one kept beside the others when the
+    // environment gives none.
+    if std::env::var_os(GRAFANA_ADMIN_VAR).is_none() {
+        cmd.env(GRAFANA_ADMIN_VAR, secrets.kept(state, GRAFANA_ADMIN_VAR)?);
     }
     let status = cmd.status().context("running docker compose")?;
     Ok(if status.success() {

@@ -98,4 +98,26 @@ impl Secrets {
             superuser_before,
         })
     }
+
+    /// A secret outside the contract (Grafana's admin password), kept in
+    /// the state directory the same way: generated once, readable by its
+    /// owner only.
+    pub fn kept(&self, dir: &Path, var: &str) -> anyhow::Result<String> {
+        let path = dir.join(format!("{var}.secret"));
+        if let Ok(v) = std::fs::read_to_string(&path)
+            && valid_secret(v.trim())
+        {
+            return Ok(v.trim().to_owned());
+        }
+        let value = random_secret()?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(value.as_bytes())?;
+        Ok(value)
+    }
 }

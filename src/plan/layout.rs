@@ -60,9 +60,14 @@ pub enum TargetFile<'a> {
     /// Compose only.
     ComposeFile,
     EnvExample,
-    InitRolesSh,
+    PrimaryStart,
     PgbouncerStart,
     Edge,
+    PgbouncerExporterStart,
+    /// An image family's Dockerfile (`images: debian`), and the exporter's
+    /// requirements in its build context.
+    Dockerfile(&'a str),
+    ExporterBuildRequirements,
 }
 
 impl TargetFile<'_> {
@@ -76,7 +81,7 @@ impl TargetFile<'_> {
                 in_part(Part::Postgres, &format!("{n}/standby-start.sh"))
             }
             TargetFile::InitRolesSql => in_part(Part::Postgres, "init-roles.sql"),
-            TargetFile::InitRolesSh => in_part(Part::Postgres, "init-roles.sh"),
+            TargetFile::PrimaryStart => in_part(Part::Postgres, "primary-start.sh"),
             TargetFile::PgbouncerIni(n) => in_part(Part::Pgbouncer, &format!("{n}/pgbouncer.ini")),
             TargetFile::PgbouncerStart => in_part(Part::Pgbouncer, "start.sh"),
             TargetFile::RedisConf(n) => in_part(Part::Redis, &format!("{n}/redis.conf")),
@@ -103,6 +108,13 @@ impl TargetFile<'_> {
                 Part::Monitoring,
                 "grafana/provisioning/dashboards/scaleplan.yml",
             ),
+            TargetFile::PgbouncerExporterStart => {
+                in_part(Part::Monitoring, "pgbouncer-exporter-start.sh")
+            }
+            TargetFile::Dockerfile(family) => format!("images/{family}/Dockerfile"),
+            TargetFile::ExporterBuildRequirements => {
+                "images/pgbouncer-exporter/pgbouncer-exporter.txt".to_owned()
+            }
             TargetFile::ComposeFile => "docker-compose.yml".to_owned(),
             TargetFile::EnvExample => ".env.example".to_owned(),
         }

@@ -8,6 +8,7 @@ mod checks;
 pub mod cloud;
 pub mod contract;
 pub mod identity;
+pub mod images;
 pub mod layout;
 pub mod loadtest;
 pub mod monitoring;

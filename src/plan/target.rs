@@ -66,6 +66,15 @@ impl Target {
         }
     }
 
+    /// Where the postgres_exporters connect from, when not from 127.0.0.1:
+    /// in Compose each is a container of its own on the project's network.
+    pub fn exporter_network(self) -> Option<&'static str> {
+        match self {
+            Target::Compose => Some("samenet"),
+            Target::Local { .. } | Target::Cloud => None,
+        }
+    }
+
     pub fn client_network(self) -> &'static str {
         match self {
             Target::Compose => "samenet",

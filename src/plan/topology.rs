@@ -2,6 +2,7 @@
 //! per-node settings. Templates only format what is decided here, and every
 //! node name is built here and nowhere else.
 
+use super::images::{self, ComposeImages};
 use super::names;
 use super::pgconf::{self, Setting};
 use super::pools::{self, PoolBudget};
@@ -41,6 +42,8 @@ pub struct Topology {
     pub monitor: MonitorNodes,
     /// What Compose publishes on the machine's 127.0.0.1 (Compose only).
     pub host_ports: Option<HostPorts>,
+    /// Where each Compose service's image comes from (Compose only).
+    pub images: Option<ComposeImages>,
 }
 
 /// Prometheus and the exporters on a target: on the local target beside
@@ -515,6 +518,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
         queues: queue_names(phase),
         monitor: monitor_nodes(target, &pg_nodes),
         host_ports: (target == Target::Compose).then(|| HostPorts::plan(phase.app.port)),
+        images: (target == Target::Compose).then(|| images::plan(phase)),
         app: AppTier {
             name: APP.to_owned(),
             image: phase.app.image.as_str().to_owned(),
@@ -526,25 +530,15 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             replicas: phase.app.replicas,
             resources: caps.size(phase.app.cpu, phase.app.memory_mb),
         },
-        services: {
-            // The services' local ports follow one another in spec order.
-            let mut next = 0u32;
-            phase
-                .services
-                .iter()
-                .map(|s| {
-                    let first = next;
-                    if s.port.is_some() {
-                        next += s.replicas;
-                    }
-                    service(s, caps, target, first)
-                })
-                .collect()
-        },
+        services: phase
+            .services
+            .iter()
+            .map(|s| service(s, caps, target))
+            .collect(),
         workers: phase
             .workers
             .iter()
-            .map(|s| service(s, caps, target, 0))
+            .map(|s| service(s, caps, target))
             .collect(),
     }
 }
@@ -571,8 +565,8 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
 
 /// The app's service.
 pub const APP: &str = "app";
-/// Prepared statements each server connection keeps (PgBouncer's own
-/// default from 1.22).
+/// Prepared statements each server connection keeps (what recent
+/// PgBouncer releases default to).
 pub const DEFAULT_PREPARED_STATEMENTS: u32 = 200;
 /// The Compose service that creates a Redis Cluster once its nodes run.
 pub const CLUSTER_CREATE: &str = "redis-cluster-create";
@@ -760,19 +754,14 @@ fn replica_endpoints(
     }
 }
 
-/// `first`: the index of its first replica among the services' ports.
-fn service(s: &Service, caps: Caps, target: Target, first: u32) -> ServiceTier {
+fn service(s: &Service, caps: Caps, target: Target) -> ServiceTier {
     ServiceTier {
         name: s.name.as_str().to_owned(),
         image: s.image.as_str().to_owned(),
         port: s.port,
+        // The local target runs no service (yet): it gets no port there.
         endpoints: s.port.map_or_else(Vec::new, |port| {
-            replica_endpoints(target, s.name.as_str(), port, s.replicas, |i| {
-                target.service_port(first + i).map(|p| Endpoint {
-                    host: ports::LOOPBACK.to_owned(),
-                    port: p,
-                })
-            })
+            replica_endpoints(target, s.name.as_str(), port, s.replicas, |_| None)
         }),
         health_path: s.health_path.as_str().to_owned(),
         replicas: s.replicas,

@@ -6,11 +6,13 @@ use super::artifacts::Artifacts;
 use super::auth;
 use super::notice::Generated;
 use super::templates as t;
-use crate::plan::identity::{ADMIN_USER, REPLICATION_USER};
+use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER};
+use crate::plan::images::{self, ComposeImages, Family};
 use crate::plan::layout::TargetFile;
 use crate::plan::ports::{EDGE_PORT, GRAFANA_PORT, HostPorts};
 use crate::plan::target::Target;
 use crate::plan::topology::{self, MonitorNodes, RedisLayout, RedisNode, Topology};
+use crate::spec::types::ImageSource;
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
@@ -28,13 +30,14 @@ impl Renderer {
         let layout = Target::Compose;
         let pg = &topo.postgres;
         files.insert(
-            TargetFile::InitRolesSh.of(layout),
+            TargetFile::PrimaryStart.of(layout),
             self.render(
-                t::INIT_ROLES_SH,
+                t::PRIMARY_START_SH,
                 g,
                 RolesCtx {
                     postgres: pg,
                     replication_user: REPLICATION_USER,
+                    superuser: SUPERUSER,
                 },
             )?,
         );
@@ -71,6 +74,20 @@ impl Renderer {
             TargetFile::ComposeFile.of(layout),
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary)?)?,
         );
+        if let Some(images) = &topo.images
+            && images.source == ImageSource::Debian
+        {
+            for family in Family::ALL {
+                files.insert(
+                    TargetFile::Dockerfile(family.name()).of(layout),
+                    self.render(t::DOCKERFILE, g, images::recipe(family))?,
+                );
+            }
+            files.insert(
+                TargetFile::ExporterBuildRequirements.of(layout),
+                requirements(g),
+            );
+        }
         files.insert(
             TargetFile::EnvExample.of(layout),
             self.render(
@@ -93,6 +110,7 @@ impl Renderer {
 struct RolesCtx<'a> {
     postgres: &'a topology::PostgresCluster,
     replication_user: &'a str,
+    superuser: &'a str,
 }
 
 #[derive(Serialize)]
@@ -103,10 +121,6 @@ struct PgbouncerStartCtx<'a> {
     admin_user: &'a str,
     auth_file: &'a str,
 }
-
-/// HAProxy for the database proxy and the edge: the release Debian 12
-/// ships (2.6), which the tests check the generated configs with.
-const PROXY_IMAGE: &str = "haproxy:2.6-bookworm";
 
 /// What Compose publishes on 127.0.0.1: planned for every Compose topology.
 fn host_ports(topo: &Topology) -> anyhow::Result<&HostPorts> {
@@ -144,7 +158,7 @@ struct ComposeCtx<'a> {
     app_services: Vec<AppService>,
     volumes: Vec<String>,
     proxy: &'a topology::PgProxy,
-    proxy_image: &'static str,
+    images: &'a ComposeImages,
     host_ports: &'a HostPorts,
     edge: &'static str,
     edge_port: u16,
@@ -154,26 +168,31 @@ struct ComposeCtx<'a> {
     monitoring: ComposeMonitoring<'a>,
 }
 
-/// Prometheus, Grafana and the exporters in Compose: the same programs
-/// and versions Debian 12 ships for the local target (PyPI for the
-/// PgBouncer exporter), so the rules read the same metric names.
+/// Prometheus, Grafana and the exporters in Compose (their images are in
+/// `images`).
 #[derive(Serialize)]
 struct ComposeMonitoring<'a> {
-    prometheus_image: &'static str,
-    grafana_image: &'static str,
-    postgres_exporter_image: &'static str,
-    redis_exporter_image: &'static str,
-    python_image: &'static str,
     nodes: &'a MonitorNodes,
     grafana: &'static str,
     grafana_port: u16,
     grafana_password: &'static str,
 }
 
+/// The PgBouncer exporter's pinned requirements file, with the notice.
+pub fn requirements(g: &Generated) -> String {
+    format!(
+        "{}\n# pip install --no-deps -r pgbouncer-exporter.txt\n{}",
+        g.lines("#"),
+        PGBOUNCER_EXPORTER_REQUIREMENTS
+    )
+}
+
 /// The PgBouncer exporter and its dependencies, pinned: installed with
 /// `pip install --no-deps` (the exporter's own pins predate Python 3.11).
+/// psycopg2-binary 2.9.10 has wheels for Python 3.11 (the official image,
+/// Debian 12) and 3.13 (Debian 13, the `debian` images).
 pub const PGBOUNCER_EXPORTER_REQUIREMENTS: &str = "prometheus-pgbouncer-exporter==2.1.2
-psycopg2-binary==2.9.9
+psycopg2-binary==2.9.10
 prometheus-client==0.8.0
 python-json-logger==0.1.11
 PyYAML==6.0.2
@@ -217,7 +236,10 @@ impl<'a> ComposeCtx<'a> {
             app_services,
             volumes: topo.volumes(),
             proxy: &topo.proxy,
-            proxy_image: PROXY_IMAGE,
+            images: topo
+                .images
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no images planned for {}", topo.target.dir()))?,
             host_ports: host_ports(topo)?,
             edge: topology::EDGE,
             edge_port: EDGE_PORT,
@@ -225,12 +247,6 @@ impl<'a> ComposeCtx<'a> {
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,
             monitoring: ComposeMonitoring {
-                prometheus_image: "prom/prometheus:v2.42.0",
-                grafana_image: "grafana/grafana:10.4.2",
-                postgres_exporter_image: "quay.io/prometheuscommunity/postgres-exporter:v0.11.1",
-                // The alpine build: the plain one has no shell or wget for a health check.
-                redis_exporter_image: "oliver006/redis_exporter:v1.45.0-alpine",
-                python_image: "python:3.11-slim-bookworm",
                 nodes: &topo.monitor,
                 grafana: topology::GRAFANA,
                 grafana_port: GRAFANA_PORT,

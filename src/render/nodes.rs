@@ -88,6 +88,7 @@ impl Renderer {
                         superuser: SUPERUSER,
                         replication_user: REPLICATION_USER,
                         client_network: layout.client_network(),
+                        exporter_network: layout.exporter_network(),
                     },
                 )?,
             );
@@ -304,6 +305,7 @@ struct HbaCtx<'a> {
     superuser: &'a str,
     replication_user: &'a str,
     client_network: &'a str,
+    exporter_network: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -20,7 +20,7 @@ registry! {
     POSTGRESQL_CONF = "postgres/postgresql.conf";
     PG_HBA_CONF = "postgres/pg_hba.conf";
     INIT_ROLES_SQL = "postgres/init-roles.sql";
-    INIT_ROLES_SH = "postgres/init-roles.sh";
+    PRIMARY_START_SH = "postgres/primary-start.sh";
     RDS_BOOTSTRAP_SQL = "postgres/rds-bootstrap.sql";
     STANDBY_START_SH = "postgres/standby-start.sh";
     PGBOUNCER_INI = "pgbouncer/pgbouncer.ini";
@@ -31,6 +31,7 @@ registry! {
     CLUSTER_CREATE_SH = "redis/cluster-create.sh";
     DOCKER_COMPOSE_YML = "compose/docker-compose.yml";
     ENV_EXAMPLE = "compose/env.example";
+    DOCKERFILE = "compose/images/Dockerfile";
     PHASE_README = "docs/phase-readme.md";
     TRANSITION_NOTE = "docs/transition.md";
     ROADMAP = "docs/roadmap.md";
@@ -61,6 +62,7 @@ registry! {
     PROMETHEUS_RULES_TEST = "monitoring/rules.test.yml";
     PROMETHEUS_YML = "monitoring/prometheus.yml";
     PGBOUNCER_EXPORTER_YML = "monitoring/pgbouncer-exporter.yml";
+    PGBOUNCER_EXPORTER_START_SH = "monitoring/pgbouncer-exporter-start.sh";
     GRAFANA_DATASOURCE = "monitoring/grafana-datasource.yml";
     GRAFANA_DASHBOARDS = "monitoring/grafana-dashboards.yml";
 }

@@ -8,8 +8,26 @@ pub fn postgres_image(version: u8) -> String {
 }
 
 pub fn redis_image(version: u8) -> String {
-    format!("redis:{version}-bookworm")
+    // Redis 8's official images are built on Debian 13 only (docker-library
+    // official-images, library/redis: `8-trixie`); 6 and 7 on Debian 12.
+    if version >= 8 {
+        format!("redis:{version}-trixie")
+    } else {
+        format!("redis:{version}-bookworm")
+    }
 }
+
+/// The Debian release `targets.compose.images: debian` builds on, and its
+/// base image (the official `debian` image; the engine tests make it with
+/// mmdebstrap, which gives the same minimal root).
+pub const DEBIAN_RELEASE: &str = "trixie";
+pub const DEBIAN_BASE: &str = "debian:trixie-slim";
+
+/// What Debian 13 ships, one version of each: the versions a spec must
+/// name to build its images from Debian (CMP001).
+pub const DEBIAN_POSTGRES: u8 = 17;
+pub const DEBIAN_REDIS: u8 = 8;
+pub const DEBIAN_PGBOUNCER: &str = "1.24";
 
 /// PgBouncer has no official image; these are the pinned community images
 /// scaleplan knows, by minor version, each tag one its publisher announced

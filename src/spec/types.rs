@@ -529,8 +529,8 @@ crate::keyword! {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Redis {
-    /// Redis major version; picks the image.
-    #[schemars(range(min = 6, max = 7))]
+    /// Redis major version; picks the image (8: what Debian 13 ships).
+    #[schemars(range(min = 6, max = 8))]
     pub version: u8,
     pub mode: RedisMode,
     /// Data memory per node (per master in cluster mode).
@@ -728,6 +728,11 @@ pub struct ComposeTarget {
     /// target; settings derived from memory follow the capped value.
     #[schemars(range(min = 256))]
     pub max_memory_mb: u32,
+    /// Where the servers' images come from: `official` pulls the
+    /// components' published images; `debian` builds each from Debian's
+    /// packages (compose/images/), for machines that reach a Debian mirror
+    /// but not Docker Hub. The versions must be Debian's then (CMP001).
+    pub images: ImageSource,
 }
 
 impl Default for ComposeTarget {
@@ -737,7 +742,19 @@ impl Default for ComposeTarget {
             enabled: true,
             max_cpus: 4.0,
             max_memory_mb: 8192,
+            images: ImageSource::Official,
         }
+    }
+}
+
+crate::keyword! {
+    /// Where Compose's server images come from.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum ImageSource {
+        /// The components' published images, pulled.
+        Official = "official",
+        /// Built from Debian's packages (compose/images/<family>/Dockerfile).
+        Debian = "debian",
     }
 }
 

@@ -7,7 +7,7 @@ use crate::spec::SourceMap;
 use crate::spec::images;
 use crate::spec::params;
 use crate::spec::types::{
-    Dependency, EvictionPolicy, ParamValue, Phase, Redis, RedisMode, RegionRole,
+    Dependency, EvictionPolicy, ImageSource, ParamValue, Phase, Redis, RedisMode, RegionRole,
 };
 use std::collections::BTreeMap;
 
@@ -22,7 +22,57 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     names(phase, src, &mut out);
     notifications(phase, src, &mut out);
     queue_redis(phase, src, &mut out);
+    compose_images(phase, src, &mut out);
     out
+}
+
+/// CMP001: images built from Debian's packages run the one version of each
+/// server Debian ships; a spec that names another would be configured for
+/// a server it does not get.
+fn compose_images(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let compose = &phase.targets.compose;
+    if !compose.enabled || compose.images != ImageSource::Debian {
+        return;
+    }
+    let release = images::DEBIAN_RELEASE;
+    let mut wrong = |pointer: &str, field: &str, have: String, want: String| {
+        if have != want {
+            out.push(Diagnostic::error(
+                Code::Cmp001,
+                src.value_at(pointer),
+                format!(
+                    "{field} is {have}, but targets.compose.images: debian builds on Debian {release}, which ships {want}"
+                ),
+                format!("set {field}: {want}, or targets.compose.images: official"),
+            ));
+        }
+    };
+    wrong(
+        "/postgres/version",
+        "postgres.version",
+        phase.postgres.version.to_string(),
+        images::DEBIAN_POSTGRES.to_string(),
+    );
+    wrong(
+        "/redis/version",
+        "redis.version",
+        phase.redis.version.to_string(),
+        images::DEBIAN_REDIS.to_string(),
+    );
+    wrong(
+        "/pgbouncer/version",
+        "pgbouncer.version",
+        phase.pgbouncer.version.to_string(),
+        images::DEBIAN_PGBOUNCER.to_owned(),
+    );
+    if phase.pgbouncer.image.is_some() {
+        out.push(Diagnostic::error(
+            Code::Cmp001,
+            src.value_at("/pgbouncer/image"),
+            "pgbouncer.image names an image, but targets.compose.images: debian builds PgBouncer from Debian's package".to_owned(),
+            "remove pgbouncer.image, or use targets.compose.images: official",
+        ));
+    }
 }
 
 /// Rules across the phases of one directory.

@@ -3,6 +3,7 @@
 mod bad_input;
 mod build;
 mod capacity;
+mod compose_images;
 mod compose_schema;
 mod diagrams;
 mod diff;

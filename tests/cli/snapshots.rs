@@ -34,11 +34,6 @@ const CASES: &[(&str, &str, &str)] = &[
         "compose/postgres/init-roles.sql",
     ),
     (
-        "postgres/init-roles.sh",
-        "one",
-        "compose/postgres/init-roles.sh",
-    ),
-    (
         "postgres/standby-start.sh",
         "two",
         "compose/postgres/postgres-replica-1/standby-start.sh",
@@ -86,6 +81,21 @@ const CASES: &[(&str, &str, &str)] = &[
         "compose/docker-compose.yml",
         "one",
         "compose/docker-compose.yml",
+    ),
+    (
+        "postgres/primary-start.sh",
+        "one",
+        "compose/postgres/primary-start.sh",
+    ),
+    (
+        "monitoring/pgbouncer-exporter-start.sh",
+        "one",
+        "compose/monitoring/pgbouncer-exporter-start.sh",
+    ),
+    (
+        "compose/images/Dockerfile",
+        "four",
+        "compose/images/pgbouncer-exporter/Dockerfile",
     ),
     ("haproxy/haproxy.cfg", "two", "local/haproxy/haproxy.cfg"),
     ("haproxy/haproxy.cfg", "one", "compose/haproxy/haproxy.cfg"),

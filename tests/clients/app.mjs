@@ -626,6 +626,45 @@ async function cmdRedisVerify(env, flags) {
 // ---------------------------------------------------------------------------
 // subcommand: read-probe
 
+/**
+ * node-postgres named prepared statements through PgBouncer in transaction
+ * mode, from two app connections at once: each prepares the same names on
+ * whichever server connection PgBouncer lends it, and every execution must
+ * return its own arguments (PgBouncer 1.21+ with max_prepared_statements).
+ */
+async function cmdPrepared(env) {
+  const pgc = postgresContract(env);
+  const a = new Client(pgConfig(pgc, pgc.writeUrl));
+  const b = new Client(pgConfig(pgc, pgc.writeUrl));
+  a.on('error', () => {});
+  b.on('error', () => {});
+  let executions = 0;
+  try {
+    await a.connect();
+    await b.connect();
+    for (let round = 0; round < 25; round += 1) {
+      const runs = [a, b].flatMap((client, i) => [
+        client.query({ name: 'scaleplan_add', text: 'SELECT $1::int + $2::int AS sum', values: [round, i] }),
+        client.query({ name: 'scaleplan_echo', text: 'SELECT $1::text AS v', values: [`${i}-${round}`] }),
+      ]);
+      const results = await Promise.all(runs);
+      [0, 1].forEach((i) => {
+        const sum = results[2 * i].rows[0].sum;
+        const v = results[2 * i + 1].rows[0].v;
+        if (sum !== round + i || v !== `${i}-${round}`) {
+          throw new CheckFailed(`connection ${i} round ${round}: got ${sum} and ${v}`);
+        }
+      });
+      executions += runs.length;
+    }
+    log(`pg: ${executions} executions of 2 named statements on 2 connections`);
+    return { ok: true, executions };
+  } finally {
+    await closePgClient(a);
+    await closePgClient(b);
+  }
+}
+
 async function cmdReadProbe(env, flags) {
   const pgc = postgresContract(env, { write: false });
   const seconds = numFlag(flags, 'seconds', { min: 0.1 });
@@ -1199,6 +1238,7 @@ const USAGE = `usage:
   node app.mjs contract ENVFILE
   node app.mjs redis-writer ENVFILE --seconds S --rate R --out FILE
   node app.mjs redis-verify ENVFILE --in FILE
+  node app.mjs prepared ENVFILE
   node app.mjs read-probe ENVFILE --seconds S
   node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]
   node app.mjs pubsub ENVFILE [--channels PER_MASTER] [--plain-subscriber 1]
@@ -1209,6 +1249,7 @@ const COMMANDS = {
   contract: { fn: cmdContract, flags: [], deadline: () => 90 },
   'redis-writer': { fn: cmdRedisWriter, flags: ['seconds', 'rate', 'out'], deadline: (f) => Number(f.seconds) + 60 },
   'redis-verify': { fn: cmdRedisVerify, flags: ['in'], deadline: () => 90 },
+  prepared: { fn: cmdPrepared, flags: [], deadline: () => 60 },
   'read-probe': { fn: cmdReadProbe, flags: ['seconds'], deadline: (f) => Number(f.seconds) + 30 },
   'migration-writer': {
     fn: cmdMigrationWriter,

@@ -101,11 +101,11 @@ impl Renderer {
         if !local {
             files.insert(
                 TargetFile::PgbouncerExporterRequirements.of(topo.target),
-                format!(
-                    "{}\n# pip install --no-deps -r pgbouncer-exporter.txt\n{}",
-                    g.lines("#"),
-                    super::compose::PGBOUNCER_EXPORTER_REQUIREMENTS
-                ),
+                super::compose::requirements(&g),
+            );
+            files.insert(
+                TargetFile::PgbouncerExporterStart.of(topo.target),
+                self.render(t::PGBOUNCER_EXPORTER_START_SH, &g, ())?,
             );
             files.insert(
                 TargetFile::GrafanaDashboard.of(topo.target),

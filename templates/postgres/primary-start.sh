@@ -1,0 +1,48 @@
+#!/bin/bash
+{{ header("#") }}
+#
+# Starts the primary {{ postgres.primary.name|comment }} in Compose, on the official image or on
+# one built from Debian's packages alike: it leans on no image's own
+# entrypoint. An empty data directory is initialised (the superuser's
+# password from the environment, through a file on a tmpfs); then, on every
+# start, the roles and database are applied with init-roles.sql over the
+# Unix socket before any client can connect (idempotent, so a rotated
+# password takes effect on the next start); then PostgreSQL runs.
+set -euo pipefail
+
+: "{{ require_env(secrets.postgres) }}"
+: "{{ require_env(secrets.app_db) }}"
+: "{{ require_env(secrets.replication) }}"
+for secret in "{{ env(secrets.postgres) }}" "{{ env(secrets.app_db) }}" "{{ env(secrets.replication) }}"; do
+  case "$secret" in
+    *[!A-Za-z0-9_.-]*) echo "passwords may use letters, digits, '_', '.' and '-' only" >&2; exit 1 ;;
+  esac
+done
+
+data=${PGDATA:?set PGDATA}
+config=/etc/postgresql/postgresql.conf
+
+if [ ! -s "$data/PG_VERSION" ]; then
+  echo "initialising $data"
+  umask 077
+  pwfile=$(mktemp /run/scaleplan/superuser.XXXXXX)
+  printf '%s\n' "{{ env(secrets.postgres) }}" > "$pwfile"
+  initdb -D "$data" --username={{ superuser }} --pwfile="$pwfile" \
+    --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8
+  rm -f "$pwfile"
+fi
+
+# Roles and database, with nothing listening on TCP yet.
+pg_ctl -D "$data" -w -t 120 start -o "-c config_file=$config -c listen_addresses=''"
+psql -X -q --username {{ superuser }} --dbname postgres \
+  -v database={{ postgres.database }} \
+  -v app_user={{ postgres.user }} \
+  -v app_password="{{ env(secrets.app_db) }}" \
+  -v replication_user={{ replication_user }} \
+  -v replication_password="{{ env(secrets.replication) }}" \
+  -v superuser={{ superuser }} \
+  -v superuser_password="{{ env(secrets.postgres) }}" \
+  -f /etc/scaleplan/init-roles.sql
+pg_ctl -D "$data" -w -t 120 -m fast stop
+
+exec postgres -D "$data" -c "config_file=$config"
