@@ -5,6 +5,7 @@ use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, Request};
 use crate::plan::PlannedPhase;
 use crate::plan::identity::GRAFANA_ADMIN_VAR;
+use crate::plan::layout::TargetFile;
 use crate::plan::target::Target;
 use crate::render::Renderer;
 use crate::render::artifacts::{self, Artifacts};
@@ -100,7 +101,9 @@ fn compose_up(phase: &PlannedPhase, renderer: &Renderer, state: &Path) -> anyhow
     renderer.render_target(phase, Target::Compose, &mut files)?;
     let dir = state.join("compose-target");
     artifacts::write_phase(&dir, phase.name(), &files)?;
-    let compose = dir.join(phase.name()).join("compose/docker-compose.yml");
+    let compose = dir
+        .join(phase.name())
+        .join(TargetFile::ComposeFile.of(Target::Compose));
     // The same secrets as a native bring-up: from the environment, or
     // generated once and kept in the state directory, never in out/.
     let secrets = crate::native::Secrets::load_or_create(state)?;

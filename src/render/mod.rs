@@ -326,6 +326,25 @@ fn comment_filter(value: &Value) -> Result<Value, Error> {
     }
 }
 
+/// `{{ cmd|code }}`: one line inside a fenced code block of Markdown, as
+/// written: Markdown escapes nothing in code, so the table-cell escaping
+/// would put a `\|` into the shell command a user copies. One line that
+/// cannot end the fence.
+fn code_filter(value: &Value) -> Result<Value, Error> {
+    let s = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    if has_control(&s) || s.contains("```") {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{s:?} would break out of a code block"),
+        ))
+    } else {
+        Ok(Value::from_safe_string(s))
+    }
+}
+
 /// `{{ header("#") }}`: the generated-file notice, from the `generated`
 /// context every render gets.
 fn header_fn(state: &State, prefix: &str) -> Result<Value, Error> {
@@ -414,6 +433,7 @@ impl Renderer {
         env.set_formatter(formatter);
         env.add_filter("key", key_filter);
         env.add_filter("comment", comment_filter);
+        env.add_filter("code", code_filter);
         env.add_filter("hcl_label", hcl_label_filter);
         env.add_filter("yaml_plain", yaml_plain_filter);
         env.add_filter("hcl_or_null", hcl_or_null_filter);

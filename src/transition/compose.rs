@@ -13,6 +13,7 @@
 use super::action::{Action, pgbouncers, postgres_replicas, sentinels};
 use crate::plan::identity::SUPERUSER;
 use crate::plan::names;
+use crate::plan::redisconf::{self, Directive};
 use crate::plan::topology::{self, RedisLayout, RedisNode, Topology};
 
 pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> {
@@ -72,11 +73,16 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
                     master.endpoint.port,
                     all.len() - 1
                 ));
-                if let Some(n) = min_replicas_to_write {
-                    out.push(redis_cli(
-                        master,
-                        &format!("CONFIG SET min-replicas-to-write {n}"),
-                    ));
+                // What refuses writes without replicas, from the plan's
+                // list of run-time settings (as `migrate` sets it).
+                if min_replicas_to_write.is_some() {
+                    let conf = redisconf::plan(&to.redis, master, to.target);
+                    let later: Vec<&Directive> = conf
+                        .replication
+                        .iter()
+                        .filter(|d| d.key.starts_with("min-replicas"))
+                        .collect();
+                    out.push(redis_cli(master, &config_set(&later)));
                 }
             }
             out
@@ -178,25 +184,15 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             }
             _ => Vec::new(),
         },
-        Action::RedisSettings => {
-            let common = match &to.redis {
-                RedisLayout::Standalone { common, .. }
-                | RedisLayout::Sentinel { common, .. }
-                | RedisLayout::Cluster { common, .. } => common,
-            };
-            data_nodes_of(to)
-                .iter()
-                .map(|n| {
-                    redis_cli(
-                        n,
-                        &format!(
-                            "CONFIG SET maxmemory {}mb maxmemory-policy {}",
-                            common.maxmemory_mb, common.maxmemory_policy
-                        ),
-                    )
-                })
-                .collect()
-        }
+        // Every run-time setting of each node, from the plan's list (the
+        // one its redis.conf holds and `migrate` sets).
+        Action::RedisSettings => data_nodes_of(to)
+            .iter()
+            .map(|n| {
+                let conf = redisconf::plan(&to.redis, n, to.target);
+                redis_cli(n, &config_set(&conf.all().collect::<Vec<_>>()))
+            })
+            .collect(),
         Action::BuildCluster { nodes } | Action::GrowCluster { nodes } => vec![
             up(&list(nodes)),
             format!(
@@ -254,4 +250,13 @@ fn data_nodes_of(t: &Topology) -> Vec<&RedisNode> {
 
 fn app_services(t: &Topology) -> Vec<String> {
     t.workloads().into_iter().map(|w| w.name).collect()
+}
+
+/// One CONFIG SET of several settings (Redis 7 takes pairs).
+fn config_set(settings: &[&Directive]) -> String {
+    let pairs: Vec<String> = settings
+        .iter()
+        .map(|d| format!("{} {}", d.key, d.value.as_arg()))
+        .collect();
+    format!("CONFIG SET {}", pairs.join(" "))
 }

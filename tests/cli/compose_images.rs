@@ -147,3 +147,34 @@ fn debian_images_refuse_versions_debian_does_not_ship() {
     }
     assert!(!sandbox.path("out").exists());
 }
+
+/// The Compose commands of the transition notes are shell as written: the
+/// Markdown escaping of table cells never reaches a code block (a `\|` in
+/// `... | paste -sd: -` would reach the shell).
+#[test]
+fn transition_commands_are_not_escaped_in_code_blocks() {
+    let mut checked = 0;
+    for file in testkit::files_under(&repo().join("out/transitions")) {
+        if file.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_code = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if in_code && line.starts_with("docker compose") {
+                checked += 1;
+                assert!(!line.contains("\\|"), "{}: {line}", file.display());
+            }
+        }
+    }
+    assert!(checked > 10, "{checked} commands");
+    let note = std::fs::read_to_string(repo().join("out/transitions/growth-to-scale.md")).unwrap();
+    assert!(
+        note.contains("get-master-addr-by-name sikka | paste -sd: -"),
+        "the cut-over's pipe"
+    );
+}

@@ -100,7 +100,7 @@ fn compose_commands_name_the_services_of_each_step() {
     for expected in [
         "docker compose up -d --wait --no-deps postgres-replica-1 postgres-replica-2",
         "docker compose up -d --wait --no-deps redis-2 redis-3",
-        "docker compose exec redis-1 redis-cli -p 6379 CONFIG SET min-replicas-to-write 1",
+        "docker compose exec redis-1 redis-cli -p 6379 CONFIG SET min-replicas-to-write 1 min-replicas-max-lag 10",
         "docker compose up -d --wait --no-deps sentinel-1 sentinel-2 sentinel-3",
         "docker compose up -d --wait --no-deps pgbouncer-2",
         "docker compose kill -s HUP pgbouncer-1",

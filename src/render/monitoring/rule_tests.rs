@@ -6,6 +6,7 @@ use super::alerts::{CapacityAlert, alert, capacity_alerts, unmeasured_rule};
 use super::rule::alert_labels;
 use super::silent::silent_alerts;
 use crate::plan::monitoring::{self, Monitoring, Severity};
+use crate::plan::names;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -147,7 +148,7 @@ pub(super) fn tests(m: &Monitoring) -> Vec<Test> {
         series: vec![
             ("up{job=\"prometheus\"}".to_owned(), "1x240".to_owned()),
             (
-                "pgbouncer_up{node=\"pgbouncer-1\"}".to_owned(),
+                format!("pgbouncer_up{{node=\"{}\"}}", names::pgbouncer(1)),
                 "1x240".to_owned(),
             ),
         ],

@@ -34,10 +34,10 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             for_: "5m",
             summary: "a replica is more than 64 MB of WAL behind the primary: its reads are stale".to_owned(),
             fires_on: vec![(
-                "pg_stat_replication_pg_wal_lsn_diff{role=\"primary\",application_name=\"postgres-replica-1\"}".to_owned(),
+                format!("pg_stat_replication_pg_wal_lsn_diff{{role=\"primary\",application_name=\"{}\"}}", names::postgres_replica(1)),
                 "134217728x240".to_owned(),
             )],
-            result_labels: vec![("application_name", "postgres-replica-1".to_owned())],
+            result_labels: vec![("application_name", names::postgres_replica(1))],
         });
         out.push(Silent {
             name: "PostgresReplicaMissing",
@@ -84,10 +84,13 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         for_: "2m",
         summary: "clients wait for a server connection: the pool is exhausted".to_owned(),
         fires_on: vec![(
-            "pgbouncer_pools_client_waiting_connections{node=\"pgbouncer-1\"}".to_owned(),
+            format!(
+                "pgbouncer_pools_client_waiting_connections{{node=\"{}\"}}",
+                names::pgbouncer(1)
+            ),
             "3x240".to_owned(),
         )],
-        result_labels: vec![("node", "pgbouncer-1".to_owned())],
+        result_labels: vec![("node", names::pgbouncer(1))],
     });
     out.push(Silent {
         name: "PgBouncerClientWaitTime",
@@ -98,10 +101,13 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         summary: "the oldest waiting client has waited over a second for a server connection"
             .to_owned(),
         fires_on: vec![(
-            "pgbouncer_pools_client_maxwait_seconds{node=\"pgbouncer-1\"}".to_owned(),
+            format!(
+                "pgbouncer_pools_client_maxwait_seconds{{node=\"{}\"}}",
+                names::pgbouncer(1)
+            ),
             "4x240".to_owned(),
         )],
-        result_labels: vec![("node", "pgbouncer-1".to_owned())],
+        result_labels: vec![("node", names::pgbouncer(1))],
     });
     out.push(Silent {
         name: "RedisEvicting",
@@ -111,7 +117,7 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         for_: "10m",
         summary: "Redis evicts keys: maxmemory is full".to_owned(),
         fires_on: vec![(
-            "redis_evicted_keys_total{node=\"redis-1\"}".to_owned(),
+            format!("redis_evicted_keys_total{{node=\"{}\"}}", names::redis(1)),
             "0+10x240".to_owned(),
         )],
         result_labels: Vec::new(),
@@ -124,7 +130,10 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         for_: "1m",
         summary: "Redis refuses connections: maxclients is reached".to_owned(),
         fires_on: vec![(
-            "redis_rejected_connections_total{node=\"redis-1\"}".to_owned(),
+            format!(
+                "redis_rejected_connections_total{{node=\"{}\"}}",
+                names::redis(1)
+            ),
             "0+5x240".to_owned(),
         )],
         result_labels: Vec::new(),
@@ -156,7 +165,10 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             for_: "1m",
             summary: "the sentinels cannot reach their quorum: no failover can happen".to_owned(),
             fires_on: vec![(
-                "redis_sentinel_master_ckquorum_status{node=\"sentinel-1\"}".to_owned(),
+                format!(
+                    "redis_sentinel_master_ckquorum_status{{node=\"{}\"}}",
+                    names::sentinel(1)
+                ),
                 "0x240".to_owned(),
             )],
             result_labels: Vec::new(),
@@ -172,7 +184,10 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
             summary: "a Redis Cluster node reports the cluster down: some slots have no master"
                 .to_owned(),
             fires_on: vec![(
-                "redis_cluster_state{node=\"redis-shard1-1\"}".to_owned(),
+                format!(
+                    "redis_cluster_state{{node=\"{}\"}}",
+                    names::cluster_node(1, 1)
+                ),
                 "0x240".to_owned(),
             )],
             result_labels: Vec::new(),
