@@ -105,8 +105,11 @@ pub fn settings_for(phase: &Phase, memory: u32) -> Vec<Setting> {
         ),
         set(
             "max_wal_senders",
-            ParamValue::Int((replicas + SPARE_SENDERS).into()),
-            "one per read replica in every region plus room for a re-seed's base backup",
+            // A clone (pg_basebackup -X stream) holds two senders until it
+            // streams: Compose starts every replica at once, and scale's
+            // four clones ran out of senders at replicas + 3.
+            ParamValue::Int((2 * replicas + SPARE_SENDERS).into()),
+            "two per read replica in every region (a clone streams its WAL beside the base backup; they clone at once) plus room for a re-seed's base backup",
         ),
         set(
             "max_replication_slots",

@@ -406,10 +406,13 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
     let read_alias = format!("{database}_ro");
     let clients = pgb.instances * pgb.max_client_conn;
     // A process on a shared machine gets only so many files (often 20,000
-    // at most): the local proxy carries up to 8,000 clients.
+    // at most, and a container no more than its engine has): on one
+    // machine, the local target's or Compose's, the proxy carries up to
+    // 8,000 clients. The engine refused scale's 41,000 (`error setting
+    // rlimit type 7`).
     let proxy_maxconn = match target {
-        Target::Local { .. } => clients.min(LOCAL_PROXY_MAXCONN),
-        _ => clients,
+        Target::Local { .. } | Target::Compose => clients.min(LOCAL_PROXY_MAXCONN),
+        Target::Cloud => clients,
     };
     let proxy = PgProxy {
         name: PROXY.to_owned(),
@@ -572,7 +575,8 @@ pub const DEFAULT_PREPARED_STATEMENTS: u32 = 200;
 pub const CLUSTER_CREATE: &str = "redis-cluster-create";
 /// The proxy in front of PostgreSQL.
 pub const PROXY: &str = "pg-proxy";
-/// The most clients the local target's proxy takes (see `PgProxy`).
+/// The most clients the proxy takes on one machine, the local target's or
+/// Compose's (see `PgProxy`).
 pub const LOCAL_PROXY_MAXCONN: u32 = 8000;
 /// The HTTP edge in front of the app replicas (Compose).
 pub const EDGE: &str = "edge";

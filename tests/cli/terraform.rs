@@ -587,28 +587,30 @@ fn instance_classes_come_from_the_table_or_the_spec() {
 
 /// The writer streams to every region's replicas (a secondary region's are
 /// cross-region standbys of it), plus room for a re-seed: enterprise has
-/// 6 in eu-west and 3 in us-east, so 9 + 3, on every target.
+/// 6 in eu-west and 3 in us-east, so 9 slots + 3; and two senders each,
+/// since a clone streams its WAL beside the base backup and the replicas
+/// clone at once: 18 + 3, on every target.
 #[test]
 fn the_writer_has_a_sender_and_a_slot_for_every_replica_in_every_region() {
     let conf = std::fs::read_to_string(
         repo().join("out/enterprise/compose/postgres/postgres-primary/postgresql.conf"),
     )
     .unwrap();
-    for setting in ["max_wal_senders = 12", "max_replication_slots = 12"] {
+    for setting in ["max_wal_senders = 21", "max_replication_slots = 12"] {
         assert!(conf.contains(setting), "{setting}:\n{conf}");
     }
     let main = std::fs::read_to_string(repo().join("out/enterprise/terraform/main.tf")).unwrap();
-    for name in ["max_wal_senders", "max_replication_slots"] {
-        let wanted = format!("{{ name = \"{name}\", value = \"12\"");
+    for (name, value) in [("max_wal_senders", 21), ("max_replication_slots", 12)] {
+        let wanted = format!("{{ name = \"{name}\", value = \"{value}\"");
         // The parameter group of each region's module.
         assert_eq!(main.matches(&wanted).count(), 2, "{name}:\n{main}");
     }
-    // Without regions, the phase's own replicas: growth has 2.
+    // Without regions, the phase's own replicas: growth has 2, so 2 x 2 + 3.
     let growth = std::fs::read_to_string(
         repo().join("out/growth/compose/postgres/postgres-primary/postgresql.conf"),
     )
     .unwrap();
-    assert!(growth.contains("max_wal_senders = 5"), "{growth}");
+    assert!(growth.contains("max_wal_senders = 7"), "{growth}");
 }
 
 /// Changes apply now unless the team says otherwise, the writer's final

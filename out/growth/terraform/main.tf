@@ -78,7 +78,7 @@ module "primary" {
       { name = "max_connections", value = "300", apply_method = "pending-reboot" },
       { name = "max_replication_slots", value = "5", apply_method = "pending-reboot" },
       { name = "max_slot_wal_keep_size", value = "10240", apply_method = "immediate" },
-      { name = "max_wal_senders", value = "5", apply_method = "pending-reboot" },
+      { name = "max_wal_senders", value = "7", apply_method = "pending-reboot" },
       { name = "password_encryption", value = "scram-sha-256", apply_method = "immediate" },
       { name = "random_page_cost", value = "1.1", apply_method = "immediate" },
       { name = "shared_buffers", value = "524288", apply_method = "pending-reboot" },
