@@ -8,8 +8,6 @@ use super::state::State;
 use super::tools::Tools;
 use crate::plan::topology::Topology;
 use anyhow::{Context, bail};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,19 +33,6 @@ pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
-}
-
-/// Writes a file only its owner may read.
-pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// Hands a path to the server user when running as root (PostgreSQL and

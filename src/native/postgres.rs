@@ -2,9 +2,10 @@
 //! roles set on every start), each standby through its generated
 //! standby-start.sh, and the PgBouncer instances.
 
-use super::bringup::{Bringup, give_to, write_private};
+use super::bringup::{Bringup, give_to};
 use super::probe;
 use super::procs::Launch;
+use super::secrets::write_private;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER, Secret};
 use crate::plan::layout::TargetFile;
 use crate::render::auth;

@@ -1,9 +1,10 @@
 //! The proxy in front of PostgreSQL (HAProxy) in a bring-up, and the app's
 //! connection contract with the real values, which the app loads.
 
-use super::bringup::{Bringup, write_private};
+use super::bringup::Bringup;
 use super::probe;
 use super::procs::Launch;
+use super::secrets::write_private;
 use crate::plan::contract;
 use crate::plan::identity::Secret;
 use crate::plan::layout::{APP_ENV, TargetFile};

@@ -85,14 +85,7 @@ impl Secrets {
             .iter()
             .map(|(s, v)| format!("{}={v}\n", s.var()))
             .collect();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(text.as_bytes())?;
+        write_private(&path, &text)?;
         Ok(Secrets {
             values,
             superuser_before,
@@ -110,14 +103,20 @@ impl Secrets {
             return Ok(v.trim().to_owned());
         }
         let value = random_secret()?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(value.as_bytes())?;
+        write_private(&path, &value)?;
         Ok(value)
     }
+}
+
+/// Writes a file only its owner may read.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }

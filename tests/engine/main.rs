@@ -103,6 +103,20 @@ fn build_image(tag: &str, dockerfile: &Path, context: &Path) {
     assert!(out.status.success(), "docker build {tag}:\n{}", text(&out));
 }
 
+/// The stand-in app and the app-side proof, as images.
+fn test_images() {
+    build_image(
+        APP_IMAGE,
+        &repo().join("tests/engine/app/Dockerfile"),
+        &repo().join("tests/engine/app"),
+    );
+    build_image(
+        CLIENTS_IMAGE,
+        &repo().join("tests/engine/clients/Dockerfile"),
+        &repo().join("tests/clients"),
+    );
+}
+
 /// A sandbox with the shipped phases, on images built from Debian's
 /// packages (so on Debian's versions) and the stand-in app.
 fn debian_phases(label: &str) -> Sandbox {
@@ -340,16 +354,7 @@ fn compose_v2_accepts_every_phase_in_both_image_sources() {
 #[test]
 fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     let _engine = engine();
-    build_image(
-        APP_IMAGE,
-        &repo().join("tests/engine/app/Dockerfile"),
-        &repo().join("tests/engine/app"),
-    );
-    build_image(
-        CLIENTS_IMAGE,
-        &repo().join("tests/engine/clients/Dockerfile"),
-        &repo().join("tests/clients"),
-    );
+    test_images();
     let sandbox = debian_phases("engine-launch");
     let _down = Down;
     let (out, took) = up(&sandbox, "launch");
@@ -419,16 +424,7 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
 #[test]
 fn growth_and_scale_on_debian_images_serve_the_contract() {
     let _engine = engine();
-    build_image(
-        APP_IMAGE,
-        &repo().join("tests/engine/app/Dockerfile"),
-        &repo().join("tests/engine/app"),
-    );
-    build_image(
-        CLIENTS_IMAGE,
-        &repo().join("tests/engine/clients/Dockerfile"),
-        &repo().join("tests/clients"),
-    );
+    test_images();
     for (phase, mode) in [("growth", "sentinel"), ("scale", "cluster")] {
         let sandbox = debian_phases(&format!("engine-{phase}"));
         let _down = Down;
