@@ -3,8 +3,10 @@
 
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, Request};
+use crate::native::write_private;
 use crate::plan::PlannedPhase;
-use crate::plan::identity::GRAFANA_ADMIN_VAR;
+use crate::plan::contract;
+use crate::plan::identity::{GRAFANA_ADMIN_VAR, Secret};
 use crate::plan::layout::TargetFile;
 use crate::plan::target::Target;
 use crate::render::Renderer;
@@ -104,29 +106,84 @@ fn compose_up(phase: &PlannedPhase, renderer: &Renderer, state: &Path) -> anyhow
     let compose = dir
         .join(phase.name())
         .join(TargetFile::ComposeFile.of(Target::Compose));
+    let project_dir = compose.parent().context("the Compose file's directory")?;
     // The same secrets as a native bring-up: from the environment, or
     // generated once and kept in the state directory, never in out/.
     let secrets = crate::native::Secrets::load_or_create(state)?;
+    let mut env: Vec<(String, String)> = secrets
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    // Grafana (profile `dashboards`) is not started by default, but the
+    // file names its password: one kept beside the others when the
+    // environment gives none.
+    let grafana = match std::env::var(GRAFANA_ADMIN_VAR) {
+        Ok(v) => v,
+        Err(_) => secrets.kept(state, GRAFANA_ADMIN_VAR)?,
+    };
+    env.push((GRAFANA_ADMIN_VAR.to_owned(), grafana));
+    // Compose reads `.env` from the project's directory: the operator's own
+    // `docker compose ...` there (a transition's steps, logs, exec) finds
+    // the secrets without exporting them. Owner-only, in the state
+    // directory.
+    let dotenv: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    write_private(&project_dir.join(".env"), &dotenv)?;
     let mut cmd = std::process::Command::new("docker");
     // --build: images built from Debian's packages are built when missing
     // and rebuilt from cache when their Dockerfile changed (a no-op for
     // pulled images).
     cmd.args(["compose", "-f"])
         .arg(&compose)
-        .args(["up", "--detach", "--wait", "--build"]);
-    for (key, value) in secrets.env() {
-        cmd.env(key, value);
-    }
-    // Grafana (profile `dashboards`) is not started by default, but the
-    // file names its password: one kept beside the others when the
-    // environment gives none.
-    if std::env::var_os(GRAFANA_ADMIN_VAR).is_none() {
-        cmd.env(GRAFANA_ADMIN_VAR, secrets.kept(state, GRAFANA_ADMIN_VAR)?);
-    }
+        .args(["up", "--detach", "--wait", "--build"])
+        .envs(env.iter().map(|(k, v)| (k, v)));
     let status = cmd.status().context("running docker compose")?;
+    if status.success() {
+        host_contract(phase, project_dir, &secrets, &compose)?;
+    }
     Ok(if status.success() {
         EXIT_OK
     } else {
         EXIT_ERROR
     })
+}
+
+/// Where an app on this machine finds the deployment: the filled-in
+/// contract on the published ports (a standalone Redis), or the way to run
+/// it inside the project (Sentinel and Cluster announce addresses on the
+/// project's network).
+fn host_contract(
+    phase: &PlannedPhase,
+    project_dir: &Path,
+    secrets: &crate::native::Secrets,
+    compose: &Path,
+) -> anyhow::Result<()> {
+    let host_env = project_dir.join(TargetFile::HostAppEnv.rel());
+    crate::say!(
+        "phase {} is up (Compose project {}).",
+        phase.name(),
+        phase.topology(Target::Compose).project
+    );
+    if host_env.exists() {
+        let text = std::fs::read_to_string(&host_env)
+            .with_context(|| format!("reading {}", host_env.display()))?;
+        let filled = contract::substitute(&text, |name| {
+            Secret::ALL
+                .iter()
+                .find(|s| s.var() == name)
+                .map(|s| secrets.get(*s).to_owned())
+        });
+        write_private(&host_env, &filled)?;
+        crate::say!(
+            "An app on this machine: the contract on 127.0.0.1's published ports, with the secrets: {}",
+            host_env.display()
+        );
+    } else {
+        crate::say!(
+            "An app on this machine cannot follow {} Redis: its nodes announce addresses on the project's network. Run the app inside the project, e.g.:\n  docker compose -f {} run --rm --no-deps -v \"$PWD:/src\" -w /src --entrypoint npm app run start:dev",
+            phase.topology(Target::Compose).redis.mode().as_str(),
+            compose.display()
+        );
+    }
+    Ok(())
 }

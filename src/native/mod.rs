@@ -27,7 +27,7 @@ mod up;
 pub use control::{ProcStatus, StatusDoc, down, status, status_report};
 pub use probe::wait_for;
 pub use procs::Proc;
-pub use secrets::Secrets;
+pub use secrets::{Secrets, write_private};
 pub use state::{DEFAULT_STATE, State};
 pub use tools::Tools;
 pub use up::{UpOptions, up};

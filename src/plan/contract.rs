@@ -81,17 +81,59 @@ pub fn secret_ref(s: Secret) -> String {
     format!("${{{}}}", s.var())
 }
 
+/// Where the contract's addresses point: inside the target (the proxy's
+/// and the nodes' own endpoints), or on the machine's published ports.
+struct Addresses {
+    write: String,
+    read: String,
+    /// A standalone node's address; None: the layout's own endpoints.
+    redis: Option<String>,
+}
+
 /// The contract on a target with its own processes (Compose, local).
 pub fn vars(topo: &Topology) -> Vec<Var> {
+    vars_at(
+        topo,
+        &Addresses {
+            write: topo.proxy.write.to_string(),
+            read: topo.proxy.read.to_string(),
+            redis: None,
+        },
+    )
+}
+
+/// The contract for an app run on the machine beside a Compose deployment
+/// (`npm run start:dev` on the laptop): the same variables, naming the
+/// ports Compose publishes on 127.0.0.1. Only a standalone Redis has one:
+/// sentinels answer with the master's address on the project's network and
+/// cluster nodes redirect (MOVED) to theirs, names this machine cannot
+/// resolve, so with Sentinel or Cluster the app runs inside the project
+/// (None).
+pub fn host_vars(topo: &Topology) -> Option<Vec<Var>> {
+    let host = topo.host_ports.as_ref()?;
+    let RedisLayout::Standalone { .. } = topo.redis else {
+        return None;
+    };
+    let loopback = |port: u16| format!("127.0.0.1:{port}");
+    Some(vars_at(
+        topo,
+        &Addresses {
+            write: loopback(host.proxy_write),
+            read: loopback(host.proxy_read),
+            redis: Some(loopback(host.redis)),
+        },
+    ))
+}
+
+fn vars_at(topo: &Topology, at: &Addresses) -> Vec<Var> {
     let pg = &topo.postgres;
-    let proxy = &topo.proxy;
     let password = secret_ref(Secret::AppDb);
     let mut out = vec![
         Var {
             name: "DATABASE_URL",
             value: format!(
                 "postgres://{}:{password}@{}/{}",
-                pg.user, proxy.write, topo.pgbouncer.write_db.alias
+                pg.user, at.write, topo.pgbouncer.write_db.alias
             ),
             what: "writes: one host, the proxy's write endpoint, balanced over every PgBouncer",
         },
@@ -99,7 +141,7 @@ pub fn vars(topo: &Topology) -> Vec<Var> {
             name: "DATABASE_READ_URL",
             value: format!(
                 "postgres://{}:{password}@{}/{}",
-                pg.user, proxy.read, topo.pgbouncer.read_alias
+                pg.user, at.read, topo.pgbouncer.read_alias
             ),
             what: "reads: the read endpoint; PgBouncer's read pools reach the healthy replicas (the primary without any)",
         },
@@ -118,7 +160,12 @@ pub fn vars(topo: &Topology) -> Vec<Var> {
     match &topo.redis {
         RedisLayout::Standalone { node, .. } => out.push(Var {
             name: "REDIS_URL",
-            value: format!("redis://{}", node.endpoint),
+            value: format!(
+                "redis://{}",
+                at.redis
+                    .clone()
+                    .unwrap_or_else(|| node.endpoint.to_string())
+            ),
             what: "standalone: the node (the password is REDIS_PASSWORD)",
         }),
         RedisLayout::Sentinel {

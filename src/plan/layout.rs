@@ -35,6 +35,11 @@ impl Part {
 /// directory.
 pub const APP_ENV: &str = "app.env";
 
+/// Compose with a standalone Redis: the contract for an app run on the
+/// machine, on the published ports (`up` fills in the secrets in its
+/// state directory's copy).
+pub const HOST_APP_ENV: &str = "app.host.env";
+
 /// A file of a target's directory (out/<phase>/<target>/...). Node files
 /// take the node's name.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +65,7 @@ pub enum TargetFile<'a> {
     /// Compose only.
     ComposeFile,
     EnvExample,
+    HostAppEnv,
     PrimaryStart,
     PgbouncerStart,
     Edge,
@@ -117,6 +123,7 @@ impl TargetFile<'_> {
             }
             TargetFile::ComposeFile => "docker-compose.yml".to_owned(),
             TargetFile::EnvExample => ".env.example".to_owned(),
+            TargetFile::HostAppEnv => HOST_APP_ENV.to_owned(),
         }
     }
 

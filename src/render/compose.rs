@@ -6,6 +6,7 @@ use super::artifacts::Artifacts;
 use super::auth;
 use super::notice::Generated;
 use super::templates as t;
+use crate::plan::contract;
 use crate::plan::identity::{ADMIN_USER, REPLICATION_USER, SUPERUSER};
 use crate::plan::images::{self, ComposeImages, Family};
 use crate::plan::layout::TargetFile;
@@ -86,6 +87,16 @@ impl Renderer {
             files.insert(
                 TargetFile::ExporterBuildRequirements.of(layout),
                 requirements(g),
+            );
+        }
+        if let Some(contract) = contract::host_vars(topo) {
+            files.insert(
+                TargetFile::HostAppEnv.of(layout),
+                self.render(
+                    t::APP_ENV,
+                    g,
+                    context! { contract => Value::from(Serde(&contract)), on_host => true },
+                )?,
             );
         }
         files.insert(

@@ -174,6 +174,7 @@ impl Renderer {
                 g,
                 AppEnvCtx {
                     contract: contract::vars(topo),
+                    on_host: false,
                 },
             )?,
         );
@@ -266,6 +267,8 @@ struct ProxyCtx<'a> {
 #[derive(Serialize)]
 struct AppEnvCtx {
     contract: Vec<contract::Var>,
+    /// The variant for an app on the machine (Compose's app.host.env).
+    on_host: bool,
 }
 
 #[derive(Serialize)]

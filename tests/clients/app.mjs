@@ -10,6 +10,9 @@
 
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Redis, Cluster } from 'ioredis';
@@ -71,6 +74,10 @@ function onceLogger(source) {
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function loadEnvFile(path) {
+  // `-`: the process's own environment, as an app in a container gets it.
+  if (path === '-') {
+    return new Map(Object.entries(process.env).filter(([k]) => KEY_RE.test(k)));
+  }
   let text;
   try {
     text = readFileSync(path, 'utf8');
@@ -1073,11 +1080,54 @@ function envText(path) {
 }
 
 async function cmdMigrationWriter(env, flags, envFile) {
-  const seconds = numFlag(flags, 'seconds', { min: 1 });
-  const rate = numFlag(flags, 'rate', { min: 0.1 });
-  const out = strFlag(flags, 'out');
   const stopFile = strFlag(flags, 'stop');
-  const run = strFlag(flags, 'run');
+  return migrationWriter(env, {
+    seconds: numFlag(flags, 'seconds', { min: 1 }),
+    rate: numFlag(flags, 'rate', { min: 0.1 }),
+    out: strFlag(flags, 'out'),
+    run: strFlag(flags, 'run'),
+    stopped: () => existsSync(stopFile),
+    envFile,
+  });
+}
+
+/**
+ * The writer as a Compose app service: the contract from the container's
+ * environment (Compose fills it from app.env), acknowledged writes appended
+ * to ACKS/<hostname>.jsonl (a new container, a new run), the health path on
+ * $PORT for Compose's check, and a clean stop on SIGTERM as `docker compose
+ * stop` sends it. A restart with new variables is a new container: nothing
+ * to watch.
+ */
+async function cmdAppWriter(env, flags) {
+  const dir = strFlag(flags, 'acks');
+  const run = hostname();
+  let stopping = false;
+  process.on('SIGTERM', () => {
+    stopping = true;
+  });
+  const port = Number(process.env.PORT || 3000);
+  const server = http
+    .createServer((req, res) => {
+      res.writeHead(req.url === '/health' && !stopping ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(stopping ? 'stopping\n' : 'ok\n');
+    })
+    .listen(port, '0.0.0.0');
+  try {
+    return await migrationWriter(env, {
+      seconds: 3600,
+      rate: numFlag(flags, 'rate', { min: 0.1, dflt: 20 }),
+      out: join(dir, `${run}.jsonl`),
+      run,
+      stopped: () => stopping,
+      envFile: null,
+    });
+  } finally {
+    server.close();
+  }
+}
+
+async function migrationWriter(env, { seconds, rate, out, run, stopped, envFile }) {
   writeFileSync(out, '');
   const ack = (c, n) => appendFileSync(out, JSON.stringify({ c, n, t: Date.now() }) + '\n');
 
@@ -1101,12 +1151,12 @@ async function cmdMigrationWriter(env, flags, envFile) {
   const stats = { pg: { attempted: 0, acked: 0, errors: 0 }, redis: { attempted: 0, acked: 0, errors: 0 } };
   const switches = [];
   const end = Date.now() + seconds * 1000;
-  const running = () => Date.now() < end && !existsSync(stopFile);
+  const running = () => Date.now() < end && !stopped();
   const interval = 1000 / rate;
 
   // The env file, watched: a new Redis mode or address means new clients.
   const watcher = (async () => {
-    while (running()) {
+    while (envFile !== null && running()) {
       await sleep(200);
       const now = envText(envFile);
       if (now === null || now === text) continue;
@@ -1243,7 +1293,9 @@ const USAGE = `usage:
   node app.mjs bullmq ENVFILE [--jobs N] [--timeout SECONDS]
   node app.mjs pubsub ENVFILE [--channels PER_MASTER] [--plain-subscriber 1]
   node app.mjs migration-writer ENVFILE --run ID --rate R --seconds MAX --stop FILE --out FILE
-  node app.mjs migration-verify ENVFILE --run ID --acks FILE`;
+  node app.mjs migration-verify ENVFILE --run ID --acks FILE
+  node app.mjs app-writer - --acks DIR [--rate R]
+ENVFILE - reads the contract from the process's environment.`;
 
 const COMMANDS = {
   contract: { fn: cmdContract, flags: [], deadline: () => 90 },
@@ -1257,6 +1309,7 @@ const COMMANDS = {
     deadline: (f) => Number(f.seconds) + 60,
   },
   'migration-verify': { fn: cmdMigrationVerify, flags: ['run', 'acks'], deadline: () => 120 },
+  'app-writer': { fn: cmdAppWriter, flags: ['acks', 'rate'], deadline: () => 3660 },
   bullmq: { fn: cmdBullmq, flags: ['jobs', 'timeout'], deadline: (f) => Number(f.timeout || 60) + 90 },
   pubsub: { fn: cmdPubsub, flags: ['channels', 'plain-subscriber'], deadline: () => 90 },
 };

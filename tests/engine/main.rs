@@ -209,7 +209,13 @@ impl Drop for Down {
 /// The app's contract with the secrets filled in, as the app reads it.
 fn filled_app_env(sandbox: &Sandbox, phase: &str) -> PathBuf {
     let rendered = sandbox.path(&format!("st/compose-target/{phase}/compose/app.env"));
-    let mut text = std::fs::read_to_string(&rendered).unwrap();
+    fill(sandbox, &rendered, &format!("{phase}.env"))
+}
+
+/// A rendered contract (`${VAR}` references) with the test secrets in,
+/// written into the sandbox as `name`.
+fn fill(sandbox: &Sandbox, rendered: &Path, name: &str) -> PathBuf {
+    let mut text = std::fs::read_to_string(rendered).unwrap();
     for (var, value) in testkit::SECRETS {
         text = text.replace(&format!("${{{var}}}"), value);
     }
@@ -219,7 +225,7 @@ fn filled_app_env(sandbox: &Sandbox, phase: &str) -> PathBuf {
             .any(|l| !l.starts_with('#') && l.contains("${")),
         "an unfilled reference:\n{text}"
     );
-    let path = sandbox.path("app.env");
+    let path = sandbox.path(name);
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -241,18 +247,44 @@ fn clients(env_file: &Path, args: &[&str]) -> serde_json::Value {
     all.push("/run/app.env");
     all.extend(&args[1..]);
     let out = docker(&all, Duration::from_secs(180));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let doc: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let doc = last_json(&out);
     assert!(
         out.status.success() && doc["ok"] == true,
         "clients {args:?}:\n{}",
         text(&out)
     );
     doc
+}
+
+/// One subcommand of the app-side proof run on this machine, outside the
+/// containers (node and tests/clients' drivers, as scripts/test installs
+/// them).
+fn host_clients(env_file: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run(
+        Command::new("node")
+            .current_dir(repo().join("tests/clients"))
+            .arg("app.mjs")
+            .arg(args[0])
+            .arg(env_file)
+            .args(&args[1..]),
+        Duration::from_secs(180),
+    );
+    let doc = last_json(&out);
+    assert!(
+        out.status.success() && doc["ok"] == true,
+        "host clients {args:?}:\n{}",
+        text(&out)
+    );
+    doc
+}
+
+/// The one JSON document a tests/clients subcommand ends its stdout with.
+fn last_json(out: &Output) -> serde_json::Value {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -275,44 +307,55 @@ fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 
 /// psql as the superuser inside the primary's container.
 fn psql(sql: &str) -> String {
+    psql_on("postgres-primary", sql)
+}
+
+/// psql as the superuser inside a PostgreSQL node's container.
+fn psql_on(node: &str, sql: &str) -> String {
     let out = docker(
         &[
-            "compose",
-            "-p",
-            PROJECT,
-            "exec",
-            "-T",
-            "postgres-primary",
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-U",
-            "postgres",
-            "-d",
-            "sikka",
-            "-c",
-            sql,
+            "compose", "-p", PROJECT, "exec", "-T", node, "psql", "-X", "-A", "-t", "-U",
+            "postgres", "-d", "sikka", "-c", sql,
         ],
         Duration::from_secs(60),
     );
-    assert!(out.status.success(), "psql {sql}:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "psql on {node}: {sql}:\n{}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn redis_cli(args: &[&str]) -> String {
+    redis_cli_on("redis-1", 6379, args)
+}
+
+/// redis-cli inside a Redis node's (or sentinel's) container, with the
+/// password.
+fn redis_cli_on(node: &str, port: u16, args: &[&str]) -> String {
+    let port = port.to_string();
     let mut all = vec![
         "compose",
         "-p",
         PROJECT,
         "exec",
         "-T",
-        "redis-1",
+        node,
         "redis-cli",
+        "-p",
+        &port,
+        "--no-auth-warning",
+        "-a",
+        testkit::secret("SCALEPLAN_REDIS_PASSWORD"),
     ];
     all.extend(args);
     let out = docker(&all, Duration::from_secs(60));
-    assert!(out.status.success(), "redis-cli {args:?}:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "redis-cli on {node} {args:?}:\n{}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -364,6 +407,30 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     let env_file = filled_app_env(&sandbox, "launch");
     let contract = clients(&env_file, &["contract"]);
     assert_eq!(contract["redis"]["mode"], "standalone", "{contract}");
+
+    // An app on this machine (`npm run start:dev` beside Compose): the
+    // contract `up` prints, on 127.0.0.1's published ports, with pg and
+    // ioredis from outside the containers.
+    let project_dir = sandbox.path("st/compose-target/launch/compose");
+    let host_env = project_dir.join("app.host.env");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&host_env.display().to_string()),
+        "up does not name the host contract:\n{}",
+        text(&out)
+    );
+    for private in [&host_env, &project_dir.join(".env")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(private).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is readable by others",
+            private.display()
+        );
+    }
+    let host = host_clients(&host_env, &["contract"]);
+    assert_eq!(host["redis"]["mode"], "standalone", "{host}");
+    host_clients(&host_env, &["prepared"]);
     let prepared = clients(&env_file, &["prepared"]);
     assert_eq!(prepared["executions"], 100, "{prepared}");
 
@@ -390,12 +457,7 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     psql(
         "CREATE TABLE IF NOT EXISTS engine_marker(v text); INSERT INTO engine_marker VALUES ('kept')",
     );
-    let redis_password = testkit::secret("SCALEPLAN_REDIS_PASSWORD");
-    let auth = ["--no-auth-warning", "-a", redis_password];
-    assert_eq!(
-        redis_cli(&[&auth[..], &["SET", "engine:marker", "kept"]].concat()),
-        "OK"
-    );
+    assert_eq!(redis_cli(&["SET", "engine:marker", "kept"]), "OK");
     let rows_before = psql("SELECT count(*) FROM app_contract");
     let down = docker(
         &["compose", "-p", PROJECT, "down", "--timeout", "30"],
@@ -411,38 +473,207 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     eprintln!("launch: up again in {:.1} s", took.as_secs_f64());
     assert_eq!(psql("SELECT v FROM engine_marker"), "kept");
     assert_eq!(psql("SELECT count(*) FROM app_contract"), rows_before);
-    assert_eq!(
-        redis_cli(&[&auth[..], &["GET", "engine:marker"]].concat()),
-        "kept"
-    );
+    assert_eq!(redis_cli(&["GET", "engine:marker"]), "kept");
     clients(&env_file, &["contract"]);
 }
 
-/// growth (Sentinel, two PostgreSQL replicas) and scale (a Redis Cluster,
-/// four replicas) on Debian images: each comes up healthy and the app's
-/// drivers hold the contract in its Redis mode, from the project's network.
+/// growth (Sentinel, two PostgreSQL replicas) on Debian images: healthy;
+/// the drivers hold the contract in Sentinel mode with reads answered by a
+/// standby, and BullMQ completes a round trip; `up` says an app on the
+/// machine cannot follow Sentinel and how to run it inside the project,
+/// and that way works. Then the Redis master and a PostgreSQL replica are
+/// killed (`docker kill`) under a writer and a reader: a replica is
+/// promoted, no write that WAIT acknowledged is lost, the writer carries
+/// on, and reads carry on through the proxy.
 #[test]
-fn growth_and_scale_on_debian_images_serve_the_contract() {
+fn growth_fails_over_and_loses_no_acknowledged_write() {
     let _engine = engine();
     test_images();
-    for (phase, mode) in [("growth", "sentinel"), ("scale", "cluster")] {
-        let sandbox = debian_phases(&format!("engine-{phase}"));
-        let _down = Down;
-        let (out, took) = up(&sandbox, phase);
-        assert!(
-            out.status.success(),
-            "scaleplan up {phase}:\n{}",
-            text(&out)
-        );
-        eprintln!("{phase}: up and healthy in {:.1} s", took.as_secs_f64());
-        let env_file = filled_app_env(&sandbox, phase);
-        let contract = clients(&env_file, &["contract"]);
-        assert_eq!(contract["redis"]["mode"], mode, "{contract}");
-        assert_eq!(
-            contract["postgres"]["read_from_standby"], true,
-            "{contract}"
-        );
-        let bullmq = clients(&env_file, &["bullmq", "--jobs", "200"]);
-        assert_eq!(bullmq["ok"], true, "{bullmq}");
+    let sandbox = debian_phases("engine-growth");
+    let _down = Down;
+    let (out, took) = up(&sandbox, "growth");
+    assert!(out.status.success(), "scaleplan up growth:\n{}", text(&out));
+    eprintln!("growth: up and healthy in {:.1} s", took.as_secs_f64());
+    let env_file = filled_app_env(&sandbox, "growth");
+    let contract = clients(&env_file, &["contract"]);
+    assert_eq!(contract["redis"]["mode"], "sentinel", "{contract}");
+    assert_eq!(
+        contract["postgres"]["read_from_standby"], true,
+        "{contract}"
+    );
+    let bullmq = clients(&env_file, &["bullmq", "--jobs", "200"]);
+    assert_eq!(bullmq["ok"], true, "{bullmq}");
+
+    // The documented way for an app during development: `docker compose
+    // run` of the app service with the source mounted, as `up` prints it.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("cannot follow sentinel Redis") && said.contains("run --rm --no-deps"),
+        "up does not say how to run the app inside the project:\n{said}"
+    );
+    let compose_file = sandbox.path("st/compose-target/growth/compose/docker-compose.yml");
+    let source = format!("{}:/src:ro", repo().join("tests/clients").display());
+    let inside = run(
+        Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(&compose_file)
+            .args(["run", "--rm", "--no-deps", "-v", &source, "-w", "/src"])
+            .args(["--entrypoint", "node", "app", "app.mjs", "contract", "-"]),
+        Duration::from_secs(180),
+    );
+    let doc = last_json(&inside);
+    assert!(
+        inside.status.success() && doc["ok"] == true && doc["redis"]["mode"] == "sentinel",
+        "the app inside the project:\n{}",
+        text(&inside)
+    );
+
+    // A writer (SET then WAIT 1) and a reader through the proxy's read
+    // endpoint, each in a container on the project's network.
+    let work = sandbox.path("failover");
+    std::fs::create_dir_all(&work).unwrap();
+    open_to_containers(&work);
+    std::fs::copy(&env_file, work.join("app.env")).unwrap();
+    let mount = format!("{}:/work", work.display());
+    let _gone = Containers(vec!["sikka-engine-writer", "sikka-engine-reader"]);
+    for (name, args) in [
+        (
+            "sikka-engine-writer",
+            &[
+                "redis-writer",
+                "/work/app.env",
+                "--seconds",
+                "45",
+                "--rate",
+                "20",
+                "--out",
+                "/work/redis.json",
+            ][..],
+        ),
+        (
+            "sikka-engine-reader",
+            &["read-probe", "/work/app.env", "--seconds", "45"][..],
+        ),
+    ] {
+        let mut all = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "sikka_default",
+            "-v",
+            &mount,
+            CLIENTS_IMAGE,
+        ];
+        all.extend(args);
+        let started = docker(&all, Duration::from_secs(60));
+        assert!(started.status.success(), "{name}:\n{}", text(&started));
     }
+    std::thread::sleep(Duration::from_secs(8));
+    let sentinel = |args: &[&str]| redis_cli_on("sentinel-1", 26379, args);
+    let before = sentinel(&["SENTINEL", "get-master-addr-by-name", "sikka"]);
+    let master = ["redis-1", "redis-2", "redis-3"]
+        .into_iter()
+        .find(|n| redis_cli_on(n, 6379, &["ROLE"]).starts_with("master"))
+        .expect("no Redis node says it is the master");
+    let killed_at = Instant::now();
+    for service in [master, "postgres-replica-1"] {
+        let id = docker(
+            &["compose", "-p", PROJECT, "ps", "-q", service],
+            Duration::from_secs(30),
+        );
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+        assert!(!id.is_empty(), "no container runs {service}");
+        let kill = docker(&["kill", &id], Duration::from_secs(30));
+        assert!(
+            kill.status.success(),
+            "docker kill {service}:\n{}",
+            text(&kill)
+        );
+    }
+    eventually("a replica promoted", Duration::from_secs(60), || {
+        sentinel(&["SENTINEL", "get-master-addr-by-name", "sikka"]) != before
+    });
+    eprintln!(
+        "growth: {master} killed, the sentinels named a new master after {:.1} s",
+        killed_at.elapsed().as_secs_f64()
+    );
+    let mut results = Vec::new();
+    for name in ["sikka-engine-writer", "sikka-engine-reader"] {
+        let waited = docker(&["wait", name], Duration::from_secs(120));
+        assert!(waited.status.success(), "{name}:\n{}", text(&waited));
+        let logs = docker(&["logs", name], Duration::from_secs(30));
+        let doc = last_json(&logs);
+        // The reader reports; the test judges its windows below.
+        assert!(
+            doc["ok"] == true || (name.ends_with("reader") && doc["attempts"].is_u64()),
+            "{name}:\n{}",
+            text(&logs)
+        );
+        eprintln!("{name}: {doc}");
+        results.push(doc);
+    }
+    // Every write WAIT acknowledged is on the new master.
+    let verify = clients_at(
+        &work,
+        &["redis-verify", "/work/app.env", "--in", "/work/redis.json"],
+    );
+    assert_eq!(verify["missing"], serde_json::json!([]), "{verify}");
+    assert!(verify["checked"].as_u64().unwrap_or(0) > 0, "{verify}");
+    // Reads carried on: the last attempts succeeded, and no window of
+    // failures lasted long.
+    let reader = &results[1];
+    let windows = reader["windows"].as_array().cloned().unwrap_or_default();
+    let longest = reader["longest_failure_window_ms"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(longest < 15_000, "reads failed for {longest} ms: {reader}");
+    let attempts = reader["attempts"].as_u64().unwrap_or(0);
+    let end = windows.last().and_then(|w| w[1].as_u64()).unwrap_or(0);
+    assert!(
+        attempts > 100 && end < 44_000,
+        "reads did not carry on to the end: {reader}"
+    );
+}
+
+/// Opens a directory the tests mount to containers that run as nobody.
+fn open_to_containers(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// Containers the test starts itself, removed when it ends.
+struct Containers(Vec<&'static str>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = docker(&["rm", "-f", name], Duration::from_secs(60));
+        }
+    }
+}
+
+/// A tests/clients subcommand in a container on the project's network with
+/// `dir` at /work.
+fn clients_at(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mount = format!("{}:/work", dir.display());
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--network",
+        "sikka_default",
+        "-v",
+        &mount,
+        CLIENTS_IMAGE,
+    ];
+    all.extend(args);
+    let out = docker(&all, Duration::from_secs(180));
+    let doc = last_json(&out);
+    assert!(
+        out.status.success() && doc["ok"] == true,
+        "clients {args:?}:\n{}",
+        text(&out)
+    );
+    doc
 }
