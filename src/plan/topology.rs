@@ -58,6 +58,25 @@ pub struct MonitorNodes {
     pub postgres_exporters: Vec<PostgresExporter>,
 }
 
+impl MonitorNodes {
+    /// Every monitoring service (Compose) or process (local), Grafana
+    /// aside: the exporters, then Prometheus.
+    pub fn services(&self) -> Vec<String> {
+        self.postgres_exporters
+            .iter()
+            .map(|e| e.name.clone())
+            .chain(
+                [
+                    &self.pgbouncer_exporter,
+                    &self.redis_exporter,
+                    &self.prometheus,
+                ]
+                .map(|e| e.host.clone()),
+            )
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PostgresExporter {
     /// The exporter's own name (a Compose service, a local process).

@@ -35,6 +35,11 @@ pub enum Action {
     },
     /// PgBouncer's read pools and the proxy follow the new replicas.
     RouteReads,
+    /// New machine sizes for the PostgreSQL nodes: the replicas first,
+    /// then the primary. On one machine the memory-derived settings change
+    /// with them (the steps above); Compose also recreates each container
+    /// with its new limits.
+    ResizePostgres,
     /// Standbys that reads no longer reach, stopped, their slots dropped.
     RemovePostgresReplicas {
         nodes: Vec<String>,
@@ -84,6 +89,22 @@ pub enum Action {
     RetireRedis {
         nodes: Vec<String>,
     },
+    /// The app's workloads (the app, services, workers) take the new
+    /// phase's file: more or fewer replicas, a new image or size, a new
+    /// or retired workload. They run outside the local target; Compose
+    /// runs them.
+    Workloads {
+        /// The workloads the new phase runs, and those it retires.
+        run: Vec<String>,
+        retire: Vec<String>,
+    },
+    /// Monitoring follows the new phase's nodes: new exporters started,
+    /// changed ones recreated, those of retired nodes removed, Prometheus
+    /// reloaded with the new targets and rules. `migrate` restarts the
+    /// local target's monitoring once, after the last step.
+    Monitoring {
+        retire: Vec<String>,
+    },
     /// A change of the app's code or settings (session-state, pooling).
     ClientCode,
     /// What happens outside the local target (the cloud, the app, an
@@ -104,10 +125,18 @@ impl Action {
         match self {
             Action::Elsewhere { reason } | Action::Manual { reason } => Some(reason),
             Action::ClientCode => Some("a change of the app's code"),
+            Action::Workloads { .. } => Some(NOT_LOCAL),
+            Action::ResizePostgres => Some(SIZES),
             _ => None,
         }
     }
 }
+
+/// Why a resize is no step of the local target's own.
+pub const SIZES: &str = "machine sizes: on one machine the memory-derived settings change with them, in the steps above";
+
+/// Where the app's workloads run, from the local target's view.
+pub const NOT_LOCAL: &str = "the app, its services and the regions run outside the local target";
 
 pub fn postgres_replicas(t: &Topology) -> Vec<&str> {
     t.postgres

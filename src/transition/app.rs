@@ -3,26 +3,37 @@
 
 use super::*;
 
-/// The app, services, workers and regions run outside the local target.
-const NOT_LOCAL: &str = "the app, its services and the regions run outside the local target";
+use super::action::NOT_LOCAL;
 
 pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
+    let workloads = |t: &PlannedPhase| -> Vec<String> {
+        t.compose.workloads().into_iter().map(|w| w.name).collect()
+    };
+    let (old, new) = (workloads(from), workloads(to));
+    // Compose takes every workload change from the new file at once.
+    let take = |retire: Vec<String>| Action::Workloads {
+        run: new.clone(),
+        retire,
+    };
     let (from, to) = (from.spec(), to.spec());
+    // New replicas, images and workloads come with the clients' stage:
+    // Compose takes a workload's whole new definition (its contract
+    // included), which must wait for the data tier the contract names.
     let (a, b) = (&from.app, &to.app);
     if b.replicas > a.replicas {
-        s.add.push(step(
+        s.clients.push(step(
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "new replicas take traffic once healthy",
-            elsewhere(NOT_LOCAL),
+            take(Vec::new()),
         ));
     }
     if a.image != b.image || a.cpu != b.cpu || a.memory_mb != b.memory_mb {
-        s.settings.push(step(
+        s.clients.push(step(
             "Roll the app to its new image or size",
             Risk::RollingRestart,
-            "replace replicas one at a time; WebSocket clients reconnect to the others",
-            elsewhere(NOT_LOCAL),
+            "replace replicas one at a time (Compose recreates them together: on one machine, expect a short gap); WebSocket clients reconnect to the others",
+            take(Vec::new()),
         ));
     }
     for svc in to.services.iter().chain(&to.workers) {
@@ -32,11 +43,11 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             .chain(&from.workers)
             .any(|o| o.name == svc.name)
         {
-            s.add.push(step(
+            s.clients.push(step(
                 format!("Deploy {} ({} replicas)", svc.name, svc.replicas),
                 Risk::Online,
                 "a new service beside the running ones",
-                elsewhere(NOT_LOCAL),
+                take(Vec::new()),
             ));
         }
     }
@@ -61,7 +72,7 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Scale the app {} -> {} replicas", a.replicas, b.replicas),
             Risk::Online,
             "fewer replicas carry fewer users",
-            elsewhere(NOT_LOCAL),
+            take(Vec::new()),
         ));
     }
     for svc in from.services.iter().chain(&from.workers) {
@@ -75,7 +86,10 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 format!("Retire {}", svc.name),
                 Risk::Online,
                 "after no traffic reaches it",
-                elsewhere(NOT_LOCAL),
+                take(only_in(
+                    &old.iter().map(String::as_str).collect::<Vec<_>>(),
+                    &new.iter().map(String::as_str).collect::<Vec<_>>(),
+                )),
             ));
         }
     }

@@ -20,13 +20,27 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
     let list = |nodes: &[String]| nodes.join(" ");
     let up = |nodes: &str| format!("docker compose up -d --wait --no-deps {nodes}");
     let recreate = |n: &str| format!("docker compose up -d --wait --no-deps --force-recreate {n}");
+    // A container's open-file limit applies when it starts: where the new
+    // phase raises it, the proxy and the running PgBouncers are recreated
+    // (`up` recreates a service whose definition changed, and is a no-op
+    // once it matches), one at a time, before the reload.
+    let proxy_limit = from.proxy.nofile != to.proxy.nofile;
+    let bouncer_limit = from.pgbouncer.nofile != to.pgbouncer.nofile;
+    let reload_proxy_cmds = {
+        let mut out = Vec::new();
+        if proxy_limit {
+            out.push(up(&to.proxy.name));
+        }
+        out.push(format!("docker compose kill -s USR2 {}", to.proxy.name));
+        out
+    };
     let reload_proxy = format!("docker compose kill -s USR2 {}", to.proxy.name);
     let psql = |node: &str, sql: &str| {
         format!("docker compose exec -u postgres {node} psql -U {SUPERUSER} -c \"{sql}\"")
     };
     // A container of the old phase that the new file no longer names.
     let container = |name: &str| names::compose_container(&from.project, name);
-    let retire = |nodes: &[String]| {
+    let retire_nodes = |nodes: &[String]| {
         let names: Vec<String> = nodes.iter().map(|n| container(n)).collect();
         vec![
             format!("docker stop {}", names.join(" ")),
@@ -52,9 +66,30 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
         Action::Nothing | Action::ClientCode | Action::Elsewhere { .. } | Action::Manual { .. } => {
             Vec::new()
         }
-        Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
-            vec![up(&list(nodes))]
+        Action::AddPostgresReplicas { nodes } => vec![up(&list(nodes))],
+        Action::StartSentinels { nodes } => {
+            // Then the data nodes that ran before take their Sentinel-phase
+            // definition (a node that starts as `replicated` follows the
+            // master it followed last; one left on its standalone
+            // definition would come back a master after a failover). A
+            // quick restart, within the sentinels' down-after: no failover.
+            let kept: Vec<String> = data_nodes_of(to)
+                .into_iter()
+                .filter(|n| data_nodes_of(from).iter().any(|o| o.name == n.name))
+                .map(|n| n.name.clone())
+                .collect();
+            std::iter::once(up(&list(nodes)))
+                .chain(kept.iter().map(|n| up(n)))
+                .collect()
         }
+        // Each container with its new limits, the replicas first (`up`
+        // leaves one that a restart above already recreated).
+        Action::ResizePostgres => replicas
+            .iter()
+            .copied()
+            .chain([pg.primary.name.as_str()])
+            .map(up)
+            .collect(),
         Action::StartRedisReplicas { nodes } => {
             let mut out = vec![up(&list(nodes))];
             if let (
@@ -87,7 +122,9 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             }
             out
         }
-        Action::StartPgbouncers { nodes } => vec![up(&list(nodes)), reload_proxy],
+        Action::StartPgbouncers { nodes } => std::iter::once(up(&list(nodes)))
+            .chain(reload_proxy_cmds)
+            .collect(),
         Action::ReloadPostgres => std::iter::once(pg.primary.name.as_str())
             .chain(replicas.iter().copied())
             .map(|n| psql(n, "SELECT pg_reload_conf()"))
@@ -103,18 +140,23 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
         }
         Action::RollPgbouncers { restart: false } | Action::RouteReads => bouncers
             .iter()
-            .map(|n| format!("docker compose kill -s HUP {n}"))
-            .chain(std::iter::once(reload_proxy))
+            .flat_map(|n| {
+                let kept = bouncer_ran(from, n) && bouncer_limit;
+                kept.then(|| up(n))
+                    .into_iter()
+                    .chain([format!("docker compose kill -s HUP {n}")])
+            })
+            .chain(reload_proxy_cmds)
             .collect(),
         Action::RollPgbouncers { restart: true } => bouncers
             .iter()
             .map(|n| recreate(n))
-            .chain(std::iter::once(reload_proxy))
+            .chain(reload_proxy_cmds)
             .collect(),
         Action::RemovePostgresReplicas { nodes } => {
             // Out of the proxy's rotation first.
             let mut out = vec![reload_proxy];
-            out.extend(retire(nodes));
+            out.extend(retire_nodes(nodes));
             // A slot left behind keeps WAL on the primary for no one.
             let slots = from
                 .postgres
@@ -142,7 +184,7 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             ]
         }
         Action::StopRedisReplicas { nodes } | Action::StopSentinels { nodes } => {
-            let mut out = retire(nodes);
+            let mut out = retire_nodes(nodes);
             if let RedisLayout::Sentinel {
                 sentinels,
                 master_name,
@@ -163,7 +205,7 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             let mut order: Vec<String> = nodes.clone();
             let old_sentinels = sentinels(from);
             order.sort_by_key(|n| !old_sentinels.contains(&n.as_str()));
-            retire(&order)
+            retire_nodes(&order)
         }
         Action::SentinelSettings => match &to.redis {
             RedisLayout::Sentinel {
@@ -210,6 +252,29 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             out.push(up(&apps));
             out
         }
+        Action::Workloads { run, retire } => {
+            // Compose's own rollout of a changed service: new replicas
+            // added, changed ones recreated.
+            let mut out = vec![up(&list(run))];
+            if !retire.is_empty() {
+                out.extend(retire_nodes(retire));
+            }
+            out
+        }
+        Action::Monitoring { retire } => {
+            let mut out = Vec::new();
+            if !retire.is_empty() {
+                out.extend(retire_nodes(retire));
+            }
+            out.push(up(&to.monitor.services().join(" ")));
+            // prometheus.yml and the rules were rewritten in place: a
+            // reload reads them.
+            out.push(format!(
+                "docker compose kill -s HUP {}",
+                to.monitor.prometheus.host
+            ));
+            out
+        }
         Action::SwitchRedisClients { .. } => vec![format!(
             "docker compose up -d --wait --no-deps --force-recreate {apps}"
         )],
@@ -242,6 +307,12 @@ fn import(from: &Topology, to: &Topology) -> Option<String> {
         "docker compose exec {} sh -c 'redis-cli --cluster import {}:{} --cluster-from {source} --cluster-from-pass \"$REDISCLI_AUTH\" --cluster-copy --cluster-replace'",
         seed.name, seed.name, seed.endpoint.port
     ))
+}
+
+/// The PgBouncer `name` ran in the old phase (a new one starts with the
+/// new limits).
+fn bouncer_ran(from: &Topology, name: &str) -> bool {
+    pgbouncers(from).contains(&name)
 }
 
 fn data_nodes_of(t: &Topology) -> Vec<&RedisNode> {

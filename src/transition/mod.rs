@@ -194,6 +194,9 @@ pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
         .into_iter()
         .flatten()
         .collect();
+    if let Some(monitoring) = monitoring(from, to) {
+        steps.push(monitoring);
+    }
     if steps.is_empty() {
         steps.push(step(
             "Nothing to do",
@@ -217,6 +220,36 @@ pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
         },
         steps,
     }
+}
+
+/// Last: monitoring follows what the steps above added and removed, when
+/// what it watches or how it judges it changed.
+fn monitoring(from: &PlannedPhase, to: &PlannedPhase) -> Option<Step> {
+    let (a, b) = (&from.compose, &to.compose);
+    let watched = |t: &Topology, p: &PlannedPhase| {
+        serde_json::json!({
+            "monitor": t.monitor,
+            "rules": p.monitoring,
+            "postgres": postgres_replicas(t),
+            "pgbouncer": pgbouncers(t),
+            "redis": data_nodes(t),
+            "sentinels": sentinels(t),
+        })
+    };
+    if watched(a, from) == watched(b, to) {
+        return None;
+    }
+    let (old, new) = (a.monitor.services(), b.monitor.services());
+    let retire = only_in(
+        &old.iter().map(String::as_str).collect::<Vec<_>>(),
+        &new.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    Some(step(
+        "Monitoring follows the new phase: exporters started or retired, Prometheus reloaded",
+        Risk::Online,
+        "each new node gets its exporter, and Prometheus scrapes the new targets with the new phase's rules and thresholds; until then the new nodes are unwatched",
+        Action::Monitoring { retire },
+    ))
 }
 
 /// Notes `name old -> new` when the value changed.
@@ -321,9 +354,12 @@ mod tests {
         let back = &p.steps[position(&p, "Move Redis back")];
         assert!(matches!(back.action, Action::Manual { .. }), "{back:?}");
         assert!(back.not_native.is_some());
+        // Not the local target's, but Compose runs the app: the new file's
+        // replicas.
         let app = &p.steps[position(&p, "Scale the app")];
-        assert!(matches!(app.action, Action::Elsewhere { .. }), "{app:?}");
-        assert!(app.compose.is_empty());
+        assert!(matches!(app.action, Action::Workloads { .. }), "{app:?}");
+        assert!(app.not_native.is_some());
+        assert_eq!(app.compose, ["docker compose up -d --wait --no-deps app"]);
     }
 
     #[test]
@@ -372,6 +408,49 @@ mod tests {
             Risk::ClientChangeRequired
         );
         assert!(position(&p, "Start 3 sentinels") < position(&p, "Make clients Sentinel-aware"));
+    }
+
+    /// What the engine found rolling launch -> growth forward on Compose:
+    /// the standalone node takes its Sentinel-phase definition once the
+    /// sentinels watch it, containers whose open-file limit grows are
+    /// recreated before the reload, and monitoring follows the new nodes.
+    #[test]
+    fn compose_steps_carry_what_a_reload_cannot() {
+        let a = phase(serde_json::json!({}));
+        let b = phase(serde_json::json!({
+            "redis": {"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}},
+            "postgres": {"read_replicas": 1},
+            "pgbouncer": {"max_client_conn": 3000},
+        }));
+        let p = plan(&a, &b);
+        let sentinels = &p.steps[position(&p, "Start 3 sentinels")];
+        assert_eq!(
+            sentinels.compose.last().map(String::as_str),
+            Some("docker compose up -d --wait --no-deps redis-1")
+        );
+        let reload = &p.steps[position(&p, "Reload PgBouncer")];
+        assert_eq!(
+            reload.compose[..2],
+            [
+                "docker compose up -d --wait --no-deps pgbouncer-1",
+                "docker compose kill -s HUP pgbouncer-1"
+            ]
+        );
+        assert!(
+            reload
+                .compose
+                .contains(&"docker compose up -d --wait --no-deps pg-proxy".to_owned()),
+            "{:?}",
+            reload.compose
+        );
+        let last = p.steps.last().unwrap();
+        assert!(matches!(last.action, Action::Monitoring { .. }), "{last:?}");
+        assert!(
+            last.compose[0].contains("postgres-replica-1-exporter")
+                && last.compose[1] == "docker compose kill -s HUP prometheus",
+            "{:?}",
+            last.compose
+        );
     }
 
     #[test]
@@ -425,10 +504,12 @@ mod tests {
             position(&p, "Route reads") < first_loss,
             "reads move away before replicas stop"
         );
+        // Then only losses, and monitoring following them last.
+        let (last, losses) = p.steps[first_loss..].split_last().unwrap();
+        assert!(losses.iter().all(|s| s.capacity_loss), "{:#?}", titles(&p));
         assert!(
-            p.steps[first_loss..].iter().all(|s| s.capacity_loss),
-            "{:#?}",
-            titles(&p)
+            matches!(&last.action, Action::Monitoring { retire } if retire.contains(&"postgres-replica-2-exporter".to_owned())),
+            "{last:?}"
         );
     }
 

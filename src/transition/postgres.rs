@@ -124,13 +124,12 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             }
         }
     }
-    let sizes = "machine sizes: on one machine the memory-derived settings change with them, in the steps above";
     if !grow.is_empty() {
         s.add.push(step(
             format!("Resize the PostgreSQL nodes: {}", grow.join(", ")),
             Risk::BriefWriteUnavailability,
             "resize the replicas first, then the primary (or fail over to a resized replica); the memory-derived settings change with it",
-            elsewhere(sizes),
+            Action::ResizePostgres,
         ));
     }
     if !shrink.is_empty() {
@@ -138,7 +137,7 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             format!("Shrink the PostgreSQL nodes: {}", shrink.join(", ")),
             Risk::BriefWriteUnavailability,
             "a smaller primary carries less; storage usually cannot shrink in place and needs a new volume",
-            elsewhere(sizes),
+            Action::ResizePostgres,
         ));
     }
 }

@@ -35,7 +35,7 @@ fn dry_run_walks_every_phase_in_between_and_touches_nothing() {
     let hops: Vec<&str> = out.lines().filter(|l| l.starts_with("migrate ")).collect();
     assert_eq!(hops.len(), 3, "{out}");
     assert!(
-        hops[0].starts_with("migrate launch -> growth (11 steps"),
+        hops[0].starts_with("migrate launch -> growth (12 steps"),
         "{out}"
     );
     assert!(hops[1].starts_with("migrate growth -> scale"), "{out}");
@@ -212,7 +212,7 @@ fn without_a_deployment_or_a_phase_it_says_what_to_do() {
 fn a_migration_under_way_is_finished_before_another_starts() {
     let s = Sandbox::shipped("migrate-underway");
     let migration = serde_json::json!({
-        "from": "launch", "to": "growth", "step": 3, "total": 11,
+        "from": "launch", "to": "growth", "step": 3, "total": 12,
         "title": "Add read replicas postgres-replica-1, postgres-replica-2",
     });
     let state = recorded(&s, "launch", Some(migration.clone()));
@@ -220,7 +220,7 @@ fn a_migration_under_way_is_finished_before_another_starts() {
     assert!(
         status
             .stdout
-            .contains("migrating launch -> growth: step 3 of 11"),
+            .contains("migrating launch -> growth: step 3 of 12"),
         "{}",
         status.stdout
     );

@@ -356,7 +356,9 @@ fn redis_cli_on(node: &str, port: u16, args: &[&str]) -> String {
         "redis-cli on {node} {args:?}:\n{}",
         text(&out)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    // Only the last newline: an empty value is a line of its own.
+    let said = String::from_utf8_lossy(&out.stdout);
+    said.strip_suffix('\n').unwrap_or(&said).to_owned()
 }
 
 /// `docker compose config` (v2) accepts every shipped phase's file in both
@@ -414,7 +416,9 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     let project_dir = sandbox.path("st/compose-target/launch/compose");
     let host_env = project_dir.join("app.host.env");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&host_env.display().to_string()),
+        // As `--state st` names it, from the sandbox.
+        String::from_utf8_lossy(&out.stdout)
+            .contains("st/compose-target/launch/compose/app.host.env"),
         "up does not name the host contract:\n{}",
         text(&out)
     );
@@ -676,4 +680,436 @@ fn clients_at(dir: &Path, args: &[&str]) -> serde_json::Value {
         text(&out)
     );
     doc
+}
+
+/// launch -> growth -> scale rolled forward on the running deployment with
+/// the transition plan's own Compose commands (`diff --format json`, the
+/// step list `out/transitions/*.md` shows), while the app writes: the app
+/// service itself is the writer (tests/clients' app-writer, through a
+/// docker-compose.override.yml in the deployment's directory), so the
+/// steps that stop and recreate the app stop and restart the writer, as
+/// they would the team's app. Afterwards every acknowledged row and key is
+/// there, every service runs the configuration its file gives it, and the
+/// roles and settings equal those of a fresh `up` of the phase.
+#[test]
+fn rolling_forward_keeps_every_acknowledged_write_and_equals_a_fresh_up() {
+    let _engine = engine();
+    test_images();
+    let sandbox = debian_phases("engine-rollout");
+    let _down = Down;
+    let (out, took) = up(&sandbox, "launch");
+    assert!(out.status.success(), "scaleplan up launch:\n{}", text(&out));
+    eprintln!("rollout: launch up in {:.1} s", took.as_secs_f64());
+    let built = sandbox.run(&["build"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+
+    // The deployment's directory: the running phase's compose/ files, with
+    // the .env `up` keeps the secrets in.
+    let deployment = sandbox.path("st/compose-target/launch/compose");
+    let acks = sandbox.path("acks");
+    std::fs::create_dir_all(&acks).unwrap();
+    open_to_containers(&acks);
+    std::fs::write(
+        deployment.join("docker-compose.override.yml"),
+        format!(
+            "# The engine test's app: the writer, with its acknowledgements on the host.\n\
+             services:\n  app:\n    image: {CLIENTS_IMAGE}\n    entrypoint: [\"node\", \"/clients/app.mjs\", \"app-writer\", \"-\", \"--acks\", \"/acks\", \"--rate\", \"10\"]\n    volumes:\n      - \"{}:/acks\"\n",
+            acks.display()
+        ),
+    )
+    .unwrap();
+    // The writers' table, the app's own (two replicas creating it at once
+    // would race).
+    psql(
+        "CREATE TABLE scaleplan_migration_writes (run text, n int, v text, PRIMARY KEY (run, n)); ALTER TABLE scaleplan_migration_writes OWNER TO app",
+    );
+    sh_in(&deployment, "docker compose up -d --wait --no-deps app");
+    std::thread::sleep(Duration::from_secs(5));
+
+    let mut snapshots = Vec::new();
+    for (from, to) in [("launch", "growth"), ("growth", "scale")] {
+        let started = epoch_ms();
+        roll_forward(&sandbox, &deployment, from, to);
+        std::thread::sleep(Duration::from_secs(5));
+        let gaps = write_gaps(&acks, started, epoch_ms());
+        eprintln!(
+            "rollout {from} -> {to}: {:.1} s; longest write gap: PostgreSQL {} ms, Redis {} ms",
+            (epoch_ms() - started) as f64 / 1000.0,
+            gaps.0,
+            gaps.1
+        );
+        assert!(
+            gaps.0 < 60_000 && gaps.1 < 60_000,
+            "{from} -> {to}: writes stopped for a minute: {gaps:?}"
+        );
+        assert_services_match_their_file(&deployment);
+        snapshots.push((to, snapshot(to)));
+    }
+    sh_in(&deployment, "docker compose stop app");
+
+    // Every acknowledged row and key, each writer's run (a container) by
+    // its own.
+    let env = fill(&sandbox, &deployment.join("app.env"), "acks/app.env");
+    assert!(env.starts_with(&acks));
+    let mut checked = (0, 0);
+    for file in std::fs::read_dir(&acks).unwrap().flatten() {
+        let name = file.file_name().to_string_lossy().into_owned();
+        let Some(run) = name.strip_suffix(".jsonl") else {
+            continue;
+        };
+        let acks_file = format!("/work/{name}");
+        let verify = clients_at(
+            &acks,
+            &[
+                "migration-verify",
+                "/work/app.env",
+                "--run",
+                run,
+                "--acks",
+                &acks_file,
+            ],
+        );
+        checked.0 += verify["pg"]["checked"].as_u64().unwrap_or(0);
+        checked.1 += verify["redis"]["checked"].as_u64().unwrap_or(0);
+    }
+    eprintln!(
+        "rollout: {} rows and {} keys acknowledged, none missing",
+        checked.0, checked.1
+    );
+    assert!(checked.0 > 100 && checked.1 > 100, "{checked:?}");
+
+    // The same phases brought up fresh: the roles and settings are the
+    // rolled-forward deployment's.
+    for (phase, rolled) in snapshots {
+        take_down();
+        let (out, took) = up(&sandbox, phase);
+        assert!(
+            out.status.success(),
+            "scaleplan up {phase}:\n{}",
+            text(&out)
+        );
+        eprintln!("{phase}: fresh up in {:.1} s", took.as_secs_f64());
+        let fresh = snapshot(phase);
+        let only = |a: &str, b: &str| -> Vec<String> {
+            a.lines()
+                .filter(|l| !b.lines().any(|m| m == *l))
+                .map(str::to_owned)
+                .collect()
+        };
+        let (rolled_only, fresh_only) = (only(&rolled, &fresh), only(&fresh, &rolled));
+        assert!(
+            rolled_only.is_empty() && fresh_only.is_empty(),
+            "{phase}: the rolled-forward deployment differs from a fresh up:\nrolled forward only: {rolled_only:#?}\nfresh only: {fresh_only:#?}"
+        );
+        if phase == "scale" {
+            let env_file = filled_app_env(&sandbox, "scale");
+            let contract = clients(&env_file, &["contract"]);
+            assert_eq!(contract["redis"]["mode"], "cluster", "{contract}");
+            assert_eq!(
+                contract["postgres"]["read_from_standby"], true,
+                "{contract}"
+            );
+            let bullmq = clients(&env_file, &["bullmq", "--jobs", "200"]);
+            assert_eq!(bullmq["ok"], true, "{bullmq}");
+        }
+    }
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A shell command in the deployment's directory, as the operator runs
+/// a step (Compose reads the .env there).
+fn sh_in(dir: &Path, command: &str) {
+    let out = run(
+        Command::new("sh").current_dir(dir).args(["-c", command]),
+        Duration::from_secs(600),
+    );
+    assert!(out.status.success(), "{command}:\n{}", text(&out));
+}
+
+/// One transition carried out as its plan says: the new phase's files
+/// copied over the deployment's, then each step's Compose commands in
+/// order, as `diff --format json` gives them.
+fn roll_forward(sandbox: &Sandbox, deployment: &Path, from: &str, to: &str) {
+    let diff = sandbox.run(&["diff", from, to, "--format", "json"]);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&diff.stdout).unwrap();
+    let steps = doc["comparisons"][0]["plan"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!steps.is_empty(), "{from} -> {to}: no steps");
+    let copy = format!(
+        "cp -R {}/. .",
+        sandbox.path(&format!("out/{to}/compose")).display()
+    );
+    sh_in(deployment, &copy);
+    for step in &steps {
+        let commands = step["compose"].as_array().cloned().unwrap_or_default();
+        for command in commands.iter().filter_map(|c| c.as_str()) {
+            let at = Instant::now();
+            sh_in(deployment, command);
+            eprintln!(
+                "  {from} -> {to} [{}] {command} ({:.1} s)",
+                step["action"]["kind"].as_str().unwrap_or("?"),
+                at.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// The longest time between two acknowledged writes of any writer, per
+/// component (PostgreSQL, Redis), within [from, to] (ms since the epoch).
+fn write_gaps(acks: &Path, from: u64, to: u64) -> (u64, u64) {
+    let mut times: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for file in std::fs::read_dir(acks).unwrap().flatten() {
+        if !file.file_name().to_string_lossy().ends_with(".jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(file.path())
+            .unwrap_or_default()
+            .lines()
+        {
+            let Ok(ack) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let t = ack["t"].as_u64().unwrap_or(0);
+            let i = usize::from(ack["c"] == "redis");
+            times[i].push(t);
+        }
+    }
+    let longest = |ts: &mut Vec<u64>| {
+        ts.sort_unstable();
+        let mut last = from;
+        let mut gap = 0;
+        for &t in ts.iter().filter(|&&t| t >= from && t <= to) {
+            gap = gap.max(t - last);
+            last = t;
+        }
+        gap.max(to - last)
+    };
+    (longest(&mut times[0]), longest(&mut times[1]))
+}
+
+/// Every service of the deployment's file runs (each replica), with the
+/// configuration the file gives it: the hash Compose labels a container
+/// with equals the one `docker compose config --hash` computes from the
+/// file, and no container runs a service the file no longer names. For a
+/// service with replicas Compose's two hashes disagree even right after
+/// `up` (they treat the replica count apart), so there the container's
+/// image and environment are compared with the file's.
+fn assert_services_match_their_file(dir: &Path) {
+    let in_dir = |args: &[&str]| {
+        let out = run(
+            Command::new("docker")
+                .current_dir(dir)
+                .arg("compose")
+                .args(args),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let want: std::collections::BTreeMap<String, String> = in_dir(&["config", "--hash", "*"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(s, h)| (s.to_owned(), h.to_owned()))
+        .collect();
+    let config: serde_json::Value =
+        serde_json::from_str(&in_dir(&["config", "--format", "json"])).unwrap();
+    let ps = docker(
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={PROJECT}"),
+            "--format",
+            "{{.ID}} {{.Label \"com.docker.compose.service\"}} {{.Label \"com.docker.compose.config-hash\"}} {{.State}}",
+        ],
+        Duration::from_secs(30),
+    );
+    let mut running: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in String::from_utf8_lossy(&ps.stdout).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [id, service, hash, state] = fields[..] else {
+            panic!("docker ps: {line}");
+        };
+        // One-off containers (the cluster's create job) have exited.
+        if state != "running" {
+            continue;
+        }
+        let expected = want.get(service);
+        assert!(
+            expected.is_some(),
+            "{service} runs but the file no longer names it"
+        );
+        let file = &config["services"][service];
+        if file["deploy"]["replicas"].is_u64() {
+            let inspect = docker(
+                &["inspect", "--format", "{{json .Config}}", id],
+                Duration::from_secs(30),
+            );
+            let runs: serde_json::Value =
+                serde_json::from_slice(&inspect.stdout).unwrap_or_default();
+            assert_eq!(runs["Image"], file["image"], "{service}'s image");
+            let env: Vec<&str> = runs["Env"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            for (key, value) in file["environment"].as_object().into_iter().flatten() {
+                let pair = format!("{key}={}", value.as_str().unwrap_or_default());
+                assert!(
+                    env.contains(&pair.as_str()),
+                    "{service} runs without {pair}"
+                );
+            }
+        } else {
+            assert_eq!(
+                Some(&hash.to_owned()),
+                expected,
+                "{service} runs a configuration its file no longer gives"
+            );
+        }
+        *running.entry(service.to_owned()).or_default() += 1;
+    }
+    for service in want.keys() {
+        // Grafana is behind the `dashboards` profile; one-off jobs run
+        // and exit.
+        if service == "grafana" || service.contains("create") {
+            continue;
+        }
+        let replicas = config["services"][service]["deploy"]["replicas"]
+            .as_u64()
+            .unwrap_or(1) as usize;
+        assert_eq!(
+            running.get(service).copied().unwrap_or(0),
+            replicas,
+            "{service}: containers running"
+        );
+    }
+}
+
+/// What a phase's deployment is, beyond its containers: the database roles,
+/// each PostgreSQL node's settings from its files (and none waiting for a
+/// restart), each Redis node's configuration, and the sentinels' or the
+/// cluster's view. One line per fact, for a readable difference.
+fn snapshot(phase: &str) -> String {
+    let mut out = Vec::new();
+    let services = docker(
+        &["compose", "-p", PROJECT, "ps", "--format", "{{.Service}}"],
+        Duration::from_secs(30),
+    );
+    let mut services: Vec<String> = String::from_utf8_lossy(&services.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    services.sort();
+    out.push(format!("services: {}", services.join(" ")));
+    out.push(format!(
+        "roles: {}",
+        psql(
+            "SELECT string_agg(rolname || ':' || rolsuper || rolreplication || rolcanlogin || rolcreaterole, ' ' ORDER BY rolname) FROM pg_roles WHERE rolname !~ '^pg_'"
+        )
+    ));
+    for node in services
+        .iter()
+        .filter(|s| s.starts_with("postgres-") && !s.ends_with("exporter"))
+    {
+        out.push(format!(
+            "{node} pending restart: {}",
+            psql_on(
+                node,
+                "SELECT count(*) FROM pg_settings WHERE pending_restart"
+            )
+        ));
+        for line in psql_on(
+            node,
+            "SELECT name || '=' || setting FROM pg_settings WHERE source = 'configuration file' ORDER BY name",
+        )
+        .lines()
+        {
+            out.push(format!("{node} {line}"));
+        }
+    }
+    let data: Vec<&String> = services
+        .iter()
+        .filter(|s| s.starts_with("redis-") && !s.ends_with("exporter"))
+        .collect();
+    for node in &data {
+        let conf = redis_cli_on(node, 6379, &["CONFIG", "GET", "*"]);
+        let lines: Vec<&str> = conf.lines().collect();
+        for pair in lines.chunks(2) {
+            // A cluster replica follows its master by address, which
+            // differs between two networks: its role stands for it.
+            if let [key, value] = pair
+                && !(phase == "scale" && ["replicaof", "slaveof"].contains(key))
+            {
+                out.push(format!("{node} {key}={value}"));
+            }
+        }
+        let role = redis_cli_on(node, 6379, &["ROLE"]);
+        out.push(format!("{node} role={}", role.lines().next().unwrap_or("")));
+    }
+    if phase == "growth" {
+        let master = redis_cli_on("sentinel-1", 26379, &["SENTINEL", "MASTER", "sikka"]);
+        let fields: Vec<&str> = master.lines().collect();
+        for pair in fields.chunks(2) {
+            if let [key, value] = pair
+                && [
+                    "quorum",
+                    "down-after-milliseconds",
+                    "failover-timeout",
+                    "parallel-syncs",
+                    "num-slaves",
+                    "num-other-sentinels",
+                ]
+                .contains(key)
+            {
+                out.push(format!("sentinel {key}={value}"));
+            }
+        }
+    }
+    if phase == "scale"
+        && let Some(seed) = data.first()
+    {
+        for line in redis_cli_on(seed, 6379, &["CLUSTER", "INFO"]).lines() {
+            if [
+                "cluster_state",
+                "cluster_slots_assigned",
+                "cluster_known_nodes",
+                "cluster_size",
+            ]
+            .iter()
+            .any(|k| line.starts_with(k))
+            {
+                out.push(format!("cluster {}", line.trim()));
+            }
+        }
+    }
+    // Redis answers CONFIG GET * in no fixed order.
+    out.sort();
+    out.join("\n")
+}
+
+/// The project down, volumes too: the next `up` starts from nothing.
+fn take_down() {
+    let down = docker(
+        &[
+            "compose",
+            "-p",
+            PROJECT,
+            "down",
+            "--volumes",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+        ],
+        Duration::from_secs(180),
+    );
+    assert!(down.status.success(), "{}", text(&down));
 }

@@ -15,6 +15,16 @@ impl Migrator<'_> {
                 "a change of the app's code, which runs outside the local target".to_owned(),
             ),
             Action::Elsewhere { reason } => Outcome::NotHere(reason.clone()),
+            Action::ResizePostgres => Outcome::NotHere(crate::transition::action::SIZES.to_owned()),
+            Action::Workloads { .. } => {
+                Outcome::NotHere(crate::transition::action::NOT_LOCAL.to_owned())
+            }
+            Action::Monitoring { .. } => done(if self.b.state.monitoring {
+                "the local target's monitoring restarts after the last step, watching the new nodes"
+                    .to_owned()
+            } else {
+                "no monitoring runs here (up --native --monitoring starts it)".to_owned()
+            }),
             Action::Manual { reason } => bail!("not carried out by migrate: {reason}"),
             Action::AddPostgresReplicas { nodes } => {
                 self.install(&[Postgres])?;
