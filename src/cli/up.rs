@@ -5,8 +5,7 @@ use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, Request};
 use crate::native::write_private;
 use crate::plan::PlannedPhase;
-use crate::plan::contract;
-use crate::plan::identity::{GRAFANA_ADMIN_VAR, Secret};
+use crate::plan::identity::GRAFANA_ADMIN_VAR;
 use crate::plan::layout::TargetFile;
 use crate::plan::target::Target;
 use crate::render::Renderer;
@@ -167,13 +166,7 @@ fn host_contract(
     if host_env.exists() {
         let text = std::fs::read_to_string(&host_env)
             .with_context(|| format!("reading {}", host_env.display()))?;
-        let filled = contract::substitute(&text, |name| {
-            Secret::ALL
-                .iter()
-                .find(|s| s.var() == name)
-                .map(|s| secrets.get(*s).to_owned())
-        });
-        write_private(&host_env, &filled)?;
+        write_private(&host_env, &secrets.fill(&text))?;
         crate::say!(
             "An app on this machine: the contract on 127.0.0.1's published ports, with the secrets: {}",
             host_env.display()

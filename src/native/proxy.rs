@@ -5,8 +5,6 @@ use super::bringup::Bringup;
 use super::probe;
 use super::procs::Launch;
 use super::secrets::write_private;
-use crate::plan::contract;
-use crate::plan::identity::Secret;
 use crate::plan::layout::{APP_ENV, TargetFile};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -79,12 +77,7 @@ impl Bringup {
         let template = self.config.join(TargetFile::AppEnv.rel());
         let text = std::fs::read_to_string(&template)
             .with_context(|| format!("reading {}", template.display()))?;
-        let filled = contract::substitute(&text, |name| {
-            Secret::ALL
-                .iter()
-                .find(|s| s.var() == name)
-                .map(|s| self.secrets.get(*s).to_owned())
-        });
+        let filled = self.secrets.fill(&text);
         // Written beside and renamed into place: an app that rereads the
         // file sees the old contract or the new one, never half of one.
         let path = self.state_dir.join(APP_ENV);

@@ -41,6 +41,17 @@ impl Secrets {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// `text` with every `${VAR}` reference to a secret's variable
+    /// replaced by its value (a rendered contract, filled in).
+    pub fn fill(&self, text: &str) -> String {
+        crate::plan::contract::substitute(text, |name| {
+            Secret::ALL
+                .iter()
+                .find(|s| s.var() == name)
+                .map(|s| self.get(*s).to_owned())
+        })
+    }
+
     /// The variables that carry the secrets, as the start scripts and
     /// Compose read them.
     pub fn env(&self) -> Vec<(&'static str, &str)> {

@@ -67,21 +67,7 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             Vec::new()
         }
         Action::AddPostgresReplicas { nodes } => vec![up(&list(nodes))],
-        Action::StartSentinels { nodes } => {
-            // Then the data nodes that ran before take their Sentinel-phase
-            // definition (a node that starts as `replicated` follows the
-            // master it followed last; one left on its standalone
-            // definition would come back a master after a failover). A
-            // quick restart, within the sentinels' down-after: no failover.
-            let kept: Vec<String> = data_nodes_of(to)
-                .into_iter()
-                .filter(|n| data_nodes_of(from).iter().any(|o| o.name == n.name))
-                .map(|n| n.name.clone())
-                .collect();
-            std::iter::once(up(&list(nodes)))
-                .chain(kept.iter().map(|n| up(n)))
-                .collect()
-        }
+        Action::StartSentinels { nodes } => vec![up(&list(nodes))],
         // Each container with its new limits, the replicas first (`up`
         // leaves one that a restart above already recreated).
         Action::ResizePostgres => replicas
@@ -101,9 +87,11 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
                 },
             ) = (data_nodes_of(to).first(), &to.redis)
             {
-                // The master asks for replicas only once they are in sync.
+                // The master asks for replicas only once they are in sync
+                // (given up after five minutes: a sync that long needs a
+                // look).
                 out.push(format!(
-                    "docker compose exec {} sh -c 'until [ \"$(redis-cli -p {} INFO replication | grep -c state=online)\" -ge {} ]; do sleep 1; done'",
+                    "docker compose exec {} timeout 300 sh -c 'until [ \"$(redis-cli -p {} INFO replication | grep -c state=online)\" -ge {} ]; do sleep 1; done'",
                     master.name,
                     master.endpoint.port,
                     all.len() - 1
@@ -259,6 +247,9 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             if !retire.is_empty() {
                 out.extend(retire_nodes(retire));
             }
+            // The edge's server slots follow the replica count in its
+            // rewritten edge.cfg: a reload reads them.
+            out.push(format!("docker compose kill -s USR2 {}", topology::EDGE));
             out
         }
         Action::Monitoring { retire } => {
@@ -275,9 +266,23 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             ));
             out
         }
-        Action::SwitchRedisClients { .. } => vec![format!(
-            "docker compose up -d --wait --no-deps --force-recreate {apps}"
-        )],
+        Action::SwitchRedisClients { .. } => {
+            let mut out = vec![format!(
+                "docker compose up -d --wait --no-deps --force-recreate {apps}"
+            )];
+            // Then, with clients that follow a failover, the data nodes that
+            // ran before take their new definition (one that starts as
+            // `replicated` follows the master it followed last; one left on
+            // its standalone definition would come back a master after a
+            // failover). `up` recreates only a node whose definition changed.
+            out.extend(
+                data_nodes_of(to)
+                    .into_iter()
+                    .filter(|n| data_nodes_of(from).iter().any(|o| o.name == n.name))
+                    .map(|n| up(&n.name)),
+            );
+            out
+        }
     }
 }
 

@@ -359,7 +359,14 @@ mod tests {
         let app = &p.steps[position(&p, "Scale the app")];
         assert!(matches!(app.action, Action::Workloads { .. }), "{app:?}");
         assert!(app.not_native.is_some());
-        assert_eq!(app.compose, ["docker compose up -d --wait --no-deps app"]);
+        assert_eq!(
+            app.compose,
+            [
+                "docker compose up -d --wait --no-deps app",
+                // The edge's server slots follow the replicas.
+                "docker compose kill -s USR2 edge"
+            ]
+        );
     }
 
     #[test]
@@ -412,7 +419,7 @@ mod tests {
 
     /// What the engine found rolling launch -> growth forward on Compose:
     /// the standalone node takes its Sentinel-phase definition once the
-    /// sentinels watch it, containers whose open-file limit grows are
+    /// app follows the sentinels, containers whose open-file limit grows are
     /// recreated before the reload, and monitoring follows the new nodes.
     #[test]
     fn compose_steps_carry_what_a_reload_cannot() {
@@ -423,9 +430,10 @@ mod tests {
             "pgbouncer": {"max_client_conn": 3000},
         }));
         let p = plan(&a, &b);
-        let sentinels = &p.steps[position(&p, "Start 3 sentinels")];
+        // Once the app follows a failover.
+        let switch = &p.steps[position(&p, "Make clients Sentinel-aware")];
         assert_eq!(
-            sentinels.compose.last().map(String::as_str),
+            switch.compose.last().map(String::as_str),
             Some("docker compose up -d --wait --no-deps redis-1")
         );
         let reload = &p.steps[position(&p, "Reload PgBouncer")];

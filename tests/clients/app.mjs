@@ -1109,8 +1109,10 @@ async function cmdAppWriter(env, flags) {
   const port = Number(process.env.PORT || 3000);
   const server = http
     .createServer((req, res) => {
+      // The replica's name in the body: a test counts the replicas the
+      // edge balances over.
       res.writeHead(req.url === '/health' && !stopping ? 200 : 503, { 'content-type': 'text/plain' });
-      res.end(stopping ? 'stopping\n' : 'ok\n');
+      res.end(`${stopping ? 'stopping' : 'ok'} ${run}\n`);
     })
     .listen(port, '0.0.0.0');
   try {

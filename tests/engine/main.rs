@@ -155,6 +155,23 @@ fn extra_ca() -> String {
     out
 }
 
+/// The start of an engine test: the shipped phases on Debian images in a
+/// sandbox, the guard that takes the project down when the test ends, and
+/// `scaleplan up PHASE` done (its output, for what it says).
+fn started(label: &str, phase: &str) -> (Sandbox, Down, Output) {
+    test_images();
+    let sandbox = debian_phases(label);
+    let down = Down;
+    let (out, took) = up(&sandbox, phase);
+    assert!(
+        out.status.success(),
+        "scaleplan up {phase}:\n{}",
+        text(&out)
+    );
+    eprintln!("{phase}: up and healthy in {:.1} s", took.as_secs_f64());
+    (sandbox, down, out)
+}
+
 /// `scaleplan up PHASE` (Compose), with the test secrets.
 fn up(sandbox: &Sandbox, phase: &str) -> (Output, Duration) {
     let started = Instant::now();
@@ -190,20 +207,25 @@ struct Down;
 
 impl Drop for Down {
     fn drop(&mut self) {
-        let _ = docker(
-            &[
-                "compose",
-                "-p",
-                PROJECT,
-                "down",
-                "--volumes",
-                "--remove-orphans",
-                "--timeout",
-                "10",
-            ],
-            Duration::from_secs(180),
-        );
+        let _ = compose_down();
     }
+}
+
+/// `docker compose down` of the project, volumes too.
+fn compose_down() -> Output {
+    docker(
+        &[
+            "compose",
+            "-p",
+            PROJECT,
+            "down",
+            "--volumes",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+        ],
+        Duration::from_secs(180),
+    )
 }
 
 /// The app's contract with the secrets filled in, as the app reads it.
@@ -231,21 +253,29 @@ fn fill(sandbox: &Sandbox, rendered: &Path, name: &str) -> PathBuf {
 }
 
 /// One subcommand of the app-side proof, in a container on the project's
-/// network; its JSON document.
+/// network, with the contract at /run/app.env; its JSON document.
 fn clients(env_file: &Path, args: &[&str]) -> serde_json::Value {
     let mount = format!("{}:/run/app.env:ro", env_file.display());
+    let all: Vec<&str> = [args[0], "/run/app.env"]
+        .into_iter()
+        .chain(args[1..].iter().copied())
+        .collect();
+    clients_with(&mount, &all)
+}
+
+/// A tests/clients subcommand in a container on the project's network,
+/// with one mount; it must succeed, and its JSON document is returned.
+fn clients_with(mount: &str, args: &[&str]) -> serde_json::Value {
     let mut all = vec![
         "run",
         "--rm",
         "--network",
         "sikka_default",
         "-v",
-        &mount,
+        mount,
         CLIENTS_IMAGE,
     ];
-    all.push(args[0]);
-    all.push("/run/app.env");
-    all.extend(&args[1..]);
+    all.extend(args);
     let out = docker(&all, Duration::from_secs(180));
     let doc = last_json(&out);
     assert!(
@@ -399,12 +429,7 @@ fn compose_v2_accepts_every_phase_in_both_image_sources() {
 #[test]
 fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     let _engine = engine();
-    test_images();
-    let sandbox = debian_phases("engine-launch");
-    let _down = Down;
-    let (out, took) = up(&sandbox, "launch");
-    assert!(out.status.success(), "scaleplan up launch:\n{}", text(&out));
-    eprintln!("launch: up and healthy in {:.1} s", took.as_secs_f64());
+    let (sandbox, _down, out) = started("engine-launch", "launch");
 
     let env_file = filled_app_env(&sandbox, "launch");
     let contract = clients(&env_file, &["contract"]);
@@ -492,12 +517,7 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
 #[test]
 fn growth_fails_over_and_loses_no_acknowledged_write() {
     let _engine = engine();
-    test_images();
-    let sandbox = debian_phases("engine-growth");
-    let _down = Down;
-    let (out, took) = up(&sandbox, "growth");
-    assert!(out.status.success(), "scaleplan up growth:\n{}", text(&out));
-    eprintln!("growth: up and healthy in {:.1} s", took.as_secs_f64());
+    let (sandbox, _down, out) = started("engine-growth", "growth");
     let env_file = filled_app_env(&sandbox, "growth");
     let contract = clients(&env_file, &["contract"]);
     assert_eq!(contract["redis"]["mode"], "sentinel", "{contract}");
@@ -661,25 +681,7 @@ impl Drop for Containers {
 /// A tests/clients subcommand in a container on the project's network with
 /// `dir` at /work.
 fn clients_at(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mount = format!("{}:/work", dir.display());
-    let mut all = vec![
-        "run",
-        "--rm",
-        "--network",
-        "sikka_default",
-        "-v",
-        &mount,
-        CLIENTS_IMAGE,
-    ];
-    all.extend(args);
-    let out = docker(&all, Duration::from_secs(180));
-    let doc = last_json(&out);
-    assert!(
-        out.status.success() && doc["ok"] == true,
-        "clients {args:?}:\n{}",
-        text(&out)
-    );
-    doc
+    clients_with(&format!("{}:/work", dir.display()), args)
 }
 
 /// launch -> growth -> scale rolled forward on the running deployment with
@@ -694,12 +696,7 @@ fn clients_at(dir: &Path, args: &[&str]) -> serde_json::Value {
 #[test]
 fn rolling_forward_keeps_every_acknowledged_write_and_equals_a_fresh_up() {
     let _engine = engine();
-    test_images();
-    let sandbox = debian_phases("engine-rollout");
-    let _down = Down;
-    let (out, took) = up(&sandbox, "launch");
-    assert!(out.status.success(), "scaleplan up launch:\n{}", text(&out));
-    eprintln!("rollout: launch up in {:.1} s", took.as_secs_f64());
+    let (sandbox, _down, _) = started("engine-rollout", "launch");
     let built = sandbox.run(&["build"]);
     assert_eq!(built.code, 0, "{}", built.stderr);
 
@@ -743,6 +740,13 @@ fn rolling_forward_keeps_every_acknowledged_write_and_equals_a_fresh_up() {
             "{from} -> {to}: writes stopped for a minute: {gaps:?}"
         );
         assert_services_match_their_file(&deployment);
+        // The edge balances over every replica of the new phase.
+        let want = app_replicas(&deployment);
+        eventually(
+            &format!("{to}: the edge reaching {want} app replicas"),
+            Duration::from_secs(60),
+            || edge_replicas(want * 6).len() == want,
+        );
         snapshots.push((to, snapshot(to)));
     }
     sh_in(&deployment, "docker compose stop app");
@@ -861,6 +865,30 @@ fn roll_forward(sandbox: &Sandbox, deployment: &Path, from: &str, to: &str) {
             );
         }
     }
+}
+
+/// The app's replica count in the deployment's file.
+fn app_replicas(dir: &Path) -> usize {
+    let out = run(
+        Command::new("docker")
+            .current_dir(dir)
+            .args(["compose", "config", "--format", "json"]),
+        Duration::from_secs(60),
+    );
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    config["services"]["app"]["deploy"]["replicas"]
+        .as_u64()
+        .unwrap_or(1) as usize
+}
+
+/// The app replicas that answer through the edge (127.0.0.1, the app's
+/// port) over `requests` requests without a session cookie: each answers
+/// its health path with its own name.
+fn edge_replicas(requests: usize) -> std::collections::BTreeSet<String> {
+    (0..requests)
+        .filter_map(|_| http_get(3000, "/health"))
+        .filter_map(|body| body.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
 }
 
 /// The longest time between two acknowledged writes of any writer, per
@@ -1042,7 +1070,8 @@ fn snapshot(phase: &str) -> String {
         .collect();
     for node in &data {
         let conf = redis_cli_on(node, 6379, &["CONFIG", "GET", "*"]);
-        let lines: Vec<&str> = conf.lines().collect();
+        // Split, not lines(): the last value may be empty.
+        let lines: Vec<&str> = conf.split('\n').collect();
         for pair in lines.chunks(2) {
             // A cluster replica follows its master by address, which
             // differs between two networks: its role stands for it.
@@ -1098,18 +1127,6 @@ fn snapshot(phase: &str) -> String {
 
 /// The project down, volumes too: the next `up` starts from nothing.
 fn take_down() {
-    let down = docker(
-        &[
-            "compose",
-            "-p",
-            PROJECT,
-            "down",
-            "--volumes",
-            "--remove-orphans",
-            "--timeout",
-            "10",
-        ],
-        Duration::from_secs(180),
-    );
+    let down = compose_down();
     assert!(down.status.success(), "{}", text(&down));
 }
