@@ -142,6 +142,8 @@ pub enum PhaseFile {
     Rules,
     RuleTests,
     Dashboard,
+    /// The phase and its capacity for the app's ScalingModule.
+    Scaling,
 }
 
 impl PhaseFile {
@@ -153,6 +155,7 @@ impl PhaseFile {
             PhaseFile::Rules => "monitoring/rules.yml",
             PhaseFile::RuleTests => "monitoring/rules.test.yml",
             PhaseFile::Dashboard => "monitoring/dashboard.json",
+            PhaseFile::Scaling => "scaling.json",
         }
     }
 }

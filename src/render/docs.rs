@@ -38,6 +38,10 @@ impl Renderer {
                 },
             )?,
         );
+        files.insert(
+            PhaseFile::Scaling.rel().to_owned(),
+            super::scaling::scaling_json(phase, &g)?,
+        );
         let redis_summary = match &topo.redis {
             RedisLayout::Standalone { .. } => "standalone".to_owned(),
             RedisLayout::Sentinel {

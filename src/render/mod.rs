@@ -18,6 +18,7 @@ pub mod monitoring;
 mod nodes;
 pub mod notice;
 pub mod reference;
+mod scaling;
 pub mod templates;
 mod terraform;
 

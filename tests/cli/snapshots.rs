@@ -270,3 +270,21 @@ fn no_snapshot_is_over_400_lines() {
         }
     }
 }
+
+/// scaling.json, which the app's ScalingModule serves: written from the
+/// plan without a template, so a snapshot of its own (and one parse: it is
+/// JSON, with the fields the module reads).
+#[test]
+fn scaling_json_is_as_snapshotted() {
+    let rendered = rendered();
+    let text = rendered["two"]
+        .get("scaling.json")
+        .expect("two has no scaling.json");
+    let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+    for field in ["phase", "capacity", "app", "alerts"] {
+        assert!(doc[field].is_object(), "no {field} in {text}");
+    }
+    insta::with_settings!({ omit_expression => true }, {
+        insta::assert_snapshot!("two__scaling.json", text);
+    });
+}

@@ -365,10 +365,10 @@ fn a_failed_step_stops_the_migration_and_the_next_run_resumes_it() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr
-            .contains("step 8 of 11 (Start PgBouncer instances pgbouncer-2) failed")
-            && run.stderr.contains("steps 1-7 are done and checked")
+            .contains("step 7 of 12 (Start PgBouncer instances pgbouncer-2) failed")
+            && run.stderr.contains("steps 1-6 are done and checked")
             && run.stderr.contains(&format!(
-                "run `scaleplan migrate growth --state {}` to resume at step 8",
+                "run `scaleplan migrate growth --state {}` to resume at step 7",
                 d.state.display()
             )),
         "{}",
@@ -377,7 +377,7 @@ fn a_failed_step_stops_the_migration_and_the_next_run_resumes_it() {
     let status = d.status();
     assert!(
         status.stdout.contains(
-            "migrating launch -> growth: step 8 of 11 (Start PgBouncer instances pgbouncer-2)"
+            "migrating launch -> growth: step 7 of 12 (Start PgBouncer instances pgbouncer-2)"
         ),
         "{}",
         status.stdout
@@ -387,7 +387,7 @@ fn a_failed_step_stops_the_migration_and_the_next_run_resumes_it() {
     assert_eq!(up.code, 1);
     assert!(
         up.stderr
-            .contains("migrating launch -> growth: step 8 of 11"),
+            .contains("migrating launch -> growth: step 7 of 12"),
         "{}",
         up.stderr
     );
@@ -398,8 +398,8 @@ fn a_failed_step_stops_the_migration_and_the_next_run_resumes_it() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("resuming the migration")
-            && run.stdout.contains("at step 8 of 11")
-            && !run.stdout.contains("[1/11]"),
+            && run.stdout.contains("at step 7 of 12")
+            && !run.stdout.contains("[1/12]"),
         "{}",
         run.stdout
     );

@@ -1,0 +1,12 @@
+export { ContractError, hashTag, queuePrefix, readContract, scrubPgEnvironment } from './contract';
+export type { Contract, HostPort, QueuePrefix, RedisContract, RedisTopology } from './contract';
+export { closeRedis, createPools, createRedis, redisReady } from './clients';
+export type { Pools, RedisClient, RedisRole } from './clients';
+export { OLDEST_JOB_AGE_METRIC, ScalingMetrics, WEBSOCKET_METRIC } from './metrics';
+export { ScalingQueues } from './queues';
+export { ScalingService } from './scaling.service';
+export type { ScalingFile, ScalingModuleOptions } from './scaling.service';
+export { HealthController, MetricsController, ScalingController } from './controllers';
+export { ScalingIoAdapter } from './socketio';
+export { ScalingModule } from './scaling.module';
+export { CONTRACT, OPTIONS, POOLS, REDIS } from './tokens';
