@@ -18,7 +18,18 @@ struct ScalingFile<'a> {
     phase: PhaseView<'a>,
     capacity: CapacityView<'a>,
     app: AppView,
+    workload: WorkloadView,
     alerts: Alerts,
+}
+
+/// What the model assumes each request does: the reference backend
+/// (examples/backend) does exactly this, so a load test measures the model.
+#[derive(Serialize)]
+struct WorkloadView {
+    requests_per_user_per_min: f64,
+    db_queries_per_request: f64,
+    read_ratio: f64,
+    redis_ops_per_request: f64,
 }
 
 #[derive(Serialize)]
@@ -80,6 +91,12 @@ pub fn scaling_json(phase: &PlannedPhase, g: &Generated) -> anyhow::Result<Strin
             replicas: spec.app.replicas,
             cpu: spec.app.cpu,
             max_connections_per_replica: spec.app.websocket.max_connections_per_replica,
+        },
+        workload: WorkloadView {
+            requests_per_user_per_min: spec.workload.requests_per_user_per_min,
+            db_queries_per_request: spec.workload.db_queries_per_request,
+            read_ratio: spec.workload.read_ratio,
+            redis_ops_per_request: spec.workload.redis_ops_per_request,
         },
         alerts: Alerts {
             warning: WARNING,

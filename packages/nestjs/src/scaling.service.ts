@@ -19,6 +19,12 @@ export interface ScalingFile {
     resources: Array<{ resource: string; users: number | null; supply: { amount: number; unit: string; units: number }; work: string }>;
   };
   app: { replicas: number; cpu: number; max_connections_per_replica: number };
+  workload: {
+    requests_per_user_per_min: number;
+    db_queries_per_request: number;
+    read_ratio: number;
+    redis_ops_per_request: number;
+  };
   alerts: { warning: number; critical: number };
 }
 

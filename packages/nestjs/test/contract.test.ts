@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { ContractError, queuePrefix, readContract } from '../src';
+import { ContractError, queuePrefix, readContract, type ScalingFile } from '../src';
 
 const OUT = resolve(__dirname, '../../../../out');
 
@@ -56,4 +56,20 @@ test('a broken contract is refused, naming the variable', () => {
     for (const [k, v] of Object.entries(change)) if (v === undefined) delete env[k];
     assert.throws(() => readContract(env), (e: unknown) => e instanceof ContractError && message.test((e as Error).message), String(message));
   }
+});
+
+test("every phase's scaling.json has what ScalingService reads", () => {
+  let checked = 0;
+  for (const phase of readdirSync(OUT)) {
+    const path = join(OUT, phase, 'scaling.json');
+    if (!existsSync(path)) continue;
+    const file = JSON.parse(readFileSync(path, 'utf8')) as ScalingFile;
+    assert.equal(file.phase.name, phase, path);
+    assert.ok(file.capacity.users > 0 && file.capacity.resources.length > 0, path);
+    assert.ok(file.app.max_connections_per_replica > 0 && file.app.cpu > 0, path);
+    assert.ok(file.workload.read_ratio >= 0 && file.workload.read_ratio <= 1, path);
+    assert.ok(file.alerts.warning < file.alerts.critical, path);
+    checked += 1;
+  }
+  assert.ok(checked >= 4, `only ${checked} scaling.json files`);
 });
