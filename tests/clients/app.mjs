@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Redis, Cluster } from 'ioredis';
 import { Queue, QueueEvents, Worker, MetricsTime } from 'bullmq';
+import { io } from 'socket.io-client';
 
 const { Pool, Client } = pg;
 const T0 = Date.now();
@@ -1284,6 +1285,46 @@ async function cmdMigrationVerify(env, flags) {
 }
 
 // ---------------------------------------------------------------------------
+// subcommand: rooms
+//
+// Socket.IO across two app replicas, as browsers reach them: a client on
+// replica A joins a room, a client on replica B (its own connection, no
+// shared session) broadcasts to it, and A receives the data. The app is
+// the reference backend (examples/backend): `join` and `broadcast` events.
+
+async function cmdRooms(env, flags) {
+  const urls = [strFlag(flags, 'a'), strFlag(flags, 'b')];
+  const room = `room-${randomBytes(4).toString('hex')}`;
+  const sockets = urls.map((url) => io(url, { transports: ['websocket'], reconnection: false, timeout: 5000 }));
+  try {
+    await Promise.all(
+      sockets.map(
+        (s, i) =>
+          new Promise((ok, fail) => {
+            s.once('connect', ok);
+            s.once('connect_error', (e) => fail(new CheckFailed(`${urls[i]}: ${errMsg(e)}`)));
+          }),
+      ),
+    );
+    const [a, b] = sockets;
+    const joined = await withTimeout(a.timeout(5000).emitWithAck('join', room), 6000, 'join');
+    if (joined !== 'joined') throw new CheckFailed(`join answered ${JSON.stringify(joined)}`);
+    const data = { token: randomBytes(6).toString('hex') };
+    const received = new Promise((ok) => a.once('broadcast', ok));
+    // The adapter's subscription settles before the publish.
+    await sleep(300);
+    const sent = await withTimeout(b.timeout(5000).emitWithAck('broadcast', { room, data }), 6000, 'broadcast');
+    if (sent !== 'sent') throw new CheckFailed(`broadcast answered ${JSON.stringify(sent)}`);
+    const got = await withTimeout(received, 5000, 'the broadcast on the other replica');
+    if (got?.token !== data.token) throw new CheckFailed(`received ${JSON.stringify(got)}`);
+    log(`rooms: a broadcast from ${urls[1]} reached a member on ${urls[0]}`);
+    return { ok: true, room };
+  } finally {
+    for (const s of sockets) s.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------------------
 // command line
 
 const USAGE = `usage:
@@ -1297,6 +1338,7 @@ const USAGE = `usage:
   node app.mjs migration-writer ENVFILE --run ID --rate R --seconds MAX --stop FILE --out FILE
   node app.mjs migration-verify ENVFILE --run ID --acks FILE
   node app.mjs app-writer - --acks DIR [--rate R]
+  node app.mjs rooms ENVFILE --a URL --b URL
 ENVFILE - reads the contract from the process's environment.`;
 
 const COMMANDS = {
@@ -1312,6 +1354,7 @@ const COMMANDS = {
   },
   'migration-verify': { fn: cmdMigrationVerify, flags: ['run', 'acks'], deadline: () => 120 },
   'app-writer': { fn: cmdAppWriter, flags: ['acks', 'rate'], deadline: () => 3660 },
+  rooms: { fn: cmdRooms, flags: ['a', 'b'], deadline: () => 60 },
   bullmq: { fn: cmdBullmq, flags: ['jobs', 'timeout'], deadline: (f) => Number(f.timeout || 60) + 90 },
   pubsub: { fn: cmdPubsub, flags: ['channels', 'plain-subscriber'], deadline: () => 90 },
 };

@@ -298,3 +298,13 @@ pub fn read_probe(phase: &Phase, stop: impl FnOnce()) -> u64 {
     }
     window
 }
+
+/// Socket.IO across two replicas of the reference backend: a member on
+/// replica A receives a broadcast sent through replica B.
+pub fn rooms(phase: &Phase, a: &str, b: &str) -> serde_json::Value {
+    let env = env_file(phase);
+    run(
+        &["rooms", &env, "--a", a, "--b", b],
+        Duration::from_secs(60),
+    )
+}

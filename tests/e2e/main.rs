@@ -2,6 +2,7 @@
 //! from its generated files, with real PostgreSQL, PgBouncer and Redis on
 //! 127.0.0.1, checked through their own clients, including losing a node.
 
+mod app;
 mod checks;
 mod clients;
 mod configs;
