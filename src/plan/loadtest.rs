@@ -28,6 +28,10 @@ pub struct LoadTest {
     pub shards: u64,
     pub p95_ms: u32,
     pub spike_p95_ms: u32,
+    /// Users in one Socket.IO room, and how often each broadcasts to it:
+    /// every broadcast fans out to the room's members on every replica.
+    pub room_size: u32,
+    pub broadcast_every_s: u32,
 }
 
 pub fn plan(spec: &Phase, e: &Estimate) -> LoadTest {
@@ -55,5 +59,7 @@ pub fn plan(spec: &Phase, e: &Estimate) -> LoadTest {
         shards: peak_vus.div_ceil(per_process).max(1),
         p95_ms: 500,
         spike_p95_ms: 2000,
+        room_size: 10,
+        broadcast_every_s: 30,
     }
 }

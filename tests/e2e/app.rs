@@ -161,6 +161,58 @@ fn the_reference_backend_runs_on_growth() {
     );
     assert_eq!(json(ports[0], "/scaling/status")["phase"], "growth");
 
+    // The real k6 runs the phase's generated load test, smoke and Socket.IO
+    // scenarios only (about a minute, a few requests a second, ten
+    // connections), against both replicas: every threshold holds, every
+    // handshake completes, and broadcasts arrive across replicas.
+    let summary = phase.state.join("k6-summary.json");
+    let k6 = Command::new("k6")
+        .args(["run", "--quiet", "--no-color", "--summary-export"])
+        .arg(&summary)
+        .args(["-e", &format!("TARGET_URL={}", url(ports[0]))])
+        .args([
+            "-e",
+            &format!(
+                "WS_URLS=ws://127.0.0.1:{},ws://127.0.0.1:{}",
+                ports[0], ports[1]
+            ),
+        ])
+        .args(["-e", "SCENARIOS=smoke,socket_smoke", "-e", "SHARDS=1"])
+        .arg(testkit::repo().join("out/growth/loadtest/k6.js"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("k6 runs (scripts/test installs it)");
+    assert!(
+        k6.status.success(),
+        "k6 failed its thresholds:\n{}{}",
+        String::from_utf8_lossy(&k6.stdout),
+        String::from_utf8_lossy(&k6.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let metric = |name: &str, field: &str| report["metrics"][name][field].as_f64().unwrap_or(0.0);
+    eprintln!(
+        "k6: {} requests, {} handshakes ok of {}, {} broadcasts sent, {} received",
+        metric("http_reqs", "count"),
+        metric("socketio_handshake_ok", "passes"),
+        metric("socketio_handshake_ok", "passes") + metric("socketio_handshake_ok", "fails"),
+        metric("socketio_broadcasts_sent", "count"),
+        metric("socketio_broadcasts_received", "count"),
+    );
+    assert!(metric("http_reqs", "count") >= 200.0, "{report}");
+    assert_eq!(metric("socketio_handshake_ok", "fails"), 0.0, "{report}");
+    assert!(
+        metric("socketio_handshake_ok", "passes") >= 10.0,
+        "{report}"
+    );
+    // Ten users in one room, each broadcasting every 5 s: every message
+    // reaches every member, most of them on the other replica.
+    assert!(
+        metric("socketio_broadcasts_received", "count")
+            >= 5.0 * metric("socketio_broadcasts_sent", "count"),
+        "{report}"
+    );
+
     // Redis down: unready; back: ready again.
     for node in ["redis-1", "redis-2", "redis-3"] {
         phase.kill_hard(node);

@@ -9,31 +9,40 @@
 //   capacity and past it: arrival-rate executors keep the rate whatever the
 //   latency, so an overloaded service shows as latency and errors, not as
 //   a quietly lower rate;
-// - websocket: a held connection per user up to users.max, then, with the
-//   spike, up to the modelled connections (52000) and half again past them;
-//   each sends a heartbeat every 25 s (Socket.IO's ping interval): the
-//   workload's messages are the api scenario's requests, not counted twice.
+// - websocket: a held Socket.IO connection per user up to users.max, then,
+//   with the spike, up to the modelled connections (52000) and half again past
+//   them. Each speaks Engine.IO 4 over a WebSocket as socket.io-client
+//   does: the server's open packet, the namespace connect, the answer to
+//   every ping; it joins a room of 10 users and broadcasts to it every
+//   30 s, so each message fans out to every member on every replica.
+//   The workload's messages are the api scenario's requests, not counted
+//   twice.
 //
-//   k6 run -e TARGET_URL=http://127.0.0.1:3000 -e WS_URL=ws://127.0.0.1:3000/ws k6.js
+//   k6 run -e TARGET_URL=http://127.0.0.1:3000 k6.js
 //
-// READ_PATH (GET, default /) and WRITE_PATH (POST with a JSON body, default
-// /) name the app's endpoints. One k6 process reaches about 20000
-// connections: one source address has about 28,000 ephemeral ports, and each
-// connection holds a few MB in k6. This phase needs 5 process(es): run one on
-// each machine with -e SHARDS=5 -e SHARD=1..5; each takes its share of
-// every rate and connection (-e SHARDS=1 runs a smaller trial in one).
+// WORK_PATH (GET, default /work) is one modelled request: the reference
+// backend (examples/backend) runs the spec's queries and Redis operations
+// there. WS_URLS (comma-separated, default TARGET_URL's) are the Socket.IO
+// servers; virtual users take them in turn, so a room spans replicas.
+// SCENARIOS (comma-separated) runs only the named scenarios, e.g.
+// -e SCENARIOS=smoke,socket_smoke for a one-minute check. One k6 process
+// reaches about 20000 connections: one source address has about 28,000
+// ephemeral ports, and each connection holds a few MB in k6. This phase
+// needs 5 process(es): run one on each machine with -e SHARDS=5 -e
+// SHARD=1..5; each takes its share of every rate and connection (-e SHARDS=1
+// runs a smaller trial in one).
 
 import http from 'k6/http';
 import ws from 'k6/ws';
 import { check, sleep } from 'k6';
+import { Counter, Rate } from 'k6/metrics';
 
 const TARGET_URL = __ENV.TARGET_URL;
 if (!TARGET_URL) {
   throw new Error('set TARGET_URL, e.g. k6 run -e TARGET_URL=http://127.0.0.1:3000 k6.js');
 }
-const WS_URL = __ENV.WS_URL || `${TARGET_URL.replace(/^http/, 'ws')}/ws`;
-const READ_PATH = __ENV.READ_PATH || '/';
-const WRITE_PATH = __ENV.WRITE_PATH || '/';
+const WS_URLS = (__ENV.WS_URLS || TARGET_URL.replace(/^http/, 'ws')).split(',').map((u) => u.trim());
+const WORK_PATH = __ENV.WORK_PATH || '/work';
 
 const PHASE = "enterprise";
 const USERS_MIN = 25000;
@@ -48,7 +57,15 @@ const READ_SHARE = 0.8;
 const WS_CONNECTIONS = 52000;
 // A connection is held for its whole stage, not reopened.
 const HOLD_SECONDS = 16 * 60;
-const HEARTBEAT_SECONDS = 25;
+// Users in one room, and how often each broadcasts to it.
+const ROOM_SIZE = 10;
+const BROADCAST_SECONDS = 30;
+
+// Socket.IO: handshakes completed (the server's namespace connect
+// answered), broadcasts sent and received.
+const handshakes = new Rate('socketio_handshake_ok');
+const broadcastsSent = new Counter('socketio_broadcasts_sent');
+const broadcastsReceived = new Counter('socketio_broadcasts_received');
 
 const NEEDED_SHARDS = 5;
 const SHARDS = Number(__ENV.SHARDS || 0);
@@ -138,6 +155,17 @@ export const options = {
       ...vus(rate(SPIKE_PEAK)),
       tags: { scenario: 'spike' },
     },
+    // A short check of the Socket.IO path: a few connections for 30 s,
+    // broadcasting every 5 s.
+    socket_smoke: {
+      executor: 'constant-vus',
+      exec: 'socket',
+      vus: Math.max(2, Math.round(10 / SHARDS)),
+      duration: '30s',
+      env: { HOLD: '30', EVERY: '5' },
+      gracefulStop: '10s',
+      tags: { scenario: 'socket_smoke' },
+    },
     // A connection per user up to users.max, opened over 5 minutes and
     // held 10, beside the ramp.
     websocket: {
@@ -174,10 +202,14 @@ export const options = {
     'http_req_duration{scenario:steady}': ['p(95)<500'],
     'http_req_failed{scenario:ramp}': ['rate<0.01'],
     'http_req_duration{scenario:ramp}': ['p(95)<500'],
+    // Every Socket.IO handshake completes and broadcasts arrive.
+    'socketio_handshake_ok{scenario:socket_smoke}': ['rate>0.99'],
+    'socketio_broadcasts_received{scenario:socket_smoke}': ['count>0'],
     // Up to users.max the model says every connection holds.
-    'checks{scenario:websocket}': ['rate>0.99'],
+    'socketio_handshake_ok{scenario:websocket}': ['rate>0.99'],
     'ws_connecting{scenario:websocket}': ['p(95)<1000'],
-    'checks{scenario:websocket_spike}': [{ threshold: 'rate>0.95', abortOnFail: false }],
+    'socketio_broadcasts_received{scenario:websocket}': ['count>0'],
+    'socketio_handshake_ok{scenario:websocket_spike}': [{ threshold: 'rate>0.95', abortOnFail: false }],
     // The spike goes past the estimate on purpose: record where errors and
     // latency climb instead of stopping the run.
     'http_req_failed{scenario:spike}': [{ threshold: 'rate<0.05', abortOnFail: false }],
@@ -187,6 +219,24 @@ export const options = {
   tags: { phase: PHASE, shard: `${SHARD}/${SHARDS}` },
 };
 
+// SCENARIOS: only the named scenarios, and only their thresholds.
+if (__ENV.SCENARIOS) {
+  const wanted = __ENV.SCENARIOS.split(',').map((n) => n.trim());
+  const all = /** @type {Record<string, any>} */ (options.scenarios);
+  for (const name of Object.keys(all)) {
+    if (!wanted.includes(name)) delete all[name];
+  }
+  const missing = wanted.filter((n) => !(n in all));
+  if (missing.length > 0) throw new Error(`no scenario named ${missing.join(', ')}`);
+  const thresholds = /** @type {Record<string, any>} */ (options.thresholds);
+  for (const key of Object.keys(thresholds)) {
+    const m = /\{scenario:([a-z_]+)\}/.exec(key);
+    if (m && !wanted.includes(m[1])) delete thresholds[key];
+  }
+  // Started at once: a selected scenario's start time was for the full run.
+  for (const name of wanted) all[name].startTime = '0s';
+}
+
 export function setup() {
   if (SHARDS < NEEDED_SHARDS) {
     console.warn(
@@ -195,27 +245,58 @@ export function setup() {
   }
 }
 
-/** One request of the workload's mix: a read or a write. */
+/** One modelled request: the app runs the workload's queries and Redis operations. */
 export function api() {
-  const res =
-    Math.random() < READ_SHARE
-      ? http.get(`${TARGET_URL}${READ_PATH}`, { tags: { kind: 'read' } })
-      : http.post(`${TARGET_URL}${WRITE_PATH}`, JSON.stringify({ phase: PHASE, at: Date.now() }), {
-          headers: { 'Content-Type': 'application/json' },
-          tags: { kind: 'write' },
-        });
+  const user = Math.floor(Math.random() * 1000000);
+  const res = http.get(`${TARGET_URL}${WORK_PATH}?user=${user}`, { tags: { kind: 'work' } });
   check(res, { 'status is 2xx or 3xx': (r) => r.status >= 200 && r.status < 400 });
 }
 
-/** One user's connection, held with a heartbeat for its whole stage. */
+/**
+ * One user's Socket.IO connection, held for its stage: Engine.IO 4 over a
+ * WebSocket (packet types: 0 open, 2 ping, 3 pong, 4 message; Socket.IO's
+ * 0 connect and 2 event inside a message), a room joined, a broadcast to
+ * it every BROADCAST_SECONDS.
+ */
 export function socket() {
-  const res = ws.connect(WS_URL, {}, (s) => {
-    s.on('open', () => {
-      s.setInterval(() => s.send(JSON.stringify({ type: 'ping', at: Date.now() })), HEARTBEAT_SECONDS * 1000);
-      s.setTimeout(() => s.close(), HOLD_SECONDS * 1000);
+  const hold = Number(__ENV.HOLD || HOLD_SECONDS);
+  const every = Number(__ENV.EVERY || BROADCAST_SECONDS);
+  const base = WS_URLS[__VU % WS_URLS.length];
+  const room = `room-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
+  let connected = false;
+  const res = ws.connect(`${base}/socket.io/?EIO=4&transport=websocket`, {}, (s) => {
+    s.on('message', (packet) => {
+      const text = String(packet);
+      if (text.startsWith('0')) {
+        // Engine.IO open: connect to the default namespace.
+        s.send('40');
+      } else if (text.startsWith('40')) {
+        connected = true;
+        handshakes.add(true);
+        s.send(`42${JSON.stringify(['join', room])}`);
+        s.setInterval(() => {
+          s.send(`42${JSON.stringify(['broadcast', { room, data: { from: __VU, at: Date.now() } }])}`);
+          broadcastsSent.add(1);
+        }, every * 1000);
+      } else if (text === '2') {
+        s.send('3');
+      } else if (text.startsWith('42')) {
+        const event = JSON.parse(text.slice(2));
+        if (Array.isArray(event) && event[0] === 'broadcast') broadcastsReceived.add(1);
+      } else if (text.startsWith('44')) {
+        console.error(`socket.io refused the connection: ${text}`);
+      }
     });
+    s.setTimeout(() => {
+      if (!connected) {
+        handshakes.add(false);
+        s.close();
+      }
+    }, 10000);
+    s.setTimeout(() => s.close(), hold * 1000);
     s.on('error', (e) => console.error(`websocket: ${e.error()}`));
   });
   check(res, { 'websocket upgraded (101)': (r) => r && r.status === 101 });
+  if (!res || res.status !== 101) handshakes.add(false);
   sleep(1);
 }
