@@ -222,7 +222,7 @@ fn vars_at(topo: &Topology, at: &Addresses) -> Vec<Var> {
         Var {
             name: "SOCKETIO_ADAPTER",
             value: socketio_adapter(cluster).to_owned(),
-            what: "the Socket.IO Redis adapter: sharded (@socket.io/redis-adapter createShardedAdapter, Redis 7 sharded pub/sub, its subscriber an ioredis Cluster with shardedSubscribers: true) in cluster mode, redis (createAdapter) otherwise",
+            what: "the Socket.IO Redis adapter: sharded (@socket.io/redis-adapter createShardedAdapter, Redis 7 sharded pub/sub, its subscriber a cluster client that sends each SSUBSCRIBE to its slot's node: node-redis's, or ioredis's with shardedSubscribers: true) in cluster mode, redis (createAdapter) otherwise",
         },
     ]);
     // Only where a worker sends notifications: an env file holds no

@@ -4,7 +4,7 @@
 // met on average: 2.4 queries are 2 or 3, 3 with probability 0.4.
 
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { POOLS, REDIS, ScalingService, type Pools, type RedisClient } from '@scaleplan/nestjs';
+import { CONTRACT, POOLS, REDIS, ScalingService, type Contract, type Pools, type RedisClient } from '@scaleplan/nestjs';
 
 function count(mean: number): number {
   const whole = Math.floor(mean);
@@ -14,6 +14,7 @@ function count(mean: number): number {
 @Injectable()
 export class WorkService implements OnModuleInit {
   constructor(
+    @Inject(CONTRACT) private readonly contract: Contract,
     @Inject(POOLS) private readonly pools: Pools,
     @Inject(REDIS) private readonly redis: RedisClient,
     private readonly scaling: ScalingService,
@@ -65,7 +66,8 @@ export class WorkService implements OnModuleInit {
     return { reads, writes, redis: ops + (ops > 0 ? 1 : 0) };
   }
 
+  /** The contract's prefix for the app's own keys. */
   private prefix(): string {
-    return `${this.scaling.file.project}:`;
+    return this.contract.redis.keyPrefix;
   }
 }

@@ -55,8 +55,9 @@ const REQUESTS_PER_USER_PER_SEC = 0.1;
 const READ_SHARE = 0.8;
 // Connections the app's replicas hold in the model.
 const WS_CONNECTIONS = 8000;
-// A connection is held for its whole stage, not reopened.
-const HOLD_SECONDS = 16 * 60;
+// A connection is held for its whole stage (each scenario's HOLD), not
+// reopened.
+const HOLD_SECONDS = 15 * 60;
 // Users in one room, and how often each broadcasts to it.
 const ROOM_SIZE = 10;
 const BROADCAST_SECONDS = 30;
@@ -176,6 +177,8 @@ export const options = {
         { duration: '5m', target: share(USERS_MAX) },
         { duration: '10m', target: share(USERS_MAX) },
       ],
+      // Held to the stage's end, not past it into the spike.
+      env: { HOLD: String(15 * 60) },
       startTime: '11m',
       gracefulRampDown: '30s',
       tags: { scenario: 'websocket' },
@@ -191,6 +194,7 @@ export const options = {
         { duration: '3m', target: share(Math.round(WS_CONNECTIONS * 1.5)) },
         { duration: '1m', target: 0 },
       ],
+      env: { HOLD: String(6 * 60) },
       startTime: '26m',
       gracefulRampDown: '30s',
       tags: { scenario: 'websocket_spike' },
@@ -262,8 +266,18 @@ export function socket() {
   const hold = Number(__ENV.HOLD || HOLD_SECONDS);
   const every = Number(__ENV.EVERY || BROADCAST_SECONDS);
   const base = WS_URLS[__VU % WS_URLS.length];
-  const room = `room-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
-  let connected = false;
+  // Rooms of ROOM_SIZE within this process's share: SHARD keeps two
+  // processes' rooms apart.
+  const room = `room-${SHARD}-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
+  // The handshake's outcome, recorded once: completed, refused, or the
+  // socket gone before it.
+  let settled = false;
+  const handshake = (/** @type {boolean} */ ok) => {
+    if (!settled) {
+      settled = true;
+      handshakes.add(ok);
+    }
+  };
   const res = ws.connect(`${base}/socket.io/?EIO=4&transport=websocket`, {}, (s) => {
     s.on('message', (packet) => {
       const text = String(packet);
@@ -271,8 +285,7 @@ export function socket() {
         // Engine.IO open: connect to the default namespace.
         s.send('40');
       } else if (text.startsWith('40')) {
-        connected = true;
-        handshakes.add(true);
+        handshake(true);
         s.send(`42${JSON.stringify(['join', room])}`);
         s.setInterval(() => {
           s.send(`42${JSON.stringify(['broadcast', { room, data: { from: __VU, at: Date.now() } }])}`);
@@ -285,11 +298,14 @@ export function socket() {
         if (Array.isArray(event) && event[0] === 'broadcast') broadcastsReceived.add(1);
       } else if (text.startsWith('44')) {
         console.error(`socket.io refused the connection: ${text}`);
+        handshake(false);
+        s.close();
       }
     });
+    s.on('close', () => handshake(false));
     s.setTimeout(() => {
-      if (!connected) {
-        handshakes.add(false);
+      if (!settled) {
+        handshake(false);
         s.close();
       }
     }, 10000);
@@ -297,6 +313,6 @@ export function socket() {
     s.on('error', (e) => console.error(`websocket: ${e.error()}`));
   });
   check(res, { 'websocket upgraded (101)': (r) => r && r.status === 101 });
-  if (!res || res.status !== 101) handshakes.add(false);
+  handshake(false);
   sleep(1);
 }

@@ -4,7 +4,7 @@
 // queue's oldest waiting job.
 
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The names scaleplan's rules and alerts use (src/plan/monitoring.rs). */
 export const WEBSOCKET_METRIC = 'scaleplan_app_websocket_connections';
@@ -22,11 +22,6 @@ export class ScalingMetrics {
     name: OLDEST_JOB_AGE_METRIC,
     help: 'Age of the oldest waiting job of each queue, in seconds',
     labelNames: ['queue'],
-    registers: [this.registry],
-  });
-  readonly requests = new Counter({
-    name: 'scaleplan_app_http_requests_total',
-    help: 'HTTP requests served by this replica',
     registers: [this.registry],
   });
   /** Text BullMQ exports for its queues, appended to the registry's. */
@@ -48,6 +43,20 @@ export class ScalingMetrics {
     for (const source of this.extra) {
       extra.push(await source().catch(() => ''));
     }
-    return [await this.registry.metrics(), ...extra].filter((p) => p.length > 0).join('\n');
+    // Each queue's text repeats its families' HELP and TYPE lines: one
+    // family is declared once in the exposition format.
+    const seen = new Set<string>();
+    const lines: string[] = [];
+    for (const text of [await this.registry.metrics(), ...extra]) {
+      for (const line of text.split('\n')) {
+        if (line === '') continue;
+        if (line.startsWith('#')) {
+          if (seen.has(line)) continue;
+          seen.add(line);
+        }
+        lines.push(line);
+      }
+    }
+    return lines.join('\n') + '\n';
   }
 }

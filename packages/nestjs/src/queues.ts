@@ -3,7 +3,7 @@
 // them, closed on shutdown.
 
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { Queue, Worker, type Processor, type WorkerOptions } from 'bullmq';
+import { MetricsTime, Queue, Worker, type Processor, type WorkerOptions } from 'bullmq';
 import { closeRedis, createRedis, type RedisClient } from './clients';
 import { type Contract, queuePrefix } from './contract';
 import { ScalingMetrics } from './metrics';
@@ -41,7 +41,12 @@ export class ScalingQueues implements OnApplicationShutdown {
 
   /** A worker on the queue `name`, with the same connection and prefix. */
   worker<T = unknown, R = unknown>(name: string, processor: Processor<T, R>, options: Partial<WorkerOptions> = {}): Worker<T, R> {
+    // The queue too: its counts reach /metrics from a replica that only
+    // works on it.
+    this.queue(name);
     const worker = new Worker<T, R>(name, processor, {
+      // BullMQ's completed and failed counts, which the throughput alerts read.
+      metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
       ...options,
       connection: this.connection(),
       prefix: queuePrefix(this.contract, name),
@@ -51,7 +56,11 @@ export class ScalingQueues implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    // Workers first: each finishes its job in hand.
+    await this.close();
+  }
+
+  /** Workers first (each finishes its job in hand), then the queues and connections; idempotent. */
+  async close(): Promise<void> {
     await Promise.all(this.workers.splice(0).map((w) => w.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();

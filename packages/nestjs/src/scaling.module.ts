@@ -12,10 +12,16 @@ import { ScalingQueues } from './queues';
 import { ScalingService, type ScalingModuleOptions } from './scaling.service';
 import { CONTRACT, OPTIONS, POOLS, REDIS } from './tokens';
 
+/** The connections close after the workers have finished their jobs in hand (Nest runs a module's shutdown hooks together). */
 class Closer implements OnApplicationShutdown {
-  constructor(@Inject(POOLS) private readonly pools: Pools, @Inject(REDIS) private readonly redis: RedisClient) {}
+  constructor(
+    @Inject(POOLS) private readonly pools: Pools,
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(ScalingQueues) private readonly queues: ScalingQueues,
+  ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    await this.queues.close();
     await Promise.all([this.pools.write.end(), this.pools.read.end(), closeRedis(this.redis)]);
   }
 }

@@ -33,6 +33,8 @@ export interface ScalingModuleOptions {
   scalingFile?: string;
   /** The variables to read the contract from (default: process.env). */
   env?: Record<string, string | undefined>;
+  /** How long a replica stays up, unready, once it starts to shut down (default 5000 ms). */
+  drainMs?: number;
 }
 
 @Injectable()

@@ -24,7 +24,9 @@ function nodeRedisCluster(redis: RedisContract & { mode: 'cluster' }): NodeRedis
   const scheme = redis.tls ? 'rediss' : 'redis';
   return createCluster({
     rootNodes: redis.nodes.map(({ host, port }) => ({ url: `${scheme}://${host}:${port}` })),
-    defaults: { password: redis.password, socket: { connectTimeout: 5000 } },
+    // Nodes found through the cluster take these defaults, not the root
+    // URLs' scheme: TLS must be here too.
+    defaults: { password: redis.password, socket: { connectTimeout: 5000, ...(redis.tls ? { tls: true as const } : {}) } },
   });
 }
 
@@ -73,14 +75,21 @@ export class ScalingIoAdapter extends IoAdapter {
       if (!pub || !sub) throw new Error('ScalingIoAdapter: call connect() before the app listens');
       server.adapter(createShardedAdapter(pub, sub, { channelPrefix: key }));
     } else {
-      const pub = createRedis(redis, 'subscriber');
+      // The publisher fails a broadcast rather than queueing it through an
+      // outage (replayed stale afterwards); the subscriber reconnects for
+      // as long as it takes.
+      const pub = createRedis(redis, 'app');
       const sub = createRedis(redis, 'subscriber');
+      for (const [client, name] of [[pub, 'publisher'], [sub, 'subscriber']] as const) {
+        client.on('error', (e: Error) => this.logger.warn(`Redis ${name}: ${e.message}`));
+      }
       this.ioredis.push(pub, sub);
       server.adapter(createAdapter(pub, sub, { key }));
     }
-    server.on('connection', (socket) => {
+    // Engine.IO's connections, whatever namespace the gateways use.
+    server.engine.on('connection', (socket: { once: (event: string, f: () => void) => void }) => {
       this.metrics.websockets.inc();
-      socket.once('disconnect', () => this.metrics.websockets.dec());
+      socket.once('close', () => this.metrics.websockets.dec());
     });
     return server;
   }

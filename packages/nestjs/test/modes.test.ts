@@ -37,7 +37,7 @@ class RoomGateway {
 }
 
 async function start(env: Record<string, string>): Promise<INestApplication> {
-  @Module({ imports: [ScalingModule.forRoot({ env, scalingFile: SCALING_FILE })], providers: [RoomGateway] })
+  @Module({ imports: [ScalingModule.forRoot({ env, scalingFile: SCALING_FILE, drainMs: 0 })], providers: [RoomGateway] })
   class AppModule {}
   const app = await NestFactory.create(AppModule, { logger: false });
   const adapter = new ScalingIoAdapter(app);
