@@ -26,21 +26,21 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
     // once it matches), one at a time, before the reload.
     let proxy_limit = from.proxy.nofile != to.proxy.nofile;
     let bouncer_limit = from.pgbouncer.nofile != to.pgbouncer.nofile;
-    let reload_proxy_cmds = {
-        let mut out = Vec::new();
-        if proxy_limit {
-            out.push(up(&to.proxy.name));
-        }
-        out.push(format!("docker compose kill -s USR2 {}", to.proxy.name));
-        out
-    };
     let reload_proxy = format!("docker compose kill -s USR2 {}", to.proxy.name);
+    let reload_proxy_cmds: Vec<String> = proxy_limit
+        .then(|| up(&to.proxy.name))
+        .into_iter()
+        .chain([reload_proxy.clone()])
+        .collect();
     let psql = |node: &str, sql: &str| {
         format!("docker compose exec -u postgres {node} psql -U {SUPERUSER} -c \"{sql}\"")
     };
     // A container of the old phase that the new file no longer names.
     let container = |name: &str| names::compose_container(&from.project, name);
     let retire_nodes = |nodes: &[String]| {
+        if nodes.is_empty() {
+            return Vec::new();
+        }
         let names: Vec<String> = nodes.iter().map(|n| container(n)).collect();
         vec![
             format!("docker stop {}", names.join(" ")),
@@ -66,8 +66,9 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
         Action::Nothing | Action::ClientCode | Action::Elsewhere { .. } | Action::Manual { .. } => {
             Vec::new()
         }
-        Action::AddPostgresReplicas { nodes } => vec![up(&list(nodes))],
-        Action::StartSentinels { nodes } => vec![up(&list(nodes))],
+        Action::AddPostgresReplicas { nodes } | Action::StartSentinels { nodes } => {
+            vec![up(&list(nodes))]
+        }
         // Each container with its new limits, the replicas first (`up`
         // leaves one that a restart above already recreated).
         Action::ResizePostgres => replicas
@@ -244,19 +245,14 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             // Compose's own rollout of a changed service: new replicas
             // added, changed ones recreated.
             let mut out = vec![up(&list(run))];
-            if !retire.is_empty() {
-                out.extend(retire_nodes(retire));
-            }
+            out.extend(retire_nodes(retire));
             // The edge's server slots follow the replica count in its
             // rewritten edge.cfg: a reload reads them.
             out.push(format!("docker compose kill -s USR2 {}", topology::EDGE));
             out
         }
         Action::Monitoring { retire } => {
-            let mut out = Vec::new();
-            if !retire.is_empty() {
-                out.extend(retire_nodes(retire));
-            }
+            let mut out = retire_nodes(retire);
             out.push(up(&to.monitor.services().join(" ")));
             // prometheus.yml and the rules were rewritten in place: a
             // reload reads them.
