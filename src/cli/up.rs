@@ -30,6 +30,10 @@ pub struct Args {
     /// prometheus and exporter packages, and the PgBouncer exporter).
     #[arg(long, requires = "native")]
     monitoring: bool,
+    /// With --native: run the data tier only, not the app's replicas and
+    /// their edge (which run when the spec sets targets.local.app).
+    #[arg(long, requires = "native")]
+    no_app: bool,
     /// Seconds each component may take to become healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -66,6 +70,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
                 .as_deref()
                 .and_then(|name| loaded.planned.get(name)),
             monitoring: args.monitoring,
+            app: !args.no_app,
         };
         crate::native::up(phase, &renderer, &opts)?;
         Ok(EXIT_OK)

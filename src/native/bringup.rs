@@ -27,6 +27,9 @@ pub struct Bringup {
     /// track of them, and never stopped by a failed one.
     pub running: Vec<Proc>,
     pub timeout: Duration,
+    /// How the app's replicas run here; None when this deployment runs
+    /// the data tier only.
+    pub app: Option<super::app_launch::AppLaunch>,
 }
 
 pub fn is_root() -> bool {
@@ -92,9 +95,16 @@ impl Bringup {
         port: u16,
     ) -> anyhow::Result<()> {
         let proc: Proc = launch.spawn(&self.state_dir, &self.log(name), name, kind, port)?;
+        self.record(proc)
+    }
+
+    /// Records a started process at once.
+    pub fn record(&mut self, proc: Proc) -> anyhow::Result<()> {
         // An earlier start of the same node that died (a failed step being
         // run again) leaves the record: this one replaces it.
-        self.state.processes.retain(|p| p.name != name || p.alive());
+        self.state
+            .processes
+            .retain(|p| p.name != proc.name || p.alive());
         self.state.processes.push(proc);
         self.state.save(&self.state_dir)
     }

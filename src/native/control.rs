@@ -23,7 +23,7 @@ pub fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
     // master that is merely stopping) and the proxy, then Redis,
     // PgBouncer, replicas and the primary last.
     let rank = |kind: &str| match kind {
-        "monitor" | "sentinel" | "haproxy" => 0,
+        "app" | "monitor" | "sentinel" | "haproxy" => 0,
         "redis" => 1,
         "pgbouncer" => 2,
         _ => 3,

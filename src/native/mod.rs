@@ -7,6 +7,8 @@
 //! secrets (mode 0600, never under out/) and state.json, the record of the
 //! processes started, which `down` and `status` read.
 
+mod app;
+mod app_launch;
 mod bringup;
 mod control;
 mod copy;

@@ -24,6 +24,10 @@ pub struct State {
     /// --monitoring`): a migration starts them again for the new phase.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub monitoring: bool,
+    /// The deployment runs the app's replicas and the edge (`up --native`
+    /// of a phase with `targets.local.app`, without `--no-app`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub app: bool,
     /// A `migrate` under way: the phase moves from `phase` to `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,

@@ -6,12 +6,14 @@
 //! the phase makes one), and `up` of the phase that runs starts only what
 //! is not running.
 
+use super::app_launch::AppLaunch;
 use super::bringup::{Bringup, is_root};
 use super::procs;
 use super::secrets::Secrets;
 use super::state::State;
 use super::tools::Tools;
 use crate::plan::PlannedPhase;
+use crate::plan::layout::PhaseFile;
 use crate::plan::target::Target;
 use crate::plan::topology::{RedisLayout, Topology};
 use crate::render::Renderer;
@@ -30,6 +32,9 @@ pub struct UpOptions<'a> {
     pub previous: Option<&'a PlannedPhase>,
     /// Also run Prometheus and the exporters.
     pub monitoring: bool,
+    /// Run the app's replicas and the edge when the phase says how
+    /// (`targets.local.app`); false for the data tier only.
+    pub app: bool,
 }
 
 /// Brings a phase up as local processes; on any failure stops what it
@@ -69,6 +74,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
                 || previous
                     .as_ref()
                     .is_some_and(|p| p.monitoring && p.phase == phase.name()),
+            app: false,
             migration: None,
         },
         running,
@@ -77,7 +83,13 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         topo,
         state_dir,
         timeout: opts.timeout,
+        app: None,
     };
+    // A phase that does not say how to run its app runs none.
+    if opts.app {
+        b.app = AppLaunch::of(phase)?;
+    }
+    b.state.app = b.app.is_some();
     let changing = previous
         .as_ref()
         .filter(|p| p.phase != phase.name())
@@ -99,7 +111,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         .previous
         .filter(|p| changing.as_deref() == Some(p.name()))
         .map(|p| (&p.local, p.name()));
-    let result = run(&mut b, before).and_then(|()| {
+    let result = run(&mut b, before).and_then(|()| b.app()).and_then(|()| {
         if b.state.monitoring {
             b.monitoring()
         } else {
@@ -142,6 +154,11 @@ pub fn render_local(phase: &PlannedPhase, renderer: &Renderer, dir: &Path) -> an
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
+    // Beside the target's directory: what the app's replicas read.
+    files.insert(
+        PhaseFile::Scaling.rel().to_owned(),
+        renderer.scaling_file(phase)?,
+    );
     for (path, text) in files.iter() {
         let full = dir.join(path);
         if let Some(parent) = full.parent() {
@@ -269,6 +286,15 @@ fn print_endpoints(b: &Bringup, app_env: &Path) {
         b.state.phase,
         app_env.display()
     );
+    if let (Some(_), Some(local)) = (&b.app, &t.app.local) {
+        crate::say!(
+            "  {:<22} http://{} ({} app replicas, sticky by cookie), stats http://{}/",
+            super::app::EDGE,
+            local.edge,
+            t.app.endpoints.len(),
+            local.edge_stats
+        );
+    }
     crate::say!(
         "  {:<22} postgres://{}@{} (writes), {} (reads), stats http://{}/",
         t.proxy.name,

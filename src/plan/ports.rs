@@ -62,6 +62,16 @@ pub enum Role {
     PostgresExporter,
     /// The app's replicas.
     App,
+    /// The HTTP edge in front of the app's replicas on the local target:
+    /// its listener, then its stats page (`EdgeListener`).
+    Edge,
+}
+
+/// The local edge's listeners, each its index in the edge's block.
+#[derive(Clone, Copy, Debug)]
+pub enum EdgeListener {
+    Http = 0,
+    Stats = 1,
 }
 
 /// The proxy's listeners, each its index in the proxy's block.
@@ -77,7 +87,7 @@ pub enum ProxyListener {
 /// port, each with room for the most the schema allows of its kind.
 /// Appending a kind at the end moves nobody's port; inserting one moves
 /// every later block, which a running deployment cannot follow.
-pub const LAYOUT: [(Role, u16); 11] = [
+pub const LAYOUT: [(Role, u16); 12] = [
     (Role::Postgres, 1 + MAX_READ_REPLICAS),
     (Role::Pgbouncer, MAX_PGBOUNCERS),
     (Role::Proxy, 4),
@@ -89,6 +99,7 @@ pub const LAYOUT: [(Role, u16); 11] = [
     (Role::PgbouncerExporter, 1),
     (Role::PostgresExporter, 1 + MAX_READ_REPLICAS),
     (Role::App, MAX_APP_REPLICAS),
+    (Role::Edge, 2),
 ];
 
 /// Ports the stateful blocks and the monitoring take from the base port
@@ -98,7 +109,7 @@ pub const STATEFUL_SPAN: u16 = offset(Role::App);
 
 /// Where the fixed blocks end: the services' replicas, once the local
 /// target runs them, take their ports from here, in spec order.
-pub const SERVICES_OFFSET: u16 = offset(Role::App) + MAX_APP_REPLICAS;
+pub const SERVICES_OFFSET: u16 = offset(Role::Edge) + block_size(Role::Edge);
 
 // The cluster's bus ports lie above every fixed block, and the highest of
 // them, at the highest base port, fits below 65536; what runs today (every
@@ -155,6 +166,7 @@ impl Role {
             Role::PgbouncerExporter => 9127,
             Role::PostgresExporter => 9187,
             Role::App => 3000,
+            Role::Edge => EDGE_PORT,
         }
     }
 }
@@ -339,6 +351,7 @@ mod tests {
             Role::PgbouncerExporter,
             Role::PostgresExporter,
             Role::App,
+            Role::Edge,
         ] {
             assert!(block_size(role) > 0, "{role:?}");
             assert_eq!(

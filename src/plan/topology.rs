@@ -6,7 +6,7 @@ use super::images::{self, ComposeImages};
 use super::names;
 use super::pgconf::{self, Setting};
 use super::pools::{self, PoolBudget};
-use super::ports::{self, HostPorts, Listener, ProxyListener, Role};
+use super::ports::{self, EdgeListener, HostPorts, Listener, ProxyListener, Role};
 use super::target::Target;
 use crate::spec::images::{pgbouncer_image, postgres_image, redis_image};
 use crate::spec::types::{Dependency, Phase, PoolMode, Redis, RedisMode, Service};
@@ -328,6 +328,28 @@ pub struct AppTier {
     pub health_path: String,
     pub replicas: u32,
     pub resources: Resources,
+    /// On the local target: its edge, and how its replicas run when the
+    /// spec says (`targets.local.app`).
+    pub local: Option<LocalApp>,
+}
+
+/// The app on the local target.
+#[derive(Clone, Debug, Serialize)]
+pub struct LocalApp {
+    /// The HTTP edge in front of the replicas (HAProxy, sticky by cookie).
+    pub edge: Endpoint,
+    pub edge_stats: Endpoint,
+    /// The replicas' command; None when the team runs its app itself.
+    pub process: Option<AppProcess>,
+}
+
+/// How `up --native` runs one replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppProcess {
+    /// Program first; run without a shell.
+    pub command: Vec<String>,
+    /// Relative to the phase files' directory.
+    pub workdir: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -551,6 +573,14 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             health_path: phase.app.health_path.as_str().to_owned(),
             replicas: phase.app.replicas,
             resources: caps.size(phase.app.cpu, phase.app.memory_mb),
+            local: matches!(target, Target::Local { .. }).then(|| LocalApp {
+                edge: target.endpoint(Role::Edge, EdgeListener::Http as u16, EDGE),
+                edge_stats: target.endpoint(Role::Edge, EdgeListener::Stats as u16, EDGE),
+                process: phase.targets.local.app.as_ref().map(|a| AppProcess {
+                    command: a.command.iter().map(|c| c.as_str().to_owned()).collect(),
+                    workdir: a.workdir.as_str().to_owned(),
+                }),
+            }),
         },
         services: phase
             .services
@@ -679,6 +709,10 @@ impl Topology {
                 // listen on the spec's port.
                 field: (!local).then(|| "/app/port".to_owned()),
             });
+        }
+        if let Some(l) = &self.app.local {
+            out.push(Listener::fixed(EDGE, &l.edge));
+            out.push(Listener::fixed(format!("{EDGE} (stats)"), &l.edge_stats));
         }
         for (i, s) in self.services.iter().enumerate() {
             for (r, e) in s.endpoints.iter().enumerate() {

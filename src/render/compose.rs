@@ -68,6 +68,7 @@ impl Renderer {
                     app => Value::from(Serde(&topo.app)),
                     edge_port => EDGE_PORT,
                     edge_host_port => host_ports(topo)?.edge,
+                    local => Value::from(()),
                 },
             )?,
         );

@@ -500,6 +500,12 @@ impl Renderer {
             .with_context(|| format!("phase {}, monitoring", spec.name))?;
         Ok(files)
     }
+
+    /// The phase's scaling.json (out/<phase>/scaling.json), which the
+    /// app's ScalingModule reads.
+    pub fn scaling_file(&self, phase: &PlannedPhase) -> anyhow::Result<String> {
+        scaling::scaling_json(phase, &generated(phase))
+    }
 }
 
 /// The notice of a phase's files.

@@ -38,7 +38,8 @@ impl Renderer {
         self.render_nodes(topo, &generated, files)
             .and_then(|()| match target {
                 Target::Compose => self.render_compose_only(topo, &secondary, &generated, files),
-                Target::Local { .. } | Target::Cloud => Ok(()),
+                Target::Local { .. } => self.render_local_edge(topo, &generated, files),
+                Target::Cloud => Ok(()),
             })
             .and_then(|()| match target {
                 Target::Compose | Target::Local { .. } => {
@@ -47,6 +48,31 @@ impl Renderer {
                 Target::Cloud => Ok(()),
             })
             .with_context(|| format!("phase {}, {} target", spec.name, target.dir()))
+    }
+
+    /// The local target's HTTP edge: HAProxy in front of the app's
+    /// replicas, each on its own port.
+    fn render_local_edge(
+        &self,
+        topo: &Topology,
+        g: &Generated,
+        files: &mut Artifacts,
+    ) -> anyhow::Result<()> {
+        let Some(local) = &topo.app.local else {
+            anyhow::bail!("no local edge planned");
+        };
+        files.insert(
+            TargetFile::Edge.of(topo.target),
+            self.render(
+                t::EDGE_CFG,
+                g,
+                context! {
+                    app => minijinja::Value::from(minijinja::value::Serde(&topo.app)),
+                    local => minijinja::Value::from(minijinja::value::Serde(local)),
+                },
+            )?,
+        );
+        Ok(())
     }
 
     /// Config files of every node: the same templates for every target,

@@ -704,6 +704,11 @@ pub struct LocalTarget {
     /// phase of the project.
     #[schemars(range(min = 1024, max = 40000))]
     pub base_port: u16,
+    /// How `up --native` runs the app's replicas, each on a port of its
+    /// own behind a local edge. Without it the local target runs the data
+    /// tier only and the app runs wherever the team runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<LocalApp>,
 }
 
 impl Default for LocalTarget {
@@ -711,8 +716,28 @@ impl Default for LocalTarget {
         LocalTarget {
             enabled: true,
             base_port: DEFAULT_BASE_PORT,
+            app: None,
         }
     }
+}
+
+/// The app as a process on the machine: each replica runs `command` in
+/// `workdir` with the contract's variables, `PORT`, `HOST=127.0.0.1` and
+/// `SCALEPLAN_SCALING_FILE` in its environment.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalApp {
+    /// The program and its arguments, run without a shell
+    /// (`["node", "dist/main.js"]`).
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<Text>,
+    /// The directory it runs in, relative to the phase files' directory.
+    #[serde(default = "here")]
+    pub workdir: Text,
+}
+
+fn here() -> Text {
+    Text(".".to_owned())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

@@ -372,6 +372,12 @@ async function closeRedis(client) {
   // Always disconnect() as well: a quit() that timed out leaves the socket open,
   // which keeps the process alive.
   client.disconnect();
+  if (client instanceof Cluster) {
+    // A cluster whose slot refresh was in flight may have opened a node
+    // connection after the pool was reset: end whatever its pool still holds.
+    await new Promise((r) => setTimeout(r, 200));
+    for (const node of client.nodes('all')) node.disconnect();
+  }
 }
 
 async function closePgClient(client) {
@@ -1112,7 +1118,8 @@ async function cmdAppWriter(env, flags) {
     .createServer((req, res) => {
       // The replica's name in the body: a test counts the replicas the
       // edge balances over.
-      res.writeHead(req.url === '/health' && !stopping ? 200 : 503, { 'content-type': 'text/plain' });
+      // Any health path (the spec's health_path is /health/ready).
+      res.writeHead(req.url.startsWith('/health') && !stopping ? 200 : 503, { 'content-type': 'text/plain' });
       res.end(`${stopping ? 'stopping' : 'ok'} ${run}\n`);
     })
     .listen(port, '0.0.0.0');
@@ -1434,7 +1441,10 @@ async function main() {
   // 15 s, say which handles leaked and fail (a loaded machine may take some seconds to
   // close a cluster's connections; a leak never closes).
   setTimeout(() => {
-    log(`process did not exit by itself; active handles: ${process._getActiveHandles().map((h) => h.constructor?.name).join(', ')}`);
+    const handles = process._getActiveHandles().map((h) =>
+      h.remotePort ? `${h.constructor?.name} ${h.localPort}->${h.remoteAddress}:${h.remotePort}` : h.constructor?.name,
+    );
+    log(`process did not exit by itself; active handles: ${handles.join(', ')}`);
     process.exit(1);
   }, 15000).unref();
 }

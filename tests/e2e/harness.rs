@@ -29,6 +29,10 @@ pub struct Phase {
     pub phases: Option<PathBuf>,
     /// More arguments to every `up` (such as --monitoring).
     pub up_args: Vec<String>,
+    /// `up` runs the app's replicas and the edge (the shipped phases run
+    /// the reference backend); the other tests bring up the data tier
+    /// only (`--no-app`).
+    pub with_app: bool,
     stopped: bool,
 }
 
@@ -77,6 +81,28 @@ impl Phase {
             procs: Vec::new(),
             phases: phases.map(Path::to_path_buf),
             up_args: args.iter().map(|a| (*a).to_owned()).collect(),
+            with_app: false,
+            stopped: true,
+        };
+        phase.bring(name, &[]);
+        phase
+    }
+
+    /// Brings a shipped phase up with the app's replicas and the edge.
+    pub fn up_with_app(name: &str, base_port: u16) -> Phase {
+        let state = std::env::temp_dir().join(format!(
+            "scaleplan-e2e-{name}-{base_port}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&state);
+        let mut phase = Phase {
+            name: name.to_owned(),
+            state,
+            base_port,
+            procs: Vec::new(),
+            phases: None,
+            up_args: Vec::new(),
+            with_app: true,
             stopped: true,
         };
         phase.bring(name, &[]);
@@ -129,6 +155,9 @@ impl Phase {
             args.extend(["--phases", dir]);
         }
         args.extend(self.up_args.iter().map(String::as_str));
+        if !self.with_app {
+            args.push("--no-app");
+        }
         let run = testkit::run_for(&repo(), &args, &vars, Duration::from_secs(300));
         self.procs = self.read_state();
         run

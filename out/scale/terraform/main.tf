@@ -140,7 +140,7 @@ module "primary" {
       cpu           = 2048
       memory        = 4096
       port          = 3000
-      health_path   = "/health"
+      health_path   = "/health/ready"
       uses_postgres = true
       uses_redis    = true
     },

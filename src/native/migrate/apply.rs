@@ -5,6 +5,7 @@ use super::{Migrator, Outcome};
 use crate::plan::layout::Part::{AppEnv, Pgbouncer, Postgres, Proxy, Redis};
 use crate::transition::Action;
 use anyhow::bail;
+use std::path::Path;
 
 impl Migrator<'_> {
     pub fn apply(&mut self, action: &Action) -> anyhow::Result<Outcome> {
@@ -16,6 +17,7 @@ impl Migrator<'_> {
             ),
             Action::Elsewhere { reason } => Outcome::NotHere(reason.clone()),
             Action::ResizePostgres => Outcome::NotHere(crate::transition::action::SIZES.to_owned()),
+            Action::Workloads { .. } if self.b.app.is_some() => done(self.roll_app()?),
             Action::Workloads { .. } => {
                 Outcome::NotHere(crate::transition::action::NOT_LOCAL.to_owned())
             }
@@ -85,12 +87,41 @@ impl Migrator<'_> {
             }
             Action::CopyIntoCluster => done(self.copy_into_cluster()?),
             // app.env is installed inside, only once the check has passed.
-            Action::CutOverToCluster => done(self.cut_over()?),
+            // The app's replicas, where they run here, restart in turn
+            // onto the new contract.
+            Action::CutOverToCluster => done(self.cut_over().and_then(|d| self.with_app(d))?),
             Action::SwitchRedisClients { mode } => {
                 self.install(&[AppEnv])?;
-                done(self.switch_clients(mode.as_str())?)
+                done(
+                    self.switch_clients(mode.as_str())
+                        .and_then(|d| self.with_app(d))?,
+                )
             }
             Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),
         })
+    }
+}
+
+impl Migrator<'_> {
+    /// The app's replicas restarted one at a time onto what the new phase
+    /// installs (its contract, its scaling.json), the edge following.
+    fn roll_app(&mut self) -> anyhow::Result<String> {
+        let root = self
+            .next
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        self.app_rolled = true;
+        self.b.roll_app(&root, &mut self.app_fresh)
+    }
+
+    /// `done`, followed by a roll of the app where it runs here: the
+    /// contract changed, so every replica restarts onto it.
+    fn with_app(&mut self, done: String) -> anyhow::Result<String> {
+        if self.b.app.is_none() {
+            return Ok(done);
+        }
+        self.app_fresh.clear();
+        Ok(format!("{done}; the app: {}", self.roll_app()?))
     }
 }

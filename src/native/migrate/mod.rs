@@ -103,6 +103,10 @@ pub struct Migrator<'a> {
     /// The new phase's rendered local target (config.next/local).
     pub next: PathBuf,
     pub from: &'a str,
+    /// The app's replicas have taken the new phase's files in this run.
+    pub app_rolled: bool,
+    /// The replicas started on the current contract in this run.
+    pub app_fresh: BTreeSet<String>,
 }
 
 fn run_hop(
@@ -139,11 +143,23 @@ fn run_hop(
             state,
             running,
             timeout: opts.timeout,
+            app: None,
         },
         before: &hop.from.local,
         next: next.join("local"),
         from,
+        app_rolled: false,
+        app_fresh: BTreeSet::new(),
     };
+    if m.b.state.app {
+        m.b.app = super::app_launch::AppLaunch::of(hop.to)?;
+        if m.b.app.is_none() {
+            bail!(
+                "{} runs the app, and {to} does not say how (targets.local.app): run `scaleplan down` and `up --native --no-app {to}`",
+                state_dir.display()
+            );
+        }
+    }
     // Monitoring pauses for the move (its exporters hold sessions that a
     // drain would wait out) and starts again from the new phase's files.
     m.b.stop_monitoring()?;
@@ -264,6 +280,14 @@ impl Migrator<'_> {
             .filter(|p| p.alive() && p.kind != crate::native::monitoring::KIND)
             .map(|p| p.name.clone())
             .collect();
+        let expected = if self.b.app.is_some() {
+            let mut e = expected;
+            e.extend((0..self.b.topo.app.endpoints.len()).map(super::app_launch::replica_name));
+            e.insert(super::app::EDGE.to_owned());
+            e
+        } else {
+            expected
+        };
         if running != expected {
             let extra: Vec<&String> = running.difference(&expected).collect();
             let missing: Vec<&String> = expected.difference(&running).collect();
@@ -291,6 +315,12 @@ impl Migrator<'_> {
             std::fs::remove_dir_all(&old)?;
         }
         self.b.app_env()?;
+        // A phase change that none of the steps brought to the app (its
+        // scaling.json, the edge) reaches it now, one replica at a time.
+        if self.b.app.is_some() && !self.app_rolled {
+            let root = self.b.state_dir.join("config");
+            self.b.roll_app(&root, &mut BTreeSet::new())?;
+        }
         // Monitoring, where it ran, watches the new phase's nodes with the
         // new phase's model: started again from the new files.
         if self.b.state.monitoring {

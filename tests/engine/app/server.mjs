@@ -7,7 +7,7 @@ const port = Number(process.env.PORT || 3000);
 const started = Date.now();
 http
   .createServer((req, res) => {
-    if (req.url === '/health') {
+    if (req.url.startsWith('/health')) {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');
     } else if (req.url === '/metrics') {
