@@ -10,6 +10,7 @@ mod down;
 mod init;
 mod inspect;
 mod list;
+mod loadtest;
 mod migrate;
 mod observe;
 mod schema;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Live load of the running deployment against its capacity model:
     /// utilisation per resource, the bottleneck, when to move on.
     Observe(observe::Args),
+    /// Run the phase's k6 load test against the running deployment and
+    /// set each resource's measured cost per user beside the model's.
+    Loadtest(loadtest::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),
     /// Say which recorded processes are up.
@@ -104,6 +108,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Up(a) => up::run(f, a),
         Command::Migrate(a) => migrate::run(f, a),
         Command::Observe(a) => observe::run(f, a),
+        Command::Loadtest(a) => loadtest::run(f, a),
         Command::Down(a) => down::run(a),
         Command::Status(a) => status::run(cli.format, a),
         Command::Inspect(a) => inspect::run(f, a),

@@ -12,6 +12,7 @@ mod app_launch;
 mod bringup;
 mod control;
 mod copy;
+pub mod loadtest;
 pub mod migrate;
 mod monitoring;
 pub mod observe;

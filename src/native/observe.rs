@@ -66,17 +66,19 @@ pub struct Observation {
 
 /// Counters read at one instant, by node, to difference over the window.
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     /// Queries through each PgBouncer, by (instance, database).
-    queries: BTreeMap<(String, String), f64>,
+    pub queries: BTreeMap<(String, String), f64>,
+    /// Microseconds those queries took, by (instance, database).
+    pub query_time_us: BTreeMap<(String, String), f64>,
     /// Commands processed by each Redis node that is a master.
-    masters: BTreeMap<String, f64>,
+    pub masters: BTreeMap<String, f64>,
 }
 
 /// A per-node rate over the window: only nodes read at both ends count, so
 /// a node that did not answer once is not read as its whole lifetime's
 /// count in five seconds.
-fn rates<K: Ord + Clone>(
+pub(super) fn rates<K: Ord + Clone>(
     before: &BTreeMap<K, f64>,
     after: &BTreeMap<K, f64>,
     seconds: f64,
@@ -143,7 +145,7 @@ impl<'a> Observer<'a> {
             .and_then(|v| v.trim().parse().ok())
     }
 
-    fn counters(&self) -> Counters {
+    pub(super) fn counters(&self) -> Counters {
         let mut c = Counters::default();
         for p in &self.topo.pgbouncer.instances {
             for row in self
@@ -155,6 +157,9 @@ impl<'a> Observer<'a> {
                     row.get("total_query_count").and_then(|v| v.parse().ok()),
                 ) {
                     c.queries.insert((p.name.clone(), db.clone()), n);
+                    if let Some(t) = row.get("total_query_time").and_then(|v| v.parse().ok()) {
+                        c.query_time_us.insert((p.name.clone(), db.clone()), t);
+                    }
                 }
             }
         }
@@ -188,7 +193,7 @@ impl<'a> Observer<'a> {
             .collect()
     }
 
-    fn redis_memory(&self) -> Vec<f64> {
+    pub(super) fn redis_memory(&self) -> Vec<f64> {
         self.masters()
             .into_iter()
             .filter_map(|(_, mut c)| Self::info_field(&mut c, b"memory", "used_memory"))

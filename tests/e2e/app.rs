@@ -155,6 +155,100 @@ fn the_reference_backend_runs_on_growth() {
         "{report}"
     );
 
+    // `scaleplan loadtest`: 40 users for 20 s through the edge, each
+    // holding a connection and sending the workload's requests; each
+    // resource's cost per user is measured, and the figures it writes
+    // are what `capacity` plans with once a phase extends them.
+    let calibration = phase.state.join("calibration.yaml");
+    let state_arg = phase.state.to_string_lossy().into_owned();
+    let run = testkit::run_for(
+        &testkit::repo(),
+        &[
+            "loadtest",
+            "growth",
+            "--state",
+            &state_arg,
+            "--users",
+            "40",
+            "--duration",
+            "20",
+            "--format",
+            "json",
+            "--write-calibration",
+            &calibration.to_string_lossy(),
+        ],
+        &[],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, 0, "loadtest:\n{}\n{}", run.stdout, run.stderr);
+    let load: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    eprintln!("loadtest: {}", serde_json::to_string(&load).unwrap());
+    assert_eq!(load["handshakes_ok"], 40, "{load}");
+    assert_eq!(load["handshakes_failed"], 0, "{load}");
+    let fit = |resource: &str| -> &serde_json::Value {
+        load["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["resource"] == resource)
+            .unwrap_or_else(|| panic!("{resource} in {load}"))
+    };
+    let cost = |resource: &str| fit(resource)["cost_per_user"].as_f64().unwrap_or(0.0);
+    // One connection a user, held; the rest measured above zero.
+    assert!((0.9..=1.1).contains(&cost("websocket")), "{load}");
+    for resource in [
+        "system",
+        "database_primary",
+        "database_replicas",
+        "redis_throughput",
+    ] {
+        assert!(cost(resource) > 0.0, "{resource}: {load}");
+        assert!(
+            fit(resource)["ratio"].as_f64().unwrap_or(0.0) > 0.0,
+            "{resource}: {load}"
+        );
+    }
+    // The backend does what the spec models: 3 queries a request, 80 %
+    // reads (a random mix, so loosely).
+    let c = &load["calibration"];
+    let queries = c["db_queries_per_request"].as_f64().unwrap();
+    assert!((2.0..=4.0).contains(&queries), "{load}");
+    let reads = c["read_ratio"].as_f64().unwrap();
+    assert!((0.6..=0.95).contains(&reads), "{load}");
+    let per_core = c["requests_per_core_per_sec"].as_f64().unwrap();
+    assert!(per_core > 0.0, "{load}");
+    assert!(load["measured_bottleneck"].is_string(), "{load}");
+
+    // A copy of the phases where growth extends the calibration plans its
+    // app CPU with the measured requests per core.
+    let phases = testkit::Sandbox::new("calibrated");
+    for f in ["base.yaml", "launch.yaml", "growth.yaml"] {
+        std::fs::copy(testkit::repo().join("phases").join(f), phases.path(f)).unwrap();
+    }
+    std::fs::copy(&calibration, phases.path("calibration.yaml")).unwrap();
+    let growth = std::fs::read_to_string(phases.path("growth.yaml")).unwrap();
+    std::fs::write(
+        phases.path("growth.yaml"),
+        growth.replace("extends: launch", "extends: calibration"),
+    )
+    .unwrap();
+    let run = testkit::run_in(
+        &phases.root,
+        &["capacity", "growth", "--phases", ".", "--format", "json"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "capacity:\n{}\n{}", run.stdout, run.stderr);
+    let written = std::fs::read_to_string(&calibration).unwrap();
+    let measured = written
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("requests_per_core_per_sec: "))
+        .expect("the calibration has the app's requests per core");
+    assert!(
+        run.stdout.contains(&format!("x {measured} req/s per core")),
+        "capacity does not plan with {measured} req/s per core:\n{}",
+        run.stdout
+    );
+
     // Redis down: unready; back: ready again.
     for node in ["redis-1", "redis-2", "redis-3"] {
         phase.kill_hard(node);
