@@ -181,15 +181,7 @@ impl Bringup {
             if fresh.contains(&name) {
                 continue;
             }
-            if let Some(p) = self
-                .state
-                .processes
-                .iter()
-                .find(|p| p.name == name && p.alive())
-                .cloned()
-            {
-                procs::stop_with(&p, "TERM", STOP_GRACE);
-                self.running.retain(|r| r.name != name);
+            if self.stop_replica(&name) {
                 restarted += 1;
             }
             self.app_replica(i)?;
@@ -213,24 +205,32 @@ impl Bringup {
         let mut stopped = 0;
         for i in after..before {
             let name = replica_name(i);
-            if let Some(p) = self
-                .state
-                .processes
-                .iter()
-                .find(|p| p.name == name && p.alive())
-                .cloned()
-            {
-                procs::stop_with(&p, "TERM", STOP_GRACE);
+            if self.stop_replica(&name) {
                 stopped += 1;
             }
             self.state.processes.retain(|p| p.name != name);
-            self.running.retain(|p| p.name != name);
         }
         self.state.save(&self.state_dir)?;
         Ok(format!(
             "{restarted} replica(s) restarted one at a time, {} started, {stopped} stopped; the edge routes to {after}, all healthy",
             after.saturating_sub(before)
         ))
+    }
+
+    /// Stops a running replica (SIGTERM: it goes unready, the edge takes
+    /// it out, it drains); true when one ran.
+    fn stop_replica(&mut self, name: &str) -> bool {
+        let found = self
+            .state
+            .processes
+            .iter()
+            .find(|p| p.name == name && p.alive())
+            .cloned();
+        self.running.retain(|r| r.name != name);
+        found.is_some_and(|p| {
+            procs::stop_with(&p, "TERM", STOP_GRACE);
+            true
+        })
     }
 
     /// The edge rereads edge.cfg (SIGUSR2 to its master; the old worker

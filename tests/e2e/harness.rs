@@ -69,6 +69,16 @@ impl Phase {
     }
 
     pub fn start(phases: Option<&Path>, name: &str, base_port: u16, args: &[&str]) -> Phase {
+        Phase::launch(phases, name, base_port, args, false)
+    }
+
+    fn launch(
+        phases: Option<&Path>,
+        name: &str,
+        base_port: u16,
+        args: &[&str],
+        with_app: bool,
+    ) -> Phase {
         let state = std::env::temp_dir().join(format!(
             "scaleplan-e2e-{name}-{base_port}-{}",
             std::process::id()
@@ -81,7 +91,7 @@ impl Phase {
             procs: Vec::new(),
             phases: phases.map(Path::to_path_buf),
             up_args: args.iter().map(|a| (*a).to_owned()).collect(),
-            with_app: false,
+            with_app,
             stopped: true,
         };
         phase.bring(name, &[]);
@@ -90,23 +100,7 @@ impl Phase {
 
     /// Brings a shipped phase up with the app's replicas and the edge.
     pub fn up_with_app(name: &str, base_port: u16) -> Phase {
-        let state = std::env::temp_dir().join(format!(
-            "scaleplan-e2e-{name}-{base_port}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&state);
-        let mut phase = Phase {
-            name: name.to_owned(),
-            state,
-            base_port,
-            procs: Vec::new(),
-            phases: None,
-            up_args: Vec::new(),
-            with_app: true,
-            stopped: true,
-        };
-        phase.bring(name, &[]);
-        phase
+        Phase::launch(None, name, base_port, &[], true)
     }
 
     /// `scaleplan up PHASE` in this state directory, which fails the test
