@@ -223,6 +223,42 @@ export const options = {
   tags: { phase: PHASE, shard: `${SHARD}/${SHARDS}` },
 };
 
+// MEASURE_USERS (with MEASURE_SECONDS) adds `measure`, the users of
+// `scaleplan loadtest`: that many users for that long, each holding a
+// Socket.IO connection and sending the workload's requests, so every
+// resource sees a known number of users.
+if (__ENV.MEASURE_USERS) {
+  const users = Number(__ENV.MEASURE_USERS);
+  const seconds = Number(__ENV.MEASURE_SECONDS || 60);
+  if (!(Number.isInteger(users) && users >= 1 && Number.isInteger(seconds) && seconds >= 10)) {
+    throw new Error(`MEASURE_USERS must be a whole number >= 1 and MEASURE_SECONDS >= 10, got ${users} and ${seconds}`);
+  }
+  const all = /** @type {Record<string, any>} */ (options.scenarios);
+  const perMinute = Math.max(1, Math.round(users * REQUESTS_PER_USER_PER_SEC * 60));
+  all.measure_api = {
+    executor: 'constant-arrival-rate',
+    exec: 'api',
+    rate: perMinute,
+    timeUnit: '1m',
+    duration: `${seconds}s`,
+    preAllocatedVUs: Math.max(2, Math.ceil(perMinute / 60)),
+    maxVUs: Math.max(4, Math.ceil(perMinute / 30)),
+    tags: { scenario: 'measure_api' },
+  };
+  all.measure_socket = {
+    executor: 'constant-vus',
+    exec: 'socket',
+    vus: users,
+    duration: `${seconds}s`,
+    env: { HOLD: String(seconds) },
+    gracefulStop: '15s',
+    tags: { scenario: 'measure_socket' },
+  };
+  const thresholds = /** @type {Record<string, any>} */ (options.thresholds);
+  thresholds['http_req_failed{scenario:measure_api}'] = ['rate<0.01'];
+  thresholds['socketio_handshake_ok{scenario:measure_socket}'] = ['rate>0.99'];
+}
+
 // SCENARIOS: only the named scenarios, and only their thresholds.
 if (__ENV.SCENARIOS) {
   const wanted = __ENV.SCENARIOS.split(',').map((n) => n.trim());
