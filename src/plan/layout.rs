@@ -69,6 +69,9 @@ pub enum TargetFile<'a> {
     PrimaryStart,
     PgbouncerStart,
     Edge,
+    /// The phase's scaling.json, beside the Compose file (its workloads
+    /// mount it).
+    Scaling,
     PgbouncerExporterStart,
     /// An image family's Dockerfile (`images: debian`), and the exporter's
     /// requirements in its build context.
@@ -96,6 +99,7 @@ impl TargetFile<'_> {
             TargetFile::ClusterCreate => in_part(Part::Redis, "cluster-create.sh"),
             TargetFile::Haproxy => in_part(Part::Proxy, "haproxy.cfg"),
             TargetFile::Edge => in_part(Part::Proxy, "edge.cfg"),
+            TargetFile::Scaling => PhaseFile::Scaling.rel().to_owned(),
             TargetFile::AppEnv => APP_ENV.to_owned(),
             TargetFile::Prometheus => in_part(Part::Monitoring, "prometheus.yml"),
             TargetFile::Rules => in_part(Part::Monitoring, "rules.yml"),

@@ -175,6 +175,10 @@ struct ComposeCtx<'a> {
     edge: &'static str,
     edge_port: u16,
     app_name: &'a str,
+    /// Where workloads see the phase's scaling.json, and the mount of the
+    /// copy beside the Compose file there.
+    scaling_file: &'static str,
+    scaling_mount: String,
     secondary_regions: &'a [&'a str],
     cluster_create: &'static str,
     monitoring: ComposeMonitoring<'a>,
@@ -189,6 +193,9 @@ struct ComposeMonitoring<'a> {
     grafana_port: u16,
     grafana_password: &'static str,
 }
+
+/// Where a Compose workload finds the phase's scaling.json.
+pub const SCALING_IN_CONTAINER: &str = "/etc/scaleplan/scaling.json";
 
 /// The PgBouncer exporter's pinned requirements file, with the notice.
 pub fn requirements(g: &Generated) -> String {
@@ -256,6 +263,11 @@ impl<'a> ComposeCtx<'a> {
             edge: topology::EDGE,
             edge_port: EDGE_PORT,
             app_name: &topo.app.name,
+            scaling_file: SCALING_IN_CONTAINER,
+            scaling_mount: format!(
+                "./{}:{SCALING_IN_CONTAINER}:ro",
+                TargetFile::Scaling.rel()
+            ),
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,
             monitoring: ComposeMonitoring {

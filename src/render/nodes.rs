@@ -47,6 +47,12 @@ impl Renderer {
                 }
                 Target::Cloud => Ok(()),
             })
+            .and_then(|()| {
+                if target == Target::Compose {
+                    files.insert(TargetFile::Scaling.of(target), self.scaling_file(phase)?);
+                }
+                Ok(())
+            })
             .with_context(|| format!("phase {}, {} target", spec.name, target.dir()))
     }
 

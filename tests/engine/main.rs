@@ -18,7 +18,11 @@ use testkit::{Sandbox, repo, spec_files};
 
 /// The shipped phases' project: the Compose project every test here runs.
 const PROJECT: &str = "sikka";
-const APP_IMAGE: &str = "scaleplan-test/app:1";
+/// The reference backend (examples/backend) as Compose runs it, on
+/// NODE_IMAGE.
+const APP_IMAGE: &str = "scaleplan-test/backend:1";
+/// Debian's Node.js: the base the backend's image is built on here.
+const NODE_IMAGE: &str = "scaleplan-test/node:1";
 const CLIENTS_IMAGE: &str = "scaleplan-test/clients:1";
 
 static ENGINE: Mutex<()> = Mutex::new(());
@@ -92,10 +96,12 @@ fn engine() -> std::sync::MutexGuard<'static, ()> {
 
 /// Builds a test image (cached by the engine while its inputs are
 /// unchanged).
-fn build_image(tag: &str, dockerfile: &Path, context: &Path) {
+fn build_image(tag: &str, dockerfile: &Path, context: &Path, args: &[&str]) {
     let out = run(
         Command::new("docker")
-            .args(["build", "-q", "-t", tag, "-f"])
+            .args(["build", "-q", "-t", tag])
+            .args(args)
+            .arg("-f")
             .arg(dockerfile)
             .arg(context),
         Duration::from_secs(600),
@@ -103,17 +109,30 @@ fn build_image(tag: &str, dockerfile: &Path, context: &Path) {
     assert!(out.status.success(), "docker build {tag}:\n{}", text(&out));
 }
 
-/// The stand-in app and the app-side proof, as images.
+/// The reference backend (from its own Dockerfile, on Debian's Node.js)
+/// and the app-side proof, as images.
 fn test_images() {
+    assert!(
+        repo().join("examples/backend/dist/main.js").is_file(),
+        "examples/backend is not built: scripts/test runs `npm ci` and `npm run build` there"
+    );
     build_image(
-        APP_IMAGE,
+        NODE_IMAGE,
         &repo().join("tests/engine/app/Dockerfile"),
         &repo().join("tests/engine/app"),
+        &[],
+    );
+    build_image(
+        APP_IMAGE,
+        &repo().join("examples/backend/Dockerfile"),
+        &repo().join("examples/backend"),
+        &["--build-arg", &format!("BASE={NODE_IMAGE}")],
     );
     build_image(
         CLIENTS_IMAGE,
         &repo().join("tests/engine/clients/Dockerfile"),
         &repo().join("tests/clients"),
+        &[],
     );
 }
 
@@ -457,6 +476,25 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
             private.display()
         );
     }
+    // The reference backend in Compose, through the edge on the app's
+    // port: the spec's modelled work per request (3 queries, 4 Redis
+    // operations, on average), the phase from the scaling.json Compose
+    // mounts, and both replicas behind the edge.
+    let (mut queries, mut redis) = (0, 0);
+    for user in 0..20 {
+        let body = http_get(3000, &format!("/work?user={user}")).expect("GET /work answers");
+        let done: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        queries += done["reads"].as_u64().unwrap() + done["writes"].as_u64().unwrap();
+        redis += done["redis"].as_u64().unwrap();
+    }
+    assert_eq!(queries, 60, "3 queries a request");
+    assert!(redis >= 80, "Redis operations: {redis}");
+    let phase: serde_json::Value =
+        serde_json::from_str(&http_get(3000, "/scaling/phase").unwrap()).unwrap();
+    assert_eq!(phase["name"], "launch", "{phase}");
+    assert_eq!(edge_replicas(12).len(), 2, "both replicas behind the edge");
+
     let host = host_clients(&host_env, &["contract"]);
     assert_eq!(host["redis"]["mode"], "standalone", "{host}");
     host_clients(&host_env, &["prepared"]);
@@ -882,12 +920,19 @@ fn app_replicas(dir: &Path) -> usize {
 }
 
 /// The app replicas that answer through the edge (127.0.0.1, the app's
-/// port) over `requests` requests without a session cookie: each answers
-/// its health path with its own name.
+/// port) over `requests` requests without a session cookie: each names
+/// itself in its answer to /scaling/status.
 fn edge_replicas(requests: usize) -> std::collections::BTreeSet<String> {
     (0..requests)
-        .filter_map(|_| http_get(3000, "/health"))
-        .filter_map(|body| body.split_whitespace().nth(1).map(str::to_owned))
+        .filter_map(|_| http_get(3000, "/scaling/status"))
+        .filter_map(|body| {
+            // The reference backend names its replica (the container's
+            // host name); the writer the rollout test runs, in its body.
+            match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(doc) => doc["replica"].as_str().map(str::to_owned),
+                Err(_) => body.split_whitespace().nth(1).map(str::to_owned),
+            }
+        })
         .collect()
 }
 
