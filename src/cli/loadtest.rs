@@ -29,7 +29,8 @@ pub struct Args {
     /// Users of the `measure` scenario.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=20000))]
     users: u32,
-    /// Seconds the `measure` scenario runs.
+    /// Seconds the `measure` scenario runs; with another scenario, the
+    /// seconds of it that are sampled (it runs its own length).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(20..=3600))]
     duration: u64,
     /// Write the measured workload and app figures to FILE as an abstract

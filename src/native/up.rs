@@ -58,6 +58,13 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         None => Vec::new(),
     };
 
+    if !opts.app && running.iter().any(|p| p.kind == super::app::KIND) {
+        bail!(
+            "{} runs the app's replicas: `up` without --no-app keeps them; `scaleplan down --state {}` first to run the data tier only",
+            state_dir.display(),
+            state_dir.display()
+        );
+    }
     let config = state_dir.join("config");
     render_local(phase, renderer, &config)?;
     std::fs::create_dir_all(state_dir.join("logs"))?;

@@ -264,10 +264,7 @@ impl<'a> ComposeCtx<'a> {
             edge_port: EDGE_PORT,
             app_name: &topo.app.name,
             scaling_file: SCALING_IN_CONTAINER,
-            scaling_mount: format!(
-                "./{}:{SCALING_IN_CONTAINER}:ro",
-                TargetFile::Scaling.rel()
-            ),
+            scaling_mount: format!("./{}:{SCALING_IN_CONTAINER}:ro", TargetFile::Scaling.rel()),
             secondary_regions: secondary,
             cluster_create: topology::CLUSTER_CREATE,
             monitoring: ComposeMonitoring {

@@ -302,8 +302,8 @@ fn haproxy_accepts_every_proxy_and_edge_config() {
         );
         checked += 1;
     }
-    // Per phase: the local proxy, Compose's proxy and edge.
-    assert_eq!(checked, 12, "{checked} configs");
+    // Per phase: the local proxy and edge, Compose's proxy and edge.
+    assert_eq!(checked, 16, "{checked} configs");
 }
 
 /// A PostgreSQL of its own on a free loopback port, stopped on drop.

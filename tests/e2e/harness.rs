@@ -412,9 +412,13 @@ fn moved_ports(text: &str, base_port: u16) -> String {
     shift_ports(text, SPEC_BASE_PORT, base_port)
 }
 
-/// Port numbers of a deployment on base port `from` (the thousand ports
-/// from it, and the cluster bus ports 10000 above) moved to base `to`.
+/// Port numbers of a deployment on base port `from` (its blocks, the app's
+/// replicas and the edge included, and the cluster bus ports 10000 above)
+/// moved to base `to`.
 pub fn shift_ports(text: &str, from: u16, to: u16) -> String {
+    // Every block from the base port: the stateful ones (1,000 ports), the
+    // app's 1,000 replicas and the edge's two.
+    const SPAN: i64 = 1736;
     let delta = i64::from(to) - i64::from(from);
     if delta == 0 {
         return text.to_owned();
@@ -426,7 +430,7 @@ pub fn shift_ports(text: &str, from: u16, to: u16) -> String {
         let moved = match digits.parse::<i64>() {
             Ok(n)
                 if digits.len() == 5
-                    && ((low..low + 1000).contains(&n) || (bus..bus + 1000).contains(&n)) =>
+                    && ((low..low + SPAN).contains(&n) || (bus..bus + 1000).contains(&n)) =>
             {
                 (n + delta).to_string()
             }

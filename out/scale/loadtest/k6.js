@@ -35,6 +35,7 @@
 import http from 'k6/http';
 import ws from 'k6/ws';
 import { check, sleep } from 'k6';
+import exec from 'k6/execution';
 import { Counter, Rate } from 'k6/metrics';
 
 const TARGET_URL = __ENV.TARGET_URL;
@@ -301,10 +302,13 @@ export function api() {
 export function socket() {
   const hold = Number(__ENV.HOLD || HOLD_SECONDS);
   const every = Number(__ENV.EVERY || BROADCAST_SECONDS);
-  const base = WS_URLS[__VU % WS_URLS.length];
+  // Numbered within the scenario (virtual user numbers are shared with
+  // the HTTP scenarios, which would leave rooms part-filled).
+  const slot = exec.scenario.iterationInTest;
+  const base = WS_URLS[slot % WS_URLS.length];
   // Rooms of ROOM_SIZE within this process's share: SHARD keeps two
   // processes' rooms apart.
-  const room = `room-${SHARD}-${Math.floor((__VU - 1) / ROOM_SIZE)}`;
+  const room = `room-${SHARD}-${Math.floor(slot / ROOM_SIZE)}`;
   // The handshake's outcome, recorded once: completed, refused, or the
   // socket gone before it.
   let settled = false;

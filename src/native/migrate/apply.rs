@@ -17,7 +17,12 @@ impl Migrator<'_> {
             ),
             Action::Elsewhere { reason } => Outcome::NotHere(reason.clone()),
             Action::ResizePostgres => Outcome::NotHere(crate::transition::action::SIZES.to_owned()),
-            Action::Workloads { .. } if self.b.app.is_some() => done(self.roll_app()?),
+            // The new contract with them: the data tier it names is ready
+            // by the clients' stage.
+            Action::Workloads { .. } if self.b.app.is_some() => {
+                self.install(&[AppEnv])?;
+                done(self.roll_app(true)?)
+            }
             Action::Workloads { .. } => {
                 Outcome::NotHere(crate::transition::action::NOT_LOCAL.to_owned())
             }
@@ -105,14 +110,14 @@ impl Migrator<'_> {
 impl Migrator<'_> {
     /// The app's replicas restarted one at a time onto what the new phase
     /// installs (its contract, its scaling.json), the edge following.
-    fn roll_app(&mut self) -> anyhow::Result<String> {
+    fn roll_app(&mut self, resize: bool) -> anyhow::Result<String> {
         let root = self
             .next
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
         self.app_rolled = true;
-        self.b.roll_app(&root, &mut self.app_fresh)
+        self.b.roll_app(&root, &mut self.app_fresh, resize)
     }
 
     /// `done`, followed by a roll of the app where it runs here: the
@@ -122,6 +127,6 @@ impl Migrator<'_> {
             return Ok(done);
         }
         self.app_fresh.clear();
-        Ok(format!("{done}; the app: {}", self.roll_app()?))
+        Ok(format!("{done}; the app: {}", self.roll_app(false)?))
     }
 }

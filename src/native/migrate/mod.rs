@@ -319,7 +319,7 @@ impl Migrator<'_> {
         // scaling.json, the edge) reaches it now, one replica at a time.
         if self.b.app.is_some() && !self.app_rolled {
             let root = self.b.state_dir.join("config");
-            self.b.roll_app(&root, &mut BTreeSet::new())?;
+            self.b.roll_app(&root, &mut BTreeSet::new(), true)?;
         }
         // Monitoring, where it ran, watches the new phase's nodes with the
         // new phase's model: started again from the new files.
