@@ -34,6 +34,11 @@ pub struct Args {
     /// their edge (which run when the spec sets targets.local.app).
     #[arg(long, requires = "native")]
     no_app: bool,
+    /// With --native: let this PostgreSQL replica delete its data and
+    /// clone the primary when the primary is another cluster than the one
+    /// it holds (it refuses otherwise). Repeatable.
+    #[arg(long, value_name = "NODE", requires = "native")]
+    reseed: Vec<String>,
     /// Seconds each component may take to become healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -71,6 +76,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
                 .and_then(|name| loaded.planned.get(name)),
             monitoring: args.monitoring,
             app: !args.no_app,
+            reseed: &args.reseed,
         };
         crate::native::up(phase, &renderer, &opts)?;
         Ok(EXIT_OK)

@@ -30,6 +30,9 @@ pub struct Bringup {
     /// How the app's replicas run here; None when this deployment runs
     /// the data tier only.
     pub app: Option<super::app_launch::AppLaunch>,
+    /// Replicas allowed to delete their data and clone a primary that is
+    /// another cluster (`up --reseed`).
+    pub reseed: Vec<String>,
 }
 
 pub fn is_root() -> bool {

@@ -164,6 +164,26 @@ impl Bringup {
             Ok(rate) => launch.env("SCALEPLAN_CLONE_MAX_RATE", &rate),
             Err(_) => launch,
         };
+        // standby-start.sh deletes this replica's data for a primary of
+        // another cluster only when told that primary's identifier.
+        let launch = if self.reseed.contains(&node.name) {
+            let id = probe::psql(
+                &self.tools,
+                self.topo.postgres.primary.endpoint.port,
+                SUPERUSER,
+                self.secrets.get(Secret::Postgres),
+                "postgres",
+                "SELECT system_identifier FROM pg_control_system()",
+            )
+            .context("reading the primary's system identifier for --reseed")?;
+            crate::say!(
+                "  {:<22} reseeding from the primary (cluster {id}): its data here is replaced",
+                node.name
+            );
+            launch.env("SCALEPLAN_RESEED", &id)
+        } else {
+            launch
+        };
         self.spawn(launch, &node.name, "postgres", node.endpoint.port)?;
         let port = node.endpoint.port;
         let password = self.secrets.get(Secret::Postgres).to_owned();

@@ -35,6 +35,9 @@ pub struct UpOptions<'a> {
     /// Run the app's replicas and the edge when the phase says how
     /// (`targets.local.app`); false for the data tier only.
     pub app: bool,
+    /// Replicas that may delete their data and clone the primary when it
+    /// is another cluster than theirs.
+    pub reseed: &'a [String],
 }
 
 /// Brings a phase up as local processes; on any failure stops what it
@@ -58,6 +61,23 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         None => Vec::new(),
     };
 
+    let replicas: Vec<&str> = topo
+        .postgres
+        .replicas
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    if let Some(unknown) = opts.reseed.iter().find(|n| !replicas.contains(&n.as_str())) {
+        bail!(
+            "--reseed {unknown}: phase {} has no PostgreSQL replica of that name (it has: {})",
+            phase.name(),
+            if replicas.is_empty() {
+                "none".to_owned()
+            } else {
+                replicas.join(", ")
+            }
+        );
+    }
     if !opts.app && running.iter().any(|p| p.kind == super::app::KIND) {
         bail!(
             "{} runs the app's replicas: `up` without --no-app keeps them; `scaleplan down --state {}` first to run the data tier only",
@@ -91,6 +111,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         state_dir,
         timeout: opts.timeout,
         app: None,
+        reseed: opts.reseed.to_vec(),
     };
     // A phase that does not say how to run its app runs none.
     if opts.app {

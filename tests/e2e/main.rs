@@ -11,6 +11,7 @@ mod harness;
 mod lifecycle;
 mod migrate;
 mod observe;
+mod reseed;
 
 use harness::Phase;
 

@@ -144,6 +144,7 @@ fn run_hop(
             running,
             timeout: opts.timeout,
             app: None,
+            reseed: Vec::new(),
         },
         before: &hop.from.local,
         next: next.join("local"),

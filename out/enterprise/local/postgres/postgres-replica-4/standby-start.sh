@@ -4,12 +4,17 @@
 #
 # Starts the streaming read replica postgres-replica-4 of postgres-primary.
 #
-# Clones the primary when there is no complete clone of it here: on first
-# start, after the data directory was wiped, when a clone was interrupted,
-# when the primary is another cluster than the one cloned, or when the
-# replication slot was invalidated (the WAL the replica needs is gone). A
-# clone goes into a directory beside the data and is renamed into place
-# only once complete, so an interrupted one is simply started over.
+# Clones the primary when there is no clone of it here (first start, a
+# wiped data directory, an interrupted clone), or when the replication slot
+# was invalidated (the WAL the replica needs is gone: the primary still has
+# every byte). It never deletes data the primary may not have: when the
+# primary is another cluster than the one cloned here (a primary that lost
+# its data comes back empty), or when this data directory is no standby
+# (it was promoted), it stops with both identifiers and the way to reseed:
+# SCALEPLAN_RESEED set to the primary's system identifier, which `scaleplan
+# up --reseed NODE` does. A clone goes into a directory beside the data and
+# is renamed into place only once complete, so an interrupted one is simply
+# started over.
 # The slot is created when it does not exist; `pg_basebackup -C` would fail
 # on one that does.
 #
@@ -42,14 +47,29 @@ primary() {
   psql -X -A -t -q -h "$primary_host" -p "$primary_port" -U "$user" -d postgres -c "$1"
 }
 
+theirs=$(psql -X -A -t -q "host=$primary_host port=$primary_port user=$user replication=true dbname=replication" \
+  -c IDENTIFY_SYSTEM | cut -d'|' -f1)
 reclone=
-if [ ! -s "$data/global/pg_control" ] || [ ! -f "$data/standby.signal" ]; then
+refuse=
+if [ ! -s "$data/global/pg_control" ]; then
   reclone="no complete clone"
 else
   mine=$(pg_controldata "$data" | sed -n 's/^Database system identifier: *//p')
-  theirs=$(psql -X -A -t -q "host=$primary_host port=$primary_port user=$user replication=true dbname=replication" \
-    -c IDENTIFY_SYSTEM | cut -d'|' -f1)
-  [ "$mine" = "$theirs" ] || reclone="the primary is not the cluster cloned here"
+  if [ "$mine" != "$theirs" ]; then
+    refuse="the primary $primary_host:$primary_port is cluster $theirs, and this data directory holds cluster $mine"
+  elif [ ! -f "$data/standby.signal" ]; then
+    refuse="this data directory (cluster $mine) is no standby: it was promoted, or is a primary's"
+  fi
+fi
+if [ -n "$refuse" ]; then
+  if [ "${SCALEPLAN_RESEED:-}" != "$theirs" ]; then
+    echo "postgres-replica-4: not starting: $refuse. Nothing was deleted." >&2
+    echo "  If the primary holds the data to keep, reseed this replica from it (its data here is deleted):" >&2
+    echo "    scaleplan up PHASE --native --reseed postgres-replica-4" >&2
+    echo "  If this replica holds the data to keep, copy $data away before anything else." >&2
+    exit 1
+  fi
+  reclone="reseed asked for ($refuse)"
 fi
 slot=replica_4
 status=$(primary "SELECT coalesce(wal_status, 'unknown') FROM pg_replication_slots WHERE slot_name = '$slot'")
