@@ -39,6 +39,10 @@ pub struct Args {
     /// it holds (it refuses otherwise). Repeatable.
     #[arg(long, value_name = "NODE", requires = "native")]
     reseed: Vec<String>,
+    /// With --native: initialise an empty primary where the deployment's
+    /// primary has no data directory any more (refused otherwise).
+    #[arg(long, requires = "native")]
+    reinit_primary: bool,
     /// Seconds each component may take to become healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -77,6 +81,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
             monitoring: args.monitoring,
             app: !args.no_app,
             reseed: &args.reseed,
+            reinit_primary: args.reinit_primary,
         };
         crate::native::up(phase, &renderer, &opts)?;
         Ok(EXIT_OK)

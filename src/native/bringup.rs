@@ -33,6 +33,9 @@ pub struct Bringup {
     /// Replicas allowed to delete their data and clone a primary that is
     /// another cluster (`up --reseed`).
     pub reseed: Vec<String>,
+    /// A primary whose data directory is gone may be initialised anew
+    /// (`up --reinit-primary`).
+    pub reinit_primary: bool,
 }
 
 pub fn is_root() -> bool {

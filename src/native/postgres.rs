@@ -22,6 +22,19 @@ impl Bringup {
             let dir = self.state_dir.join(&node.name);
             let data = dir.join("data");
             if !data.join("global/pg_control").exists() {
+                if let Some(id) = self
+                    .state
+                    .postgres_cluster
+                    .as_ref()
+                    .filter(|_| !self.reinit_primary)
+                {
+                    anyhow::bail!(
+                        "{} has no data ({}), and this deployment's primary was cluster {id}: not initialising a new, empty cluster in its place (its replicas would refuse it; nothing was changed)\n  help: put the data directory back, or run `scaleplan up {} --native --reinit-primary` to start an empty primary (the replicas keep their data until `--reseed NODE`)",
+                        node.name,
+                        data.display(),
+                        self.state.phase
+                    );
+                }
                 self.initdb(&dir)?;
             }
             let launch = Launch::new(&self.tools.postgres)
@@ -47,7 +60,22 @@ impl Bringup {
                 probe::postgres_ready(&self.tools, port).then_some(())
             })?;
         }
-        self.roles(port)
+        self.roles(port)?;
+        // The cluster this deployment's primary holds, for the check above.
+        let id = probe::psql(
+            &self.tools,
+            port,
+            SUPERUSER,
+            self.secrets.get(Secret::Postgres),
+            "postgres",
+            "SELECT system_identifier FROM pg_control_system()",
+        )
+        .context("reading the primary's system identifier")?;
+        if self.state.postgres_cluster.as_deref() != Some(id.as_str()) {
+            self.state.postgres_cluster = Some(id);
+            self.state.save(&self.state_dir)?;
+        }
+        Ok(())
     }
 
     /// initdb into a directory beside the data, renamed into place once

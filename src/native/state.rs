@@ -28,6 +28,11 @@ pub struct State {
     /// of a phase with `targets.local.app`, without `--no-app`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub app: bool,
+    /// The PostgreSQL cluster the primary holds (its system identifier),
+    /// once it has run: a primary whose data directory is gone is not
+    /// initialised anew in its place unless asked (`up --reinit-primary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_cluster: Option<String>,
     /// A `migrate` under way: the phase moves from `phase` to `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,

@@ -38,6 +38,8 @@ pub struct UpOptions<'a> {
     /// Replicas that may delete their data and clone the primary when it
     /// is another cluster than theirs.
     pub reseed: &'a [String],
+    /// Initialise an empty primary where the deployment's is gone.
+    pub reinit_primary: bool,
 }
 
 /// Brings a phase up as local processes; on any failure stops what it
@@ -102,6 +104,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
                     .as_ref()
                     .is_some_and(|p| p.monitoring && p.phase == phase.name()),
             app: false,
+            postgres_cluster: previous.as_ref().and_then(|p| p.postgres_cluster.clone()),
             migration: None,
         },
         running,
@@ -112,6 +115,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         timeout: opts.timeout,
         app: None,
         reseed: opts.reseed.to_vec(),
+        reinit_primary: opts.reinit_primary,
     };
     // A phase that does not say how to run its app runs none.
     if opts.app {

@@ -1,8 +1,9 @@
-//! A replica never deletes data its primary may not have: when the
-//! primary comes back as another cluster (its data directory lost and
-//! initialised anew), the replicas refuse to start, name both system
-//! identifiers and the command that reseeds, and keep their data; `up
-//! --reseed` then lets exactly the named replicas clone the new primary.
+//! Nothing deletes data by itself: a primary whose data directory is gone
+//! is not initialised anew unless asked (`up --reinit-primary`); when the
+//! primary is another cluster, the replicas refuse to start, name both
+//! system identifiers and the command that reseeds, and keep their data;
+//! `up --reseed` then lets exactly the named replicas clone the new
+//! primary.
 
 use crate::harness::{Phase, psql, secret};
 use std::process::Command;
@@ -66,8 +67,24 @@ fn a_replica_refuses_a_primary_of_another_cluster_until_reseeded() {
     );
     phase.stop_checked();
 
-    // The primary's data is lost: the next `up` initialises a new cluster.
+    // The primary's data is lost: `up` does not initialise a new cluster
+    // where this deployment's was, unless asked.
     std::fs::remove_dir_all(phase.state.join("postgres-primary/data")).unwrap();
+    let run = phase.try_bring("growth", &[]);
+    let said = format!("{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "up must fail:\n{said}");
+    assert!(
+        said.contains(&format!("primary was cluster {old}")),
+        "{said}"
+    );
+    assert!(said.contains("--reinit-primary"), "{said}");
+    assert!(
+        !phase.state.join("postgres-primary/data").exists(),
+        "{said}"
+    );
+
+    // Asked, it does: now the replicas find another cluster.
+    phase.up_args = vec!["--reinit-primary".to_owned()];
     let run = phase.try_bring("growth", &[]);
     let said = format!("{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.code, 1, "up must fail:\n{said}");

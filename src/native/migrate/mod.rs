@@ -145,6 +145,7 @@ fn run_hop(
             timeout: opts.timeout,
             app: None,
             reseed: Vec::new(),
+            reinit_primary: false,
         },
         before: &hop.from.local,
         next: next.join("local"),
