@@ -39,6 +39,20 @@ impl AppLaunch {
                 phases_dir.display()
             )
         })?;
+        // A file the command names that is not there (an app not built
+        // yet) would only show as a replica that exits at once.
+        if let Some(missing) = process
+            .command
+            .iter()
+            .skip(1)
+            .filter(|a| !a.starts_with('-') && a.contains('/'))
+            .find(|a| !workdir.join(a).exists())
+        {
+            anyhow::bail!(
+                "targets.local.app.command names {missing}, which is not in {}: build the app first (the reference backend: `npm ci && npm run build` there), or bring up the data tier only with --no-app",
+                workdir.display()
+            );
+        }
         Ok(Some(AppLaunch {
             command: process.command.clone(),
             workdir,

@@ -51,6 +51,12 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         bail!("phase {} has no local topology", phase.name());
     };
     check_versions(&tools, &topo)?;
+    // How the app runs, checked before anything is written or started.
+    let app = if opts.app {
+        AppLaunch::of(phase)?
+    } else {
+        None
+    };
 
     std::fs::create_dir_all(opts.state_dir)
         .with_context(|| format!("creating {}", opts.state_dir.display()))?;
@@ -118,9 +124,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         reinit_primary: opts.reinit_primary,
     };
     // A phase that does not say how to run its app runs none.
-    if opts.app {
-        b.app = AppLaunch::of(phase)?;
-    }
+    b.app = app;
     b.state.app = b.app.is_some();
     let changing = previous
         .as_ref()

@@ -143,6 +143,30 @@ fn up_without_docker_engine_points_to_native() {
 }
 
 #[test]
+fn an_app_not_built_is_named_before_anything_starts() {
+    let sandbox = testkit::Sandbox::shipped("app-not-built");
+    sandbox.edit(
+        "phases/base.yaml",
+        &[("workdir: ../examples/backend", "workdir: ../app")],
+    );
+    std::fs::create_dir_all(sandbox.path("app")).unwrap();
+    let run = testkit::run_in(
+        &sandbox.root,
+        &[
+            "up", "launch", "--native", "--state", "st", "--phases", "phases",
+        ],
+        &testkit::SECRETS,
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("names dist/main.js"), "{}", run.stderr);
+    assert!(run.stderr.contains("--no-app"), "{}", run.stderr);
+    assert!(
+        !sandbox.path("st").exists(),
+        "nothing may be written or started"
+    );
+}
+
+#[test]
 fn missing_binaries_name_their_package() {
     let sandbox = testkit::Sandbox::new("no-binaries");
     let phases = testkit::repo().join("phases");
