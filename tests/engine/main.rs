@@ -158,6 +158,12 @@ fn debian_phases(label: &str) -> Sandbox {
             ),
         ],
     );
+    // A failover whose leader election split retries after twice this;
+    // the shipped minute would outlast the failover test's wait.
+    sandbox.edit(
+        "phases/growth.yaml",
+        &[("failover_timeout_ms: 60000", "failover_timeout_ms: 10000")],
+    );
     sandbox
 }
 
@@ -654,9 +660,30 @@ fn growth_fails_over_and_loses_no_acknowledged_write() {
             text(&kill)
         );
     }
-    eventually("a replica promoted", Duration::from_secs(60), || {
-        sentinel(&["SENTINEL", "get-master-addr-by-name", "sikka"]) != before
-    });
+    let promoted = Instant::now() + Duration::from_secs(60);
+    while sentinel(&["SENTINEL", "get-master-addr-by-name", "sikka"]) == before {
+        if Instant::now() > promoted {
+            let logs = docker(
+                &[
+                    "compose",
+                    "-p",
+                    PROJECT,
+                    "logs",
+                    "--tail",
+                    "40",
+                    "sentinel-1",
+                    "sentinel-2",
+                    "sentinel-3",
+                ],
+                Duration::from_secs(30),
+            );
+            panic!(
+                "no replica promoted within 60 s; the sentinels said:\n{}",
+                text(&logs)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     eprintln!(
         "growth: {master} killed, the sentinels named a new master after {:.1} s",
         killed_at.elapsed().as_secs_f64()
