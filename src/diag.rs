@@ -111,6 +111,8 @@ pub enum Code {
     Pg001,
     /// A parameter that a spec field controls.
     Pg002,
+    /// A backup window shorter than RDS allows.
+    Pg003,
     /// Sentinel mode without replicas.
     Red001,
     /// Fewer than three sentinels.
@@ -202,6 +204,7 @@ impl Code {
             Pgb005 => "PGB005",
             Pg001 => "PG001",
             Pg002 => "PG002",
+            Pg003 => "PG003",
             Red001 => "RED001",
             Red002 => "RED002",
             Red003 => "RED003",

@@ -4,7 +4,7 @@
 //! extend (`--write-calibration`).
 
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
-use super::session::{self, Request};
+use super::session;
 use crate::native::loadtest::{self, LoadOptions, LoadReport, MEASURE};
 use crate::plan::PlannedPhase;
 use crate::plan::layout::PhaseFile;
@@ -44,21 +44,12 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let Some(state) = session::deployment(&args.state)? else {
-        return Ok(EXIT_ERROR);
-    };
-    let req = Request::on_deployment(&args.phases.dir, &state);
-    let loaded = match session::load(format, &req)? {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    let Some(phase) = loaded.planned.get(&args.name) else {
-        eprintln!(
-            "error: {} has no phase {}\n  help: scaleplan list --phases {}",
-            args.phases.dir.display(),
-            args.name,
-            args.phases.dir.display()
-        );
+    let (_, loaded, name) =
+        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
+    let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
     if format == Format::Json {

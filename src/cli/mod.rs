@@ -3,6 +3,7 @@
 //! code is decided here and nowhere else.
 
 mod args;
+mod backup;
 mod build;
 mod capacity;
 mod diff;
@@ -13,6 +14,7 @@ mod list;
 mod loadtest;
 mod migrate;
 mod observe;
+mod restore;
 mod schema;
 mod serve;
 mod session;
@@ -67,6 +69,11 @@ pub enum Command {
     /// Run the phase's k6 load test against the running deployment and
     /// set each resource's measured cost per user beside the model's.
     Loadtest(loadtest::Args),
+    /// Take a backup (pgBackRest) of the running local deployment's primary.
+    Backup(backup::Args),
+    /// Restore the local deployment's database to a point in time from its
+    /// backups and WAL archive; the replicas then clone it.
+    Restore(restore::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),
     /// Say which recorded processes are up.
@@ -109,6 +116,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Migrate(a) => migrate::run(f, a),
         Command::Observe(a) => observe::run(f, a),
         Command::Loadtest(a) => loadtest::run(f, a),
+        Command::Backup(a) => backup::run(f, a),
+        Command::Restore(a) => restore::run(f, a),
         Command::Down(a) => down::run(a),
         Command::Status(a) => status::run(cli.format, a),
         Command::Inspect(a) => inspect::run(f, a),

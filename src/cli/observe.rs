@@ -3,7 +3,7 @@
 //! and whether (and, watching, when) to move to the next phase.
 
 use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
-use super::session::{self, Request};
+use super::session;
 use crate::native::observe::{Observation, Observer, time_to_exhaustion};
 use crate::render::format::thousands;
 use std::path::PathBuf;
@@ -29,9 +29,11 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let Some(state) = session::deployment(&args.state)? else {
-        return Ok(EXIT_ERROR);
-    };
+    let (state, loaded, name) =
+        match session::on_deployment(format, &args.phases.dir, &args.state, None)? {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
     if state.processes.is_empty() {
         eprintln!(
             "error: nothing runs in {} (phase {} is stopped)\n  help: scaleplan up {} --native --state {}",
@@ -42,19 +44,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         );
         return Ok(EXIT_ERROR);
     }
-    // Every phase planned on the deployment's own ports.
-    let req = Request::on_deployment(&args.phases.dir, &state);
-    let loaded = match session::load(format, &req)? {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    let Some(phase) = loaded.planned.get(&state.phase) else {
-        eprintln!(
-            "error: {} runs phase {}, which {} does not have",
-            args.state.display(),
-            state.phase,
-            args.phases.dir.display()
-        );
+    let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
     let observer = Observer::new(&args.state, phase)?;

@@ -64,6 +64,44 @@ pub(super) fn deployment(dir: &Path) -> anyhow::Result<Option<crate::native::Sta
     Ok(state)
 }
 
+/// The deployment `up --native` runs in `state_dir`, with the phases
+/// directory planned on its ports: the start of every command that works
+/// on it (observe, loadtest, backup, restore). `phase` names the phase the
+/// command is about; the one the deployment runs when None. Err carries
+/// the exit code, the error said.
+pub(super) fn on_deployment(
+    format: Format,
+    phases: &Path,
+    state_dir: &Path,
+    phase: Option<&str>,
+) -> anyhow::Result<Result<(crate::native::State, Loaded, String), i32>> {
+    let Some(state) = deployment(state_dir)? else {
+        return Ok(Err(EXIT_ERROR));
+    };
+    let loaded = match load(format, &Request::on_deployment(phases, &state))? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(Err(code)),
+    };
+    let name = phase.unwrap_or(&state.phase).to_owned();
+    if loaded.planned.get(&name).is_none() {
+        if phase.is_some() {
+            eprintln!(
+                "error: {} has no phase {name}\n  help: scaleplan list --phases {}",
+                phases.display(),
+                phases.display()
+            );
+        } else {
+            eprintln!(
+                "error: {} runs phase {name}, which {} does not have",
+                state_dir.display(),
+                phases.display()
+            );
+        }
+        return Ok(Err(EXIT_ERROR));
+    }
+    Ok(Ok((state, loaded, name)))
+}
+
 /// The diagnostics of a run as JSON: every `--format json` document starts
 /// with these fields.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]

@@ -9,6 +9,7 @@
 
 mod app;
 mod app_launch;
+pub mod backup;
 mod bringup;
 mod control;
 mod copy;
@@ -16,6 +17,7 @@ pub mod loadtest;
 pub mod migrate;
 mod monitoring;
 pub mod observe;
+mod pgbackrest;
 mod postgres;
 mod probe;
 mod procs;

@@ -3,6 +3,7 @@
 //! standby-start.sh, and the PgBouncer instances.
 
 use super::bringup::{Bringup, give_to};
+use super::pgbackrest::Repo;
 use super::probe;
 use super::procs::Launch;
 use super::secrets::write_private;
@@ -29,15 +30,29 @@ impl Bringup {
                     .filter(|_| !self.reinit_primary)
                 {
                     anyhow::bail!(
-                        "{} has no data ({}), and this deployment's primary was cluster {id}: not initialising a new, empty cluster in its place (its replicas would refuse it; nothing was changed)\n  help: put the data directory back, or run `scaleplan up {} --native --reinit-primary` to start an empty primary (the replicas keep their data until `--reseed NODE`)",
+                        "{} has no data ({}), and this deployment's primary was cluster {id}: not initialising a new, empty cluster in its place (its replicas would refuse it; nothing was changed)\n  help: put the data directory back; or restore it from the backups: `scaleplan restore {} --to latest`; or run `scaleplan up {} --native --reinit-primary` to start an empty primary (the replicas keep their data until `--reseed NODE`)",
                         node.name,
                         data.display(),
+                        self.state.phase,
                         self.state.phase
                     );
                 }
                 self.initdb(&dir)?;
+                // A new cluster cannot archive into the old one's stanza;
+                // the old backups stay, under the old cluster's name.
+                let repo = self.state_dir.join("backup");
+                if let (true, Some(old)) = (repo.exists(), &self.state.postgres_cluster) {
+                    let aside = self.state_dir.join(format!("backup.cluster-{old}"));
+                    std::fs::rename(&repo, &aside)
+                        .with_context(|| format!("moving {} aside", repo.display()))?;
+                    crate::say!(
+                        "  {:<22} the old cluster's backups are kept in {}",
+                        node.name,
+                        aside.display()
+                    );
+                }
             }
-            let launch = Launch::new(&self.tools.postgres)
+            let mut launch = Launch::new(&self.tools.postgres)
                 .user(self.server_user)
                 .arg("-D")
                 .arg(&data)
@@ -55,12 +70,27 @@ impl Bringup {
                         .join(TargetFile::PgHba(&node.name).rel())
                         .display()
                 ));
+            let restored = data.join("recovery.signal").exists();
+            if let Some(repo) = self.backup_repo() {
+                repo.prepare(&node.name)?;
+                launch =
+                    launch.args_str(&repo.server_args(&node.name).each_ref().map(String::as_str));
+                for (k, v) in repo.env(&node) {
+                    launch = launch.env(k, &v);
+                }
+            }
             self.spawn(launch, &node.name, "postgres", port)?;
             self.await_ready(&node.name, "accepting connections", since, || {
                 probe::postgres_ready(&self.tools, port).then_some(())
             })?;
+            if restored {
+                self.await_recovery(&node.name, port, since)?;
+            }
         }
         self.roles(port)?;
+        if let Some(repo) = self.backup_repo() {
+            repo.ready(&node)?;
+        }
         // The cluster this deployment's primary holds, for the check above.
         let id = probe::psql(
             &self.tools,
@@ -75,6 +105,62 @@ impl Bringup {
             self.state.postgres_cluster = Some(id);
             self.state.save(&self.state_dir)?;
         }
+        Ok(())
+    }
+
+    /// pgBackRest's repository of this deployment, when its target archives
+    /// WAL.
+    pub fn backup_repo(&self) -> Option<Repo> {
+        Repo::of(
+            &self.tools,
+            &self.state_dir,
+            &self.config,
+            &self.topo.postgres.backup,
+            self.server_user,
+        )
+    }
+
+    /// A primary restored from a backup replays the archive up to its
+    /// target and promotes itself: only then does it take writes. The
+    /// recovery settings pgBackRest wrote are dropped afterwards, so a
+    /// replica cloned from it does not inherit them.
+    fn await_recovery(&self, name: &str, port: u16, since: Instant) -> anyhow::Result<()> {
+        let password = self.secrets.get(Secret::Postgres).to_owned();
+        self.await_ready(name, "recovered and promoted", since, || {
+            let recovering = probe::psql(
+                &self.tools,
+                port,
+                SUPERUSER,
+                &password,
+                "postgres",
+                "SELECT pg_is_in_recovery()",
+            )?;
+            (recovering == "f").then_some(())
+        })?;
+        for key in [
+            "restore_command",
+            "recovery_target_time",
+            "recovery_target_action",
+        ] {
+            probe::psql(
+                &self.tools,
+                port,
+                SUPERUSER,
+                &password,
+                "postgres",
+                &format!("ALTER SYSTEM RESET {key}"),
+            )
+            .with_context(|| format!("dropping {key} after the restore"))?;
+        }
+        probe::psql(
+            &self.tools,
+            port,
+            SUPERUSER,
+            &password,
+            "postgres",
+            "SELECT pg_reload_conf()",
+        )
+        .context("reloading after the restore")?;
         Ok(())
     }
 
@@ -184,10 +270,23 @@ impl Bringup {
         let dir = self.state_dir.join(&node.name);
         std::fs::create_dir_all(&dir)?;
         give_to(self.server_user, &dir)?;
-        let launch = self
+        let mut launch = self
             .script("/bin/bash", &TargetFile::StandbyStart(&node.name).rel())
             .user(self.server_user)
             .env("PGPASSWORD", self.secrets.get(Secret::Replication));
+        // Its archiver reaches pgBackRest once it is promoted.
+        if let Some(repo) = self.backup_repo() {
+            repo.prepare(&node.name)?;
+            launch = launch.env(
+                "SCALEPLAN_SOCKET_DIR",
+                &super::pgbackrest::socket_dir(&self.state_dir, &node.name)
+                    .display()
+                    .to_string(),
+            );
+            for (k, v) in repo.env(&node) {
+                launch = launch.env(k, &v);
+            }
+        }
         let launch = match std::env::var("SCALEPLAN_CLONE_MAX_RATE") {
             Ok(rate) => launch.env("SCALEPLAN_CLONE_MAX_RATE", &rate),
             Err(_) => launch,

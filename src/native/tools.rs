@@ -17,6 +17,8 @@ pub struct Tools {
     pub redis_sentinel: PathBuf,
     pub redis_cli: PathBuf,
     pub haproxy: PathBuf,
+    /// The WAL archive and backups (`postgres.backup`).
+    pub pgbackrest: PathBuf,
     /// PostgreSQL's server binaries (outside PATH on Debian), which the
     /// generated scripts find on the PATH `path()` gives them.
     pub postgres_bin: PathBuf,
@@ -106,6 +108,7 @@ impl Tools {
         let redis_sentinel = get("redis-sentinel", "redis-sentinel");
         let redis_cli = get("redis-cli", "redis-tools");
         let haproxy = get("haproxy", "haproxy");
+        let pgbackrest = get("pgbackrest", "pgbackrest");
         if !missing.is_empty() {
             bail!("{}", missing.join("\n"));
         }
@@ -136,6 +139,7 @@ impl Tools {
             redis_sentinel,
             redis_cli,
             haproxy,
+            pgbackrest,
             postgres_major,
             pgbouncer_minor,
             redis_major,

@@ -48,6 +48,8 @@ pub enum TargetFile<'a> {
     PgHba(&'a str),
     StandbyStart(&'a str),
     InitRolesSql,
+    /// pgBackRest's settings (targets that archive WAL through it).
+    PgbackrestConf,
     PgbouncerIni(&'a str),
     RedisConf(&'a str),
     SentinelConf(&'a str),
@@ -90,6 +92,7 @@ impl TargetFile<'_> {
                 in_part(Part::Postgres, &format!("{n}/standby-start.sh"))
             }
             TargetFile::InitRolesSql => in_part(Part::Postgres, "init-roles.sql"),
+            TargetFile::PgbackrestConf => in_part(Part::Postgres, "pgbackrest.conf"),
             TargetFile::PrimaryStart => in_part(Part::Postgres, "primary-start.sh"),
             TargetFile::PgbouncerIni(n) => in_part(Part::Pgbouncer, &format!("{n}/pgbouncer.ini")),
             TargetFile::PgbouncerStart => in_part(Part::Pgbouncer, "start.sh"),

@@ -3,6 +3,7 @@
 //! PostgreSQL settings, the cloud sizes and the capacity estimate. Later
 //! stages read a `PlannedPhase` and never re-derive any of it.
 
+pub mod backup;
 pub mod capacity;
 mod checks;
 pub mod cloud;

@@ -98,6 +98,7 @@ pub struct PostgresCluster {
     pub replicas: Vec<PostgresNode>,
     pub settings: Vec<Setting>,
     pub storage_gb: u32,
+    pub backup: super::backup::BackupPlan,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -555,6 +556,7 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             replicas,
             settings: pgconf::settings_for(phase, pg_resources.memory_mb),
             storage_gb: pg.primary.storage_gb,
+            backup: super::backup::plan(phase, target),
         },
         pgbouncer,
         proxy,

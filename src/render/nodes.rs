@@ -106,7 +106,10 @@ impl Renderer {
                         postgres: pg,
                         listen_address: layout.listen(),
                         hba_path: layout.hba_path(),
-                        socket_dir: layout.socket_dir(),
+                        socket_dir: match pg.backup.archive {
+                            Some(_) => None,
+                            None => layout.socket_dir(),
+                        },
                     },
                 )?,
             );
@@ -129,6 +132,16 @@ impl Renderer {
             TargetFile::InitRolesSql.of(layout),
             self.render(t::INIT_ROLES_SQL, g, context! {})?,
         );
+        if pg.backup.archive.is_some() {
+            files.insert(
+                TargetFile::PgbackrestConf.of(layout),
+                self.render(
+                    t::PGBACKREST_CONF,
+                    g,
+                    context! { postgres => minijinja::Value::from(minijinja::value::Serde(pg)) },
+                )?,
+            );
+        }
         for node in &topo.pgbouncer.instances {
             files.insert(
                 TargetFile::PgbouncerIni(&node.name).of(layout),
@@ -163,6 +176,7 @@ impl Renderer {
                         target: layout,
                         node,
                         primary: &pg.primary,
+                        archive: pg.backup.archive.is_some(),
                     },
                 )?,
             );
@@ -308,6 +322,9 @@ struct StandbyCtx<'a> {
     target: Target,
     node: &'a PostgresNode,
     primary: &'a PostgresNode,
+    /// The server archives through pgBackRest, which reaches it on a
+    /// socket in the directory scaleplan names.
+    archive: bool,
 }
 
 #[derive(Serialize)]

@@ -23,6 +23,7 @@ registry! {
     PRIMARY_START_SH = "postgres/primary-start.sh";
     RDS_BOOTSTRAP_SQL = "postgres/rds-bootstrap.sql";
     STANDBY_START_SH = "postgres/standby-start.sh";
+    PGBACKREST_CONF = "postgres/pgbackrest.ini";
     PGBOUNCER_INI = "pgbouncer/pgbouncer.ini";
     PGBOUNCER_START_SH = "pgbouncer/start.sh";
     REDIS_CONF = "redis/redis.conf";

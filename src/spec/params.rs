@@ -123,6 +123,15 @@ pub const KNOWN: &[(&str, Apply)] = &[
 /// `parameters` would contradict the spec, so it is an error (PG002) that
 /// names the field to change instead.
 pub const CONTROLLED: &[(&str, &str)] = &[
+    (
+        "archive_command",
+        "postgres.backup (pgBackRest archives the WAL)",
+    ),
+    (
+        "archive_mode",
+        "postgres.backup (pgBackRest archives the WAL)",
+    ),
+    ("archive_timeout", "postgres.backup.archive_timeout_s"),
     ("config_file", "the target's layout"),
     ("data_directory", "the target's layout"),
     ("hba_file", "the target's layout"),

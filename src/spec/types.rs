@@ -22,6 +22,8 @@ pub const IDENT_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
 pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f]*$";
 pub const IMAGE_PATTERN: &str = "^[a-z0-9][a-z0-9._/:@-]{0,254}$";
 pub const CLOUD_REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$";
+pub const BACKUP_WINDOW_PATTERN: &str =
+    "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$";
 pub const PGBOUNCER_VERSION_PATTERN: &str = "^1\\.[0-9]{1,2}$";
 pub const DB_CLASS_PATTERN: &str = "^db\\.[a-z0-9]+\\.[a-z0-9]+$";
 pub const CACHE_CLASS_PATTERN: &str = "^cache\\.[a-z0-9]+\\.[a-z0-9]+$";
@@ -172,6 +174,45 @@ checked_string!(
     CacheClass, CACHE_CLASS_PATTERN, |s| is_class(s, "cache."),
     "an ElastiCache node type such as cache.r7g.large"
 );
+checked_string!(
+    /// A daily window in UTC such as 03:00-04:00.
+    BackupWindow, BACKUP_WINDOW_PATTERN, |s| BackupWindow::minutes(s).is_some(),
+    "a daily window in UTC as HH:MM-HH:MM, such as 03:00-04:00"
+);
+
+impl BackupWindow {
+    /// Start and end, in minutes after midnight UTC.
+    fn minutes(s: &str) -> Option<(u32, u32)> {
+        let clock = |t: &str| -> Option<u32> {
+            let (h, m) = t.split_once(':')?;
+            if h.len() != 2 || m.len() != 2 || !t.bytes().all(|c| c.is_ascii_digit() || c == b':') {
+                return None;
+            }
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (a, b) = s.split_once('-')?;
+        Some((clock(a)?, clock(b)?))
+    }
+
+    /// Its length in minutes; a window may cross midnight.
+    pub fn length_minutes(&self) -> u32 {
+        let (a, b) = BackupWindow::minutes(&self.0).unwrap_or((0, 0));
+        (b + 24 * 60 - a) % (24 * 60)
+    }
+
+    /// The clock time `minutes` after the window's start.
+    pub fn plus_minutes(&self, minutes: u32) -> String {
+        let (a, _) = BackupWindow::minutes(&self.0).unwrap_or((0, 0));
+        let t = (a + minutes) % (24 * 60);
+        format!("{:02}:{:02}", t / 60, t % 60)
+    }
+
+    pub fn start(&self) -> &str {
+        self.0.split_once('-').map_or("", |(a, _)| a)
+    }
+}
+
 checked_string!(
     /// A PgBouncer major.minor version such as 1.23.
     PgbouncerVersion, PGBOUNCER_VERSION_PATTERN, is_pgbouncer_version,
@@ -401,6 +442,39 @@ pub struct Postgres {
     /// Overrides of postgresql.conf keys, checked against the known keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, ParamValue>,
+    /// Backups and point-in-time recovery: pgBackRest's WAL archive and
+    /// base backups on the local target, RDS's automated backups in the
+    /// cloud.
+    #[serde(default)]
+    pub backup: Backup,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// How far back a restore can go: full backups (and the WAL after
+    /// them) are kept this many days; RDS's backup retention period.
+    #[schemars(range(min = 1, max = 35))]
+    pub retention_days: u32,
+    /// When the daily backup runs, in UTC (HH:MM-HH:MM, at least 30
+    /// minutes): RDS's backup window, and the time a scheduled
+    /// `scaleplan backup` should run.
+    pub window: BackupWindow,
+    /// The longest a committed write waits before its WAL segment is
+    /// archived on a quiet server: the recovery point objective when the
+    /// primary's disk is lost.
+    #[schemars(range(min = 10, max = 3600))]
+    pub archive_timeout_s: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            retention_days: 7,
+            window: BackupWindow("03:00-04:00".to_owned()),
+            archive_timeout_s: 60,
+        }
+    }
 }
 
 fn default_pg_version() -> u8 {

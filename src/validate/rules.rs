@@ -17,6 +17,7 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     users(phase, src, &mut out);
     pgbouncer(phase, src, &mut out);
     parameters(phase, src, &mut out);
+    backup(phase, src, &mut out);
     redis(&phase.redis, "/redis", src, &mut out);
     regions(phase, src, &mut out);
     names(phase, src, &mut out);
@@ -158,6 +159,27 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             src.value_at("/pgbouncer/version"),
             format!("scaleplan knows no pinned container image for PgBouncer {}", pgb.version),
             format!("set pgbouncer.image to an image of that version, or use a version with a known image: {}", known.join(", ")),
+        ));
+    }
+}
+
+/// PG003: RDS refuses a backup window under 30 minutes, and a backup of
+/// a busy database needs that long anyway.
+fn backup(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let window = &phase.postgres.backup.window;
+    let minutes = window.length_minutes();
+    if minutes < 30 {
+        out.push(Diagnostic::error(
+            Code::Pg003,
+            src.value_at("/postgres/backup/window"),
+            format!(
+                "postgres.backup.window {window} is {minutes} minutes long; RDS needs at least 30"
+            ),
+            format!(
+                "widen it, for example to {}-{}",
+                window.start(),
+                window.plus_minutes(60)
+            ),
         ));
     }
 }

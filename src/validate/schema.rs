@@ -251,6 +251,9 @@ fn pattern_error(
             types::PGBOUNCER_VERSION_PATTERN => "a version as major.minor, such as 1.23",
             types::DB_CLASS_PATTERN => "an RDS instance class such as db.r6g.xlarge",
             types::CACHE_CLASS_PATTERN => "an ElastiCache node type such as cache.r7g.large",
+            types::BACKUP_WINDOW_PATTERN => {
+                "a daily window in UTC as HH:MM-HH:MM (two digits each), such as 03:00-04:00"
+            }
             _ => "a value in the required format",
         };
         Diagnostic::error(

@@ -34,6 +34,11 @@ esac
 data=$PWD/{{ node.name }}/data
 passfile=$PWD/{{ node.name }}/replication.pgpass
 config=(-c "config_file=$PWD/config/local/postgres/{{ node.name }}/postgresql.conf" -c "hba_file=$PWD/config/local/postgres/{{ node.name }}/pg_hba.conf")
+{% if archive %}
+# pgBackRest's socket: the node's own directory, which scaleplan names
+# (with the PGBACKREST_* variables the archiver inherits).
+config+=(-c "unix_socket_directories=${SCALEPLAN_SOCKET_DIR:?set SCALEPLAN_SOCKET_DIR}")
+{% endif %}
 {% else %}
 data=${PGDATA:?set PGDATA}
 passfile=/run/scaleplan/replication.pgpass

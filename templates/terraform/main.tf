@@ -80,6 +80,9 @@ module {{ r.module|hcl_label }} {
     deletion_protection   = var.deletion_protection
     apply_immediately     = var.apply_immediately
     performance_insights  = {{ performance_insights }}
+    # postgres.backup: RDS's automated backups and point-in-time recovery.
+    backup_retention_days = {{ postgres.backup.retention_days }}
+    backup_window         = {{ postgres.backup.window }}
     parameters = [
 {% for p in parameters %}
       { name = {{ p.name }}, value = {{ p.value }}, apply_method = {{ p.apply_method }} },

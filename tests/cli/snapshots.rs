@@ -39,6 +39,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "compose/postgres/postgres-replica-1/standby-start.sh",
     ),
     (
+        "postgres/standby-start.sh",
+        "two",
+        "local/postgres/postgres-replica-1/standby-start.sh",
+    ),
+    (
+        "postgres/pgbackrest.ini",
+        "one",
+        "local/postgres/pgbackrest.conf",
+    ),
+    (
         "pgbouncer/pgbouncer.ini",
         "one",
         "local/pgbouncer/pgbouncer-1/pgbouncer.ini",

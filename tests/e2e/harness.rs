@@ -175,6 +175,22 @@ impl Phase {
         run
     }
 
+    /// `scaleplan COMMAND ARGS --state DIR [--phases DIR]` on this
+    /// deployment, whatever it answers; the record of processes is read
+    /// again after it.
+    pub fn scaleplan(&mut self, args: &[&str]) -> testkit::Run {
+        let state_arg = self.state.to_string_lossy().into_owned();
+        let mut all = args.to_vec();
+        all.extend(["--state", &state_arg]);
+        let phases = self.phases_arg();
+        if let Some(dir) = &phases {
+            all.extend(["--phases", dir]);
+        }
+        let run = testkit::run_for(&repo(), &all, &SECRETS, Duration::from_secs(600));
+        self.procs = self.read_state();
+        run
+    }
+
     fn phases_arg(&self) -> Option<String> {
         self.phases
             .as_ref()

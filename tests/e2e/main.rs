@@ -3,6 +3,7 @@
 //! 127.0.0.1, checked through their own clients, including losing a node.
 
 mod app;
+mod backup;
 mod checks;
 mod clients;
 mod configs;

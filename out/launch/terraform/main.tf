@@ -68,6 +68,9 @@ module "primary" {
     deletion_protection   = var.deletion_protection
     apply_immediately     = var.apply_immediately
     performance_insights  = false
+    # postgres.backup: RDS's automated backups and point-in-time recovery.
+    backup_retention_days = 7
+    backup_window         = "03:00-04:00"
     parameters = [
       { name = "checkpoint_completion_target", value = "0.9", apply_method = "immediate" },
       { name = "effective_cache_size", value = "786432", apply_method = "immediate" },

@@ -33,6 +33,9 @@ esac
 data=$PWD/postgres-replica-6/data
 passfile=$PWD/postgres-replica-6/replication.pgpass
 config=(-c "config_file=$PWD/config/local/postgres/postgres-replica-6/postgresql.conf" -c "hba_file=$PWD/config/local/postgres/postgres-replica-6/pg_hba.conf")
+# pgBackRest's socket: the node's own directory, which scaleplan names
+# (with the PGBACKREST_* variables the archiver inherits).
+config+=(-c "unix_socket_directories=${SCALEPLAN_SOCKET_DIR:?set SCALEPLAN_SOCKET_DIR}")
 primary_host=127.0.0.1
 primary_port=17000
 user=replicator

@@ -115,6 +115,8 @@ variable "postgres" {
     deletion_protection   = bool
     apply_immediately     = bool
     performance_insights  = bool
+    backup_retention_days = number
+    backup_window         = string
     parameters = list(object({
       name         = string
       value        = string

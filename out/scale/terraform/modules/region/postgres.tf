@@ -53,7 +53,8 @@ resource "aws_db_instance" "writer" {
   db_subnet_group_name        = aws_db_subnet_group.this.name
   vpc_security_group_ids      = [aws_security_group.postgres.id]
   publicly_accessible         = false
-  backup_retention_period     = 7
+  backup_retention_period     = var.postgres.backup_retention_days
+  backup_window               = var.postgres.backup_window
   deletion_protection         = var.postgres.deletion_protection
   # Unique per writer: fixed when it is created (timestamp() at that
   # apply, then ignored), so destroying a second writer of the same name

@@ -1,0 +1,50 @@
+//! `scaleplan backup`: a pgBackRest backup of the running local
+//! deployment's primary, and what the repository can now restore.
+
+use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
+use super::session;
+use crate::native::backup::{self, BackupKind};
+use crate::render::format::thousands;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    phases: PhasesDir,
+    /// The state directory of the running deployment (`up --native`).
+    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
+    state: PathBuf,
+    /// full copies everything; diff what changed since the last full
+    /// backup; incr what changed since the last backup. The first backup
+    /// is always full.
+    #[arg(long = "type", value_enum, default_value_t = BackupKind::Incr)]
+    kind: BackupKind,
+    /// The phase that runs in the state directory.
+    name: String,
+}
+
+pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
+    let (_, loaded, name) =
+        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
+    let Some(phase) = loaded.planned.get(&name) else {
+        return Ok(EXIT_ERROR);
+    };
+    let report = backup::backup(phase, &args.state, args.kind)?;
+    match format {
+        Format::Json => session::print_json(&report)?,
+        _ => crate::say!(
+            "backup {} ({}): {} KB of database, {} KB in the repository, {:.1} s\n{} backup(s) kept; a restore reaches any time from {} until the last archived WAL",
+            report.label,
+            report.kind,
+            thousands(report.database_bytes / 1024),
+            thousands(report.repository_bytes / 1024),
+            report.seconds,
+            report.backups,
+            report.restorable_from
+        ),
+    }
+    Ok(EXIT_OK)
+}

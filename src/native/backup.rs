@@ -1,0 +1,299 @@
+//! `scaleplan backup` and `scaleplan restore` on the local deployment:
+//! pgBackRest's backups of the primary, and a point-in-time restore of it
+//! from them, after which the replicas clone the restored primary.
+
+use super::bringup::is_root;
+use super::pgbackrest::Repo;
+use super::procs::{self, Proc};
+use super::state::State;
+use super::tools::Tools;
+use super::up::{UpOptions, up};
+use crate::plan::PlannedPhase;
+use crate::render::Renderer;
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+crate::keyword! {
+    /// pgBackRest's backup types: a full copy, the changes since the last
+    /// full one, or since the last backup of any type.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+    pub enum BackupKind {
+        Full = "full",
+        Diff = "diff",
+        Incr = "incr",
+    }
+}
+
+/// What a backup took, and what the repository can now restore.
+#[derive(Debug, Serialize)]
+pub struct BackupReport {
+    pub label: String,
+    /// full, diff or incr: an incremental backup with no full one before
+    /// it is taken as a full one.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub database_bytes: u64,
+    pub repository_bytes: u64,
+    pub seconds: f64,
+    pub backups: usize,
+    /// The earliest time a restore reaches, in UTC.
+    pub restorable_from: String,
+}
+
+/// The repository and the primary of the deployment in `state_dir`, which
+/// must run `phase`.
+fn deployment(phase: &PlannedPhase, state_dir: &Path) -> anyhow::Result<(State, Repo, Tools)> {
+    let state = State::load(state_dir)?.with_context(|| {
+        format!(
+            "{} holds no deployment (no state.json)\n  help: scaleplan up {} --native --state {}",
+            state_dir.display(),
+            phase.name(),
+            state_dir.display()
+        )
+    })?;
+    if state.phase != phase.name() {
+        bail!(
+            "{} runs phase {}, not {}",
+            state_dir.display(),
+            state.phase,
+            phase.name()
+        );
+    }
+    if let Some(m) = &state.migration {
+        bail!(
+            "{} is {}: finish it first (scaleplan migrate)",
+            state_dir.display(),
+            m.describe()
+        );
+    }
+    let tools = Tools::find()?;
+    let repo = Repo::of(
+        &tools,
+        state_dir,
+        &state_dir.join("config/local"),
+        &phase.local.postgres.backup,
+        is_root().then_some("postgres"),
+    )
+    .context("this phase's local target archives no WAL")?;
+    Ok((state, repo, tools))
+}
+
+fn utc(epoch: i64) -> String {
+    jiff::Timestamp::from_second(epoch)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| epoch.to_string())
+}
+
+pub fn backup(
+    phase: &PlannedPhase,
+    state_dir: &Path,
+    kind: BackupKind,
+) -> anyhow::Result<BackupReport> {
+    let (state, repo, _) = deployment(phase, state_dir)?;
+    let primary = &phase.local.postgres.primary;
+    if !state.running().iter().any(|p| p.name == primary.name) {
+        bail!(
+            "{} is not running: a backup copies the running primary\n  help: scaleplan up {} --native --state {}",
+            primary.name,
+            phase.name(),
+            state_dir.display()
+        );
+    }
+    let started = Instant::now();
+    repo.run(
+        primary,
+        &["backup", &format!("--type={}", kind.as_str())],
+        "pgbackrest backup",
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let info = repo.info(primary)?;
+    let last = info
+        .backup
+        .last()
+        .context("pgbackrest reports no backup after taking one")?;
+    Ok(BackupReport {
+        label: last.label.clone(),
+        kind: last.kind.clone(),
+        database_bytes: last.info.size,
+        repository_bytes: last.info.repository.delta,
+        seconds,
+        backups: info.backup.len(),
+        restorable_from: info.earliest().map(utc).unwrap_or_default(),
+    })
+}
+
+/// Where a restore stops replaying the archive.
+#[derive(Clone, Copy, Debug)]
+pub enum RestoreTarget {
+    /// Everything the archive holds.
+    Latest,
+    /// The state at this instant (transactions committed by then).
+    Time(jiff::Timestamp),
+}
+
+impl std::str::FromStr for RestoreTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "latest" {
+            return Ok(RestoreTarget::Latest);
+        }
+        s.parse::<jiff::Timestamp>().map(RestoreTarget::Time).map_err(|e| {
+            format!(
+                "'{s}' is neither `latest` nor a time with its offset, such as 2026-12-07T06:30:00Z or '2026-12-07 06:30:00+01:00' ({e})"
+            )
+        })
+    }
+}
+
+pub struct RestoreOptions<'a> {
+    pub state_dir: &'a Path,
+    pub target: RestoreTarget,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    /// `latest`, or the time restored to, in UTC.
+    pub target: String,
+    /// From stopping the servers until every replica streams from the
+    /// restored primary (`up` prints when each step was done).
+    pub seconds: f64,
+    /// The primary's data as it was before the restore.
+    pub kept: PathBuf,
+}
+
+pub fn restore(
+    phase: &PlannedPhase,
+    renderer: &Renderer,
+    opts: &RestoreOptions,
+) -> anyhow::Result<RestoreReport> {
+    let state_dir = opts
+        .state_dir
+        .canonicalize()
+        .with_context(|| format!("reading {}", opts.state_dir.display()))?;
+    let (state, repo, _) = deployment(phase, &state_dir)?;
+    let pg = &phase.local.postgres;
+    let primary = &pg.primary;
+    let info = repo.info(primary)?;
+    let Some(earliest) = info.earliest() else {
+        bail!(
+            "the repository {} holds no backup to restore from\n  help: take one first: scaleplan backup {} --state {}",
+            repo.path().display(),
+            phase.name(),
+            opts.state_dir.display()
+        );
+    };
+    let target = match opts.target {
+        RestoreTarget::Latest => None,
+        RestoreTarget::Time(t) => {
+            if t.as_second() < earliest {
+                bail!(
+                    "{} is before the earliest point the backups reach, {} (just after the oldest backup ended)",
+                    utc(t.as_second()),
+                    utc(earliest)
+                );
+            }
+            if t > jiff::Timestamp::now() {
+                bail!("{} is in the future", utc(t.as_second()));
+            }
+            Some(t)
+        }
+    };
+    let running = state.running();
+    let is_pg = |p: &&Proc| p.name == primary.name || pg.replicas.iter().any(|r| r.name == p.name);
+    // Everything committed until now reaches the archive before the
+    // primary stops: `check` switches to a new WAL segment and waits
+    // until the last one is archived.
+    if running.iter().any(|p| p.name == primary.name) {
+        repo.run(
+            primary,
+            &["check"],
+            "archiving the primary's last WAL (pgbackrest check)",
+        )?;
+    } else {
+        crate::say!(
+            "  {:<22} not running: restoring from the archive as it stands",
+            primary.name
+        );
+    }
+    let started = Instant::now();
+    let stopping: Vec<Proc> = running.iter().copied().filter(is_pg).cloned().collect();
+    crate::say!(
+        "stopping PostgreSQL ({})",
+        stopping
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let killed = procs::stop_all(&stopping, Duration::from_secs(60));
+    if !killed.is_empty() {
+        crate::say!("  needed SIGKILL: {}", killed.join(", "));
+    }
+
+    // The primary's data is kept beside the restored one until the next
+    // restore: a restore to the wrong time loses nothing.
+    let dir = state_dir.join(&primary.name);
+    let data = dir.join("data");
+    let kept = dir.join("data.before-restore");
+    if data.exists() {
+        let _ = std::fs::remove_dir_all(&kept);
+        std::fs::rename(&data, &kept)
+            .with_context(|| format!("moving {} aside", data.display()))?;
+    }
+    std::fs::create_dir_all(&data)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))?;
+    }
+    super::bringup::give_to(is_root().then_some("postgres"), &data)?;
+    let mut args = vec!["restore".to_owned()];
+    if let Some(t) = target {
+        args.push("--type=time".to_owned());
+        args.push(format!(
+            "--target={}",
+            t.strftime("%Y-%m-%d %H:%M:%S%.6f+00")
+        ));
+        args.push("--target-action=promote".to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::say!(
+        "restoring {} from {} ({})",
+        primary.name,
+        repo.path().display(),
+        target.map_or("latest".to_owned(), |t| utc(t.as_second()))
+    );
+    repo.run(primary, &args, "pgbackrest restore")?;
+    // The replicas hold the timeline the restore abandons: each clones
+    // the restored primary when it starts.
+    for r in &pg.replicas {
+        let data = state_dir.join(&r.name).join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)
+                .with_context(|| format!("removing {}", data.display()))?;
+        }
+    }
+    up(
+        phase,
+        renderer,
+        &UpOptions {
+            state_dir: &state_dir,
+            timeout: opts.timeout,
+            previous: Some(phase),
+            monitoring: state.monitoring,
+            app: state.app,
+            reseed: &[],
+            reinit_primary: false,
+        },
+    )?;
+    Ok(RestoreReport {
+        target: target.map_or("latest".to_owned(), |t| {
+            t.strftime("%Y-%m-%d %H:%M:%S%.f UTC").to_string()
+        }),
+        seconds: started.elapsed().as_secs_f64(),
+        kept,
+    })
+}

@@ -1,0 +1,53 @@
+//! Backups and point-in-time recovery, from `postgres.backup`: pgBackRest
+//! on the targets scaleplan runs PostgreSQL itself (its WAL archive and
+//! base backups), RDS's automated backups in the cloud. One plan, so the
+//! retention and window a team sets mean the same thing everywhere.
+
+use crate::plan::target::Target;
+use crate::spec::types::Phase;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupPlan {
+    /// pgBackRest's name for this deployment's cluster: the project's.
+    pub stanza: String,
+    pub retention_days: u32,
+    /// The daily window in UTC, HH:MM-HH:MM.
+    pub window: String,
+    /// Its start (HH:MM), where a scheduled `scaleplan backup` runs.
+    pub window_start: String,
+    pub archive_timeout_s: u32,
+    /// PostgreSQL archives its WAL through pgBackRest on this target;
+    /// None where it cannot (the cloud's RDS keeps its own archive; the
+    /// Compose images carry no pgBackRest yet, and a failing
+    /// archive_command would keep every WAL segment until the disk fills).
+    pub archive: Option<Archive>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Archive {
+    /// The command PostgreSQL runs for each finished WAL segment.
+    /// Everything that depends on where the deployment lives (the
+    /// repository, the node's data directory and socket) reaches pgBackRest
+    /// through PGBACKREST_* variables in the server's environment, which
+    /// the archiver inherits.
+    pub command: String,
+    /// pgBackRest's compression for backups and archived WAL.
+    pub compress: &'static str,
+}
+
+pub fn plan(phase: &Phase, target: Target) -> BackupPlan {
+    let b = &phase.postgres.backup;
+    let stanza = phase.project.as_str().to_owned();
+    BackupPlan {
+        retention_days: b.retention_days,
+        window: b.window.as_str().to_owned(),
+        window_start: b.window.start().to_owned(),
+        archive_timeout_s: b.archive_timeout_s,
+        archive: matches!(target, Target::Local { .. }).then(|| Archive {
+            command: format!("pgbackrest --stanza={stanza} archive-push %p"),
+            compress: "zst",
+        }),
+        stanza,
+    }
+}
