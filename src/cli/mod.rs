@@ -14,6 +14,7 @@ mod list;
 mod loadtest;
 mod migrate;
 mod observe;
+mod promote;
 mod restore;
 mod schema;
 mod serve;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Restore the local deployment's database to a point in time from its
     /// backups and WAL archive; the replicas then clone it.
     Restore(restore::Args),
+    /// Make a standby of the local deployment the primary when the primary
+    /// is lost, and point the standbys, PgBouncer and the proxy at it.
+    Promote(promote::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),
     /// Say which recorded processes are up.
@@ -118,6 +122,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Loadtest(a) => loadtest::run(f, a),
         Command::Backup(a) => backup::run(f, a),
         Command::Restore(a) => restore::run(f, a),
+        Command::Promote(a) => promote::run(f, a),
         Command::Down(a) => down::run(a),
         Command::Status(a) => status::run(cli.format, a),
         Command::Inspect(a) => inspect::run(f, a),

@@ -42,9 +42,7 @@ impl<'a> Request<'a> {
     /// Every phase of `dir`, planned on a running deployment's own ports.
     pub fn on_deployment(dir: &'a Path, state: &crate::native::State) -> Request<'a> {
         Request {
-            plan: plan::Options {
-                base_port: Some(state.base_port),
-            },
+            plan: state.plan_options(),
             ..Request::all(dir)
         }
     }

@@ -58,6 +58,8 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         only_selected: true,
         plan: crate::plan::Options {
             base_port: args.base_port,
+            // A deployment whose replica was promoted keeps it the primary.
+            writer: crate::native::State::load(&args.state)?.and_then(|s| s.plan_options().writer),
         },
         ..Request::all(&args.phases.dir)
     };

@@ -32,18 +32,32 @@ impl Bringup {
     }
 
     /// Waits until the proxy routes to exactly the backends this phase
-    /// has, all healthy: writes and reads each reach every PgBouncer,
-    /// reads also every replica.
+    /// has, each whose server runs healthy: writes and reads each reach
+    /// every PgBouncer, reads also every replica. A replica that is not
+    /// running (a lost primary `promote` left out until it is reseeded)
+    /// stays listed, and down.
     pub fn await_proxy(&self, since: Instant) -> anyhow::Result<()> {
-        let servers = 2 * self.topo.pgbouncer.instances.len() + self.topo.postgres.replicas.len();
+        let replicas = &self.topo.postgres.replicas;
+        let total = 2 * self.topo.pgbouncer.instances.len() + replicas.len();
+        let stopped = replicas
+            .iter()
+            .filter(|r| {
+                !self
+                    .state
+                    .processes
+                    .iter()
+                    .any(|p| p.name == r.name && p.alive())
+            })
+            .count();
+        let servers = total - stopped;
         let stats = self.topo.proxy.stats.port;
         self.await_ready(
             &self.topo.proxy.name,
             &format!("routing to {servers} healthy backends"),
             since,
             || {
-                let (up, total) = probe::proxy_backends(stats)?;
-                (up == servers && total == servers).then_some(())
+                let (up, listed) = probe::proxy_backends(stats)?;
+                (up == servers && listed == total).then_some(())
             },
         )
     }

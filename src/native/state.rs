@@ -33,6 +33,11 @@ pub struct State {
     /// initialised anew in its place unless asked (`up --reinit-primary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_cluster: Option<String>,
+    /// The PostgreSQL node that is the primary when it is not the spec's
+    /// postgres-primary: a replica `scaleplan promote` made the writer.
+    /// Every later plan of this deployment puts the primary there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_writer: Option<String>,
     /// A `migrate` under way: the phase moves from `phase` to `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
@@ -84,6 +89,18 @@ impl State {
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
+    }
+
+    /// How this deployment's phases are planned: on its ports, with its
+    /// primary where a promotion put it.
+    pub fn plan_options(&self) -> crate::plan::Options {
+        crate::plan::Options {
+            base_port: Some(self.base_port),
+            writer: self
+                .postgres_writer
+                .as_deref()
+                .and_then(crate::plan::names::postgres_node_index),
+        }
     }
 
     pub fn running(&self) -> Vec<&Proc> {

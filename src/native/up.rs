@@ -69,6 +69,23 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         None => Vec::new(),
     };
 
+    // A promoted replica stays the primary: the phase must have it, and
+    // must have been planned with it there.
+    if let Some(writer) = previous.as_ref().and_then(|p| p.postgres_writer.as_deref())
+        && topo.postgres.primary.name != writer
+    {
+        bail!(
+            "{writer} is this deployment's primary (promoted), and phase {} {}",
+            phase.name(),
+            if crate::plan::names::postgres_node_index(writer)
+                .is_some_and(|i| i <= topo.postgres.replicas.len() as u32)
+            {
+                "was planned with another"
+            } else {
+                "has no such node: a phase with at least as many replicas keeps it"
+            }
+        );
+    }
     let replicas: Vec<&str> = topo
         .postgres
         .replicas
@@ -111,6 +128,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
                     .is_some_and(|p| p.monitoring && p.phase == phase.name()),
             app: false,
             postgres_cluster: previous.as_ref().and_then(|p| p.postgres_cluster.clone()),
+            postgres_writer: previous.as_ref().and_then(|p| p.postgres_writer.clone()),
             migration: None,
         },
         running,

@@ -36,6 +36,10 @@ use topology::Topology;
 pub struct Options {
     /// The local target's first port instead of the spec's.
     pub base_port: Option<u16>,
+    /// The local target's PostgreSQL node that is the primary, when it is
+    /// not the spec's (`scaleplan promote` made a replica the writer):
+    /// 0 for postgres-primary, `i` for postgres-replica-i.
+    pub writer: Option<u32>,
 }
 
 /// A phase with everything planned.
@@ -93,7 +97,7 @@ pub fn plan(phase: &ValidPhase, opts: &Options, next: Option<String>) -> Planned
         monitoring: monitoring::plan(spec, &compose, &capacity, next.as_deref()),
         loadtest: loadtest::plan(spec, &capacity),
         compose,
-        local: topology::build(spec, local),
+        local: topology::build_with_writer(spec, local, opts.writer.unwrap_or(0)),
         cloud: cloud::plan(spec, &cloud_nodes),
         cloud_nodes,
         capacity,

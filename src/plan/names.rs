@@ -11,6 +11,16 @@ pub fn postgres_replica(i: u32) -> String {
     format!("postgres-replica-{i}")
 }
 
+/// The PostgreSQL node a name names: 0 for the primary, `i` for the
+/// `i`th replica (as the spec lays them out, whatever role each has now).
+pub fn postgres_node_index(name: &str) -> Option<u32> {
+    if name == POSTGRES_PRIMARY {
+        return Some(0);
+    }
+    let i: u32 = name.strip_prefix("postgres-replica-")?.parse().ok()?;
+    (i > 0 && postgres_replica(i) == name).then_some(i)
+}
+
 /// The `i`th PgBouncer, from 1.
 pub fn pgbouncer(i: u32) -> String {
     format!("pgbouncer-{i}")

@@ -408,18 +408,24 @@ impl Caps {
 
 /// The nodes of `phase` on `target`.
 pub fn build(phase: &Phase, target: Target) -> Topology {
+    build_with_writer(phase, target, 0)
+}
+
+/// The same, with node `writer` as the primary (0: postgres-primary, as
+/// the spec lays it out; `i`: postgres-replica-i, promoted). Each node
+/// keeps its name, port and data whatever its role, so a promotion moves
+/// only the role: the write route, the standbys' upstream and the slots
+/// follow it.
+pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology {
     let caps = Caps::of(phase, target);
     let pg = &phase.postgres;
     let pg_resources = caps.size(pg.primary.cpu, pg.primary.memory_mb);
-    let primary = PostgresNode {
-        name: names::POSTGRES_PRIMARY.to_owned(),
-        endpoint: target.endpoint(Role::Postgres, 0, names::POSTGRES_PRIMARY),
-        slot: None,
-        resources: pg_resources.clone(),
-    };
-    let replicas: Vec<PostgresNode> = (1..=pg.read_replicas)
+    let mut nodes: Vec<PostgresNode> = (0..=pg.read_replicas)
         .map(|i| {
-            let name = names::postgres_replica(i);
+            let name = match i {
+                0 => names::POSTGRES_PRIMARY.to_owned(),
+                i => names::postgres_replica(i),
+            };
             PostgresNode {
                 endpoint: target.endpoint(Role::Postgres, i as u16, &name),
                 slot: pg.replication_slots.then(|| format!("replica_{i}")),
@@ -428,6 +434,14 @@ pub fn build(phase: &Phase, target: Target) -> Topology {
             }
         })
         .collect();
+    let writer = if (writer as usize) < nodes.len() {
+        writer as usize
+    } else {
+        0
+    };
+    let mut primary = nodes.remove(writer);
+    primary.slot = None;
+    let replicas = nodes;
 
     let pgb = &phase.pgbouncer;
     let database = pg.database.as_str().to_owned();

@@ -43,10 +43,10 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
         none.stderr
     );
 
+    let before_backups = sql(primary, NOW);
     let full = phase.scaleplan(&["backup", "growth"]);
     assert_eq!(full.code, 0, "{}\n{}", full.stdout, full.stderr);
     assert!(full.stdout.contains("(full)"), "{}", full.stdout);
-    let before_backups = sql(primary, NOW);
 
     // More rows after the backup: they come back from the WAL archive.
     sql(
@@ -135,8 +135,41 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
         ),
         "2"
     );
-    // The new timeline is archived too: another backup and `latest` work.
+    // The new timeline is archived too: another backup works.
     let incr = phase.scaleplan(&["backup", "growth"]);
     assert_eq!(incr.code, 0, "{}\n{}", incr.stdout, incr.stderr);
+
+    // The primary's data directory is lost: `up` does not start an empty
+    // cluster in its place, and points at the backups; `restore --to
+    // latest` brings back everything archived.
+    // A row, and its WAL segment archived (archive_timeout_s does it
+    // within a minute on a quiet server; the switch does it now).
+    sql(primary, "INSERT INTO orders VALUES (5001)");
+    let segment = sql(primary, "SELECT pg_walfile_name(pg_switch_wal())");
+    eventually("the segment archived", Duration::from_secs(30), || {
+        sql(
+            primary,
+            "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+        ) >= segment
+    });
+    phase.stop_checked();
+    std::fs::remove_dir_all(phase.state.join("postgres-primary/data")).unwrap();
+    let refused = phase.try_bring("growth", &[]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("scaleplan restore growth --to latest"),
+        "{}",
+        refused.stderr
+    );
+    let latest = phase.scaleplan(&["restore", "growth", "--to", "latest"]);
+    assert_eq!(latest.code, 0, "{}\n{}", latest.stdout, latest.stderr);
+    eprintln!("{}", latest.stdout);
+    let primary = phase.port("postgres-primary");
+    assert_eq!(
+        sql(primary, "SELECT count(*), max(n) FROM orders"),
+        "1502|5001"
+    );
     phase.down();
 }

@@ -12,6 +12,7 @@ mod harness;
 mod lifecycle;
 mod migrate;
 mod observe;
+mod promote;
 mod reseed;
 
 use harness::Phase;

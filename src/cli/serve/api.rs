@@ -549,10 +549,15 @@ async fn deployment(State(c): Shared) -> Response {
         let status = crate::native::status_report(&c.state).map_err(|e| Problem::internal(&e))?;
         let mut observation = None;
         if status.up && status.monitoring {
-            let req = Request {
-                plan: crate::plan::Options {
+            let plan = match crate::native::State::load(&c.state) {
+                Ok(Some(state)) => state.plan_options(),
+                _ => crate::plan::Options {
                     base_port: status.base_port,
+                    writer: None,
                 },
+            };
+            let req = Request {
+                plan,
                 ..Request::all(&c.phases)
             };
             let loaded = session::load_quiet(&req)

@@ -12,6 +12,7 @@
 mod apply;
 mod files;
 mod postgres;
+pub mod promote;
 mod redis;
 
 use super::bringup::{Bringup, is_root};
@@ -269,6 +270,29 @@ impl Migrator<'_> {
         Ok(())
     }
 
+    /// config.next/ becomes config/ whole. Renames only, so an
+    /// interruption leaves config/ or config.old/ whole (and config.next/
+    /// is rendered again on the next run).
+    fn swap_config(&self) -> anyhow::Result<()> {
+        let dir = &self.b.state_dir;
+        let (config, next, old) = (
+            dir.join("config"),
+            dir.join("config.next"),
+            dir.join("config.old"),
+        );
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        if config.exists() {
+            std::fs::rename(&config, &old)?;
+        }
+        std::fs::rename(&next, &config).context("moving config.next into place")?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        Ok(())
+    }
+
     /// After the last step: the deployment runs exactly the new phase's
     /// processes, config/ becomes the new rendering whole, and the record
     /// names the new phase.
@@ -298,24 +322,8 @@ impl Migrator<'_> {
                 to.name()
             );
         }
-        // Renames only, so an interruption leaves config/ or config.old/
-        // whole (and config.next/ is rendered again on the next run).
+        self.swap_config()?;
         let dir = self.b.state_dir.clone();
-        let (config, next, old) = (
-            dir.join("config"),
-            dir.join("config.next"),
-            dir.join("config.old"),
-        );
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-        if config.exists() {
-            std::fs::rename(&config, &old)?;
-        }
-        std::fs::rename(&next, &config).context("moving config.next into place")?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
         self.b.app_env()?;
         // A phase change that none of the steps brought to the app (its
         // scaling.json, the edge) reaches it now, one replica at a time.

@@ -17,7 +17,7 @@ const STEP_LIMIT: Duration = Duration::from_secs(30);
 /// A PostgreSQL server stopped: fast shutdown, then immediate, then
 /// SIGKILL. SIGKILL to the postmaster alone would leave its backends
 /// holding the shared memory the next start needs; SIGQUIT stops them.
-const SHUTDOWN: [(&str, Duration); 2] = [
+pub(super) const SHUTDOWN: [(&str, Duration); 2] = [
     ("INT", Duration::from_secs(30)),
     ("QUIT", Duration::from_secs(10)),
 ];
@@ -33,7 +33,7 @@ const PENDING_RESTART: &str = "SELECT coalesce(string_agg(name, ', ' ORDER BY na
 
 impl Migrator<'_> {
     /// A query as the superuser, straight to a server.
-    fn sql(&self, port: u16, sql: &str) -> anyhow::Result<String> {
+    pub(super) fn sql(&self, port: u16, sql: &str) -> anyhow::Result<String> {
         let password = self.password(Secret::Postgres);
         probe::psql_within(
             &self.b.tools,
@@ -96,7 +96,7 @@ impl Migrator<'_> {
     }
 
     /// Waits until `check` holds, failing with `what` after the timeout.
-    fn until(&self, what: &str, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
+    pub(super) fn until(&self, what: &str, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
         wait_for(self.b.timeout, || check().then_some(()))
             .with_context(|| format!("{what} within {} s", self.b.timeout.as_secs()))
     }
