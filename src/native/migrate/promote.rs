@@ -308,8 +308,7 @@ fn read_waldump(stdout: &str, stderr: &str, from_text: &str, from: u64) -> LostW
         .windows(2)
         .filter(|w| w[0] == "at" || w[0] == "after")
         .map(|w| w[1].trim_end_matches(':'))
-        .filter(|w| lsn(w).is_some())
-        .next_back()
+        .rfind(|w| lsn(w).is_some())
         .unwrap_or(from_text)
         .to_owned();
     let end = lsn(&end_text).unwrap_or(from).max(from);
