@@ -12,6 +12,7 @@ mod layering;
 mod migrate;
 mod monitoring;
 mod ports;
+mod recovery;
 mod replacement;
 mod robustness;
 mod serve;
