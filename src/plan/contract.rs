@@ -213,18 +213,21 @@ fn vars_at(topo: &Topology, at: &Addresses) -> Vec<Var> {
             what: "a prefix for the app's keys",
         },
         Var {
-            name: "BULLMQ_PREFIX",
-            // In a cluster, a queue's keys must share one slot: BullMQ's
-            // prefix carries the hash tag.
-            value: if cluster { "{bull}" } else { "bull" }.to_owned(),
-            what: "BullMQ's prefix for a queue not in BULLMQ_QUEUES (hash-tagged in cluster mode, where every such queue shares the tag's slot)",
-        },
-        Var {
             name: "SOCKETIO_ADAPTER",
             value: socketio_adapter(cluster).to_owned(),
             what: "the Socket.IO Redis adapter: sharded (@socket.io/redis-adapter createShardedAdapter, Redis 7 sharded pub/sub, its subscriber a cluster client that sends each SSUBSCRIBE to its slot's node: node-redis's, or ioredis's with shardedSubscribers: true) in cluster mode, redis (createAdapter) otherwise",
         },
     ]);
+    // Only where the phase runs queues: its Redis does not evict them.
+    if topo.bullmq {
+        out.push(Var {
+            name: "BULLMQ_PREFIX",
+            // In a cluster, a queue's keys must share one slot: BullMQ's
+            // prefix carries the hash tag.
+            value: if cluster { "{bull}" } else { "bull" }.to_owned(),
+            what: "BullMQ's prefix for a queue not in BULLMQ_QUEUES (hash-tagged in cluster mode, where every such queue shares the tag's slot); only where the phase runs queues (app.queues, or a worker that uses redis), on a Redis that does not evict",
+        });
+    }
     // Only where a worker sends notifications: an env file holds no
     // empty value.
     if !topo.queues.is_empty() {

@@ -38,6 +38,8 @@ pub struct Topology {
     /// The notification workers' BullMQ queues (the app contract gives
     /// each its prefix: `contract::queue_prefixes`).
     pub queues: Vec<String>,
+    /// BullMQ runs on this phase's Redis (`runs_queues`).
+    pub bullmq: bool,
     /// Prometheus and the exporters that watch this topology.
     pub monitor: MonitorNodes,
     /// What Compose publishes on the machine's 127.0.0.1 (Compose only).
@@ -576,6 +578,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
         queues: queue_names(phase),
+        bullmq: runs_queues(phase),
         monitor: monitor_nodes(target, &pg_nodes),
         host_ports: (target == Target::Compose).then(|| HostPorts::plan(phase.app.port)),
         images: (target == Target::Compose).then(|| images::plan(phase)),
@@ -631,6 +634,17 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
     phase.workers.iter().flat_map(worker_queues).collect()
 }
 
+/// The phase runs BullMQ queues on its Redis: the app says it does
+/// (`app.queues`), or a worker uses Redis. That Redis must not evict
+/// (RED012), and only then does the contract name a BullMQ prefix.
+pub fn runs_queues(phase: &Phase) -> bool {
+    phase.app.queues
+        || phase
+            .workers
+            .iter()
+            .any(|w| w.uses.contains(&Dependency::Redis))
+}
+
 /// The app's service.
 pub const APP: &str = "app";
 /// Prepared statements each server connection keeps (what recent
@@ -645,6 +659,17 @@ pub const PROXY: &str = "pg-proxy";
 pub const LOCAL_PROXY_MAXCONN: u32 = 8000;
 /// The HTTP edge in front of the app replicas (Compose).
 pub const EDGE: &str = "edge";
+
+impl RedisLayout {
+    /// What every mode shares: version, memory, policy.
+    pub fn common(&self) -> &RedisCommon {
+        match self {
+            RedisLayout::Standalone { common, .. }
+            | RedisLayout::Sentinel { common, .. }
+            | RedisLayout::Cluster { common, .. } => common,
+        }
+    }
+}
 
 impl Topology {
     /// The named volumes Compose keeps: each PostgreSQL node's, each Redis

@@ -363,6 +363,12 @@ pub struct App {
     /// Compose health check requests it with the image's node.
     #[serde(default = "default_health_path")]
     pub health_path: Text,
+    /// The app runs BullMQ queues itself (it adds jobs, or processes them)
+    /// on the phase's Redis. Its contract then carries BULLMQ_PREFIX, and
+    /// that Redis must not evict (RED012): an evicted job, or its lock, is
+    /// a job lost or run twice.
+    #[serde(default)]
+    pub queues: bool,
 }
 
 fn default_app_pool() -> u32 {

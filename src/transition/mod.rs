@@ -298,6 +298,30 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_that_will_hold_queues_stops_evicting_before_anything_else() {
+        let a = phase(serde_json::json!({"redis": {"maxmemory_policy": "allkeys-lru"}}));
+        let b = phase(serde_json::json!({
+            "redis": {"maxmemory_policy": "noeviction"},
+            "postgres": {"read_replicas": 1},
+            "workers": [{"name": "push", "image": "x/push:1", "uses": ["redis"]}],
+        }));
+        let p = plan(&a, &b);
+        assert!(
+            p.steps[0]
+                .title
+                .contains("maxmemory-policy allkeys-lru -> noeviction"),
+            "{:?}",
+            titles(&p)
+        );
+        assert!(matches!(p.steps[0].action, Action::RedisSettings));
+        assert!(p.steps[0].why.contains("first"), "{}", p.steps[0].why);
+        // Back to an evicting policy: an ordinary setting change.
+        let p = plan(&b, &a);
+        let i = position(&p, "maxmemory-policy noeviction -> allkeys-lru");
+        assert!(i > 0, "{:?}", titles(&p));
+    }
+
+    #[test]
     fn replicas_are_added_before_reads_are_routed_to_them() {
         let a = phase(serde_json::json!({}));
         let b = phase(serde_json::json!({"postgres": {"read_replicas": 2}}));

@@ -2,6 +2,7 @@
 //! Cluster, growing, shrinking or changing settings.
 
 use super::*;
+use crate::spec::types::EvictionPolicy;
 
 pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
     let (a, b) = (&from.spec().redis, &to.spec().redis);
@@ -224,7 +225,20 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             },
             Action::RedisSettings,
         );
-        if shrink {
+        let to_noeviction = b.maxmemory_policy == EvictionPolicy::Noeviction
+            && a.maxmemory_policy != EvictionPolicy::Noeviction;
+        if to_noeviction {
+            // Before anything else: a worker or replica deployed by a later
+            // step would queue jobs on a Redis that can still evict them.
+            s.add.insert(
+                0,
+                Step {
+                    why: "first, before anything queues on it: BullMQ's jobs and locks must never be evicted; migrate refuses while a node's used_memory is near maxmemory (noeviction would refuse writes at once), and cache keys need TTLs of their own from now on".to_owned(),
+                    capacity_loss: shrink,
+                    ..apply
+                },
+            )
+        } else if shrink {
             s.remove.push(Step {
                 capacity_loss: true,
                 ..apply

@@ -560,12 +560,22 @@ fn notifications(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 /// warns at start on any other policy; the volatile-* policies count too,
 /// since BullMQ's lock keys carry a TTL and so can be evicted.
 fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
-    let Some(worker) = phase
-        .workers
-        .iter()
-        .position(|w| w.uses.contains(&Dependency::Redis))
-    else {
-        return;
+    // Who declares the queues: the app (`app.queues`), else the first
+    // worker that uses Redis.
+    let (who, declared_at) = if phase.app.queues {
+        ("the app (app.queues)".to_owned(), "/app/queues".to_owned())
+    } else {
+        match phase
+            .workers
+            .iter()
+            .position(|w| w.uses.contains(&Dependency::Redis))
+        {
+            Some(w) => (
+                format!("worker '{}'", phase.workers[w].name),
+                format!("/workers/{w}/uses"),
+            ),
+            None => return,
+        }
     };
     let redises = std::iter::once(("/redis".to_owned(), &phase.redis)).chain(
         phase.regions.iter().enumerate().filter_map(|(i, r)| {
@@ -587,18 +597,17 @@ fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             "Redis may evict a waiting job, its data or its lock: the job is lost or runs twice"
         };
         out.push(
-            Diagnostic::warning(
+            Diagnostic::error(
                 Code::Red012,
                 src.value_at(&pointer),
                 format!(
-                    "worker '{}' uses this Redis for BullMQ queues, but {field} is {policy}: at maxmemory {which}",
-                    phase.workers[worker].name
+                    "{who} runs BullMQ queues on this Redis, but {field} is {policy}: at maxmemory {which}"
                 ),
                 format!(
-                    "set {field} to noeviction, as BullMQ requires (any volatile-* policy too can evict BullMQ's lock keys, which carry a TTL); the app's cache keys then need TTLs of their own, and a full Redis refuses writes instead of evicting. Or run the queues on a separate Redis with noeviction (outside this spec, which renders one Redis per region)"
+                    "set {field} to noeviction, as BullMQ requires (the app's cache keys then need TTLs of their own, and a full Redis refuses writes instead of evicting); or, where nothing queues on this Redis, remove app.queues and the workers that use redis"
                 ),
             )
-            .with_related(src.value_at(&format!("/workers/{worker}/uses"))),
+            .with_related(src.value_at(&declared_at)),
         );
     }
 }
@@ -633,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn an_evicting_policy_under_queue_workers_warns() {
+    fn an_evicting_policy_under_queues_is_an_error() {
         for (policy, warns) in [
             ("noeviction", false),
             ("allkeys-lru", true),
@@ -648,12 +657,22 @@ mod tests {
             let red012: Vec<_> = d.iter().filter(|d| d.code == Code::Red012).collect();
             assert_eq!(red012.len(), usize::from(warns), "{policy}: {d:?}");
             if let Some(w) = red012.first() {
-                assert_eq!(w.severity, Severity::Warning);
+                assert_eq!(w.severity, Severity::Error);
                 assert!(w.help.contains("noeviction"), "{}", w.help);
+                assert!(w.help.contains("remove app.queues"), "{}", w.help);
                 assert!(w.message.contains(policy), "{}", w.message);
+                assert!(w.message.contains("worker 'push'"), "{}", w.message);
             }
         }
-        // No worker that uses Redis: the app's cache may evict.
+        // The app's own queues count the same.
+        let d = check(serde_json::json!({
+            "redis": {"maxmemory_policy": "allkeys-lru"},
+            "app": {"queues": true},
+        }));
+        let red012: Vec<_> = d.iter().filter(|d| d.code == Code::Red012).collect();
+        assert_eq!(red012.len(), 1, "{d:?}");
+        assert!(red012[0].message.contains("the app (app.queues)"));
+        // No queues: the app's cache may evict.
         let d = check(serde_json::json!({
             "redis": {"maxmemory_policy": "allkeys-lru"},
             "workers": [worker(&["postgres"], false)],
@@ -662,7 +681,7 @@ mod tests {
     }
 
     #[test]
-    fn a_region_with_its_own_evicting_redis_warns_too() {
+    fn a_region_with_its_own_evicting_redis_counts_too() {
         let d = check(serde_json::json!({
             "workers": [worker(&["redis"], true)],
             "regions": [

@@ -267,17 +267,25 @@ fn warnings_pass_unless_strict() {
     assert!(!sandbox.path("out").exists());
 }
 
-/// BullMQ's queues on an evicting Redis: a warning located at the policy
-/// (in the file that set it), naming the worker and the fix; the shipped
-/// enterprise phase follows it in both of its Redis blocks.
+/// BullMQ's queues on an evicting Redis: an error located at the policy
+/// (in the file that set it), naming who runs the queues and the fix; the
+/// shipped phases follow it in every Redis block.
 #[test]
-fn queue_workers_on_an_evicting_redis_warn() {
+fn queues_on_an_evicting_redis_are_refused() {
     let clean = run_in(&repo(), &["validate", "--strict"], &[]);
     assert_eq!(clean.code, 0, "{}", clean.stderr);
     assert!(!clean.stderr.contains("RED012"), "{}", clean.stderr);
 
     let sandbox = Sandbox::shipped("queue-eviction");
-    // Back to the cache policy base.yaml sets, in the phase and in us-east.
+    // An evicting policy in base.yaml (which every phase inherits), in
+    // enterprise and in its us-east region.
+    sandbox.edit(
+        "phases/base.yaml",
+        &[(
+            "maxmemory_policy: noeviction",
+            "maxmemory_policy: allkeys-lru",
+        )],
+    );
     sandbox.edit(
         "phases/enterprise.toml",
         &[
@@ -289,20 +297,20 @@ fn queue_workers_on_an_evicting_redis_warn() {
         ],
     );
     let run = sandbox.run(&["validate"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 1, "{}", run.stderr);
     let base = run
         .stderr
         .lines()
-        .find(|l| l.starts_with("warning[RED012]: phases/base.yaml:"))
+        .find(|l| l.starts_with("error[RED012]: phases/base.yaml:"))
         .unwrap_or_else(|| panic!("no RED012 at base.yaml's policy:\n{}", run.stderr));
     assert!(
-        base.contains("worker 'notifications'") && base.contains("allkeys-lru"),
+        base.contains("the app (app.queues)") && base.contains("allkeys-lru"),
         "{base}"
     );
     let region = run
         .stderr
         .lines()
-        .find(|l| l.starts_with("warning[RED012]: phases/enterprise.toml:"))
+        .find(|l| l.starts_with("error[RED012]: phases/enterprise.toml:"))
         .unwrap_or_else(|| panic!("no RED012 at us-east's policy:\n{}", run.stderr));
     assert!(
         region.contains("regions[1].redis.maxmemory_policy is volatile-lru")
@@ -315,8 +323,7 @@ fn queue_workers_on_an_evicting_redis_warn() {
         "{}",
         run.stderr
     );
-    let strict = sandbox.run(&["validate", "--strict"]);
-    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert!(!sandbox.path("out").exists());
 }
 
 #[test]

@@ -36,7 +36,10 @@ fn without_a_deployment_each_says_how_to_start_one() {
             "{args:?}: {}",
             run.stderr
         );
-        assert!(!s.path("nowhere").exists(), "{args:?} created the state directory");
+        assert!(
+            !s.path("nowhere").exists(),
+            "{args:?} created the state directory"
+        );
     }
 }
 
@@ -48,7 +51,8 @@ fn a_restore_time_needs_its_offset() {
         let run = s.run(&["restore", "growth", "--to", bad, "--state", &state]);
         assert_eq!(run.code, 1, "{bad}: {}", run.stderr);
         assert!(
-            run.stderr.contains("is neither `latest` nor a time with its offset"),
+            run.stderr
+                .contains("is neither `latest` nor a time with its offset"),
             "{bad}: {}",
             run.stderr
         );
@@ -77,8 +81,7 @@ fn each_works_on_the_phase_that_runs_and_only_while_it_runs() {
     let nothing = s.run(&["promote", "launch", "--state", &state]);
     assert_eq!(nothing.code, 1);
     assert!(
-        nothing.stderr.contains("no standby runs")
-            && nothing.stderr.contains("scaleplan restore"),
+        nothing.stderr.contains("no standby runs") && nothing.stderr.contains("scaleplan restore"),
         "{}",
         nothing.stderr
     );

@@ -11,7 +11,7 @@ export class Notifications implements OnModuleInit {
   sent = 0;
 
   constructor(@Inject(CONTRACT) contract: Contract, private readonly queues: ScalingQueues) {
-    this.queue = contract.bullmq.queues[0]?.queue ?? 'notifications';
+    this.queue = contract.bullmq?.queues[0]?.queue ?? 'notifications';
   }
 
   onModuleInit(): void {

@@ -99,7 +99,7 @@ module "primary" {
     replicas_per_node_group = null
     automatic_failover      = false
     multi_az                = false
-    maxmemory_policy        = "allkeys-lru"
+    maxmemory_policy        = "noeviction"
     apply_immediately       = var.apply_immediately
     global_datastore        = false
     global_id               = null

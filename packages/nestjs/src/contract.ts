@@ -36,11 +36,15 @@ export interface QueuePrefix {
 export interface Contract {
   postgres: { writeUrl: string; readUrl: string; ssl: boolean };
   redis: RedisContract;
+  /**
+   * BullMQ's prefixes; null where the phase runs no queues (BULLMQ_PREFIX
+   * unset): its Redis may evict, which BullMQ's jobs and locks must never be.
+   */
   bullmq: {
     /** BullMQ's prefix for a queue BULLMQ_QUEUES does not name. */
     defaultPrefix: string;
     queues: QueuePrefix[];
-  };
+  } | null;
   /** `redis`: createAdapter (PUBLISH); `sharded`: createShardedAdapter (SPUBLISH, cluster mode). */
   socketioAdapter: 'redis' | 'sharded';
 }
@@ -163,8 +167,11 @@ export function readContract(env: Env = process.env): Contract {
   const tls = flag(env, 'REDIS_TLS');
   const topology = redisTopology(env, tls);
   const cluster = topology.mode === 'cluster';
-  const defaultPrefix = required(env, 'BULLMQ_PREFIX');
-  if (cluster && !hashTag(defaultPrefix)) {
+  const defaultPrefix = env.BULLMQ_PREFIX;
+  if (defaultPrefix === undefined && env.BULLMQ_QUEUES !== undefined) {
+    throw new ContractError('BULLMQ_QUEUES is set without BULLMQ_PREFIX');
+  }
+  if (defaultPrefix !== undefined && cluster && !hashTag(defaultPrefix)) {
     throw new ContractError('BULLMQ_PREFIX needs a {hash tag} in cluster mode');
   }
   const adapter = required(env, 'SOCKETIO_ADAPTER');
@@ -186,14 +193,20 @@ export function readContract(env: Env = process.env): Contract {
       tls,
       keyPrefix: required(env, 'REDIS_KEY_PREFIX', true),
     },
-    bullmq: { defaultPrefix, queues: queues(env.BULLMQ_QUEUES, cluster) },
+    bullmq: defaultPrefix === undefined ? null : { defaultPrefix, queues: queues(env.BULLMQ_QUEUES, cluster) },
     socketioAdapter: adapter,
   };
 }
 
 /** The BullMQ prefix of `queue`: its own from BULLMQ_QUEUES, else the default. */
 export function queuePrefix(contract: Contract, queue: string): string {
-  return contract.bullmq.queues.find((q) => q.queue === queue)?.prefix ?? contract.bullmq.defaultPrefix;
+  const bullmq = contract.bullmq;
+  if (!bullmq) {
+    throw new ContractError(
+      `queue ${queue}: this phase runs no queues (no BULLMQ_PREFIX): declare them (app.queues: true) so its Redis stops evicting`,
+    );
+  }
+  return bullmq.queues.find((q) => q.queue === queue)?.prefix ?? bullmq.defaultPrefix;
 }
 
 /** pg reads PG* variables for whatever a URL leaves out: the contract is the only source. */

@@ -31,6 +31,8 @@ test('every generated app.env is a contract in its Redis mode', () => {
       const c = readContract(env);
       assert.equal(c.redis.mode, env.REDIS_MODE, path);
       assert.equal(c.socketioAdapter, c.redis.mode === 'cluster' ? 'sharded' : 'redis', path);
+      // The shipped phases run queues (app.queues), on a Redis that does not evict.
+      assert.ok(c.bullmq, `${path}: no BULLMQ_PREFIX`);
       for (const q of c.bullmq.queues) assert.equal(queuePrefix(c, q.queue), q.prefix);
       checked += 1;
     }
@@ -50,12 +52,25 @@ test('a broken contract is refused, naming the variable', () => {
     [{ SOCKETIO_ADAPTER: 'redis' }, /SOCKETIO_ADAPTER=redis does not fit REDIS_MODE=cluster/],
     [{ REDIS_TLS: 'yes' }, /REDIS_TLS must be true or false/],
     [{ BULLMQ_QUEUES: 'a={x},b={x}' }, /b shares the hash tag \{x\}/],
+    [{ BULLMQ_PREFIX: undefined, BULLMQ_QUEUES: 'a={a}' }, /BULLMQ_QUEUES is set without BULLMQ_PREFIX/],
   ];
   for (const [change, message] of cases) {
     const env = { ...good, ...change };
     for (const [k, v] of Object.entries(change)) if (v === undefined) delete env[k];
     assert.throws(() => readContract(env), (e: unknown) => e instanceof ContractError && message.test((e as Error).message), String(message));
   }
+});
+
+test('a phase that runs no queues offers no BullMQ prefix, and asking for one says why', () => {
+  const env = envFile(join(OUT, 'launch', 'local', 'app.env'));
+  delete env.BULLMQ_PREFIX;
+  delete env.BULLMQ_QUEUES;
+  const c = readContract(env);
+  assert.equal(c.bullmq, null);
+  assert.throws(
+    () => queuePrefix(c, 'notifications'),
+    (e: unknown) => e instanceof ContractError && /runs no queues/.test((e as Error).message),
+  );
 });
 
 test("every phase's scaling.json has what ScalingService reads", () => {

@@ -268,6 +268,33 @@ impl Migrator<'_> {
             .into_iter()
             .cloned()
             .collect();
+        // Under noeviction a full Redis refuses writes: a node already near
+        // its maxmemory would refuse them the moment the policy changes.
+        let common = self.b.topo.redis.common();
+        if common.maxmemory_policy == "noeviction" {
+            let limit = u64::from(common.maxmemory_mb) * 1024 * 1024;
+            for node in &nodes {
+                let mut conn = self.conn(node.endpoint.port)?;
+                let info = conn.call(&[b"INFO", b"memory"])?;
+                let used: u64 = info
+                    .text()
+                    .and_then(|t| {
+                        t.lines()
+                            .find_map(|l| l.strip_prefix("used_memory:"))
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                    .with_context(|| format!("{}: INFO memory has no used_memory", node.name))?;
+                if used * 10 >= limit * 9 {
+                    bail!(
+                        "{}: used_memory {} MB is {}% of maxmemory {} MB: under noeviction it would refuse writes at once; free memory first (expire or delete cache keys), or raise redis.maxmemory_mb",
+                        node.name,
+                        used / (1024 * 1024),
+                        used * 100 / limit.max(1),
+                        common.maxmemory_mb
+                    );
+                }
+            }
+        }
         let mut set = 0;
         for node in &nodes {
             set += self.runtime_settings(node, &[])?;
