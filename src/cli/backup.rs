@@ -15,9 +15,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
     state: PathBuf,
     /// full copies everything; diff what changed since the last full
-    /// backup; incr what changed since the last backup. The first backup
-    /// is always full.
-    #[arg(long = "type", value_enum, default_value_t = BackupKind::Incr)]
+    /// backup; incr what changed since the last backup; auto is full when
+    /// the newest full backup is older than the phase's full_every_days
+    /// (the retention, at most 7 days), incr otherwise.
+    #[arg(long = "type", value_enum, default_value_t = BackupKind::Auto)]
     kind: BackupKind,
     /// The phase that runs in the state directory.
     name: String,

@@ -23,7 +23,7 @@ pub struct Args {
     /// The phase that runs in the state directory.
     name: String,
     /// The standby to promote (e.g. postgres-replica-2); the one that has
-    /// replayed the most WAL when not given.
+    /// received the most WAL when not given.
     replica: Option<String>,
 }
 
@@ -57,29 +57,30 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
                 report.promoted,
                 report.seconds
             );
-            match &report.lost {
-                Some(lost) if lost.commits > 0 => crate::say!(
-                    "{} had written {} bytes of WAL beyond what {} had received ({} .. {}), with {} committed transactions: acknowledged writes that asynchronous replication lost.\n\
+            match (&report.lost, &report.lost_unread) {
+                (Some(lost), _) if lost.commits > 0 => crate::say!(
+                    "{} had written {} bytes of WAL beyond what {} had received ({} .. {}), with {} committed transactions: at most that many acknowledged writes were lost by asynchronous replication (a commit may not have been acknowledged yet, or be the server's own).\n\
                      To lose none, make each commit wait until a standby has its WAL (postgres.parameters): synchronous_commit: \"on\" and synchronous_standby_names: '{}'",
                     report.lost_primary,
                     thousands(lost.bytes),
                     report.promoted,
-                    report.replayed_lsn,
+                    report.received_lsn,
                     lost.primary_end_lsn,
                     lost.commits,
                     report.synchronous_standby_names
                 ),
-                Some(lost) => crate::say!(
+                (Some(lost), _) => crate::say!(
                     "{} had no committed transaction beyond what {} had received ({}; {} bytes of WAL after it): no acknowledged write was lost",
                     report.lost_primary,
                     report.promoted,
-                    report.replayed_lsn,
+                    report.received_lsn,
                     thousands(lost.bytes)
                 ),
-                None => crate::say!(
-                    "{}'s data directory is gone: what it wrote after {} cannot be counted",
+                (None, why) => crate::say!(
+                    "what {} wrote after {} cannot be counted: {}",
                     report.lost_primary,
-                    report.replayed_lsn
+                    report.received_lsn,
+                    why.as_deref().unwrap_or("unknown")
                 ),
             }
             crate::say!(

@@ -20,6 +20,9 @@ crate::keyword! {
     /// full one, or since the last backup of any type.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
     pub enum BackupKind {
+        /// Full when the newest full backup is older than the plan's
+        /// `full_every_days` (or there is none), else incremental.
+        Auto = "auto",
         Full = "full",
         Diff = "diff",
         Incr = "incr",
@@ -101,6 +104,23 @@ pub fn backup(
             state_dir.display()
         );
     }
+    let kind = match kind {
+        BackupKind::Auto => {
+            let every = i64::from(phase.local.postgres.backup.full_every_days) * 86_400;
+            let newest_full = repo
+                .info(primary)?
+                .backup
+                .iter()
+                .filter(|b| b.kind == "full")
+                .map(|b| b.timestamp.start)
+                .max();
+            match newest_full {
+                Some(t) if jiff::Timestamp::now().as_second() - t < every => BackupKind::Incr,
+                _ => BackupKind::Full,
+            }
+        }
+        k => k,
+    };
     let started = Instant::now();
     repo.run(
         primary,
@@ -161,7 +181,8 @@ pub struct RestoreReport {
     /// From stopping the servers until every replica streams from the
     /// restored primary (`up` prints when each step was done).
     pub seconds: f64,
-    /// The primary's data as it was before the restore.
+    /// The primary's data as it was before the restore (each replica's is
+    /// beside it, under the same name in its own directory).
     pub kept: PathBuf,
 }
 
@@ -204,6 +225,24 @@ pub fn restore(
     };
     let running = state.running();
     let is_pg = |p: &&Proc| p.name == primary.name || pg.replicas.iter().any(|r| r.name == p.name);
+    let primary_runs = running.iter().any(|p| p.name == primary.name);
+    let standbys: Vec<&str> = running
+        .iter()
+        .filter(|p| pg.replicas.iter().any(|r| r.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    // A lost primary whose standbys still run: they hold WAL newer than
+    // the archive, which a restore would throw away.
+    if !primary_runs && !standbys.is_empty() && target.is_none() {
+        bail!(
+            "{} is down and {} still run: they hold WAL the archive may not have yet, and a restore to `latest` would replace them\n  help: promote one instead: scaleplan promote {} --state {}; or, to restore anyway, stop the deployment first (scaleplan down --state {})",
+            primary.name,
+            standbys.join(", "),
+            phase.name(),
+            opts.state_dir.display(),
+            opts.state_dir.display()
+        );
+    }
     // Everything committed until now reaches the archive before the
     // primary stops: `check` switches to a new WAL segment and waits
     // until the last one is archived.
@@ -234,22 +273,37 @@ pub fn restore(
         crate::say!("  needed SIGKILL: {}", killed.join(", "));
     }
 
-    // The primary's data is kept beside the restored one until the next
-    // restore: a restore to the wrong time loses nothing.
-    let dir = state_dir.join(&primary.name);
-    let data = dir.join("data");
-    let kept = dir.join("data.before-restore");
-    if data.exists() {
-        let _ = std::fs::remove_dir_all(&kept);
-        std::fs::rename(&data, &kept)
-            .with_context(|| format!("moving {} aside", data.display()))?;
+    // Every node's data is kept beside the restored one, named by the
+    // time of this restore, and never deleted by scaleplan: a restore to
+    // the wrong time, or one that fails half-way, loses nothing (the
+    // replicas may hold WAL newer than the archive).
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let kept = state_dir
+        .join(&primary.name)
+        .join(format!("data.before-restore-{stamp}"));
+    for node in std::iter::once(primary).chain(&pg.replicas) {
+        let data = state_dir.join(&node.name).join("data");
+        if data.exists() {
+            let aside = state_dir
+                .join(&node.name)
+                .join(format!("data.before-restore-{stamp}"));
+            std::fs::rename(&data, &aside)
+                .with_context(|| format!("moving {} aside", data.display()))?;
+        }
     }
+    let data = state_dir.join(&primary.name).join("data");
     std::fs::create_dir_all(&data)?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))?;
     }
     super::bringup::give_to(is_root().then_some("postgres"), &data)?;
+    let kept_note = format!(
+        "each node's data from before the restore is kept in <node>/data.before-restore-{stamp} (the primary's: {})",
+        kept.display()
+    );
     let mut args = vec!["restore".to_owned()];
     if let Some(t) = target {
         args.push("--type=time".to_owned());
@@ -266,16 +320,10 @@ pub fn restore(
         repo.path().display(),
         target.map_or("latest".to_owned(), |t| utc(t.as_second()))
     );
-    repo.run(primary, &args, "pgbackrest restore")?;
-    // The replicas hold the timeline the restore abandons: each clones
-    // the restored primary when it starts.
-    for r in &pg.replicas {
-        let data = state_dir.join(&r.name).join("data");
-        if data.exists() {
-            std::fs::remove_dir_all(&data)
-                .with_context(|| format!("removing {}", data.display()))?;
-        }
-    }
+    repo.run(primary, &args, "pgbackrest restore")
+        .with_context(|| kept_note.clone())?;
+    // The replicas' data went aside with the abandoned timeline: each
+    // clones the restored primary when it starts.
     up(
         phase,
         renderer,
@@ -288,7 +336,18 @@ pub fn restore(
             reseed: &[],
             reinit_primary: false,
         },
-    )?;
+    )
+    .with_context(|| kept_note.clone())?;
+    // A full backup on the new timeline: the backups taken on the
+    // abandoned one after the restore point cannot be restored onto it,
+    // and a later restore must not pick one of them.
+    crate::say!("taking a full backup of the restored primary (its new timeline)");
+    repo.run(
+        primary,
+        &["backup", "--type=full"],
+        "pgbackrest backup after the restore",
+    )
+    .with_context(|| kept_note.clone())?;
     Ok(RestoreReport {
         target: target.map_or("latest".to_owned(), |t| {
             t.strftime("%Y-%m-%d %H:%M:%S%.f UTC").to_string()

@@ -14,6 +14,12 @@ use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
+/// Recovery settings in the primary's postgresql.auto.conf (pgBackRest's
+/// restore writes them), comma-separated.
+const RECOVERY_SETTINGS: &str = "SELECT coalesce(string_agg(DISTINCT name, ','), '') FROM pg_file_settings \
+     WHERE sourcefile LIKE '%postgresql.auto.conf' \
+     AND (name = 'restore_command' OR name LIKE 'recovery_target%')";
+
 impl Bringup {
     pub fn postgres_primary(&mut self) -> anyhow::Result<()> {
         let since = Instant::now();
@@ -70,7 +76,6 @@ impl Bringup {
                         .join(TargetFile::PgHba(&node.name).rel())
                         .display()
                 ));
-            let restored = data.join("recovery.signal").exists();
             if let Some(repo) = self.backup_repo() {
                 repo.prepare(&node.name)?;
                 launch =
@@ -83,10 +88,11 @@ impl Bringup {
             self.await_ready(&node.name, "accepting connections", since, || {
                 probe::postgres_ready(&self.tools, port).then_some(())
             })?;
-            if restored {
-                self.await_recovery(&node.name, port, since)?;
-            }
         }
+        // A primary restored from a backup (started now, or kept running
+        // by an earlier `up` that timed out while it replayed) takes writes
+        // only once its recovery ends.
+        self.await_recovery(&node.name, port, since)?;
         self.roles(port)?;
         if let Some(repo) = self.backup_repo() {
             repo.ready(&node)?;
@@ -126,22 +132,14 @@ impl Bringup {
     /// replica cloned from it does not inherit them.
     fn await_recovery(&self, name: &str, port: u16, since: Instant) -> anyhow::Result<()> {
         let password = self.secrets.get(Secret::Postgres).to_owned();
-        self.await_ready(name, "recovered and promoted", since, || {
-            let recovering = probe::psql(
-                &self.tools,
-                port,
-                SUPERUSER,
-                &password,
-                "postgres",
-                "SELECT pg_is_in_recovery()",
-            )?;
-            (recovering == "f").then_some(())
-        })?;
-        for key in [
-            "restore_command",
-            "recovery_target_time",
-            "recovery_target_action",
-        ] {
+        let sql = |q: &str| probe::psql(&self.tools, port, SUPERUSER, &password, "postgres", q);
+        if sql("SELECT pg_is_in_recovery()").as_deref() == Some("t") {
+            self.await_ready(name, "recovered and promoted", since, || {
+                (sql("SELECT pg_is_in_recovery()")? == "f").then_some(())
+            })?;
+        }
+        let left = sql(RECOVERY_SETTINGS).context("reading the primary's recovery settings")?;
+        for key in left.split(',').filter(|k| !k.is_empty()) {
             probe::psql(
                 &self.tools,
                 port,
@@ -152,15 +150,17 @@ impl Bringup {
             )
             .with_context(|| format!("dropping {key} after the restore"))?;
         }
-        probe::psql(
-            &self.tools,
-            port,
-            SUPERUSER,
-            &password,
-            "postgres",
-            "SELECT pg_reload_conf()",
-        )
-        .context("reloading after the restore")?;
+        if !left.is_empty() {
+            probe::psql(
+                &self.tools,
+                port,
+                SUPERUSER,
+                &password,
+                "postgres",
+                "SELECT pg_reload_conf()",
+            )
+            .context("reloading after the restore")?;
+        }
         Ok(())
     }
 

@@ -38,6 +38,11 @@ pub struct State {
     /// Every later plan of this deployment puts the primary there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_writer: Option<String>,
+    /// A `promote` under way: the standby is promoted and recorded as the
+    /// writer, and the rest of the deployment has not all followed it yet.
+    /// `promote` finishes it; `up` and `migrate` wait for that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoting: Option<Promoting>,
     /// A `migrate` under way: the phase moves from `phase` to `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
@@ -54,6 +59,14 @@ pub struct Migration {
     pub step: usize,
     pub total: usize,
     pub title: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promoting {
+    /// The primary that was lost.
+    pub lost: String,
+    /// The WAL position the promoted standby had received.
+    pub received_lsn: String,
 }
 
 impl Migration {

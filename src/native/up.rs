@@ -69,6 +69,14 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
         None => Vec::new(),
     };
 
+    if previous.as_ref().is_some_and(|p| p.promoting.is_some()) {
+        bail!(
+            "a promotion of {} is under way: finish it first with `scaleplan promote {} --state {}`",
+            state_dir.display(),
+            phase.name(),
+            opts.state_dir.display()
+        );
+    }
     // A promoted replica stays the primary: the phase must have it, and
     // must have been planned with it there.
     if let Some(writer) = previous.as_ref().and_then(|p| p.postgres_writer.as_deref())
@@ -129,6 +137,7 @@ pub fn up(phase: &PlannedPhase, renderer: &Renderer, opts: &UpOptions) -> anyhow
             app: false,
             postgres_cluster: previous.as_ref().and_then(|p| p.postgres_cluster.clone()),
             postgres_writer: previous.as_ref().and_then(|p| p.postgres_writer.clone()),
+            promoting: None,
             migration: None,
         },
         running,

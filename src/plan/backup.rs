@@ -17,6 +17,11 @@ pub struct BackupPlan {
     /// Its start (HH:MM), where a scheduled `scaleplan backup` runs.
     pub window_start: String,
     pub archive_timeout_s: u32,
+    /// `scaleplan backup` takes a full backup when the newest full one is
+    /// older than this, an incremental one otherwise: time-based retention
+    /// expires full backups only, so a chain without a new full one would
+    /// never expire.
+    pub full_every_days: u32,
     /// PostgreSQL archives its WAL through pgBackRest on this target;
     /// None where it cannot (the cloud's RDS keeps its own archive; the
     /// Compose images carry no pgBackRest yet, and a failing
@@ -34,6 +39,12 @@ pub struct Archive {
     pub command: String,
     /// pgBackRest's compression for backups and archived WAL.
     pub compress: &'static str,
+    /// WAL waiting for the archive beyond this is dropped (pgBackRest's
+    /// archive-push-queue-max), with a warning in PostgreSQL's log: a
+    /// repository that cannot take WAL breaks point-in-time recovery until
+    /// the next backup, instead of filling the primary's disk and stopping
+    /// it. The same bound as the replication slots' WAL.
+    pub queue_max_mb: u32,
 }
 
 pub fn plan(phase: &Phase, target: Target) -> BackupPlan {
@@ -44,9 +55,11 @@ pub fn plan(phase: &Phase, target: Target) -> BackupPlan {
         window: b.window.as_str().to_owned(),
         window_start: b.window.start().to_owned(),
         archive_timeout_s: b.archive_timeout_s,
+        full_every_days: b.retention_days.min(7),
         archive: matches!(target, Target::Local { .. }).then(|| Archive {
             command: format!("pgbackrest --stanza={stanza} archive-push %p"),
             compress: "zst",
+            queue_max_mb: super::pgconf::wal_keep_mb(phase),
         }),
         stanza,
     }

@@ -52,6 +52,13 @@ pub fn replicas_everywhere(phase: &Phase) -> u32 {
     in_regions.max(phase.postgres.read_replicas)
 }
 
+/// The WAL a node keeps for others at most: a tenth of its storage, at
+/// least 1 GB. A stalled replica (its slot) or archive cannot fill the
+/// disk with it.
+pub fn wal_keep_mb(phase: &Phase) -> u32 {
+    (phase.postgres.primary.storage_gb * 1024 / 10).max(1024)
+}
+
 /// Replication connections kept beyond one per replica: a re-seed's
 /// base backup streams two (its copy and its WAL), and one more lets a
 /// replica reconnect before its old sender has timed out.
@@ -118,7 +125,7 @@ pub fn settings_for(phase: &Phase, memory: u32) -> Vec<Setting> {
         ),
         set(
             "max_slot_wal_keep_size",
-            mb((pg.primary.storage_gb * 1024 / 10).max(1024)),
+            mb(wal_keep_mb(phase)),
             "a tenth of storage: a stalled replica cannot fill the disk with WAL",
         ),
         set(

@@ -83,7 +83,9 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
     assert_eq!(restore.code, 0, "{}\n{}", restore.stdout, restore.stderr);
     eprintln!("{}", restore.stdout);
     assert!(
-        restore.stdout.contains("recovered and promoted"),
+        restore
+            .stdout
+            .contains("taking a full backup of the restored primary"),
         "{}",
         restore.stdout
     );
@@ -92,13 +94,28 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
         sql(primary, "SELECT count(*), max(n) FROM orders"),
         "1500|1500"
     );
-    assert!(
-        phase
-            .state
-            .join("postgres-primary/data.before-restore/global/pg_control")
-            .exists(),
-        "the primary's data from before the restore is kept"
-    );
+    // Every node's data from before the restore is kept aside.
+    for node in [
+        "postgres-primary",
+        "postgres-replica-1",
+        "postgres-replica-2",
+    ] {
+        let kept: Vec<_> = std::fs::read_dir(phase.state.join(node))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("data.before-restore-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{node}: {kept:?}");
+        assert!(
+            phase
+                .state
+                .join(node)
+                .join(&kept[0])
+                .join("global/pg_control")
+                .exists(),
+            "{node}"
+        );
+    }
     // The recovery settings are gone: a replica cloned from it inherits
     // none of them.
     assert_eq!(

@@ -186,6 +186,10 @@ fn a_killed_primary_is_replaced_by_the_most_advanced_standby() {
         },
     );
 
+    // The new primary archives on its timeline: a backup of it works.
+    let backup = phase.scaleplan(&["backup", "growth"]);
+    assert_eq!(backup.code, 0, "{}\n{}", backup.stdout, backup.stderr);
+
     // The old primary does not come back by itself ...
     let refused = phase.try_bring("growth", &[]);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);

@@ -90,6 +90,24 @@ pub fn migrate(
     for hop in hops {
         let state = State::load(&state_dir)?
             .with_context(|| format!("{} holds no deployment", state_dir.display()))?;
+        if state.promoting.is_some() {
+            bail!(
+                "a promotion of {} is under way: finish it first with `scaleplan promote {}`",
+                state_dir.display(),
+                state.phase
+            );
+        }
+        // The promoted primary must be the primary of every phase planned.
+        if let Some(writer) = &state.postgres_writer {
+            for p in [hop.from, hop.to] {
+                if &p.local.postgres.primary.name != writer {
+                    bail!(
+                        "{writer} is this deployment's primary (promoted), and phase {} has no such node: a phase with at least as many replicas keeps it",
+                        p.name()
+                    );
+                }
+            }
+        }
         reports.push(run_hop(hop, renderer, opts, &tools, &state_dir, state)?);
     }
     Ok(reports)

@@ -12,7 +12,7 @@ use crate::native::bringup::{Bringup, is_root};
 use crate::native::probe;
 use crate::native::procs::{self, Launch};
 use crate::native::secrets::Secrets;
-use crate::native::state::State;
+use crate::native::state::{Promoting, State};
 use crate::native::tools::Tools;
 use crate::plan::identity::{SUPERUSER, Secret};
 use crate::plan::layout::Part;
@@ -38,10 +38,12 @@ pub struct PromoteReport {
     pub lost_primary: String,
     /// The WAL position the promoted replica had received: every
     /// transaction committed before it is on the new primary.
-    pub replayed_lsn: String,
+    pub received_lsn: String,
     /// What the lost primary had written beyond that position, read from
-    /// its WAL; None when its data directory is gone.
+    /// its WAL.
     pub lost: Option<LostWrites>,
+    /// Why `lost` could not be read, when it could not.
+    pub lost_unread: Option<String>,
     /// From the command's start until writes reach the new primary
     /// through the proxy.
     pub seconds: f64,
@@ -50,13 +52,14 @@ pub struct PromoteReport {
     pub synchronous_standby_names: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LostWrites {
     /// The end of the lost primary's WAL.
     pub primary_end_lsn: String,
     pub bytes: u64,
-    /// Transactions it committed that no replica had replayed:
-    /// acknowledged to clients and lost by asynchronous replication.
+    /// Commit records in that WAL: an upper bound on the acknowledged
+    /// transactions asynchronous replication lost (a commit may not have
+    /// been acknowledged yet, or be the server's own, e.g. an ANALYZE).
     pub commits: u64,
 }
 
@@ -95,105 +98,66 @@ pub fn promote(
     }
     let tools = Tools::find()?;
     let secrets = Secrets::load_or_create(&state_dir)?;
-    let password = secrets.get(Secret::Postgres).to_owned();
-    let pg = &phase.local.postgres;
-    let lost = &pg.primary;
-    if let Some(p) = state.running().into_iter().find(|p| p.name == lost.name) {
-        bail!(
-            "{} (the primary) runs (pid {}): `promote` replaces a primary that is lost, and two primaries would split the writes\n  help: stop it first if it must be replaced",
-            lost.name,
-            p.pid
-        );
-    }
-    let alive: BTreeSet<&str> = state.running().iter().map(|p| p.name.as_str()).collect();
-    // Each running standby's replayed position.
-    let mut candidates: Vec<(String, u64, String)> = Vec::new();
-    for r in pg
-        .replicas
-        .iter()
-        .filter(|r| alive.contains(r.name.as_str()))
-    {
-        let row = probe::psql(
-            &tools,
-            r.endpoint.port,
-            SUPERUSER,
-            &password,
-            "postgres",
-            // What it has received it replays before it takes writes.
-            "SELECT pg_is_in_recovery(), \
-             greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), pg_last_wal_replay_lsn())",
-        );
-        if let Some((true, at, text)) = row.as_deref().and_then(|row| {
-            let (rec, at) = row.split_once('|')?;
-            Some((rec == "t", lsn(at)?, at.to_owned()))
-        }) {
-            candidates.push((r.name.clone(), at, text));
+    let mut state = state;
+    let (after, promoted, lost_name, received_text, lost_writes) = match state.promoting.clone() {
+        // An earlier run promoted the standby and recorded it; the rest of
+        // the deployment follows it now.
+        Some(p) => {
+            let promoted = phase.local.postgres.primary.name.clone();
+            crate::say!(
+                "finishing the promotion of {promoted} (the lost primary: {})",
+                p.lost
+            );
+            (
+                phase.clone(),
+                promoted,
+                p.lost,
+                p.received_lsn,
+                Err("counted by the run that promoted it".to_owned()),
+            )
         }
-    }
-    let chosen = match opts.replica {
-        Some(name) => candidates
-            .iter()
-            .find(|c| c.0 == name)
-            .with_context(|| {
-                format!(
-                    "{name} is not a running standby of phase {} (running standbys: {})",
-                    phase.name(),
-                    names(&candidates)
-                )
-            })?,
-        None => candidates
-            .iter()
-            .max_by_key(|c| c.1)
-            .context("no standby runs: there is nothing to promote\n  help: restore the primary from the backups: scaleplan restore PHASE --to latest")?,
+        None => {
+            let chosen = choose(phase, &state, &tools, &secrets, opts.replica)?;
+            let lost = &phase.local.postgres.primary;
+            let lost_writes = lost_writes(
+                &tools,
+                &state_dir.join(&lost.name).join("data"),
+                &chosen.received_text,
+                chosen.received,
+                is_root().then_some("postgres"),
+            );
+            promote_node(&tools, &secrets, &chosen, opts.timeout)?;
+            let writer = postgres_node_index(&chosen.name)
+                .context("a standby whose name is no node of the plan")?;
+            // The deployment from now on: the same phase, its primary at
+            // the promoted node. Recorded at once: from here on, running
+            // `promote` again finishes this promotion.
+            let after = crate::plan::plan(
+                &phase.phase,
+                &Options {
+                    base_port: Some(state.base_port),
+                    writer: Some(writer),
+                },
+                phase.next.clone(),
+            );
+            state.postgres_writer = (writer != 0).then(|| chosen.name.clone());
+            state.promoting = Some(Promoting {
+                lost: lost.name.clone(),
+                received_lsn: chosen.received_text.clone(),
+            });
+            state.processes.retain(|p| p.name != lost.name);
+            state.save(&state_dir)?;
+            (
+                after,
+                chosen.name,
+                lost.name.clone(),
+                chosen.received_text,
+                lost_writes,
+            )
+        }
     };
-    let (promoted, replayed, replayed_text) = chosen.clone();
-    let writer =
-        postgres_node_index(&promoted).context("a standby whose name is no node of the plan")?;
-    crate::say!(
-        "promoting {promoted} (received the WAL to {replayed_text}; running standbys: {})",
-        names(&candidates)
-    );
-    let lost_writes = lost_writes(
-        &tools,
-        &state_dir.join(&lost.name).join("data"),
-        &replayed_text,
-        replayed,
-        is_root().then_some("postgres"),
-    );
-    let port = pg
-        .replicas
-        .iter()
-        .find(|r| r.name == promoted)
-        .map(|r| r.endpoint.port)
-        .context("the promoted node's port")?;
-    let done = probe::psql(
-        &tools,
-        port,
-        SUPERUSER,
-        &password,
-        "postgres",
-        "SELECT pg_promote(true, 60)",
-    );
-    if done.as_deref() != Some("t") {
-        bail!("{promoted} did not finish promoting within 60 s");
-    }
-
-    // The deployment from now on: the same phase, its primary at the
-    // promoted node.
-    let after = crate::plan::plan(
-        &phase.phase,
-        &Options {
-            base_port: Some(state.base_port),
-            writer: Some(writer),
-        },
-        phase.next.clone(),
-    );
     let next = state_dir.join("config.next");
     crate::native::up::render_local(&after, renderer, &next)?;
-    let mut state = state;
-    state.postgres_writer = (writer != 0).then(|| promoted.clone());
-    state.processes.retain(|p| p.name != lost.name);
-    state.save(&state_dir)?;
     let running = state.running().into_iter().cloned().collect();
     let mut m = Migrator {
         b: Bringup {
@@ -216,18 +180,32 @@ pub fn promote(
         app_rolled: false,
         app_fresh: BTreeSet::new(),
     };
-    m.install(&[Part::Postgres, Part::Pgbouncer, Part::Proxy])?;
-    m.follow(&lost.name)?;
-    m.roll_pgbouncers(false)?;
-    m.route_reads()?;
-    m.writes_reach(&promoted)?;
-    // Its WAL reaches the archive on the new timeline.
-    if let Some(repo) = m.b.backup_repo() {
-        repo.ready(&m.b.topo.postgres.primary)?;
-    }
-    m.swap_config()?;
-    m.b.app_env()?;
+    let finish = |m: &mut Migrator| -> anyhow::Result<()> {
+        m.install(&[Part::Postgres, Part::Pgbouncer, Part::Proxy])?;
+        m.archive_received(&received_text)?;
+        m.follow(&lost_name)?;
+        m.roll_pgbouncers(false)?;
+        m.route_reads()?;
+        m.writes_reach(&promoted)?;
+        // Its WAL reaches the archive on the new timeline.
+        if let Some(repo) = m.b.backup_repo() {
+            repo.ready(&m.b.topo.postgres.primary)?;
+        }
+        m.swap_config()?;
+        m.b.app_env()?;
+        Ok(())
+    };
+    finish(&mut m).map_err(|e| {
+        e.context(format!(
+            "{promoted} is promoted and recorded as the primary, but the deployment has not all followed it; fix the cause, then run `scaleplan promote {} --state {}` to finish",
+            phase.name(),
+            opts.state_dir.display()
+        ))
+    })?;
+    m.b.state.promoting = None;
+    m.b.state.save(&state_dir)?;
     let seconds = started.elapsed().as_secs_f64();
+    let pg = &after.local.postgres;
     let standbys: Vec<String> = std::iter::once(&pg.primary)
         .chain(&pg.replicas)
         .map(|n| format!("\"{}\"", n.name))
@@ -235,38 +213,183 @@ pub fn promote(
     Ok(PromoteReport {
         synchronous_standby_names: format!("ANY 1 ({})", standbys.join(", ")),
         promoted,
-        lost_primary: lost.name.clone(),
-        replayed_lsn: replayed_text,
-        lost: lost_writes,
+        lost_primary: lost_name,
+        received_lsn: received_text,
+        lost: lost_writes.as_ref().ok().cloned(),
+        lost_unread: lost_writes.err(),
         seconds,
     })
 }
 
-fn names(candidates: &[(String, u64, String)]) -> String {
-    match candidates {
-        [] => "none".to_owned(),
-        c => c
-            .iter()
-            .map(|c| c.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+/// A running standby and the WAL it has received.
+struct Candidate {
+    name: String,
+    port: u16,
+    received: u64,
+    received_text: String,
+}
+
+/// The standby to promote: the one named, or the one that received the
+/// most WAL. The primary must be gone, and a named standby must not be
+/// behind another (the other could not follow it).
+fn choose(
+    phase: &PlannedPhase,
+    state: &State,
+    tools: &Tools,
+    secrets: &Secrets,
+    named: Option<&str>,
+) -> anyhow::Result<Candidate> {
+    let pg = &phase.local.postgres;
+    let lost = &pg.primary;
+    if let Some(p) = state.running().into_iter().find(|p| p.name == lost.name) {
+        bail!(
+            "{} (the primary) runs (pid {}): `promote` replaces a primary that is lost, and two primaries would split the writes\n  help: stop it first if it must be replaced",
+            lost.name,
+            p.pid
+        );
     }
+    let password = secrets.get(Secret::Postgres);
+    let alive: BTreeSet<&str> = state.running().iter().map(|p| p.name.as_str()).collect();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut silent = Vec::new();
+    for r in pg
+        .replicas
+        .iter()
+        .filter(|r| alive.contains(r.name.as_str()))
+    {
+        let row = probe::psql(
+            tools,
+            r.endpoint.port,
+            SUPERUSER,
+            password,
+            "postgres",
+            // What it has received it replays before it takes writes.
+            "SELECT pg_is_in_recovery(), \
+             greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), pg_last_wal_replay_lsn())",
+        );
+        match row.as_deref().and_then(|row| {
+            let (rec, at) = row.split_once('|')?;
+            Some((rec == "t", lsn(at)?, at.to_owned()))
+        }) {
+            Some((true, received, received_text)) => candidates.push(Candidate {
+                name: r.name.clone(),
+                port: r.endpoint.port,
+                received,
+                received_text,
+            }),
+            _ => silent.push(r.name.as_str()),
+        }
+    }
+    // A standby that runs but does not answer may be the most advanced.
+    if !silent.is_empty() {
+        bail!(
+            "{} run{} but did not answer as a standby: the most advanced one cannot be told\n  help: bring {} back, or stop {}, then run promote again",
+            silent.join(", "),
+            if silent.len() == 1 { "s" } else { "" },
+            if silent.len() == 1 { "it" } else { "them" },
+            if silent.len() == 1 { "it" } else { "them" }
+        );
+    }
+    let most = candidates.iter().map(|c| c.received).max();
+    let list = candidates
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.received_text))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let chosen = match named {
+        Some(name) => {
+            let i = candidates
+                .iter()
+                .position(|c| c.name == name)
+                .with_context(|| {
+                    format!(
+                        "{name} is not a running standby of phase {} (running standbys: {})",
+                        phase.name(),
+                        if list.is_empty() { "none" } else { &list }
+                    )
+                })?;
+            if Some(candidates[i].received) < most {
+                bail!(
+                    "{name} has received less WAL than another standby ({list}): that one could not follow it\n  help: promote the most advanced one (leave REPLICA out), or stop the others first"
+                );
+            }
+            candidates.swap_remove(i)
+        }
+        None => {
+            let i = candidates
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, c)| c.received)
+                .map(|(i, _)| i)
+                .context("no standby runs: there is nothing to promote\n  help: restore the primary from the backups: scaleplan restore PHASE --to latest")?;
+            candidates.swap_remove(i)
+        }
+    };
+    crate::say!(
+        "promoting {} (it received the WAL to {}; running standbys: {list})",
+        chosen.name,
+        chosen.received_text
+    );
+    Ok(chosen)
+}
+
+/// pg_promote, waited for as long as the bring-up waits for a server;
+/// then the node is seen out of recovery (a promotion already requested
+/// completes even when the wait for it was cut short).
+fn promote_node(
+    tools: &Tools,
+    secrets: &Secrets,
+    c: &Candidate,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let password = secrets.get(Secret::Postgres);
+    let seconds = timeout.as_secs().max(10);
+    let asked = probe::psql_within(
+        tools,
+        c.port,
+        (SUPERUSER, password),
+        "postgres",
+        &format!("SELECT pg_promote(true, {seconds})"),
+        timeout + Duration::from_secs(5),
+    );
+    let promoted = probe::wait_for(timeout, || {
+        (probe::psql(
+            tools,
+            c.port,
+            SUPERUSER,
+            password,
+            "postgres",
+            "SELECT pg_is_in_recovery()",
+        )? == "f")
+            .then_some(())
+    });
+    if promoted.is_none() {
+        bail!(
+            "{} did not finish promoting within {seconds} s ({})",
+            c.name,
+            match asked {
+                Ok(answer) => format!("pg_promote answered {answer}"),
+                Err(e) => format!("{e:#}"),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// The lost primary's WAL beyond `from`, read with pg_waldump on its
-/// newest timeline: its end, and the commits in it. None when the data
-/// directory is gone or holds no WAL to read.
+/// newest timeline: its end, and the commits in it. Err says why it could
+/// not be read.
 fn lost_writes(
     tools: &Tools,
     data: &Path,
     from_text: &str,
     from: u64,
     user: Option<&str>,
-) -> Option<LostWrites> {
+) -> Result<LostWrites, String> {
     let wal = data.join("pg_wal");
     // Segment files are named by timeline (8 hex digits) and position.
     let timeline = std::fs::read_dir(&wal)
-        .ok()?
+        .map_err(|_| format!("{} is gone", wal.display()))?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
@@ -274,7 +397,8 @@ fn lost_writes(
                 .then(|| u32::from_str_radix(&name[..8], 16).ok())
                 .flatten()
         })
-        .max()?;
+        .max()
+        .ok_or_else(|| format!("{} holds no WAL segment", wal.display()))?;
     let out = Launch::new(&tools.postgres_bin.join("pg_waldump"))
         .user(user)
         .arg("--path")
@@ -286,19 +410,27 @@ fn lost_writes(
         .command(data)
         .stdin(std::process::Stdio::null())
         .output()
-        .ok()?;
-    Some(read_waldump(
-        &String::from_utf8_lossy(&out.stdout),
-        &String::from_utf8_lossy(&out.stderr),
-        from_text,
-        from,
-    ))
+        .map_err(|e| format!("pg_waldump did not run: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    read_waldump(&String::from_utf8_lossy(&out.stdout), &stderr, from).ok_or_else(|| {
+        format!(
+            "pg_waldump did not read to the end of its WAL: {}",
+            stderr.lines().next().unwrap_or("no message")
+        )
+    })
 }
 
-/// pg_waldump's records after `from`: it prints one line per record and
-/// stops, on stderr, where the valid WAL ends ("invalid record length at
-/// X", or "could not find a valid record after X" when nothing follows).
-fn read_waldump(stdout: &str, stderr: &str, from_text: &str, from: u64) -> LostWrites {
+/// pg_waldump's records after `from`: one line per record, and on stderr
+/// where the valid WAL ends: "error in WAL record at X: ... at Y", or
+/// "could not find a valid record after X" when nothing follows. None
+/// when stderr says neither (a segment missing, a wrong timeline): then
+/// the count would be a guess.
+fn read_waldump(stdout: &str, stderr: &str, from: u64) -> Option<LostWrites> {
+    let ended = stderr.contains("error in WAL record at")
+        || stderr.contains("could not find a valid record after");
+    if !ended {
+        return None;
+    }
     let commits = stdout
         .lines()
         .filter(|l| l.contains("rmgr: Transaction") && l.contains("desc: COMMIT"))
@@ -308,18 +440,73 @@ fn read_waldump(stdout: &str, stderr: &str, from_text: &str, from: u64) -> LostW
         .windows(2)
         .filter(|w| w[0] == "at" || w[0] == "after")
         .map(|w| w[1].trim_end_matches(':'))
-        .rfind(|w| lsn(w).is_some())
-        .unwrap_or(from_text)
+        .rfind(|w| lsn(w).is_some())?
         .to_owned();
-    let end = lsn(&end_text).unwrap_or(from).max(from);
-    LostWrites {
+    let end = lsn(&end_text)?.max(from);
+    Some(LostWrites {
         primary_end_lsn: end_text,
         bytes: end - from,
         commits,
-    }
+    })
 }
 
+/// WAL segments are 16 MB (initdb's default, which scaleplan keeps).
+const SEGMENT: u64 = 16 * 1024 * 1024;
+
 impl Migrator<'_> {
+    /// The segments the promoted node received from the lost primary, up
+    /// to where it took over, pushed to the archive: the lost primary may
+    /// not have archived the last ones, and a standby archives nothing of
+    /// what it received. pgBackRest takes a segment it already holds,
+    /// unchanged, as archived, so pushing one again is harmless. The
+    /// segment the promotion cut short PostgreSQL keeps as `.partial`,
+    /// which is not pushed.
+    fn archive_received(&self, received: &str) -> anyhow::Result<()> {
+        let Some(repo) = self.b.backup_repo() else {
+            return Ok(());
+        };
+        let Some(at) = lsn(received) else {
+            return Ok(());
+        };
+        let primary = &self.b.topo.postgres.primary;
+        let port = primary.endpoint.port;
+        let current = self.sql(port, "SELECT pg_walfile_name(pg_current_wal_lsn())")?;
+        let timeline = u32::from_str_radix(current.get(..8).unwrap_or(""), 16)
+            .context("the new primary's timeline")?;
+        let wal = self.b.state_dir.join(&primary.name).join("data/pg_wal");
+        let mut segments: Vec<String> = std::fs::read_dir(&wal)
+            .with_context(|| format!("reading {}", wal.display()))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| {
+                let (Some(tli), Some(hi), Some(lo)) = (
+                    name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()),
+                    name.get(8..16)
+                        .and_then(|t| u64::from_str_radix(t, 16).ok()),
+                    name.get(16..24)
+                        .and_then(|t| u64::from_str_radix(t, 16).ok()),
+                ) else {
+                    return false;
+                };
+                name.len() == 24 && tli < timeline && (hi << 32) + lo * SEGMENT + SEGMENT <= at
+            })
+            .collect();
+        segments.sort();
+        for name in &segments {
+            let path = wal.join(name);
+            repo.run(
+                primary,
+                &["archive-push", &path.display().to_string()],
+                &format!("pushing {name} to the archive"),
+            )?;
+        }
+        crate::say!(
+            "  {} segment(s) it received from the lost primary are in the archive",
+            segments.len()
+        );
+        Ok(())
+    }
+
     /// Every standby but the lost primary follows the new primary: a slot
     /// for it there, then a restart onto the new upstream (the timeline
     /// switch comes with the stream).
@@ -400,7 +587,7 @@ rmgr: Heap        len (rec/tot):     59/    59, tx:        742, lsn: 0/07000090,
 rmgr: Transaction len (rec/tot):     34/    34, tx:        742, lsn: 0/070000D0, prev 0/07000090, desc: COMMIT 2026-12-07 06:01:02.000100 UTC
 ";
         let stderr = "pg_waldump: error: error in WAL record at 0/070000D0: invalid record length at 0/070000F8: wanted 24, got 0\n";
-        let lost = read_waldump(stdout, stderr, "0/7000000", 0x0700_0000);
+        let lost = read_waldump(stdout, stderr, 0x0700_0000).unwrap();
         assert_eq!(lost.commits, 2);
         assert_eq!(lost.primary_end_lsn, "0/070000F8");
         assert_eq!(lost.bytes, 0xF8);
@@ -409,8 +596,14 @@ rmgr: Transaction len (rec/tot):     34/    34, tx:        742, lsn: 0/070000D0,
     #[test]
     fn nothing_after_the_replayed_position_is_nothing_lost() {
         let stderr = "pg_waldump: error: could not find a valid record after 0/4022848\n";
-        let lost = read_waldump("", stderr, "0/4022848", 0x0402_2848);
+        let lost = read_waldump("", stderr, 0x0402_2848).unwrap();
         assert_eq!(lost.commits, 0);
         assert_eq!(lost.bytes, 0);
+    }
+
+    #[test]
+    fn a_dump_that_did_not_reach_the_end_counts_nothing() {
+        let stderr = "pg_waldump: error: could not find file \"000000010000000000000003\": No such file or directory\n";
+        assert!(read_waldump("", stderr, 0x0300_0000).is_none());
     }
 }

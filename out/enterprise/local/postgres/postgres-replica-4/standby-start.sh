@@ -98,7 +98,9 @@ if [ -n "$reclone" ]; then
 fi
 chmod 0700 "$data"
 # A clone made with pg_basebackup -R kept the password here; this start
-# passes the connection on the command line instead.
-[ -f "$data/postgresql.auto.conf" ] && sed -i '/^primary_conninfo/d' "$data/postgresql.auto.conf"
+# passes the connection on the command line instead. A clone of a primary
+# restored from a backup may carry its recovery target, which would make
+# this standby stop or promote itself: dropped too.
+[ -f "$data/postgresql.auto.conf" ] && sed -i -E '/^(primary_conninfo|restore_command|recovery_target[a-z_]*)[[:space:]]*=/d' "$data/postgresql.auto.conf"
 exec postgres -D "$data" "${config[@]}" \
   -c "primary_conninfo=host=$primary_host port=$primary_port user=$user passfile=$passfile application_name=postgres-replica-4"
