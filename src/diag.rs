@@ -151,6 +151,8 @@ pub enum Code {
     Reg004,
     /// A burstable node type for a global datastore, which takes none.
     Reg005,
+    /// Terraform's state kept in a local file.
+    Tf001,
     /// Estimated capacity below users.max.
     Cap001,
     /// The app's database pools open more PgBouncer clients than it takes.
@@ -224,6 +226,7 @@ impl Code {
             Reg003 => "REG003",
             Reg004 => "REG004",
             Reg005 => "REG005",
+            Tf001 => "TF001",
             Cap001 => "CAP001",
             Cap002 => "CAP002",
             Port002 => "PORT002",

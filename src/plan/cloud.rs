@@ -34,10 +34,25 @@ pub struct CloudPlan {
     /// The workers' BullMQ queues; each region's module gives them their
     /// prefixes by its own Redis's mode.
     pub queues: Vec<String>,
+    /// Terraform's S3 backend, when the spec names a bucket.
+    pub state: Option<StateBackend>,
     /// The image of the one-shot task that creates the app's role on the
     /// writer: PostgreSQL's Alpine image, for psql and a TLS-capable wget
     /// (the Debian one has neither wget nor curl).
     pub bootstrap_image: String,
+}
+
+/// Terraform's S3 backend: one state per project (every phase is the same
+/// deployment), encrypted, locked by a lock file in the bucket.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateBackend {
+    pub bucket: String,
+    pub key: String,
+    pub region: String,
+}
+
+fn websocket_connections(phase: &Phase, replicas: u32) -> u64 {
+    u64::from(replicas) * u64::from(phase.app.websocket.max_connections_per_replica)
 }
 
 /// ALB's own default idle timeout (s), the floor of ours.
@@ -97,6 +112,24 @@ pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
             })
             .collect(),
         queues: super::topology::queue_names(phase),
+        state: phase
+            .targets
+            .terraform
+            .state
+            .as_ref()
+            .map(|st| StateBackend {
+                bucket: st.bucket.as_str().to_owned(),
+                key: st.key.as_ref().map_or_else(
+                    || format!("{}/terraform.tfstate", phase.project),
+                    |k| k.as_str().to_owned(),
+                ),
+                region: st
+                    .region
+                    .as_ref()
+                    .unwrap_or(&phase.targets.terraform.region)
+                    .as_str()
+                    .to_owned(),
+            }),
         edge_idle_timeout: edge_idle_timeout(ping_interval_s),
         ping_interval_s,
         bootstrap_image: format!("postgres:{}-alpine", phase.postgres.version),
@@ -347,6 +380,10 @@ pub struct RegionPlan {
     pub primary: bool,
     pub read_replicas: u32,
     pub app_replicas: u32,
+    /// The WebSocket connections the region's app replicas hold at most
+    /// (replicas x `app.websocket.max_connections_per_replica`): the
+    /// capacity model's supply, which the load balancer's alarm watches.
+    pub websocket_connections: u64,
     pub redis: RedisPlan,
 }
 
@@ -425,6 +462,7 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
             primary: true,
             read_replicas: phase.postgres.read_replicas,
             app_replicas: phase.app.replicas,
+            websocket_connections: websocket_connections(phase, phase.app.replicas),
             redis: redis_plan(phase, &phase.redis),
         }];
     }
@@ -451,6 +489,10 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
                 primary,
                 read_replicas: r.read_replicas,
                 app_replicas: r.app_replicas.unwrap_or(phase.app.replicas),
+                websocket_connections: websocket_connections(
+                    phase,
+                    r.app_replicas.unwrap_or(phase.app.replicas),
+                ),
                 redis: redis_plan(phase, r.redis.as_ref().unwrap_or(&phase.redis)),
             }
         })

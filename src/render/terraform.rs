@@ -68,6 +68,7 @@ impl Renderer {
                 ("%s", "%s"),
                 ("%s", "%s"),
             ])),
+            state: cloud.state.as_ref(),
             alarms: Alarms {
                 warning: (crate::plan::monitoring::WARNING * 100.0).round() as u32,
                 critical: (crate::plan::monitoring::CRITICAL * 100.0).round() as u32,
@@ -162,6 +163,7 @@ struct TerraformCtx<'a> {
     admin_user: &'a str,
     services: &'a [CloudService],
     userlist_format: String,
+    state: Option<&'a crate::plan::cloud::StateBackend>,
     alarms: Alarms<'a>,
 }
 

@@ -886,6 +886,28 @@ pub struct TerraformTarget {
     /// through `REDIS_READ_*`. Off: each region has its own Redis.
     #[serde(skip_serializing_if = "is_false")]
     pub redis_global_datastore: bool,
+    /// Where Terraform keeps its state, which holds every generated
+    /// password: an S3 bucket, encrypted, locked with a lock file beside
+    /// the state. Unset: a local terraform.tfstate, unencrypted and
+    /// unlocked (TF001 warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TerraformState>,
+}
+
+/// Terraform's S3 backend. Every phase of a project is the same
+/// deployment at another size, so they share one state.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerraformState {
+    /// The bucket, created once before the first apply (docs/terraform.md).
+    pub bucket: Label,
+    /// The state's key in the bucket; `<project>/terraform.tfstate` when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Text>,
+    /// The bucket's region; `targets.terraform.region` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<CloudRegion>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -911,6 +933,7 @@ impl Default for TerraformTarget {
             region: CloudRegion("eu-west-1".to_owned()),
             instance_classes: InstanceClasses::default(),
             redis_global_datastore: false,
+            state: None,
         }
     }
 }

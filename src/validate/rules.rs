@@ -18,6 +18,7 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     pgbouncer(phase, src, &mut out);
     parameters(phase, src, &mut out);
     backup(phase, src, &mut out);
+    terraform_state(phase, src, &mut out);
     redis(&phase.redis, "/redis", src, &mut out);
     regions(phase, src, &mut out);
     names(phase, src, &mut out);
@@ -159,6 +160,20 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             src.value_at("/pgbouncer/version"),
             format!("scaleplan knows no pinned container image for PgBouncer {}", pgb.version),
             format!("set pgbouncer.image to an image of that version, or use a version with a known image: {}", known.join(", ")),
+        ));
+    }
+}
+
+/// TF001: without a backend, Terraform keeps its state (every generated
+/// password) in a local file: unencrypted, unlocked, on one machine.
+fn terraform_state(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let tf = &phase.targets.terraform;
+    if tf.enabled && tf.state.is_none() {
+        out.push(Diagnostic::warning(
+            Code::Tf001,
+            src.key_at("/targets/terraform"),
+            "targets.terraform has no state: Terraform would keep its state, with every generated password, in a local terraform.tfstate, unencrypted and unlocked",
+            "set targets.terraform.state.bucket to an S3 bucket (created once before the first apply, docs/terraform.md): the state is then encrypted and locked while a plan or an apply runs",
         ));
     }
 }
@@ -678,6 +693,26 @@ mod tests {
             "workers": [worker(&["postgres"], false)],
         }));
         assert!(d.iter().all(|d| d.code != Code::Red012), "{d:?}");
+    }
+
+    #[test]
+    fn terraform_without_a_state_backend_warns() {
+        let tf = |state: serde_json::Value| {
+            let d = check(serde_json::json!({
+                "targets": {"terraform": {"enabled": true, "state": state}},
+            }));
+            d.into_iter()
+                .filter(|d| d.code == Code::Tf001)
+                .collect::<Vec<_>>()
+        };
+        let warned = tf(serde_json::Value::Null);
+        assert_eq!(warned.len(), 1);
+        assert_eq!(warned[0].severity, Severity::Warning);
+        assert!(warned[0].help.contains("targets.terraform.state.bucket"));
+        assert!(tf(serde_json::json!({"bucket": "sikka-state"})).is_empty());
+        // Not rendered, not warned.
+        let d = check(serde_json::json!({"targets": {"terraform": {"enabled": false}}}));
+        assert!(d.iter().all(|d| d.code != Code::Tf001), "{d:?}");
     }
 
     #[test]

@@ -136,7 +136,9 @@ module {{ r.module|hcl_label }} {
     plan            = {{ alarms.plan|hcl_or_null }}
     max_connections = {{ alarms.max_connections }}
     app_service     = {{ alarms.app_service }}
-    topic_arn       = var.alarm_topic_arn
+    # The region's app replicas x app.websocket.max_connections_per_replica.
+    websocket_connections = {{ r.websocket_connections }}
+    topic_arn             = var.alarm_topic_arn
     redis = {
       cpu_warning  = {{ alarms.redis.cpu_warning }}
       cpu_critical = {{ alarms.redis.cpu_critical }}

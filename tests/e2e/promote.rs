@@ -93,6 +93,14 @@ fn a_killed_primary_is_replaced_by_the_most_advanced_standby() {
         || acked.lock().unwrap().len() >= paused_at + 20,
     );
     phase.kill_group("postgres-primary");
+    // Each server process of PostgreSQL's is a session of its own, out of
+    // the postmaster's group: the paused senders are killed one by one
+    // (a SIGCONT would let them send what they hold first).
+    for pid in &senders {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
+    }
     let promote = phase.scaleplan(&["promote", "growth", "--timeout", "90"]);
     assert_eq!(promote.code, 0, "{}\n{}", promote.stdout, promote.stderr);
     eprintln!("{}", promote.stdout);

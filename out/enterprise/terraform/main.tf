@@ -129,7 +129,9 @@ module "primary" {
     plan            = null
     max_connections = 800
     app_service     = "app"
-    topic_arn       = var.alarm_topic_arn
+    # The region's app replicas x app.websocket.max_connections_per_replica.
+    websocket_connections = 52000
+    topic_arn             = var.alarm_topic_arn
     redis = {
       cpu_warning  = 28
       cpu_critical = 34
@@ -301,7 +303,9 @@ module "region_us_east" {
     plan            = null
     max_connections = 800
     app_service     = "app"
-    topic_arn       = var.alarm_topic_arn
+    # The region's app replicas x app.websocket.max_connections_per_replica.
+    websocket_connections = 16000
+    topic_arn             = var.alarm_topic_arn
     redis = {
       cpu_warning  = 28
       cpu_critical = 34

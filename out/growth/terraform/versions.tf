@@ -2,7 +2,8 @@
 # change the spec and run `scaleplan build`. Phase growth: Phase 2 - Growth.
 
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.10: the S3 backend's lock file (use_lockfile).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {
@@ -13,5 +14,18 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
+  }
+
+  # Terraform's state holds every generated password: it lives in S3,
+  # encrypted at rest, locked by a lock file beside it while a plan or an
+  # apply runs (targets.terraform.state). Every phase of sikka is the
+  # same deployment at another size, so they share it. Create the bucket
+  # once, before the first `terraform init` (README.md).
+  backend "s3" {
+    bucket       = "sikka-terraform-state"
+    key          = "sikka/terraform.tfstate"
+    region       = "eu-west-1"
+    encrypt      = true
+    use_lockfile = true
   }
 }

@@ -126,7 +126,9 @@ module "primary" {
     plan            = "out/transitions/scale-to-enterprise.md"
     max_connections = 500
     app_service     = "app"
-    topic_arn       = var.alarm_topic_arn
+    # The region's app replicas x app.websocket.max_connections_per_replica.
+    websocket_connections = 16000
+    topic_arn             = var.alarm_topic_arn
     redis = {
       cpu_warning  = 28
       cpu_critical = 34

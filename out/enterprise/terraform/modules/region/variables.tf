@@ -192,7 +192,9 @@ variable "alarms" {
     plan            = string
     max_connections = number
     app_service     = string
-    topic_arn       = string
+    # The WebSocket connections the region's app replicas hold at most.
+    websocket_connections = number
+    topic_arn             = string
     redis = object({
       cpu_warning  = number
       cpu_critical = number

@@ -6,8 +6,9 @@
 # and a critical alarm at var.alarms.critical percent of what the model
 # counts on. On AWS the measures are each service's own: the database's
 # CPU (the model's bound once pools are large enough) and connections,
-# Redis's engine CPU (its one command thread) and memory, and the app's
-# CPU. Each alarm is tagged with the bottleneck it watches and the phase,
+# Redis's engine CPU (its one command thread) and memory, the app's CPU,
+# and the WebSocket connections the load balancer holds (the bottleneck the
+# model names first in every phase). Each alarm is tagged with the bottleneck it watches and the phase,
 # and says where to go next.
 
 locals {
@@ -126,6 +127,34 @@ resource "aws_cloudwatch_metric_alarm" "redis_credits" {
     bottleneck = "redis"
     phase      = var.alarms.phase
     severity   = "warning"
+  }
+}
+
+# The WebSocket connections against what the app replicas hold. The load
+# balancer counts each connection twice (client to load balancer, load
+# balancer to target) in ActiveConnectionCount, whose one meaningful
+# statistic is Sum.
+resource "aws_cloudwatch_metric_alarm" "websocket" {
+  for_each = local.alarm_levels
+
+  region              = var.aws_region
+  alarm_name          = "${var.name}-websocket-connections-${each.key}"
+  alarm_description   = "WebSocket connections above ${floor(var.alarms.websocket_connections * each.value / 100)} (${each.key}: ${each.value}% of the ${var.alarms.websocket_connections} the app replicas hold) in phase ${var.alarms.phase}; ${local.alarm_next}"
+  namespace           = "AWS/ApplicationELB"
+  metric_name         = "ActiveConnectionCount"
+  dimensions          = { LoadBalancer = aws_lb.edge.arn_suffix }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = 2 * floor(var.alarms.websocket_connections * each.value / 100)
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags = {
+    bottleneck = "websocket"
+    phase      = var.alarms.phase
+    severity   = each.key
   }
 }
 
