@@ -30,6 +30,17 @@ pub struct PhasesDir {
     pub dir: PathBuf,
 }
 
+/// A deployment `up --native` runs, and the phases directory it is
+/// planned from: what the commands that act on it take.
+#[derive(clap::Args, Debug)]
+pub struct Deployment {
+    #[command(flatten)]
+    pub phases: PhasesDir,
+    /// The state directory of the deployment (`up --native`).
+    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
+    pub state: PathBuf,
+}
+
 /// Template overrides, for commands that render.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Templates {

@@ -1,19 +1,15 @@
 //! `scaleplan backup`: a pgBackRest backup of the running local
 //! deployment's primary, and what the repository can now restore.
 
-use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
+use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format};
 use super::session;
 use crate::native::backup::{self, BackupKind};
 use crate::render::format::thousands;
-use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    phases: PhasesDir,
-    /// The state directory of the running deployment (`up --native`).
-    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
-    state: PathBuf,
+    at: Deployment,
     /// full copies everything; diff what changed since the last full
     /// backup; incr what changed since the last backup; auto is full when
     /// the newest full backup is older than the phase's full_every_days
@@ -25,15 +21,14 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (_, loaded, name) =
-        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
+    let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
-    let report = backup::backup(phase, &args.state, args.kind)?;
+    let report = backup::backup(phase, &args.at.state, args.kind)?;
     match format {
         Format::Json => session::print_json(&report)?,
         _ => crate::say!(

@@ -3,7 +3,7 @@
 //! capacity model's, and the measured figures as spec fields a phase can
 //! extend (`--write-calibration`).
 
-use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
+use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format, Templates};
 use super::session;
 use crate::native::loadtest::{self, LoadOptions, LoadReport, MEASURE};
 use crate::plan::PlannedPhase;
@@ -16,11 +16,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    phases: PhasesDir,
-    /// The state directory of the running deployment (`up --native`, with
-    /// the app).
-    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
-    state: PathBuf,
+    at: Deployment,
     /// The k6 scenario: `measure` (USERS users, each holding a Socket.IO
     /// connection and sending the workload's requests), or one of the
     /// script's own (smoke, socket_smoke, steady, ...).
@@ -44,11 +40,10 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (_, loaded, name) =
-        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
+    let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
@@ -63,7 +58,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
     let report = loadtest::run(
         phase,
         &LoadOptions {
-            state_dir: &args.state,
+            state_dir: &args.at.state,
             script,
             scenario: &args.scenario,
             users: args.users,

@@ -2,20 +2,16 @@
 //! local deployment against its phase's capacity model, the bottleneck,
 //! and whether (and, watching, when) to move to the next phase.
 
-use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir};
+use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format};
 use super::session;
 use crate::native::observe::{Observation, Observer, time_to_exhaustion};
 use crate::render::format::thousands;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    phases: PhasesDir,
-    /// The state directory of the running deployment (`up --native`).
-    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
-    state: PathBuf,
+    at: Deployment,
     /// Seconds over which rates are measured.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     window: u64,
@@ -29,25 +25,24 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (state, loaded, name) =
-        match session::on_deployment(format, &args.phases.dir, &args.state, None)? {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
+    let (state, loaded, name) = match session::on_deployment(format, &args.at, None)? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     if state.processes.is_empty() {
         eprintln!(
             "error: nothing runs in {} (phase {} is stopped)\n  help: scaleplan up {} --native --state {}",
-            args.state.display(),
+            args.at.state.display(),
             state.phase,
             state.phase,
-            args.state.display()
+            args.at.state.display()
         );
         return Ok(EXIT_ERROR);
     }
     let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
-    let observer = Observer::new(&args.state, phase)?;
+    let observer = Observer::new(&args.at.state, phase)?;
     let window = Duration::from_secs(args.window);
     let started = Instant::now();
     let mut history: Vec<(f64, f64)> = Vec::new();

@@ -1,20 +1,16 @@
 //! `scaleplan promote`: a standby of the running local deployment made
 //! the primary when the primary is lost.
 
-use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
+use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format, Templates};
 use super::session;
 use crate::native::migrate::promote::{self, PromoteOptions};
 use crate::render::Renderer;
 use crate::render::format::thousands;
-use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    phases: PhasesDir,
-    /// The state directory of the deployment (`up --native`).
-    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
-    state: PathBuf,
+    at: Deployment,
     /// Seconds each server may take to become healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -28,11 +24,10 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (_, loaded, name) =
-        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
+    let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
@@ -44,7 +39,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         phase,
         &renderer,
         &PromoteOptions {
-            state_dir: &args.state,
+            state_dir: &args.at.state,
             replica: args.replica.as_deref(),
             timeout: std::time::Duration::from_secs(args.timeout),
         },

@@ -1,19 +1,15 @@
 //! `scaleplan restore`: the running local deployment's database back to a
 //! point in time from its pgBackRest backups and WAL archive.
 
-use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
+use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format, Templates};
 use super::session;
 use crate::native::backup::{self, RestoreOptions, RestoreTarget};
 use crate::render::Renderer;
-use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    phases: PhasesDir,
-    /// The state directory of the deployment (`up --native`).
-    #[arg(long, value_name = "DIR", default_value = crate::native::DEFAULT_STATE)]
-    state: PathBuf,
+    at: Deployment,
     /// `latest` (everything archived), or a time with its offset, such as
     /// 2026-12-07T06:30:00Z: transactions committed by then are kept, later
     /// ones are not.
@@ -30,11 +26,10 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (_, loaded, name) =
-        match session::on_deployment(format, &args.phases.dir, &args.state, Some(&args.name))? {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
+    let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     let Some(phase) = loaded.planned.get(&name) else {
         return Ok(EXIT_ERROR);
     };
@@ -46,7 +41,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         phase,
         &renderer,
         &RestoreOptions {
-            state_dir: &args.state,
+            state_dir: &args.at.state,
             target: args.to,
             timeout: std::time::Duration::from_secs(args.timeout),
         },

@@ -69,10 +69,10 @@ pub(super) fn deployment(dir: &Path) -> anyhow::Result<Option<crate::native::Sta
 /// the exit code, the error said.
 pub(super) fn on_deployment(
     format: Format,
-    phases: &Path,
-    state_dir: &Path,
+    at: &super::args::Deployment,
     phase: Option<&str>,
 ) -> anyhow::Result<Result<(crate::native::State, Loaded, String), i32>> {
+    let (phases, state_dir) = (at.phases.dir.as_path(), at.state.as_path());
     let Some(state) = deployment(state_dir)? else {
         return Ok(Err(EXIT_ERROR));
     };

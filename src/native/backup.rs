@@ -48,27 +48,13 @@ pub struct BackupReport {
 /// The repository and the primary of the deployment in `state_dir`, which
 /// must run `phase`.
 fn deployment(phase: &PlannedPhase, state_dir: &Path) -> anyhow::Result<(State, Repo, Tools)> {
-    let state = State::load(state_dir)?.with_context(|| {
-        format!(
-            "{} holds no deployment (no state.json)\n  help: scaleplan up {} --native --state {}",
+    let state = State::of_phase(state_dir, phase.name())?;
+    if state.promoting.is_some() {
+        bail!(
+            "a promotion of {} is under way: finish it first with `scaleplan promote {} --state {}`",
             state_dir.display(),
             phase.name(),
             state_dir.display()
-        )
-    })?;
-    if state.phase != phase.name() {
-        bail!(
-            "{} runs phase {}, not {}",
-            state_dir.display(),
-            state.phase,
-            phase.name()
-        );
-    }
-    if let Some(m) = &state.migration {
-        bail!(
-            "{} is {}: finish it first (scaleplan migrate)",
-            state_dir.display(),
-            m.describe()
         );
     }
     let tools = Tools::find()?;

@@ -61,6 +61,32 @@ pub fn give_to(user: Option<&str>, path: &Path) -> anyhow::Result<()> {
 }
 
 impl Bringup {
+    /// A bring-up of `topo` over the deployment that runs in `state_dir`,
+    /// keeping every process that runs: what `migrate` and `promote` act
+    /// through. The app's replicas, when they run, are the caller's to set.
+    pub fn over_running(
+        tools: Tools,
+        topo: Topology,
+        state_dir: &Path,
+        state: State,
+        timeout: Duration,
+    ) -> anyhow::Result<Bringup> {
+        Ok(Bringup {
+            tools,
+            topo,
+            state_dir: state_dir.to_path_buf(),
+            config: state_dir.join("config/local"),
+            secrets: super::secrets::Secrets::load_or_create(state_dir)?,
+            server_user: is_root().then_some("postgres"),
+            running: state.running().into_iter().cloned().collect(),
+            state,
+            timeout,
+            app: None,
+            reseed: Vec::new(),
+            reinit_primary: false,
+        })
+    }
+
     pub fn log(&self, name: &str) -> PathBuf {
         self.state_dir.join("logs").join(format!("{name}.log"))
     }

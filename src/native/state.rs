@@ -116,6 +116,29 @@ impl State {
         }
     }
 
+    /// The deployment in `dir`, which must run `phase` with no migration
+    /// under way: what `backup`, `restore` and `promote` act on.
+    pub fn of_phase(dir: &Path, phase: &str) -> anyhow::Result<State> {
+        let state = State::load(dir)?.with_context(|| {
+            format!(
+                "{} holds no deployment (no state.json)\n  help: scaleplan up {phase} --native --state {}",
+                dir.display(),
+                dir.display()
+            )
+        })?;
+        if state.phase != phase {
+            anyhow::bail!("{} runs phase {}, not {phase}", dir.display(), state.phase);
+        }
+        if let Some(m) = &state.migration {
+            anyhow::bail!(
+                "{} is {}: finish it first (scaleplan migrate)",
+                dir.display(),
+                m.describe()
+            );
+        }
+        Ok(state)
+    }
+
     pub fn running(&self) -> Vec<&Proc> {
         self.processes.iter().filter(|p| p.alive()).collect()
     }

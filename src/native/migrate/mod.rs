@@ -15,9 +15,8 @@ mod postgres;
 pub mod promote;
 mod redis;
 
-use super::bringup::{Bringup, is_root};
+use super::bringup::Bringup;
 use super::procs::Proc;
-use super::secrets::Secrets;
 use super::state::{Migration, State};
 use super::tools::Tools;
 use crate::plan::PlannedPhase;
@@ -149,23 +148,15 @@ fn run_hop(
     };
     let next = state_dir.join("config.next");
     super::up::render_local(hop.to, renderer, &next)?;
-    let running: Vec<Proc> = state.running().into_iter().cloned().collect();
     state.processes.retain(Proc::alive);
     let mut m = Migrator {
-        b: Bringup {
-            tools: tools.clone(),
-            topo: hop.to.local.clone(),
-            state_dir: state_dir.to_path_buf(),
-            config: state_dir.join("config/local"),
-            secrets: Secrets::load_or_create(state_dir)?,
-            server_user: is_root().then_some("postgres"),
+        b: Bringup::over_running(
+            tools.clone(),
+            hop.to.local.clone(),
+            state_dir,
             state,
-            running,
-            timeout: opts.timeout,
-            app: None,
-            reseed: Vec::new(),
-            reinit_primary: false,
-        },
+            opts.timeout,
+        )?,
         before: &hop.from.local,
         next: next.join("local"),
         from,

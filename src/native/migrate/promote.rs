@@ -79,23 +79,7 @@ pub fn promote(
         .state_dir
         .canonicalize()
         .with_context(|| format!("reading {}", opts.state_dir.display()))?;
-    let state = State::load(&state_dir)?
-        .with_context(|| format!("{} holds no deployment", state_dir.display()))?;
-    if state.phase != phase.name() {
-        bail!(
-            "{} runs phase {}, not {}",
-            state_dir.display(),
-            state.phase,
-            phase.name()
-        );
-    }
-    if let Some(m) = &state.migration {
-        bail!(
-            "{} is {}: a migration holds the deployment",
-            state_dir.display(),
-            m.describe()
-        );
-    }
+    let state = State::of_phase(&state_dir, phase.name())?;
     let tools = Tools::find()?;
     let secrets = Secrets::load_or_create(&state_dir)?;
     let mut state = state;
@@ -158,22 +142,8 @@ pub fn promote(
     };
     let next = state_dir.join("config.next");
     crate::native::up::render_local(&after, renderer, &next)?;
-    let running = state.running().into_iter().cloned().collect();
     let mut m = Migrator {
-        b: Bringup {
-            tools,
-            topo: after.local.clone(),
-            state_dir: state_dir.clone(),
-            config: state_dir.join("config/local"),
-            secrets,
-            server_user: is_root().then_some("postgres"),
-            state,
-            running,
-            timeout: opts.timeout,
-            app: None,
-            reseed: Vec::new(),
-            reinit_primary: false,
-        },
+        b: Bringup::over_running(tools, after.local.clone(), &state_dir, state, opts.timeout)?,
         before: &phase.local,
         next: next.join("local"),
         from: phase.name(),
