@@ -22,10 +22,9 @@ pub struct BackupPlan {
     /// expires full backups only, so a chain without a new full one would
     /// never expire.
     pub full_every_days: u32,
-    /// PostgreSQL archives its WAL through pgBackRest on this target;
-    /// None where it cannot (the cloud's RDS keeps its own archive; the
-    /// Compose images carry no pgBackRest yet, and a failing
-    /// archive_command would keep every WAL segment until the disk fills).
+    /// PostgreSQL archives its WAL through pgBackRest on this target (the
+    /// local target's, and Compose's images, which carry it); None in the
+    /// cloud, where RDS keeps its own.
     pub archive: Option<Archive>,
 }
 
@@ -56,7 +55,7 @@ pub fn plan(phase: &Phase, target: Target) -> BackupPlan {
         window_start: b.window.start().to_owned(),
         archive_timeout_s: b.archive_timeout_s,
         full_every_days: b.retention_days.min(7),
-        archive: matches!(target, Target::Local { .. }).then(|| Archive {
+        archive: matches!(target, Target::Local { .. } | Target::Compose).then(|| Archive {
             command: format!("pgbackrest --stanza={stanza} archive-push %p"),
             compress: "zst",
             queue_max_mb: super::pgconf::wal_keep_mb(phase),

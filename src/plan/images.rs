@@ -118,9 +118,27 @@ pub fn plan(phase: &Phase) -> ComposeImages {
         .map(|i| i.as_str().to_owned())
         .or_else(|| pgbouncer_image(pgb.version.minor()).map(str::to_owned))
         .unwrap_or_default();
+    // PostgreSQL archives its WAL through pgBackRest (postgres.backup),
+    // which the official image does not carry: built from it with the
+    // PostgreSQL project's own package (its apt repository is configured in
+    // the image).
+    let postgres = match source {
+        ImageSource::Official => ServiceImage::Build {
+            context: format!("./images/{}", Family::Postgres.name()),
+            image: format!(
+                "scaleplan/postgres-pgbackrest:{}",
+                postgres_image(phase.postgres.version)
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+            ),
+            args: Vec::new(),
+        },
+        ImageSource::Debian => pick(Family::Postgres, String::new()),
+    };
     ComposeImages {
         source,
-        postgres: pick(Family::Postgres, postgres_image(phase.postgres.version)),
+        postgres,
         pgbouncer: pick(Family::Pgbouncer, pgbouncer),
         redis: pick(Family::Redis, redis_image(phase.redis.version)),
         haproxy: pick(Family::Haproxy, HAPROXY.to_owned()),
@@ -140,7 +158,10 @@ pub struct Recipe {
     pub family: Family,
     /// The program and version, for the file's comment.
     pub what: String,
-    pub base: &'static str,
+    /// Built on the published image (`official` source) rather than on
+    /// Debian's.
+    pub official: bool,
+    pub base: String,
     pub release: &'static str,
     /// Build-context files copied in first (`SOURCE DEST`).
     pub copy: Vec<&'static str>,
@@ -166,12 +187,33 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 pub const EXTRA_CA_ARG: &str = "EXTRA_CA_CERT";
 pub const EXTRA_CA_VAR: &str = "SCALEPLAN_EXTRA_CA_CERT";
 
+/// The official PostgreSQL image with pgBackRest added: the one image the
+/// `official` source builds.
+pub fn official_postgres(version: u8) -> Recipe {
+    Recipe {
+        family: Family::Postgres,
+        what: format!("PostgreSQL {version} (the official image) with pgBackRest"),
+        official: true,
+        base: postgres_image(version),
+        release: "",
+        copy: Vec::new(),
+        args: Vec::new(),
+        before: Vec::new(),
+        packages: vec!["pgbackrest"],
+        after: Vec::new(),
+        env: Vec::new(),
+        workdir: None,
+        user: "postgres",
+    }
+}
+
 pub fn recipe(family: Family) -> Recipe {
     let pg = crate::spec::images::DEBIAN_POSTGRES;
     let mut r = Recipe {
         family,
         what: String::new(),
-        base: DEBIAN_BASE,
+        official: false,
+        base: DEBIAN_BASE.to_owned(),
         release: DEBIAN_RELEASE,
         copy: Vec::new(),
         args: Vec::new(),
@@ -190,7 +232,8 @@ pub fn recipe(family: Family) -> Recipe {
                 "mkdir -p /etc/postgresql-common/createcluster.d",
                 "echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/scaleplan.conf",
             ];
-            r.packages = vec!["postgresql-17", "postgresql-client-17"];
+            // pgBackRest: the WAL archive and backups (postgres.backup).
+            r.packages = vec!["postgresql-17", "postgresql-client-17", "pgbackrest"];
             r.after = vec![
                 "mkdir -p /var/lib/postgresql/data /var/run/postgresql".to_owned(),
                 "chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql".to_owned(),

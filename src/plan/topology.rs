@@ -686,6 +686,10 @@ impl Topology {
             names.extend(sentinels.iter().map(|n| n.name.as_str()));
         }
         names.extend([PROMETHEUS, GRAFANA]);
+        // pgBackRest's repository: the WAL archive and the backups.
+        if pg.backup.archive.is_some() {
+            names.push("pgbackrest");
+        }
         names.into_iter().map(|n| format!("{n}-data")).collect()
     }
 

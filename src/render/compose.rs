@@ -77,6 +77,14 @@ impl Renderer {
             self.render(t::DOCKER_COMPOSE_YML, g, ComposeCtx::new(topo, secondary)?)?,
         );
         if let Some(images) = &topo.images
+            && images.source == ImageSource::Official
+        {
+            files.insert(
+                TargetFile::Dockerfile(Family::Postgres.name()).of(layout),
+                self.render(t::DOCKERFILE, g, images::official_postgres(pg.version))?,
+            );
+        }
+        if let Some(images) = &topo.images
             && images.source == ImageSource::Debian
         {
             for family in Family::ALL {

@@ -106,10 +106,12 @@ impl Renderer {
                         postgres: pg,
                         listen_address: layout.listen(),
                         hba_path: layout.hba_path(),
-                        socket_dir: match pg.backup.archive {
-                            Some(_) => None,
-                            None => layout.socket_dir(),
+                        socket_dir: match (&pg.backup.archive, layout) {
+                            (Some(_), Target::Local { .. }) => None,
+                            _ => layout.socket_dir(),
                         },
+                        socket_on_command_line: pg.backup.archive.is_some()
+                            && matches!(layout, Target::Local { .. }),
                     },
                 )?,
             );
@@ -138,7 +140,10 @@ impl Renderer {
                 self.render(
                     t::PGBACKREST_CONF,
                     g,
-                    context! { postgres => minijinja::Value::from(minijinja::value::Serde(pg)) },
+                    context! {
+                        postgres => minijinja::Value::from(minijinja::value::Serde(pg)),
+                        compose => layout == Target::Compose,
+                    },
                 )?,
             );
         }
@@ -349,6 +354,9 @@ struct PgConfCtx<'a> {
     listen_address: &'a str,
     hba_path: Option<&'a str>,
     socket_dir: Option<&'a str>,
+    /// The local target names each node's socket directory on its command
+    /// line (pgBackRest reaches the server there).
+    socket_on_command_line: bool,
 }
 
 #[derive(Serialize)]

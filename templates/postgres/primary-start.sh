@@ -34,6 +34,20 @@ fi
 
 # Roles and database, with nothing listening on TCP yet.
 pg_ctl -D "$data" -w -t 120 start -o "-c config_file=$config -c listen_addresses=''"
+{% if postgres.backup.archive is not none %}
+# A data directory restored from a backup (pgbackrest restore) replays the
+# archive to its target and promotes itself: only then does it take the
+# roles' writes. Its recovery settings are dropped after, so no replica
+# cloned from it inherits them.
+for _ in $(seq 1 3600); do
+  [ "$(psql -X -A -t --username {{ superuser }} --dbname postgres -c 'SELECT pg_is_in_recovery()')" = f ] && break
+  sleep 1
+done
+[ "$(psql -X -A -t --username {{ superuser }} --dbname postgres -c 'SELECT pg_is_in_recovery()')" = f ] || { echo "still recovering after an hour" >&2; exit 1; }
+for key in restore_command recovery_target_time recovery_target_action; do
+  psql -X -q --username {{ superuser }} --dbname postgres -c "ALTER SYSTEM RESET $key"
+done
+{% endif %}
 psql -X -q --username {{ superuser }} --dbname postgres \
   -v database={{ postgres.database }} \
   -v app_user={{ postgres.user }} \
@@ -43,6 +57,12 @@ psql -X -q --username {{ superuser }} --dbname postgres \
   -v superuser={{ superuser }} \
   -v superuser_password="{{ env(secrets.postgres) }}" \
   -f /etc/scaleplan/init-roles.sql
+{% if postgres.backup.archive is not none %}
+# The WAL archive's stanza (created once; a later start finds it), and a
+# segment seen to reach the archive.
+pgbackrest --stanza={{ postgres.backup.stanza }} stanza-create
+pgbackrest --stanza={{ postgres.backup.stanza }} check
+{% endif %}
 pg_ctl -D "$data" -w -t 120 -m fast stop
 
 exec postgres -D "$data" -c "config_file=$config"

@@ -95,11 +95,35 @@ fn official_and_debian_files_differ_in_image_lines_only() {
                 "{family}"
             );
         }
-        assert!(
-            !official
-                .path(&format!("out/{phase}/compose/images"))
-                .exists()
+        // The official source builds one image: the official PostgreSQL
+        // image with pgBackRest, which archives its WAL.
+        let built: Vec<String> =
+            std::fs::read_dir(official.path(&format!("out/{phase}/compose/images")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+        assert_eq!(built, ["postgres"], "{phase}");
+        let dockerfile = std::fs::read_to_string(
+            official.path(&format!("out/{phase}/compose/images/postgres/Dockerfile")),
+        )
+        .unwrap();
+        assert!(dockerfile.contains("\nFROM postgres:"), "{dockerfile}");
+        assert!(dockerfile.contains("pgbackrest"), "{dockerfile}");
+        assert_eq!(
+            a.matches("    build:").count(),
+            1 + phase_postgres_replicas(phase),
+            "{phase}"
         );
+    }
+}
+
+/// The PostgreSQL nodes a shipped phase runs beside its primary.
+fn phase_postgres_replicas(phase: &str) -> usize {
+    match phase {
+        "launch" => 0,
+        "growth" => 2,
+        "scale" => 4,
+        _ => 6,
     }
 }
 

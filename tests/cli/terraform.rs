@@ -389,6 +389,10 @@ fn each_region_module_matches_the_phase() {
                 "wal_level",
                 "hot_standby",
                 "superuser_reserved_connections",
+                // RDS archives its WAL itself (its automated backups).
+                "archive_mode",
+                "archive_command",
+                "archive_timeout",
             ];
             for (key, value) in &primary_conf {
                 if managed_by_rds.contains(&key.as_str()) {

@@ -238,7 +238,7 @@ pub fn redis_standalone_auth(phase: &Phase) {
             &["CONFIG", "GET", "maxmemory-policy"],
             None
         ),
-        "maxmemory-policy\nallkeys-lru"
+        "maxmemory-policy\nnoeviction"
     );
     assert_eq!(
         redis(port, redis_pw(), &["CONFIG", "GET", "protected-mode"], None),

@@ -548,6 +548,99 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
     assert_eq!(psql("SELECT count(*) FROM app_contract"), rows_before);
     assert_eq!(redis_cli(&["GET", "engine:marker"]), "kept");
     clients(&env_file, &["contract"]);
+
+    // Backups and point-in-time recovery, as docs/compose.md gives them:
+    // a backup in the primary's container; rows after it; a dropped table;
+    // the primary stopped and restored, in a one-off container of its
+    // service, to the time before the drop; every row from before it back.
+    let compose_file = project_dir.join("docker-compose.yml");
+    let compose = |args: &[&str], limit: u64| {
+        let mut all = vec![
+            "compose",
+            "-p",
+            PROJECT,
+            "-f",
+            compose_file.to_str().unwrap(),
+        ];
+        all.extend(args);
+        let out = docker(&all, Duration::from_secs(limit));
+        assert!(out.status.success(), "docker {all:?}:\n{}", text(&out));
+        out
+    };
+    psql(
+        "CREATE TABLE orders (n int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)",
+    );
+    compose(
+        &[
+            "exec",
+            "-T",
+            "postgres-primary",
+            "pgbackrest",
+            "--stanza=sikka",
+            "--type=full",
+            "backup",
+        ],
+        300,
+    );
+    let info = compose(
+        &[
+            "exec",
+            "-T",
+            "postgres-primary",
+            "pgbackrest",
+            "--stanza=sikka",
+            "info",
+        ],
+        60,
+    );
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("full backup"),
+        "{}",
+        text(&info)
+    );
+    psql("INSERT INTO orders SELECT generate_series(101, 150)");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    psql("INSERT INTO orders SELECT generate_series(151, 200)");
+    psql("DROP TABLE orders");
+    let restored = Instant::now();
+    compose(&["stop", "postgres-primary"], 120);
+    compose(
+        &[
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            "--entrypoint",
+            "pgbackrest",
+            "postgres-primary",
+            "--stanza=sikka",
+            "--delta",
+            "--type=time",
+            &format!("--target={target}"),
+            "--target-action=promote",
+            "restore",
+        ],
+        600,
+    );
+    compose(&["up", "-d", "--wait", "postgres-primary"], 600);
+    eprintln!(
+        "launch: restored to {target} in {:.1} s",
+        restored.elapsed().as_secs_f64()
+    );
+    assert_eq!(psql("SELECT count(*), max(n) FROM orders"), "150|150");
+    assert_eq!(psql("SELECT v FROM engine_marker"), "kept");
+    assert_eq!(
+        psql(
+            "SELECT count(*) FROM pg_file_settings WHERE name LIKE 'recovery_target%' OR name = 'restore_command'"
+        ),
+        "0"
+    );
+    // The app's database connections reach the restored primary.
+    clients(&env_file, &["contract"]);
 }
 
 /// growth (Sentinel, two PostgreSQL replicas) on Debian images: healthy;

@@ -35,6 +35,18 @@ fi
 
 # Roles and database, with nothing listening on TCP yet.
 pg_ctl -D "$data" -w -t 120 start -o "-c config_file=$config -c listen_addresses=''"
+# A data directory restored from a backup (pgbackrest restore) replays the
+# archive to its target and promotes itself: only then does it take the
+# roles' writes. Its recovery settings are dropped after, so no replica
+# cloned from it inherits them.
+for _ in $(seq 1 3600); do
+  [ "$(psql -X -A -t --username postgres --dbname postgres -c 'SELECT pg_is_in_recovery()')" = f ] && break
+  sleep 1
+done
+[ "$(psql -X -A -t --username postgres --dbname postgres -c 'SELECT pg_is_in_recovery()')" = f ] || { echo "still recovering after an hour" >&2; exit 1; }
+for key in restore_command recovery_target_time recovery_target_action; do
+  psql -X -q --username postgres --dbname postgres -c "ALTER SYSTEM RESET $key"
+done
 psql -X -q --username postgres --dbname postgres \
   -v database=sikka \
   -v app_user=app \
@@ -44,6 +56,10 @@ psql -X -q --username postgres --dbname postgres \
   -v superuser=postgres \
   -v superuser_password="$SCALEPLAN_POSTGRES_PASSWORD" \
   -f /etc/scaleplan/init-roles.sql
+# The WAL archive's stanza (created once; a later start finds it), and a
+# segment seen to reach the archive.
+pgbackrest --stanza=sikka stanza-create
+pgbackrest --stanza=sikka check
 pg_ctl -D "$data" -w -t 120 -m fast stop
 
 exec postgres -D "$data" -c "config_file=$config"
