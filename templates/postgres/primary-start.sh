@@ -22,6 +22,23 @@ done
 data=${PGDATA:?set PGDATA}
 config=/etc/postgresql/postgresql.conf
 
+{% if postgres.backup.archive is not none %}
+# The backup repository remembers the cluster this deployment's primary
+# held: an empty data directory beside it is a lost one, never a new one.
+repo=/var/lib/pgbackrest
+if [ ! -s "$data/PG_VERSION" ] && [ -s "$repo/backup/{{ postgres.backup.stanza }}/backup.info" ]; then
+  if [ -z "${SCALEPLAN_REINIT_PRIMARY:-}" ]; then
+    echo "{{ postgres.primary.name|comment }}: $data is empty, and the backup repository holds this deployment's cluster: not initialising a new, empty one in its place. Nothing was changed." >&2
+    echo "  Restore it from the backups (docs/compose.md), or set SCALEPLAN_REINIT_PRIMARY=1 to start an empty primary (the old cluster's backups are kept aside)." >&2
+    exit 1
+  fi
+  aside="{{ postgres.backup.stanza }}.before-$(date -u +%Y%m%dT%H%M%SZ)"
+  for part in backup archive; do
+    [ -e "$repo/$part/{{ postgres.backup.stanza }}" ] && mv "$repo/$part/{{ postgres.backup.stanza }}" "$repo/$part/$aside"
+  done
+  echo "the old cluster's backups are kept in $repo/{backup,archive}/$aside"
+fi
+{% endif %}
 if [ ! -s "$data/PG_VERSION" ]; then
   echo "initialising $data"
   umask 077

@@ -639,8 +639,97 @@ fn launch_on_debian_images_serves_the_app_and_keeps_its_data() {
         ),
         "0"
     );
-    // The app's database connections reach the restored primary.
-    clients(&env_file, &["contract"]);
+    // The app's database connections reach the restored primary, once
+    // PgBouncer's cached login failure from while it was down expires
+    // (server_login_retry).
+    reaches_database(&env_file);
+
+    // The primary's volume is lost: it does not start an empty cluster
+    // beside the backups of this one; a restore of the latest brings it
+    // back.
+    psql("INSERT INTO orders VALUES (500)");
+    let segment = psql("SELECT pg_walfile_name(pg_switch_wal())");
+    eventually("the segment archived", Duration::from_secs(60), || {
+        psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment
+    });
+    compose(&["rm", "-f", "-s", "postgres-primary"], 120);
+    let volume = format!("{PROJECT}_postgres-primary-data");
+    let gone = docker(&["volume", "rm", &volume], Duration::from_secs(60));
+    assert!(gone.status.success(), "{}", text(&gone));
+    let mut all = vec![
+        "compose",
+        "-p",
+        PROJECT,
+        "-f",
+        compose_file.to_str().unwrap(),
+    ];
+    all.extend([
+        "up",
+        "-d",
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "postgres-primary",
+    ]);
+    let refused = docker(&all, Duration::from_secs(300));
+    assert!(
+        !refused.status.success(),
+        "an empty primary started:\n{}",
+        text(&refused)
+    );
+    let logs = compose(&["logs", "postgres-primary"], 60);
+    assert!(
+        text(&logs).contains("not initialising a new, empty one in its place"),
+        "{}",
+        text(&logs)
+    );
+    // Stopped (it would start again and again) before the restore fills
+    // its volume.
+    compose(&["stop", "postgres-primary"], 120);
+    compose(
+        &[
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            "--entrypoint",
+            "pgbackrest",
+            "postgres-primary",
+            "--stanza=sikka",
+            "restore",
+        ],
+        600,
+    );
+    compose(&["up", "-d", "--wait", "postgres-primary"], 600);
+    assert_eq!(psql("SELECT count(*), max(n) FROM orders"), "151|500");
+    reaches_database(&env_file);
+}
+
+/// The contract's clients connect, within PgBouncer's server_login_retry
+/// (a login that failed while the primary was down is cached that long).
+fn reaches_database(env_file: &Path) {
+    let mount = format!("{}:/run/app.env:ro", env_file.display());
+    eventually(
+        "the app's clients reach the restored primary",
+        Duration::from_secs(60),
+        || {
+            let out = docker(
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    "sikka_default",
+                    "-v",
+                    &mount,
+                    CLIENTS_IMAGE,
+                    "contract",
+                    "/run/app.env",
+                ],
+                Duration::from_secs(180),
+            );
+            out.status.success() && last_json(&out)["ok"] == true
+        },
+    );
 }
 
 /// growth (Sentinel, two PostgreSQL replicas) on Debian images: healthy;

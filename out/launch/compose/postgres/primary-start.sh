@@ -23,6 +23,21 @@ done
 data=${PGDATA:?set PGDATA}
 config=/etc/postgresql/postgresql.conf
 
+# The backup repository remembers the cluster this deployment's primary
+# held: an empty data directory beside it is a lost one, never a new one.
+repo=/var/lib/pgbackrest
+if [ ! -s "$data/PG_VERSION" ] && [ -s "$repo/backup/sikka/backup.info" ]; then
+  if [ -z "${SCALEPLAN_REINIT_PRIMARY:-}" ]; then
+    echo "postgres-primary: $data is empty, and the backup repository holds this deployment's cluster: not initialising a new, empty one in its place. Nothing was changed." >&2
+    echo "  Restore it from the backups (docs/compose.md), or set SCALEPLAN_REINIT_PRIMARY=1 to start an empty primary (the old cluster's backups are kept aside)." >&2
+    exit 1
+  fi
+  aside="sikka.before-$(date -u +%Y%m%dT%H%M%SZ)"
+  for part in backup archive; do
+    [ -e "$repo/$part/sikka" ] && mv "$repo/$part/sikka" "$repo/$part/$aside"
+  done
+  echo "the old cluster's backups are kept in $repo/{backup,archive}/$aside"
+fi
 if [ ! -s "$data/PG_VERSION" ]; then
   echo "initialising $data"
   umask 077
