@@ -184,6 +184,26 @@ pub fn restore(
     let (state, repo, _) = deployment(phase, &state_dir)?;
     let pg = &phase.local.postgres;
     let primary = &pg.primary;
+    let running = state.running();
+    let is_pg = |p: &&Proc| p.name == primary.name || pg.replicas.iter().any(|r| r.name == p.name);
+    let primary_runs = running.iter().any(|p| p.name == primary.name);
+    let standbys: Vec<&str> = running
+        .iter()
+        .filter(|p| pg.replicas.iter().any(|r| r.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    // A lost primary whose standbys still run: they hold WAL newer than
+    // the archive, which a restore would throw away.
+    if !primary_runs && !standbys.is_empty() && matches!(opts.target, RestoreTarget::Latest) {
+        bail!(
+            "{} is down and {} still run: they hold WAL the archive may not have yet, and a restore to `latest` would replace them\n  help: promote one instead: scaleplan promote {} --state {}; or, to restore anyway, stop the deployment first (scaleplan down --state {})",
+            primary.name,
+            standbys.join(", "),
+            phase.name(),
+            opts.state_dir.display(),
+            opts.state_dir.display()
+        );
+    }
     let info = repo.info(primary)?;
     let Some(earliest) = info.earliest() else {
         bail!(
@@ -209,26 +229,6 @@ pub fn restore(
             Some(t)
         }
     };
-    let running = state.running();
-    let is_pg = |p: &&Proc| p.name == primary.name || pg.replicas.iter().any(|r| r.name == p.name);
-    let primary_runs = running.iter().any(|p| p.name == primary.name);
-    let standbys: Vec<&str> = running
-        .iter()
-        .filter(|p| pg.replicas.iter().any(|r| r.name == p.name))
-        .map(|p| p.name.as_str())
-        .collect();
-    // A lost primary whose standbys still run: they hold WAL newer than
-    // the archive, which a restore would throw away.
-    if !primary_runs && !standbys.is_empty() && target.is_none() {
-        bail!(
-            "{} is down and {} still run: they hold WAL the archive may not have yet, and a restore to `latest` would replace them\n  help: promote one instead: scaleplan promote {} --state {}; or, to restore anyway, stop the deployment first (scaleplan down --state {})",
-            primary.name,
-            standbys.join(", "),
-            phase.name(),
-            opts.state_dir.display(),
-            opts.state_dir.display()
-        );
-    }
     // Everything committed until now reaches the archive before the
     // primary stops: `check` switches to a new WAL segment and waits
     // until the last one is archived.

@@ -45,16 +45,26 @@ impl Bringup {
                 }
                 self.initdb(&dir)?;
                 // A new cluster cannot archive into the old one's stanza;
-                // the old backups stay, under the old cluster's name.
-                let repo = self.state_dir.join("backup");
-                if let (true, Some(old)) = (repo.exists(), &self.state.postgres_cluster) {
-                    let aside = self.state_dir.join(format!("backup.cluster-{old}"));
-                    std::fs::rename(&repo, &aside)
-                        .with_context(|| format!("moving {} aside", repo.display()))?;
+                // the old backups stay, under the old cluster's name,
+                // inside the repository (which may be a mount of its own).
+                if let (Some(repo), Some(old)) = (self.backup_repo(), &self.state.postgres_cluster)
+                {
+                    let stanza = &self.topo.postgres.backup.stanza;
+                    for part in ["archive", "backup"] {
+                        let dir = repo.path().join(part).join(stanza);
+                        if dir.exists() {
+                            let aside = repo
+                                .path()
+                                .join(part)
+                                .join(format!("{stanza}.cluster-{old}"));
+                            std::fs::rename(&dir, &aside)
+                                .with_context(|| format!("moving {} aside", dir.display()))?;
+                        }
+                    }
                     crate::say!(
-                        "  {:<22} the old cluster's backups are kept in {}",
+                        "  {:<22} the old cluster's backups are kept in {} as {stanza}.cluster-{old}",
                         node.name,
-                        aside.display()
+                        repo.path().display()
                     );
                 }
             }

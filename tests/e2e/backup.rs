@@ -44,7 +44,7 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
     );
 
     let before_backups = sql(primary, NOW);
-    let full = phase.scaleplan(&["backup", "growth"]);
+    let full = phase.scaleplan(&["backup", "growth", "--type", "full"]);
     assert_eq!(full.code, 0, "{}\n{}", full.stdout, full.stderr);
     assert!(full.stdout.contains("(full)"), "{}", full.stdout);
 
@@ -152,9 +152,11 @@ fn a_dropped_table_is_restored_to_a_point_in_time_and_the_replicas_stream_again(
         ),
         "2"
     );
-    // The new timeline is archived too: another backup works.
+    // The new timeline is archived too: another backup works, and with a
+    // full one this recent (the restore's) it is incremental.
     let incr = phase.scaleplan(&["backup", "growth"]);
     assert_eq!(incr.code, 0, "{}\n{}", incr.stdout, incr.stderr);
+    assert!(incr.stdout.contains("(incr)"), "{}", incr.stdout);
 
     // The primary's data directory is lost: `up` does not start an empty
     // cluster in its place, and points at the backups; `restore --to

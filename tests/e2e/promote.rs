@@ -101,6 +101,15 @@ fn a_killed_primary_is_replaced_by_the_most_advanced_standby() {
             .args(["-9", pid])
             .status();
     }
+    // A restore to `latest` would throw away the WAL the standbys hold
+    // beyond the archive: refused, pointing at promote.
+    let restore = phase.scaleplan(&["restore", "growth", "--to", "latest"]);
+    assert_eq!(restore.code, 1, "{}\n{}", restore.stdout, restore.stderr);
+    assert!(
+        restore.stderr.contains("promote one instead"),
+        "{}",
+        restore.stderr
+    );
     let promote = phase.scaleplan(&["promote", "growth", "--timeout", "90"]);
     assert_eq!(promote.code, 0, "{}\n{}", promote.stdout, promote.stderr);
     eprintln!("{}", promote.stdout);
