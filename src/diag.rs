@@ -137,6 +137,8 @@ pub enum Code {
     Red011,
     /// Workers (BullMQ queues) on a Redis whose policy can evict keys.
     Red012,
+    /// Queues on a cloud Redis without a replica.
+    Red013,
     /// `notifications` on a service that is not a worker.
     Ntf001,
     /// A worker with notifications that does not use Redis (its queues).
@@ -219,6 +221,7 @@ impl Code {
             Red010 => "RED010",
             Red011 => "RED011",
             Red012 => "RED012",
+            Red013 => "RED013",
             Ntf001 => "NTF001",
             Ntf002 => "NTF002",
             Reg001 => "REG001",

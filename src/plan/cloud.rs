@@ -421,6 +421,9 @@ fn redis_plan(phase: &Phase, r: &Redis) -> RedisPlan {
             None,
             true,
         ),
+        // A replica with automatic failover where the spec asks for one
+        // (targets.terraform.redis_replica).
+        _ if phase.targets.terraform.redis_replica => ("disabled", Some(2), None, None, true),
         _ => ("disabled", Some(1), None, None, false),
     };
     RedisPlan {

@@ -578,7 +578,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
         queues: queue_names(phase),
-        bullmq: runs_queues(phase),
+        bullmq: phase.runs_queues(),
         monitor: monitor_nodes(target, &pg_nodes),
         host_ports: (target == Target::Compose).then(|| HostPorts::plan(phase.app.port)),
         images: (target == Target::Compose).then(|| images::plan(phase)),
@@ -634,16 +634,7 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
     phase.workers.iter().flat_map(worker_queues).collect()
 }
 
-/// The phase runs BullMQ queues on its Redis: the app says it does
-/// (`app.queues`), or a worker uses Redis. That Redis must not evict
-/// (RED012), and only then does the contract name a BullMQ prefix.
-pub fn runs_queues(phase: &Phase) -> bool {
-    phase.app.queues
-        || phase
-            .workers
-            .iter()
-            .any(|w| w.uses.contains(&Dependency::Redis))
-}
+
 
 /// The app's service.
 pub const APP: &str = "app";

@@ -180,6 +180,19 @@ checked_string!(
     "a daily window in UTC as HH:MM-HH:MM, such as 03:00-04:00"
 );
 
+impl Phase {
+    /// The phase runs BullMQ queues on its Redis: the app says it does
+    /// (`app.queues`), or a worker uses Redis. That Redis must not evict
+    /// (RED012), and only then does the contract name a BullMQ prefix.
+    pub fn runs_queues(&self) -> bool {
+        self.app.queues
+            || self
+                .workers
+                .iter()
+                .any(|w| w.uses.contains(&Dependency::Redis))
+    }
+}
+
 impl BackupWindow {
     /// Start and end, in minutes after midnight UTC.
     fn minutes(s: &str) -> Option<(u32, u32)> {
@@ -886,6 +899,12 @@ pub struct TerraformTarget {
     /// through `REDIS_READ_*`. Off: each region has its own Redis.
     #[serde(skip_serializing_if = "is_false")]
     pub redis_global_datastore: bool,
+    /// A standalone phase's Redis gets a replica with automatic failover on
+    /// AWS (a second ElastiCache node in another zone), so the jobs queued
+    /// on it survive a node replacement. Sentinel and cluster modes have
+    /// their replicas already.
+    #[serde(skip_serializing_if = "is_false")]
+    pub redis_replica: bool,
     /// Where Terraform keeps its state, which holds every generated
     /// password: an S3 bucket, encrypted, locked with a lock file beside
     /// the state. Unset: a local terraform.tfstate, unencrypted and
@@ -933,6 +952,7 @@ impl Default for TerraformTarget {
             region: CloudRegion("eu-west-1".to_owned()),
             instance_classes: InstanceClasses::default(),
             redis_global_datastore: false,
+            redis_replica: false,
             state: None,
         }
     }

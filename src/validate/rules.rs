@@ -24,6 +24,7 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     names(phase, src, &mut out);
     notifications(phase, src, &mut out);
     queue_redis(phase, src, &mut out);
+    cloud_queue_redis(phase, src, &mut out);
     compose_images(phase, src, &mut out);
     out
 }
@@ -574,6 +575,31 @@ fn notifications(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 /// keys under memory pressure loses work. BullMQ asks for noeviction and
 /// warns at start on any other policy; the volatile-* policies count too,
 /// since BullMQ's lock keys carry a TTL and so can be evicted.
+/// RED013: on AWS, a Redis without a replica loses every queued job when
+/// ElastiCache replaces its node (it keeps no copy of the data).
+fn cloud_queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let tf = &phase.targets.terraform;
+    if !tf.enabled || !phase.runs_queues() {
+        return;
+    }
+    let lone = match (phase.redis.mode, &phase.redis.cluster) {
+        (RedisMode::Standalone, _) => !tf.redis_replica,
+        (RedisMode::Cluster, Some(c)) => c.replicas_per_shard == 0,
+        _ => false,
+    };
+    if lone {
+        out.push(Diagnostic::warning(
+            Code::Red013,
+            src.value_at("/redis/mode"),
+            format!(
+                "this phase runs BullMQ queues on a Redis without a replica on AWS ({} mode): when ElastiCache replaces its node, every queued job is lost",
+                phase.redis.mode.as_str()
+            ),
+            "set targets.terraform.redis_replica: true (a second node in another zone, with automatic failover), or run redis in sentinel mode, or give each cluster shard a replica",
+        ));
+    }
+}
+
 fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     // Who declares the queues: the app (`app.queues`), else the first
     // worker that uses Redis.
@@ -693,6 +719,45 @@ mod tests {
             "workers": [worker(&["postgres"], false)],
         }));
         assert!(d.iter().all(|d| d.code != Code::Red012), "{d:?}");
+    }
+
+    #[test]
+    fn queues_on_a_cloud_redis_without_a_replica_warn() {
+        let red013 = |spec: serde_json::Value| {
+            check(spec)
+                .into_iter()
+                .filter(|d| d.code == Code::Red013)
+                .collect::<Vec<_>>()
+        };
+        let lone = red013(serde_json::json!({
+            "app": {"queues": true},
+            "redis": {"maxmemory_policy": "noeviction"},
+            "targets": {"terraform": {"enabled": true, "state": {"bucket": "b"}}},
+        }));
+        assert_eq!(lone.len(), 1);
+        assert_eq!(lone[0].severity, Severity::Warning);
+        assert!(
+            lone[0]
+                .help
+                .contains("targets.terraform.redis_replica: true")
+        );
+        // The replica, no queues, or no cloud: no warning.
+        for spec in [
+            serde_json::json!({
+                "app": {"queues": true},
+                "redis": {"maxmemory_policy": "noeviction"},
+                "targets": {"terraform": {"enabled": true, "redis_replica": true, "state": {"bucket": "b"}}},
+            }),
+            serde_json::json!({
+                "targets": {"terraform": {"enabled": true, "state": {"bucket": "b"}}},
+            }),
+            serde_json::json!({
+                "app": {"queues": true},
+                "redis": {"maxmemory_policy": "noeviction"},
+            }),
+        ] {
+            assert!(red013(spec.clone()).is_empty(), "{spec}");
+        }
     }
 
     #[test]

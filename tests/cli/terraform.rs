@@ -448,6 +448,12 @@ fn each_region_module_matches_the_phase() {
                         ("true", "true")
                     );
                 }
+                // Standalone: one node, or two with automatic failover
+                // where targets.terraform.redis_replica asks.
+                _ if spec["targets"]["terraform"]["redis_replica"] == true => {
+                    assert_eq!(lit(redis["num_cache_clusters"]), "2");
+                    assert_eq!(lit(redis["automatic_failover"]), "true");
+                }
                 _ => {
                     assert_eq!(lit(redis["num_cache_clusters"]), "1");
                     assert_eq!(lit(redis["automatic_failover"]), "false");

@@ -94,11 +94,11 @@ module "primary" {
     engine_version          = "7.1"
     family                  = "redis7"
     cluster_mode            = "disabled"
-    num_cache_clusters      = 1
+    num_cache_clusters      = 2
     num_node_groups         = null
     replicas_per_node_group = null
-    automatic_failover      = false
-    multi_az                = false
+    automatic_failover      = true
+    multi_az                = true
     maxmemory_policy        = "noeviction"
     apply_immediately       = var.apply_immediately
     global_datastore        = false
