@@ -634,8 +634,6 @@ pub fn queue_names(phase: &Phase) -> Vec<String> {
     phase.workers.iter().flat_map(worker_queues).collect()
 }
 
-
-
 /// The app's service.
 pub const APP: &str = "app";
 /// Prepared statements each server connection keeps (what recent
