@@ -129,7 +129,24 @@ else
     # the others; keys moved to it before then are refused.
     wait_for "every node to report the cluster ok" serving
     echo "moving slots onto the new masters"
-    redis-cli --cluster rebalance "$(address "$first")" --cluster-use-empty-masters --cluster-yes
+    # rebalance refuses to start while any node's view of the slots lags
+    # the others ("Nodes don't agree about configuration"), which gossip
+    # can still show right after the check above: wait for agreement and
+    # try again, a bounded number of times. A move cut short leaves a slot
+    # open; fix closes it before the next try.
+    tries=10
+    until redis-cli --cluster rebalance "$(address "$first")" --cluster-use-empty-masters --cluster-yes; do
+      tries=$((tries - 1))
+      if [ "$tries" -le 0 ]; then
+        echo "gave up moving slots onto the new masters" >&2
+        exit 1
+      fi
+      sleep 2
+      if redis-cli --cluster check "$(address "$first")" 2>&1 | grep -q 'slots are open'; then
+        redis-cli --cluster fix "$(address "$first")" --cluster-yes
+      fi
+      wait_for "the cluster to agree before moving slots" settled
+    done
   fi
 fi
 for pair in $replicas; do
