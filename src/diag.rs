@@ -107,6 +107,8 @@ pub enum Code {
     Pgb004,
     /// No pinned image for the PgBouncer version.
     Pgb005,
+    /// A PgBouncer too old to verify each host of a list on its own.
+    Pgb006,
     /// Unknown postgres.parameters key.
     Pg001,
     /// A parameter that a spec field controls.
@@ -206,6 +208,7 @@ impl Code {
             Pgb003 => "PGB003",
             Pgb004 => "PGB004",
             Pgb005 => "PGB005",
+            Pgb006 => "PGB006",
             Pg001 => "PG001",
             Pg002 => "PG002",
             Pg003 => "PG003",

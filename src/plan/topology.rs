@@ -127,6 +127,15 @@ pub struct PgbouncerTier {
     pub write_db: DatabaseRoute,
     /// Name of the database entry for reads.
     pub read_alias: String,
+    /// Hand out idle server connections in turn rather than the most
+    /// recently used first: where a read route spreads over a host list,
+    /// LIFO reuse would keep a quiet pool on one replica.
+    pub server_round_robin: bool,
+    /// Seconds a server connection lives before PgBouncer closes it. Where
+    /// reads spread over a host list, a replica back from a restart gets
+    /// its share only as connections to the others are replaced: five
+    /// minutes bounds that; elsewhere an hour.
+    pub server_lifetime_s: u32,
     /// Open files one instance needs: every client and server socket plus
     /// slack for logs and the listener.
     pub nofile: u32,
@@ -170,6 +179,10 @@ pub struct DatabaseRoute {
     pub hosts: Vec<String>,
     pub port: u16,
     pub dbname: String,
+    /// How PgBouncer picks among several hosts, where the route spreads
+    /// over a host list and the version has the setting (1.24; before it,
+    /// round-robin was the only behaviour).
+    pub load_balance_hosts: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -460,6 +473,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         }],
         port: primary.endpoint.port,
         dbname: database.clone(),
+        load_balance_hosts: None,
     };
     let read_alias = format!("{database}_ro");
     let clients = pgb.instances * pgb.max_client_conn;
@@ -481,20 +495,22 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         maxconn: proxy_maxconn,
         nofile: 2 * proxy_maxconn + 1000,
     };
-    // PgBouncer takes a list of hosts but one port for them all. Where the
-    // replicas share a port (Compose: one host each) every instance spreads
-    // reads over all of them; where they differ (local: one host, a port
-    // each) instance i reads from replica i mod n, so the instances together
-    // still cover every replica.
+    // In the cloud every task lists every replica of its region and
+    // PgBouncer dials them in turn: one that does not answer is passed
+    // over (a failed login is retried after server_login_retry, on the
+    // next host), so reads spread evenly and survive a sick replica
+    // (engine test `the_cloud_read_route_spreads_and_skips_a_stopped_replica`).
+    let spreads = cloud;
     let read_route = |_instance: usize| -> DatabaseRoute {
         let (hosts, port) = if cloud {
             (vec![CLOUD_READERS.to_owned()], primary.endpoint.port)
         } else if replicas.is_empty() {
             (vec![primary.endpoint.host.clone()], primary.endpoint.port)
         } else {
-            // Through the proxy, which checks the replicas' health:
-            // PgBouncer spreads over a host list blindly, so one replica
-            // down would fail logins for every pool that picked it.
+            // Through the proxy, which checks the replicas' health and
+            // shows each one's share on its stats page. PgBouncer takes one
+            // port for every host of a list, and the local target's
+            // replicas differ by port.
             (vec![proxy.replicas.host.clone()], proxy.replicas.port)
         };
         DatabaseRoute {
@@ -502,6 +518,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
             hosts,
             port,
             dbname: database.clone(),
+            load_balance_hosts: (spreads && pgb.version.minor() >= 24).then_some("round-robin"),
         }
     };
     let budget = pools::budget(phase);
@@ -543,6 +560,8 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
             .filter(|_| pgb.version.minor() >= 21),
         write_db,
         read_alias,
+        server_round_robin: spreads,
+        server_lifetime_s: if spreads { 300 } else { 3600 },
         nofile: pgb.max_client_conn
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,

@@ -191,6 +191,21 @@ impl Phase {
                 .iter()
                 .any(|w| w.uses.contains(&Dependency::Redis))
     }
+
+    /// The read replicas of the region that has the most: a phase without
+    /// `regions` is one region with `postgres.read_replicas`; with regions
+    /// each names its own.
+    pub fn most_read_replicas_in_a_region(&self) -> u32 {
+        if self.regions.is_empty() {
+            self.postgres.read_replicas
+        } else {
+            self.regions
+                .iter()
+                .map(|r| r.read_replicas)
+                .max()
+                .unwrap_or(0)
+        }
+    }
 }
 
 impl BackupWindow {
@@ -574,7 +589,7 @@ pub struct Pgbouncer {
 impl Default for Pgbouncer {
     fn default() -> Self {
         Pgbouncer {
-            version: PgbouncerVersion("1.23".to_owned()),
+            version: PgbouncerVersion("1.25".to_owned()),
             image: None,
             instances: 1,
             pool_mode: PoolMode::Transaction,

@@ -363,7 +363,7 @@ mod tests {
         );
         let c = phase(serde_json::json!({"pgbouncer": {"version": "1.24"}}));
         let p = plan(&a, &c);
-        let roll = &p.steps[position(&p, "Roll PgBouncer: version 1.23 -> 1.24")];
+        let roll = &p.steps[position(&p, "Roll PgBouncer: version 1.25 -> 1.24")];
         assert_eq!(roll.risk, Risk::RollingRestart);
         assert_eq!(roll.action, Action::RollPgbouncers { restart: true });
     }

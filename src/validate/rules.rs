@@ -16,6 +16,7 @@ pub fn check_phase(phase: &Phase, src: &SourceMap) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     users(phase, src, &mut out);
     pgbouncer(phase, src, &mut out);
+    cloud_read_spread(phase, src, &mut out);
     parameters(phase, src, &mut out);
     backup(phase, src, &mut out);
     terraform_state(phase, src, &mut out);
@@ -161,6 +162,27 @@ fn pgbouncer(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
             src.value_at("/pgbouncer/version"),
             format!("scaleplan knows no pinned container image for PgBouncer {}", pgb.version),
             format!("set pgbouncer.image to an image of that version, or use a version with a known image: {}", known.join(", ")),
+        ));
+    }
+}
+
+/// PGB006: on AWS each PgBouncer task reads from every replica of its
+/// region through one host list, and verifies each server's certificate
+/// and name (verify-full). Before 1.25 PgBouncer checks the certificate
+/// against the whole comma-separated list (pgbouncer/pgbouncer#1300), so
+/// every read login to a region with two replicas or more would fail.
+fn cloud_read_spread(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let pgb = &phase.pgbouncer;
+    let replicas = phase.most_read_replicas_in_a_region();
+    if phase.targets.terraform.enabled && pgb.version.minor() < 25 && replicas >= 2 {
+        out.push(Diagnostic::error(
+            Code::Pgb006,
+            src.value_at("/pgbouncer/version"),
+            format!(
+                "on AWS PgBouncer reads from the {replicas} replicas of a region through one host list, and PgBouncer {} checks each replica's certificate against the whole list, so every read login would fail its TLS check",
+                pgb.version
+            ),
+            "set pgbouncer.version to \"1.25\" or later (it checks each host on its own), or keep at most one read replica per region",
         ));
     }
 }

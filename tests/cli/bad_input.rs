@@ -97,6 +97,7 @@ bad_inputs! {
     deep_block_nesting: "deep-block-nesting" => "LOAD007" at "phases/phase.yaml:68:68";
     unknown_postgres_parameter: "unknown-parameter" => "PG001" at "phases/phase.yaml:6:5";
     archiving_set_by_a_parameter: "archive-parameter" => "PG002" at "phases/phase.yaml:6:5";
+    cloud_read_host_list_on_an_old_pgbouncer: "cloud-read-host-list" => "PGB006" at "phases/phase.yaml:5:23";
     backup_window_under_30_minutes: "short-backup-window" => "PG003" at "phases/phase.yaml:5:41";
     backup_window_not_a_window: "bad-backup-window" => "SCH005" at "phases/phase.yaml:6:13";
     inherited_sentinel_block_in_cluster_mode: "sentinel-block-in-cluster" => "RED009" at "phases/parent.yaml:7:3";

@@ -110,7 +110,7 @@ module "primary" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:v1.23.1-p3"
+    image      = "edoburu/pgbouncer:v1.25.2-p0"
     instances  = 6
     cpu        = 512
     memory     = 1024
@@ -284,7 +284,7 @@ module "region_us_east" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:v1.23.1-p3"
+    image      = "edoburu/pgbouncer:v1.25.2-p0"
     instances  = 6
     cpu        = 512
     memory     = 1024

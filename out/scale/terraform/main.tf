@@ -107,7 +107,7 @@ module "primary" {
   }
 
   pgbouncer = {
-    image      = "edoburu/pgbouncer:v1.23.1-p3"
+    image      = "edoburu/pgbouncer:v1.25.2-p0"
     instances  = 4
     cpu        = 512
     memory     = 1024

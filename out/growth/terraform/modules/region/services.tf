@@ -21,11 +21,9 @@ locals {
   # The pgbouncer.ini every other target runs, with this region's endpoints.
   pgbouncer_ini = templatefile("${path.module}/pgbouncer.ini.tftpl", {
     writer_address = local.writer_address
-    # Each task names one replica, picked at start (READER below):
-    # PgBouncer 1.23 checks a multi-host entry's certificate against the
-    # whole comma-separated list, so verify-full fails on it
-    # (pgbouncer/pgbouncer#1300, fixed after 1.24).
-    reader_hosts = "@READER@"
+    # Every task lists every replica (PgBouncer 1.25 or later checks each
+    # host's certificate on its own; rule PGB006).
+    reader_hosts = local.reader_hosts
   })
 
   log_configuration = {
@@ -96,12 +94,9 @@ resource "aws_ecs_task_definition" "pgbouncer" {
     # The RDS certificate authorities first: PgBouncer verifies the
     # database's certificate and name (verify-full), and does not start
     # without them.
-    # Then one of the region's replicas, at random, for this task's reads:
-    # the tasks spread over the replicas.
-    command = ["wget -q -O /tmp/rds-ca.pem \"$RDS_CA_BUNDLE_URL\" && set -- $(printf '%s' \"$READER_HOSTS\" | tr ',' ' ') && shift $(($(od -An -N2 -tu2 /dev/urandom) % $#)) && printf '%s' \"$PGBOUNCER_INI\" | sed \"s/@READER@/$1/\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
+    command = ["wget -q -O /tmp/rds-ca.pem \"$RDS_CA_BUNDLE_URL\" && printf '%s' \"$PGBOUNCER_INI\" > /tmp/pgbouncer.ini && printf '${local.userlist_format}' \"$APP_USER\" \"$APP_DB_PASSWORD\" \"$ADMIN_USER\" \"$ADMIN_PASSWORD\" > /tmp/userlist.txt && exec pgbouncer /tmp/pgbouncer.ini"]
     environment = [
       { name = "PGBOUNCER_INI", value = local.pgbouncer_ini },
-      { name = "READER_HOSTS", value = local.reader_hosts },
       { name = "APP_USER", value = var.pgbouncer.user },
       { name = "ADMIN_USER", value = var.pgbouncer.admin_user },
       { name = "RDS_CA_BUNDLE_URL", value = var.rds_ca_bundle_url },
