@@ -108,10 +108,9 @@ fn sequential(port: &str, n: usize) -> BTreeMap<String, usize> {
 /// `n` reads at once, each holding its server for a moment, so the pool
 /// opens several server connections.
 fn concurrent(port: &str, n: usize) -> BTreeMap<String, usize> {
-    let sql =
-        format!("select current_setting('cluster_name'), pg_sleep(0.4) where pg_is_in_recovery()");
+    let sql = "select current_setting('cluster_name'), pg_sleep(0.4) where pg_is_in_recovery()";
     let answers: Vec<Result<String, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n).map(|_| s.spawn(|| read_once(port, &sql))).collect();
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(|| read_once(port, sql))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut seen = BTreeMap::new();
