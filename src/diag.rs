@@ -171,6 +171,8 @@ pub enum Code {
     Trn002,
     /// An identity of the deployment changes between consecutive phases.
     Trn003,
+    /// A move into cluster mode that ElastiCache cannot make in place.
+    Trn004,
     /// A spec explicitly weakens a security default.
     Sec001,
 }
@@ -240,6 +242,7 @@ impl Code {
             Trn001 => "TRN001",
             Trn002 => "TRN002",
             Trn003 => "TRN003",
+            Trn004 => "TRN004",
             Sec001 => "SEC001",
         }
     }

@@ -369,6 +369,41 @@ mod tests {
     }
 
     #[test]
+    fn aws_takes_redis_into_cluster_mode_in_three_applies_of_one_change_each() {
+        let a = phase(
+            serde_json::json!({"redis": {"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}}),
+        );
+        let b = phase(
+            serde_json::json!({"redis": {"mode": "cluster", "replicas": null, "sentinel": null, "cluster": {"shards": 3, "replicas_per_shard": 1}}}),
+        );
+        let p = plan(&a, &b);
+        let one = position(&p, "apply 1 of 3");
+        let switch = position(&p, "Switch clients to cluster-aware clients");
+        let two = position(&p, "apply 2 of 3");
+        let three = position(&p, "apply 3 of 3");
+        assert!(
+            one < switch && switch < two && two < three,
+            "{:#?}",
+            titles(&p)
+        );
+        assert!(
+            p.steps[one]
+                .why
+                .contains("redis_cluster_mode_override=compatible")
+        );
+        assert!(
+            p.steps[two]
+                .why
+                .contains("redis_cluster_mode_override=enabled")
+        );
+        assert!(p.steps[three].title.contains("3 shards x 1 replica(s)"));
+        assert!(!p.steps[three].why.contains("override="));
+        for i in [one, two, three] {
+            assert!(p.steps[i].not_native.is_some(), "{}", p.steps[i].title);
+        }
+    }
+
+    #[test]
     fn steps_outside_the_local_target_say_why_and_manual_ones_are_marked() {
         let a = phase(
             serde_json::json!({"redis": {"mode": "cluster", "replicas": null, "sentinel": null, "cluster": {"shards": 3, "replicas_per_shard": 1}}}),

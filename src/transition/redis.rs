@@ -55,10 +55,15 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                     nodes: data_nodes(tb).iter().map(|n| (*n).to_owned()).collect(),
                 },
             ));
+            // ElastiCache converts a group in place, in two modifications
+            // that may carry no other change ("Modifying cluster mode"),
+            // and reshards only once the group is a cluster: three
+            // applies, each changing one thing (TRN004 refuses a pair
+            // whose Redis ElastiCache cannot convert).
             s.add.push(step(
-                "On AWS: take the ElastiCache replication group into cluster mode in place",
-                Risk::ClientChangeRequired,
-                format!("AWS only. ElastiCache converts the group itself (Redis 7): apply {}'s Terraform with -var redis_cluster_mode_override=compatible, move clients to the configuration endpoint, then apply {}'s; the group, its data and its endpoints' names stay", from.name(), to.name()),
+                "On AWS, apply 1 of 3: the ElastiCache group into cluster mode compatible",
+                Risk::Online,
+                format!("AWS only. Apply {from}'s Terraform again with -var redis_cluster_mode_override=compatible: the mode and its cluster-enabled parameter group change, nothing else; the group, its data and its endpoints stay, and both its primary endpoint and its configuration endpoint answer", from = from.name()),
                 elsewhere("AWS only: ElastiCache's own conversion"),
             ));
             s.add.push(step(
@@ -72,6 +77,23 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 Risk::ClientChangeRequired,
                 format!("{cluster_aware}. The cut-over: writes to the old Redis stop, the keys written since the copy are copied and checked again, then the clients move"),
                 Action::CutOverToCluster,
+            ));
+            s.clients.push(step(
+                "On AWS, apply 2 of 3: cluster mode enabled, one shard",
+                Risk::ClientChangeRequired,
+                format!("AWS only, once every client is cluster-aware and uses the configuration endpoint: apply {from}'s Terraform with -var redis_cluster_mode_override=enabled. The mode changes alone and cannot be undone; the group is then a cluster of one shard", from = from.name()),
+                elsewhere("AWS only: ElastiCache's own conversion"),
+            ));
+            s.clients.push(step(
+                format!(
+                    "On AWS, apply 3 of 3: {}'s Terraform, {} shards x {} replica(s)",
+                    to.name(),
+                    c.map_or(0, |c| c.shards),
+                    c.map_or(0, |c| c.replicas_per_shard)
+                ),
+                Risk::Online,
+                "AWS only: the cluster phase's files without the override. ElastiCache reshards online (slots move while the shards serve) and sets each shard's replicas",
+                elsewhere("AWS only: ElastiCache's online resharding"),
             ));
             let mut old: Vec<String> = data_nodes(ta).iter().map(|n| (*n).to_owned()).collect();
             old.extend(sentinels(ta).iter().map(|n| (*n).to_owned()));

@@ -171,6 +171,49 @@ fn identity(from: &Phase, to: &Phase) -> Vec<(&'static str, &'static str, String
     .collect()
 }
 
+/// TRN004: on AWS a move into cluster mode converts the ElastiCache group
+/// in place (mode compatible, then enabled, then the shards: three applies,
+/// one change each). ElastiCache converts only a group of Redis 7.0 or
+/// later with a replica and automatic failover; any other would need a new
+/// group, with every key lost, or one apply that changes the mode and the
+/// shards together, which ElastiCache refuses.
+fn cluster_conversion(from: &Phase, to: &Phase, to_src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    if !to.targets.terraform.enabled
+        || from.redis.mode == RedisMode::Cluster
+        || to.redis.mode != RedisMode::Cluster
+    {
+        return;
+    }
+    let lone = from.redis.mode == RedisMode::Standalone && !from.targets.terraform.redis_replica;
+    let old = from.redis.version < 7;
+    if !lone && !old {
+        return;
+    }
+    let why = if old {
+        format!(
+            "phase {}'s Redis is version {} and ElastiCache converts a group into cluster mode from Redis 7.0",
+            from.name, from.redis.version
+        )
+    } else {
+        format!(
+            "phase {}'s Redis has no replica, and ElastiCache converts only a group with a replica and automatic failover",
+            from.name
+        )
+    };
+    out.push(Diagnostic::error(
+        Code::Trn004,
+        to_src.value_at("/redis/mode"),
+        format!(
+            "phase {} takes Redis into cluster mode on AWS, but {why}: the group cannot change mode in place, so the mode and the shards would change in one step",
+            to.name
+        ),
+        format!(
+            "give phase {}'s Redis what the conversion needs (redis.version 7 or later; a replica: targets.terraform.redis_replica: true or sentinel mode), or add a phase between them that does",
+            from.name
+        ),
+    ));
+}
+
 /// Rules between consecutive phases: the deployment keeps its identity;
 /// Redis never moves backwards and no capacity is lost, unless the later
 /// phase says `allow_downgrade: true`.
@@ -187,6 +230,7 @@ pub fn check(from: &Phase, to: &Phase, to_src: &SourceMap) -> Vec<Diagnostic> {
             format!("keep {a}, best by setting it once in a parent spec both phases extend"),
         ));
     }
+    cluster_conversion(from, to, to_src, &mut out);
     if to.allow_downgrade {
         return out;
     }
@@ -251,5 +295,48 @@ mod tests {
         assert_eq!(codes, ["TRN001", "TRN002"]);
         let allowed = phase(serde_json::json!({"app": {"replicas": 2}, "allow_downgrade": true}));
         assert!(check(&a, &allowed, &src).is_empty());
+    }
+
+    #[test]
+    fn a_cluster_conversion_needs_redis_7_and_a_replica_on_aws() {
+        let (_, src) = crate::spec::node::Node::new(
+            crate::spec::node::Kind::Map(vec![]),
+            crate::diag::Location::start_of(&std::sync::Arc::new("b.yaml".into())),
+        )
+        .into_json();
+        let aws = |redis: serde_json::Value, replica: bool| {
+            phase(serde_json::json!({
+                "redis": redis,
+                "targets": {"terraform": {"enabled": true, "redis_replica": replica}},
+            }))
+        };
+        let cluster = aws(
+            serde_json::json!({"mode": "cluster", "replicas": null, "sentinel": null, "cluster": {"shards": 3, "replicas_per_shard": 1}}),
+            false,
+        );
+        let codes = |from: &Phase| -> Vec<String> {
+            check(from, &cluster, &src)
+                .iter()
+                .map(|d| d.code.as_str().to_owned())
+                .collect()
+        };
+        let lone = aws(serde_json::json!({"mode": "standalone"}), false);
+        assert_eq!(codes(&lone), ["TRN004"]);
+        let paired = aws(serde_json::json!({"mode": "standalone"}), true);
+        assert!(codes(&paired).is_empty());
+        let sentinel = aws(
+            serde_json::json!({"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}),
+            false,
+        );
+        assert!(codes(&sentinel).is_empty());
+        let six = aws(
+            serde_json::json!({"version": 6, "mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}}),
+            false,
+        );
+        assert_eq!(codes(&six), ["TRN004"]);
+        // Off AWS the cluster is built beside the old Redis: nothing to convert.
+        let mut local = cluster.clone();
+        local.targets.terraform.enabled = false;
+        assert!(check(&lone, &local, &src).is_empty());
     }
 }

@@ -121,13 +121,13 @@ variable "apply_immediately" {
 }
 
 variable "redis_cluster_mode_override" {
-  description = "Set to \"compatible\" for the first of the two applies that take Redis into cluster mode without replacing it: apply this phase's files with it, move the clients to the configuration endpoint, then apply the cluster phase's files. See the transition plan."
+  description = "Takes Redis into cluster mode in place, one change per apply: this phase's files with \"compatible\" (apply 1), then, once the clients use the configuration endpoint, with \"enabled\" (apply 2), then the cluster phase's files without it (apply 3, the shards). See the transition plan."
   type        = string
   default     = null
 
   validation {
-    condition     = var.redis_cluster_mode_override == null || var.redis_cluster_mode_override == "compatible"
-    error_message = "redis_cluster_mode_override is null or \"compatible\"."
+    condition     = var.redis_cluster_mode_override == null || contains(["compatible", "enabled"], coalesce(var.redis_cluster_mode_override, "none"))
+    error_message = "redis_cluster_mode_override is null, \"compatible\" or \"enabled\"."
   }
 }
 

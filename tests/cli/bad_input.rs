@@ -102,6 +102,7 @@ bad_inputs! {
     backup_window_not_a_window: "bad-backup-window" => "SCH005" at "phases/phase.yaml:6:13";
     inherited_sentinel_block_in_cluster_mode: "sentinel-block-in-cluster" => "RED009" at "phases/parent.yaml:7:3";
     users_min_above_max: "users-reversed" => "PHASE001" at "phases/phase.yaml:3:15";
+    cluster_mode_from_a_redis_elasticache_cannot_convert: "cluster-from-lone-redis" => "TRN004" at "phases/two.yaml:5:9";
     redis_moving_backwards: "redis-backwards" => "TRN001" at "phases/two.yaml:4:16";
     capacity_loss_between_phases: "capacity-loss" => "TRN002" at "phases/two.yaml:4:28";
     capacity_below_users_max: "capacity-below-target" => "CAP001" at "phases/phase.yaml:3:25";

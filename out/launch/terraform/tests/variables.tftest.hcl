@@ -110,3 +110,21 @@ run "a_wrong_instance_class_fails" {
 
   expect_failures = [var.postgres_instance_class]
 }
+
+run "each_cluster_mode_apply_passes" {
+  command = plan
+
+  variables {
+    redis_cluster_mode_override = "enabled"
+  }
+}
+
+run "an_unknown_cluster_mode_override_fails" {
+  command = plan
+
+  variables {
+    redis_cluster_mode_override = "disabled"
+  }
+
+  expect_failures = [var.redis_cluster_mode_override]
+}

@@ -149,7 +149,7 @@ variable "redis" {
 }
 
 variable "redis_cluster_mode_override" {
-  description = "\"compatible\" for the first apply of a move into cluster mode; null otherwise."
+  description = "\"compatible\" (apply 1) or \"enabled\" (apply 2) of a move into cluster mode with the earlier phase's files; null otherwise."
   type        = string
   default     = null
 }

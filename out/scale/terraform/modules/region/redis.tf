@@ -46,11 +46,14 @@ resource "aws_elasticache_parameter_group" "cluster" {
 
 locals {
   # The move into cluster mode keeps the replication group (its data and
-  # its identity): cluster_mode goes from "disabled" through "compatible"
-  # (one apply, with the cluster parameter group) to "enabled", which the
-  # AWS provider changes in place (aws_elasticache_replication_group,
-  # argument cluster_mode, provider 5.59.0 and later; ElastiCache's
-  # "Modifying cluster mode" guide: Redis OSS 7.0 or later).
+  # its identity): cluster_mode goes from "disabled" to "compatible" (apply
+  # 1, with the cluster parameter group) and to "enabled" (apply 2), both
+  # with the earlier phase's files so that nothing else changes in the
+  # same modification, as ElastiCache requires; the cluster phase's files
+  # then reshard (apply 3). The AWS provider changes cluster_mode in place
+  # (aws_elasticache_replication_group, provider 5.59.0 and later;
+  # ElastiCache's "Modifying cluster mode" guide: Redis OSS 7.0 or later,
+  # a replica and automatic failover).
   cluster_mode = coalesce(var.redis_cluster_mode_override, var.redis.cluster_mode)
 
   # A secondary region's copy in a global datastore takes its engine, node
