@@ -6,6 +6,7 @@ mod args;
 mod backup;
 mod build;
 mod capacity;
+mod compose;
 mod diff;
 mod down;
 mod init;
@@ -75,8 +76,8 @@ pub enum Command {
     /// Restore the local deployment's database to a point in time from its
     /// backups and WAL archive; the replicas then clone it.
     Restore(restore::Args),
-    /// Make a standby of the local deployment the primary when the primary
-    /// is lost, and point the standbys, PgBouncer and the proxy at it.
+    /// Make a standby the primary when the primary is lost (local target or
+    /// Compose), and point the standbys, PgBouncer and the proxy at it.
     Promote(promote::Args),
     /// Stop exactly the processes `up --native` recorded in the state directory.
     Down(down::Args),

@@ -1,8 +1,10 @@
-//! `scaleplan promote`: a standby of the running local deployment made
-//! the primary when the primary is lost.
+//! `scaleplan promote`: a standby of the running deployment made the
+//! primary when the primary is lost: the local target's (`up --native`)
+//! or a Compose deployment's (`up` without it), told apart by what the
+//! state directory holds.
 
 use super::args::{Deployment, EXIT_ERROR, EXIT_OK, Format, Templates};
-use super::session;
+use super::session::{self, Request};
 use crate::native::migrate::promote::{self, PromoteOptions};
 use crate::render::Renderer;
 use crate::render::format::thousands;
@@ -24,26 +26,64 @@ pub struct Args {
 }
 
 pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
-    let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
-        Ok(found) => found,
-        Err(code) => return Ok(code),
-    };
-    let Some(phase) = loaded.planned.get(&name) else {
-        return Ok(EXIT_ERROR);
-    };
-    if format == Format::Json {
-        crate::output::progress_to_stderr();
-    }
     let renderer = Renderer::new(args.templates.dir.as_deref())?;
-    let report = promote::promote(
-        phase,
-        &renderer,
-        &PromoteOptions {
-            state_dir: &args.at.state,
-            replica: args.replica.as_deref(),
-            timeout: std::time::Duration::from_secs(args.timeout),
-        },
-    )?;
+    let timeout = std::time::Duration::from_secs(args.timeout);
+    // A Compose deployment: `up` without --native wrote its files here,
+    // and there is no record of processes.
+    let compose = crate::native::State::load(&args.at.state)?.is_none()
+        && args.at.state.join("compose-target").is_dir();
+    let (report, rejoin) = if compose {
+        let record = super::compose::Record::load(&args.at.state)?;
+        let req = Request {
+            names: std::slice::from_ref(&args.name),
+            only_selected: true,
+            plan: record.plan_options(),
+            ..Request::all(&args.at.phases.dir)
+        };
+        let loaded = match session::load(format, &req)? {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+        if format == Format::Json {
+            crate::output::progress_to_stderr();
+        }
+        let report = super::compose::promote::promote(
+            loaded.one(),
+            &renderer,
+            &super::compose::promote::PromoteOptions {
+                state: &args.at.state,
+                replica: args.replica.as_deref(),
+                timeout,
+            },
+        )?;
+        let rejoin = "its data directory is no standby's, so it refuses to start until reseeded: docker compose up -d --force-recreate with SCALEPLAN_RESEED set to the system identifier its error names (docs/recovery.md)".to_owned();
+        (report, rejoin)
+    } else {
+        let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
+        let Some(phase) = loaded.planned.get(&name) else {
+            return Ok(EXIT_ERROR);
+        };
+        if format == Format::Json {
+            crate::output::progress_to_stderr();
+        }
+        let report = promote::promote(
+            phase,
+            &renderer,
+            &PromoteOptions {
+                state_dir: &args.at.state,
+                replica: args.replica.as_deref(),
+                timeout,
+            },
+        )?;
+        let rejoin = format!(
+            "its data replaced by a clone: scaleplan up {name} --native --reseed {}",
+            report.lost_primary
+        );
+        (report, rejoin)
+    };
     match format {
         Format::Json => session::print_json(&report)?,
         _ => {
@@ -79,9 +119,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
                 ),
             }
             crate::say!(
-                "{} rejoins only as a standby, its data replaced by a clone: scaleplan up {} --native --reseed {}",
-                report.lost_primary,
-                name,
+                "{} rejoins only as a standby, {rejoin}",
                 report.lost_primary
             );
         }

@@ -5,11 +5,10 @@ use super::args::{EXIT_ERROR, EXIT_OK, Format, PhasesDir, Templates};
 use super::session::{self, Request};
 use crate::native::write_private;
 use crate::plan::PlannedPhase;
-use crate::plan::identity::GRAFANA_ADMIN_VAR;
+
 use crate::plan::layout::TargetFile;
 use crate::plan::target::Target;
 use crate::render::Renderer;
-use crate::render::artifacts::{self, Artifacts};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +58,13 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         plan: crate::plan::Options {
             base_port: args.base_port,
             // A deployment whose replica was promoted keeps it the primary.
-            writer: crate::native::State::load(&args.state)?.and_then(|s| s.plan_options().writer),
+            writer: if args.native {
+                crate::native::State::load(&args.state)?.and_then(|s| s.plan_options().writer)
+            } else {
+                super::compose::Record::load(&args.state)?
+                    .plan_options()
+                    .writer
+            },
         },
         ..Request::all(&args.phases.dir)
     };
@@ -116,47 +121,15 @@ fn compose_up(phase: &PlannedPhase, renderer: &Renderer, state: &Path) -> anyhow
         );
         return Ok(EXIT_ERROR);
     }
-    let mut files = Artifacts::default();
-    renderer.render_target(phase, Target::Compose, &mut files)?;
-    let dir = state.join("compose-target");
-    artifacts::write_phase(&dir, phase.name(), &files)?;
-    let compose = dir
-        .join(phase.name())
-        .join(TargetFile::ComposeFile.of(Target::Compose));
-    let project_dir = compose.parent().context("the Compose file's directory")?;
-    // The same secrets as a native bring-up: from the environment, or
-    // generated once and kept in the state directory, never in out/.
-    let secrets = crate::native::Secrets::load_or_create(state)?;
-    let mut env: Vec<(String, String)> = secrets
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    // Grafana (profile `dashboards`) is not started by default, but the
-    // file names its password: one kept beside the others when the
-    // environment gives none.
-    let grafana = match std::env::var(GRAFANA_ADMIN_VAR) {
-        Ok(v) => v,
-        Err(_) => secrets.kept(state, GRAFANA_ADMIN_VAR)?,
-    };
-    env.push((GRAFANA_ADMIN_VAR.to_owned(), grafana));
-    // Compose reads `.env` from the project's directory: the operator's own
-    // `docker compose ...` there (a transition's steps, logs, exec) finds
-    // the secrets without exporting them. Owner-only, in the state
-    // directory.
-    let dotenv: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    write_private(&project_dir.join(".env"), &dotenv)?;
-    let mut cmd = std::process::Command::new("docker");
+    let project = super::compose::Project::write(phase, renderer, state)?;
     // --build: images built from Debian's packages are built when missing
     // and rebuilt from cache when their Dockerfile changed (a no-op for
     // pulled images).
-    cmd.args(["compose", "-f"])
-        .arg(&compose)
-        .args(["up", "--detach", "--wait", "--build"])
-        .envs(env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = project.command(&["up", "--detach", "--wait", "--build"]);
+    cmd.stdin(std::process::Stdio::inherit());
     let status = cmd.status().context("running docker compose")?;
     if status.success() {
-        host_contract(phase, project_dir, &secrets, &compose)?;
+        host_contract(phase, &project.dir, &project.secrets, &project.file)?;
     }
     Ok(if status.success() {
         EXIT_OK

@@ -36,9 +36,10 @@ use topology::Topology;
 pub struct Options {
     /// The local target's first port instead of the spec's.
     pub base_port: Option<u16>,
-    /// The local target's PostgreSQL node that is the primary, when it is
-    /// not the spec's (`scaleplan promote` made a replica the writer):
-    /// 0 for postgres-primary, `i` for postgres-replica-i.
+    /// The PostgreSQL node that is the primary on the local target and in
+    /// Compose, when it is not the spec's (`scaleplan promote` made a
+    /// replica the writer): 0 for postgres-primary, `i` for
+    /// postgres-replica-i.
     pub writer: Option<u32>,
 }
 
@@ -87,7 +88,9 @@ pub fn plan(phase: &ValidPhase, opts: &Options, next: Option<String>) -> Planned
         base_port: opts.base_port.unwrap_or(spec.targets.local.base_port),
     };
     let cloud_nodes = topology::build(spec, Target::Cloud);
-    let compose = topology::build(spec, Target::Compose);
+    // A promoted standby is the writer on the local target and in Compose
+    // alike; in the cloud RDS keeps its own writer.
+    let compose = topology::build_with_writer(spec, Target::Compose, opts.writer.unwrap_or(0));
     let capacity = capacity::estimate(spec);
     PlannedPhase {
         title: spec

@@ -109,6 +109,12 @@ pub struct PostgresNode {
     pub endpoint: Endpoint,
     /// Replication slot this standby streams from, when slots are on.
     pub slot: Option<String>,
+    /// In Compose, the data directory is the volume's root (postgres-
+    /// primary's, as scaleplan has always created it) rather than a
+    /// directory inside it (a replica's, so that a clone can be renamed
+    /// into place). Fixed per node whatever its role: a promoted replica
+    /// keeps its data where it is.
+    pub data_is_volume_root: bool,
     pub resources: Resources,
 }
 
@@ -444,6 +450,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
             PostgresNode {
                 endpoint: target.endpoint(Role::Postgres, i as u16, &name),
                 slot: pg.replication_slots.then(|| format!("replica_{i}")),
+                data_is_volume_root: i == 0,
                 name,
                 resources: pg_resources.clone(),
             }

@@ -101,14 +101,32 @@ if [ -z "$status" ]; then
 fi
 {% endif %}
 
+{% if target.kind == "compose" and node.data_is_volume_root %}
+# This node's data is its volume's root (it was the primary): the clone
+# goes inside the volume, and replaces the old files once complete. A start
+# cut short in between finds no complete clone and clones again.
+clone="$data/.clone"
+{% else %}
+clone="$data.clone"
+{% endif %}
 if [ -n "$reclone" ]; then
   echo "cloning $primary_host:$primary_port into $data ($reclone)"
-  rm -rf "$data.clone"
-  pg_basebackup -h "$primary_host" -p "$primary_port" -U "$user" -D "$data.clone" \
+  rm -rf "$clone"
+  pg_basebackup -h "$primary_host" -p "$primary_port" -U "$user" -D "$clone" \
     -X stream -c fast{% if node.slot %} -S "$slot"{% endif %} ${SCALEPLAN_CLONE_MAX_RATE:+--max-rate="$SCALEPLAN_CLONE_MAX_RATE"}
-  touch "$data.clone/standby.signal"
+  touch "$clone/standby.signal"
+{% if target.kind == "compose" and node.data_is_volume_root %}
+  # pg_control goes first and comes last: a start cut short in between
+  # sees no complete cluster, and clones again.
+  rm -rf "$data/global"
+  find "$data" -mindepth 1 -maxdepth 1 ! -name .clone -exec rm -rf {} +
+  find "$clone" -mindepth 1 -maxdepth 1 ! -name global -exec mv -t "$data" {} +
+  mv "$clone/global" "$data/global"
+  rmdir "$clone"
+{% else %}
   rm -rf "$data"
-  mv "$data.clone" "$data"
+  mv "$clone" "$data"
+{% endif %}
 fi
 chmod 0700 "$data"
 # A clone made with pg_basebackup -R kept the password here; this start

@@ -10,6 +10,7 @@
 //! take turns; a guard takes the project down (containers, network,
 //! volumes) when a test ends, also when it fails.
 
+mod promote;
 mod reads;
 
 use std::path::{Path, PathBuf};

@@ -64,7 +64,7 @@ pub struct LostWrites {
 }
 
 /// An LSN (`16/B374D848`) as a byte position.
-fn lsn(text: &str) -> Option<u64> {
+pub fn lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.trim().split_once('/')?;
     Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
@@ -106,12 +106,12 @@ pub fn promote(
             let lost_writes = lost_writes(
                 &tools,
                 &state_dir.join(&lost.name).join("data"),
-                &chosen.received_text,
-                chosen.received,
+                &chosen.standby.received_text,
+                chosen.standby.received,
                 is_root().then_some("postgres"),
             );
             promote_node(&tools, &secrets, &chosen, opts.timeout)?;
-            let writer = postgres_node_index(&chosen.name)
+            let writer = postgres_node_index(&chosen.standby.name)
                 .context("a standby whose name is no node of the plan")?;
             // The deployment from now on: the same phase, its primary at
             // the promoted node. Recorded at once: from here on, running
@@ -124,18 +124,18 @@ pub fn promote(
                 },
                 phase.next.clone(),
             );
-            state.postgres_writer = (writer != 0).then(|| chosen.name.clone());
+            state.postgres_writer = (writer != 0).then(|| chosen.standby.name.clone());
             state.promoting = Some(Promoting {
                 lost: lost.name.clone(),
-                received_lsn: chosen.received_text.clone(),
+                received_lsn: chosen.standby.received_text.clone(),
             });
             state.processes.retain(|p| p.name != lost.name);
             state.save(&state_dir)?;
             (
                 after,
-                chosen.name,
+                chosen.standby.name,
                 lost.name.clone(),
-                chosen.received_text,
+                chosen.standby.received_text,
                 lost_writes,
             )
         }
@@ -193,15 +193,97 @@ pub fn promote(
 
 /// A running standby and the WAL it has received.
 struct Candidate {
-    name: String,
     port: u16,
-    received: u64,
-    received_text: String,
+    standby: Standby,
 }
 
-/// The standby to promote: the one named, or the one that received the
-/// most WAL. The primary must be gone, and a named standby must not be
-/// behind another (the other could not follow it).
+/// A standby that answered, and the WAL it has received (what it replays
+/// before it takes writes).
+pub struct Standby {
+    pub name: String,
+    pub received: u64,
+    pub received_text: String,
+}
+
+/// The query that asks a standby how far it is: in recovery, and the WAL
+/// it has received; `standby_row` reads the answer.
+pub const STANDBY_QUERY: &str = "SELECT pg_is_in_recovery(), \
+     greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), pg_last_wal_replay_lsn())";
+
+/// A standby's answer to STANDBY_QUERY; None when it is no standby or the
+/// answer is not one.
+pub fn standby_row(name: &str, row: &str) -> Option<Standby> {
+    let (recovering, at) = row.split_once('|')?;
+    (recovering == "t").then_some(())?;
+    Some(Standby {
+        name: name.to_owned(),
+        received: lsn(at)?,
+        received_text: at.to_owned(),
+    })
+}
+
+/// Which standby to promote, on every target: the one named, or the one
+/// that received the most WAL. A standby that runs but did not answer
+/// (`silent`) may be the most advanced, so nothing is chosen then; a named
+/// one behind another is refused (the other could not follow it).
+/// `restore` says how this target restores a primary from its backups,
+/// the way out when no standby runs.
+pub fn pick(
+    phase: &str,
+    standbys: &[Standby],
+    silent: &[&str],
+    named: Option<&str>,
+    restore: &str,
+) -> anyhow::Result<usize> {
+    if !silent.is_empty() {
+        bail!(
+            "{} run{} but did not answer as a standby: the most advanced one cannot be told\n  help: bring {} back, or stop {}, then run promote again",
+            silent.join(", "),
+            if silent.len() == 1 { "s" } else { "" },
+            if silent.len() == 1 { "it" } else { "them" },
+            if silent.len() == 1 { "it" } else { "them" }
+        );
+    }
+    let most = standbys.iter().map(|c| c.received).max();
+    let list = standbys
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.received_text))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let chosen = match named {
+        Some(name) => {
+            let i = standbys
+                .iter()
+                .position(|c| c.name == name)
+                .with_context(|| {
+                    format!(
+                        "{name} is not a running standby of phase {phase} (running standbys: {})",
+                        if list.is_empty() { "none" } else { &list }
+                    )
+                })?;
+            if Some(standbys[i].received) < most {
+                bail!(
+                    "{name} has received less WAL than another standby ({list}): that one could not follow it\n  help: promote the most advanced one (leave REPLICA out), or stop the others first"
+                );
+            }
+            i
+        }
+        None => standbys
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| c.received)
+            .map(|(i, _)| i)
+            .with_context(|| format!("no standby runs: there is nothing to promote\n  help: restore the primary from the backups: {restore}"))?,
+    };
+    crate::say!(
+        "promoting {} (it received the WAL to {}; running standbys: {list})",
+        standbys[chosen].name,
+        standbys[chosen].received_text
+    );
+    Ok(chosen)
+}
+
+/// The standby to promote on the local target. The primary must be gone.
 fn choose(
     phase: &PlannedPhase,
     state: &State,
@@ -220,8 +302,7 @@ fn choose(
     }
     let password = secrets.get(Secret::Postgres);
     let alive: BTreeSet<&str> = state.running().iter().map(|p| p.name.as_str()).collect();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    let mut silent = Vec::new();
+    let (mut ports, mut standbys, mut silent) = (Vec::new(), Vec::new(), Vec::new());
     for r in pg
         .replicas
         .iter()
@@ -233,74 +314,22 @@ fn choose(
             SUPERUSER,
             password,
             "postgres",
-            // What it has received it replays before it takes writes.
-            "SELECT pg_is_in_recovery(), \
-             greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), pg_last_wal_replay_lsn())",
+            STANDBY_QUERY,
         );
-        match row.as_deref().and_then(|row| {
-            let (rec, at) = row.split_once('|')?;
-            Some((rec == "t", lsn(at)?, at.to_owned()))
-        }) {
-            Some((true, received, received_text)) => candidates.push(Candidate {
-                name: r.name.clone(),
-                port: r.endpoint.port,
-                received,
-                received_text,
-            }),
-            _ => silent.push(r.name.as_str()),
-        }
-    }
-    // A standby that runs but does not answer may be the most advanced.
-    if !silent.is_empty() {
-        bail!(
-            "{} run{} but did not answer as a standby: the most advanced one cannot be told\n  help: bring {} back, or stop {}, then run promote again",
-            silent.join(", "),
-            if silent.len() == 1 { "s" } else { "" },
-            if silent.len() == 1 { "it" } else { "them" },
-            if silent.len() == 1 { "it" } else { "them" }
-        );
-    }
-    let most = candidates.iter().map(|c| c.received).max();
-    let list = candidates
-        .iter()
-        .map(|c| format!("{} ({})", c.name, c.received_text))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let chosen = match named {
-        Some(name) => {
-            let i = candidates
-                .iter()
-                .position(|c| c.name == name)
-                .with_context(|| {
-                    format!(
-                        "{name} is not a running standby of phase {} (running standbys: {})",
-                        phase.name(),
-                        if list.is_empty() { "none" } else { &list }
-                    )
-                })?;
-            if Some(candidates[i].received) < most {
-                bail!(
-                    "{name} has received less WAL than another standby ({list}): that one could not follow it\n  help: promote the most advanced one (leave REPLICA out), or stop the others first"
-                );
+        match row.as_deref().and_then(|row| standby_row(&r.name, row)) {
+            Some(standby) => {
+                ports.push(r.endpoint.port);
+                standbys.push(standby);
             }
-            candidates.swap_remove(i)
+            None => silent.push(r.name.as_str()),
         }
-        None => {
-            let i = candidates
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, c)| c.received)
-                .map(|(i, _)| i)
-                .context("no standby runs: there is nothing to promote\n  help: restore the primary from the backups: scaleplan restore PHASE --to latest")?;
-            candidates.swap_remove(i)
-        }
-    };
-    crate::say!(
-        "promoting {} (it received the WAL to {}; running standbys: {list})",
-        chosen.name,
-        chosen.received_text
-    );
-    Ok(chosen)
+    }
+    let restore = format!("scaleplan restore {} --to latest", phase.name());
+    let i = pick(phase.name(), &standbys, &silent, named, &restore)?;
+    Ok(Candidate {
+        port: ports[i],
+        standby: standbys.swap_remove(i),
+    })
 }
 
 /// pg_promote, waited for as long as the bring-up waits for a server;
@@ -336,7 +365,7 @@ fn promote_node(
     if promoted.is_none() {
         bail!(
             "{} did not finish promoting within {seconds} s ({})",
-            c.name,
+            c.standby.name,
             match asked {
                 Ok(answer) => format!("pg_promote answered {answer}"),
                 Err(e) => format!("{e:#}"),
@@ -395,7 +424,7 @@ fn lost_writes(
 /// "could not find a valid record after X" when nothing follows. None
 /// when stderr says neither (a segment missing, a wrong timeline): then
 /// the count would be a guess.
-fn read_waldump(stdout: &str, stderr: &str, from: u64) -> Option<LostWrites> {
+pub fn read_waldump(stdout: &str, stderr: &str, from: u64) -> Option<LostWrites> {
     let ended = stderr.contains("error in WAL record at")
         || stderr.contains("could not find a valid record after");
     if !ended {

@@ -82,14 +82,15 @@ if [ -z "$status" ]; then
   primary "SELECT pg_create_physical_replication_slot('$slot', true)" > /dev/null
 fi
 
+clone="$data.clone"
 if [ -n "$reclone" ]; then
   echo "cloning $primary_host:$primary_port into $data ($reclone)"
-  rm -rf "$data.clone"
-  pg_basebackup -h "$primary_host" -p "$primary_port" -U "$user" -D "$data.clone" \
+  rm -rf "$clone"
+  pg_basebackup -h "$primary_host" -p "$primary_port" -U "$user" -D "$clone" \
     -X stream -c fast -S "$slot" ${SCALEPLAN_CLONE_MAX_RATE:+--max-rate="$SCALEPLAN_CLONE_MAX_RATE"}
-  touch "$data.clone/standby.signal"
+  touch "$clone/standby.signal"
   rm -rf "$data"
-  mv "$data.clone" "$data"
+  mv "$clone" "$data"
 fi
 chmod 0700 "$data"
 # A clone made with pg_basebackup -R kept the password here; this start

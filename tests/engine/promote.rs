@@ -1,0 +1,178 @@
+//! A lost primary in Compose: growth on Debian images, its primary's
+//! container killed, `scaleplan promote` (the commands docs/recovery.md
+//! shows for Compose). The most advanced standby is the primary, every
+//! row written before is there, the app's DATABASE_URL writes again, the
+//! other standby streams from it; the lost primary refuses to start as a
+//! standby until it is reseeded, and after the reseed `up` brings the
+//! whole phase up again with the promoted writer kept.
+
+use super::{
+    PROJECT, clients, docker, engine, eventually, filled_app_env, psql, psql_on, run, started, text,
+};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// psql inside a node's container, None when it fails (a table not
+/// replayed yet, a server starting).
+fn try_psql(node: &str, sql: &str) -> Option<String> {
+    let out = docker(
+        &[
+            "compose", "-p", PROJECT, "exec", "-T", node, "psql", "-X", "-A", "-t", "-U",
+            "postgres", "-d", "sikka", "-c", sql,
+        ],
+        Duration::from_secs(60),
+    );
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `scaleplan ARGS` in the sandbox, with the test secrets.
+fn scaleplan(sandbox: &testkit::Sandbox, args: &[&str]) -> std::process::Output {
+    run(
+        Command::new(testkit::bin())
+            .current_dir(&sandbox.root)
+            .args(args)
+            .envs(testkit::SECRETS),
+        Duration::from_secs(900),
+    )
+}
+
+#[test]
+fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
+    let _engine = engine();
+    let (sandbox, _down, _) = started("engine-promote", "growth");
+    let env_file = filled_app_env(&sandbox, "growth");
+    psql("CREATE TABLE promote_probe(id int PRIMARY KEY)");
+    psql("INSERT INTO promote_probe SELECT generate_series(1, 500)");
+    for standby in ["postgres-replica-1", "postgres-replica-2"] {
+        eventually(
+            &format!("{standby} to replay the rows"),
+            Duration::from_secs(60),
+            || try_psql(standby, "SELECT count(*) FROM promote_probe").as_deref() == Some("500"),
+        );
+    }
+
+    // The primary is lost: its container killed, as a host failure would.
+    let killed = docker(
+        &["compose", "-p", PROJECT, "kill", "postgres-primary"],
+        Duration::from_secs(60),
+    );
+    assert!(killed.status.success(), "{}", text(&killed));
+    let started_at = Instant::now();
+    let out = scaleplan(&sandbox, &["promote", "growth", "--state", "st"]);
+    let said = text(&out);
+    assert!(out.status.success(), "scaleplan promote:\n{said}");
+    eprintln!(
+        "promote in Compose: {:.1} s\n{said}",
+        started_at.elapsed().as_secs_f64()
+    );
+    let promoted = said
+        .lines()
+        .find_map(|l| l.split_once(" is the primary ("))
+        .map(|(name, _)| name.trim().to_owned())
+        .unwrap_or_else(|| panic!("promote did not name the new primary:\n{said}"));
+    assert!(promoted.starts_with("postgres-replica-"), "{said}");
+    assert!(
+        said.contains("no acknowledged write was lost") || said.contains("committed transactions"),
+        "promote did not say what the lost primary wrote after the standby's position:\n{said}"
+    );
+    let other = if promoted == "postgres-replica-1" {
+        "postgres-replica-2"
+    } else {
+        "postgres-replica-1"
+    };
+
+    // Every row, on a primary; the app writes through the same URL; the
+    // other standby streams from the new primary.
+    assert_eq!(
+        psql_on(&promoted, "SELECT count(*) FROM promote_probe"),
+        "500"
+    );
+    assert_eq!(psql_on(&promoted, "SELECT pg_is_in_recovery()"), "f");
+    let contract = clients(&env_file, &["contract"]);
+    assert_eq!(contract["ok"], true, "{contract}");
+    assert_eq!(
+        psql_on(
+            &promoted,
+            &format!(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = '{other}'"
+            )
+        ),
+        "1"
+    );
+    psql_on(&promoted, "INSERT INTO promote_probe VALUES (501)");
+    eventually(
+        &format!("{other} to replay a write of the new primary"),
+        Duration::from_secs(60),
+        || try_psql(other, "SELECT count(*) FROM promote_probe").as_deref() == Some("501"),
+    );
+
+    // The lost primary, started as what the new files make it (a standby),
+    // refuses: its data directory is a primary's.
+    let compose_file = sandbox.path("st/compose-target/growth/compose/docker-compose.yml");
+    let compose = |args: &[&str], env: &[(&str, &str)]| {
+        run(
+            Command::new("docker")
+                .args(["compose", "-f"])
+                .arg(&compose_file)
+                .args(args)
+                .envs(env.iter().copied()),
+            Duration::from_secs(600),
+        )
+    };
+    let _ = compose(&["up", "--detach", "--no-deps", "postgres-primary"], &[]);
+    let logs = || text(&compose(&["logs", "--no-color", "postgres-primary"], &[]));
+    eventually(
+        "the lost primary to refuse to start as a standby",
+        Duration::from_secs(60),
+        || logs().contains("is no standby"),
+    );
+    let refused = logs();
+    assert!(refused.contains("Nothing was deleted"), "{refused}");
+    assert_eq!(
+        psql_on(&promoted, "SELECT pg_is_in_recovery()"),
+        "f",
+        "the new primary must stay the only one"
+    );
+
+    // Reseeded as the error says, it streams from the new primary; `up`
+    // then brings the phase up whole, the promoted writer kept.
+    let id = psql_on(
+        &promoted,
+        "SELECT system_identifier FROM pg_control_system()",
+    );
+    let reseed = compose(
+        &[
+            "up",
+            "--detach",
+            "--no-deps",
+            "--force-recreate",
+            "--wait",
+            "postgres-primary",
+        ],
+        &[("SCALEPLAN_RESEED", id.as_str())],
+    );
+    assert!(reseed.status.success(), "reseed:\n{}", text(&reseed));
+    eventually(
+        "the reseeded old primary to replay the rows",
+        Duration::from_secs(120),
+        || {
+            try_psql("postgres-primary", "SELECT count(*) FROM promote_probe").as_deref()
+                == Some("501")
+        },
+    );
+    let (up, _) = super::up(&sandbox, "growth");
+    assert!(
+        up.status.success(),
+        "up after the promotion:\n{}",
+        text(&up)
+    );
+    assert_eq!(psql_on(&promoted, "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(
+        psql_on("postgres-primary", "SELECT pg_is_in_recovery()"),
+        "t"
+    );
+    let contract = clients(&env_file, &["contract"]);
+    assert_eq!(contract["ok"], true, "{contract}");
+}
