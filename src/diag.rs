@@ -67,6 +67,9 @@ pub enum Code {
     Load008,
     /// No spec files found, or an unknown phase was asked for.
     Load009,
+    /// A control character no YAML or TOML document may hold (a NUL
+    /// would make the parser stop there without a word).
+    Load010,
     /// `extends` names a spec that does not exist.
     Ext001,
     /// `extends` forms a cycle.
@@ -190,6 +193,7 @@ impl Code {
             Load007 => "LOAD007",
             Load008 => "LOAD008",
             Load009 => "LOAD009",
+            Load010 => "LOAD010",
             Ext001 => "EXT001",
             Ext002 => "EXT002",
             Ext003 => "EXT003",

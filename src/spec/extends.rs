@@ -4,7 +4,6 @@ use super::load::SourceFile;
 use super::node::{Kind, Node, SourceMap};
 use crate::diag::{Code, Diagnostic, Location};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,10 +39,8 @@ pub const IDENTITY_KEYS: [&[&str]; 7] = [
 ];
 
 /// Merges `leaf` with its ancestors.
-pub fn resolve(
-    leaf: &SourceFile,
-    files: &BTreeMap<String, SourceFile>,
-) -> Result<Merged, Diagnostic> {
+pub fn resolve(leaf: &SourceFile, loaded: &super::load::Loaded) -> Result<Merged, Diagnostic> {
+    let files = &loaded.files;
     let mut lineage: Vec<&SourceFile> = vec![leaf];
     let mut current = leaf;
     while let Some(parent_ref) = current.root.get("extends") {
@@ -69,6 +66,17 @@ pub fn resolve(
             ));
         }
         let Some(parent) = files.get(name) else {
+            if loaded.failed.contains(name) {
+                return Err(Diagnostic::error(
+                    Code::Ext001,
+                    parent_ref.at.clone(),
+                    format!(
+                        "{} extends '{name}', whose file could not be loaded",
+                        current.file_name()
+                    ),
+                    format!("fix the error reported in {name}'s file first"),
+                ));
+            }
             let known: Vec<&str> = files
                 .keys()
                 .map(String::as_str)

@@ -38,10 +38,20 @@ impl SourceFile {
     }
 }
 
+/// The spec files of a directory that loaded, by stem, and the stems of
+/// those that did not (reported already): a spec extending one of those
+/// is told so, not that its parent does not exist.
+#[derive(Default)]
+pub struct Loaded {
+    pub files: BTreeMap<String, SourceFile>,
+    pub failed: std::collections::BTreeSet<String>,
+}
+
 /// Spec files of a directory, by stem. Parse failures are reported and the
 /// file left out, so every other file is still checked in the same run.
-pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, SourceFile> {
-    let mut files = BTreeMap::new();
+pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Loaded {
+    let mut loaded = Loaded::default();
+    let files = &mut loaded.files;
     let dir_label = Arc::new(dir.to_path_buf());
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -52,7 +62,7 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, SourceF
                 format!("cannot read the phases directory: {e}"),
                 "pass the directory that holds the phase specs with --phases DIR",
             ));
-            return files;
+            return loaded;
         }
     };
     let mut paths: Vec<PathBuf> = entries
@@ -80,6 +90,7 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, SourceF
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let Some(file) = load_file(&path, diags) else {
+            loaded.failed.insert(stem);
             continue;
         };
         if let Some(first) = files.get(&stem) {
@@ -97,7 +108,7 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, SourceF
         }
         files.insert(stem, file);
     }
-    files
+    loaded
 }
 
 /// Reads and parses one spec file, by extension.
@@ -135,6 +146,23 @@ pub fn load_file(path: &Path, diags: &mut Diagnostics) -> Option<SourceFile> {
             return None;
         }
     };
+    if let Some((offset, c)) = text.char_indices().find(|&(_, c)| forbidden(c)) {
+        let (line, column) = line_col(&text, offset);
+        diags.push(Diagnostic::error(
+            Code::Load010,
+            Location {
+                file: shown,
+                line,
+                column,
+            },
+            format!(
+                "the file holds the control character U+{:04X}, which YAML and TOML do not allow: a parser could stop there and drop what follows",
+                u32::from(c)
+            ),
+            "remove it (an editor or a tool wrote it by mistake); only tab, line feed and carriage return may appear",
+        ));
+        return None;
+    }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -175,6 +203,17 @@ pub fn load_file(path: &Path, diags: &mut Diagnostics) -> Option<SourceFile> {
         stem,
         root,
     })
+}
+
+/// A character no spec file may hold: the C0 controls but tab, line feed
+/// and carriage return, DEL, the C1 controls but NEL, and the two
+/// noncharacters U+FFFE and U+FFFF (outside YAML's printable set; TOML
+/// allows even fewer).
+fn forbidden(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}')
+        || (('\u{80}'..='\u{9f}').contains(&c) && c != '\u{85}')
+        || c == '\u{fffe}'
+        || c == '\u{ffff}'
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {

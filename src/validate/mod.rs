@@ -36,14 +36,15 @@ pub struct Checked {
 /// Loads and checks every spec of a directory.
 pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
     let mut diags = Diagnostics::default();
-    let files = load::load_dir(dir, &mut diags);
+    let loaded = load::load_dir(dir, &mut diags);
+    let files = &loaded.files;
     let schema = schema::SchemaCheck::new()?;
     let mut phases = Vec::new();
     for file in files.values() {
         if file.is_abstract() {
             continue;
         }
-        let merged = match extends::resolve(file, &files) {
+        let merged = match extends::resolve(file, &loaded) {
             Ok(m) => m,
             Err(d) => {
                 diags.push(d);

@@ -368,6 +368,25 @@ fn posted_specs_answer_with_located_diagnostics_and_nothing_crashes_the_server()
         s.request("POST", "/v1/validate?phase=nope", &[], b"name: x\n")
             .is_problem(404)
     );
+    // A NUL byte does not cut the spec short: the lines after it would
+    // have been dropped without a word.
+    let launch = std::fs::read_to_string(sandbox.path("phases/launch.yaml")).unwrap();
+    let cut = format!("{launch}\0\napp: {{replicas: -3}}\n");
+    let r = s.request("POST", "/v1/validate?phase=launch", &[], cut.as_bytes());
+    assert_eq!(r.status, 422, "{}", r.body);
+    let doc = r.json();
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "LOAD010")
+        .unwrap_or_else(|| panic!("no LOAD010: {doc}"));
+    assert_eq!(d["location"]["file"], "phases/launch.yaml", "{d}");
+    assert_eq!(
+        d["location"]["line"].as_u64(),
+        Some(launch.lines().count() as u64 + 1),
+        "{d}"
+    );
     // Over the limit: 413, as problem+json.
     let big = vec![b'a'; 300 * 1024];
     assert!(s.request("POST", "/v1/validate", &[], &big).is_problem(413));
