@@ -229,6 +229,17 @@ impl Builder<'_> {
                 Yaml::Null => Kind::Null,
                 Yaml::Boolean(b) => Kind::Bool(b),
                 Yaml::Integer(i) => Kind::Int(i),
+                // Digits alone are an integer, whatever their size: one
+                // past i64 is refused here, where it is written, rather
+                // than read as a float.
+                Yaml::Real(_) if is_decimal_integer(&value) => {
+                    return Err(Diagnostic::error(
+                        Code::Load008,
+                        at,
+                        format!("the integer {value} is beyond what a spec can hold (±9223372036854775807)"),
+                        "use a smaller number: each field's range is in `scaleplan schema`",
+                    ));
+                }
                 Yaml::Real(r) => match r.parse::<f64>() {
                     Ok(f) if f.is_finite() => Kind::Float(f),
                     _ => {
@@ -324,6 +335,12 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// An optional sign and decimal digits: YAML's plain integer.
+fn is_decimal_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_core_tag(tag: &Tag) -> bool {

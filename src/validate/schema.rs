@@ -10,7 +10,38 @@ use serde_json::Value;
 
 /// The schema as published in schemas/phase.schema.json.
 pub fn schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(Phase)).unwrap_or(Value::Null)
+    let mut schema = serde_json::to_value(schemars::schema_for!(Phase)).unwrap_or(Value::Null);
+    bound_integers(&mut schema);
+    schema
+}
+
+/// schemars names an unsigned field's width as a `format` (uint32), which
+/// JSON Schema does not check: a value past it (`max: 99999999999999999999999`)
+/// passed the schema and failed only when loaded, unlocated. Each such
+/// field gets the `maximum` its type holds, so the check locates it.
+fn bound_integers(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let width = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(u64::from(u8::MAX)),
+                Some("uint16") => Some(u64::from(u16::MAX)),
+                Some("uint32") => Some(u64::from(u32::MAX)),
+                _ => None,
+            };
+            if let Some(max) = width {
+                let bounded = map
+                    .get("maximum")
+                    .and_then(Value::as_u64)
+                    .map_or(max, |m| m.min(max));
+                map.insert("maximum".to_owned(), bounded.into());
+            }
+            for v in map.values_mut() {
+                bound_integers(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// The schema file's exact text: pretty JSON with a final newline, so the

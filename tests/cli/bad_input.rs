@@ -93,6 +93,8 @@ bad_inputs! {
     newline_into_comment: "newline-in-title" => "SAFE001" at "phases/phase.yaml:4:8";
     name_escaping_out_dir: "path-escape" => "NAME001" at "phases/phase.yaml:2:7";
     nul_byte_would_cut_the_spec_short: "nul-byte" => "LOAD010" at "phases/phase.yaml:4:1";
+    integer_past_i64_located: "huge-integer" => "LOAD008" at "phases/phase.yaml:3:23";
+    integer_past_its_field_located: "integer-past-u32" => "SCH004" at "phases/phase.yaml:3:23";
     yaml_alias_bomb: "alias-bomb" => "LOAD007" at "phases/phase.yaml:8:36";
     deep_flow_nesting: "deep-nesting" => "LOAD007" at "phases/phase.yaml:4:263";
     deep_block_nesting: "deep-block-nesting" => "LOAD007" at "phases/phase.yaml:68:68";
