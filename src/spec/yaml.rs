@@ -236,7 +236,9 @@ impl Builder<'_> {
                     return Err(Diagnostic::error(
                         Code::Load008,
                         at,
-                        format!("the integer {value} is beyond what a spec can hold (±9223372036854775807)"),
+                        format!(
+                            "the integer {value} is beyond what a spec can hold (±9223372036854775807)"
+                        ),
                         "use a smaller number: each field's range is in `scaleplan schema`",
                     ));
                 }

@@ -209,6 +209,34 @@ fn answers_with_the_cli_documents_the_files_and_the_diagrams() {
         assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
         assert_eq!(r.body, cli(root, &args), "{path} differs from {args:?}");
     }
+    // An unknown phase is 404 on every /v1/phases/{name} path.
+    for path in [
+        "/v1/phases/nope",
+        "/v1/phases/nope/validation",
+        "/v1/phases/nope/capacity",
+        "/v1/phases/nope/files",
+    ] {
+        assert!(s.get(path).is_problem(404), "{path}");
+    }
+    // The OpenAPI document lists the values `format` takes, as the server
+    // checks them.
+    let doc = s.get("/openapi.json").json();
+    for (path, method, values) in [
+        ("/v1/diff", "get", serde_json::json!(["json", "markdown"])),
+        (
+            "/v1/validate",
+            "post",
+            serde_json::json!(["yaml", "yml", "toml"]),
+        ),
+    ] {
+        let params = doc["paths"][path][method]["parameters"].as_array().unwrap();
+        let format = params.iter().find(|p| p["name"] == "format").unwrap();
+        assert_eq!(format["schema"]["enum"], values, "{path}");
+    }
+    assert!(
+        s.get("/v1/diff?from=launch&to=growth&format=yaml")
+            .is_problem(400)
+    );
     // Markdown by ?format= and by content negotiation.
     let md = cli(root, &["--format", "markdown", "diff", "launch", "growth"]);
     assert_eq!(

@@ -213,6 +213,11 @@ async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
         };
         match session::load_quiet(&req).map_err(|e| Problem::internal(&e))? {
             Ok(loaded) => doc(&loaded.report),
+            // No phase of that name and no spec file of that name: 404,
+            // as every other /v1/phases/{name} answers.
+            Err(_) if !names_a_spec(&c.phases, &name) && !planned_name(&c, &name)? => Err(
+                Problem::not_found(format!("no phase {name} in the phases directory")),
+            ),
             // `validate NAME --format json` prints the same document and
             // exits 1: here, 422 with it.
             Err(report) => {
@@ -223,6 +228,21 @@ async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
         }
     })
     .await
+}
+
+/// A spec file called `name` (any of the spec extensions) in `dir`: a
+/// phase that may fail to load, but exists.
+fn names_a_spec(dir: &std::path::Path, name: &str) -> bool {
+    crate::spec::load::EXTENSIONS
+        .iter()
+        .any(|ext| dir.join(format!("{name}.{ext}")).is_file())
+}
+
+/// A phase planned under that name (its `name:` may differ from its file's).
+fn planned_name(c: &Config, name: &str) -> Result<bool, Problem> {
+    let planned = crate::plan::plan_dir(&c.phases, &crate::plan::Options::default())
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(planned.get(name).is_some())
 }
 
 async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
@@ -320,6 +340,11 @@ pub(super) struct DiffQuery {
     format: Option<String>,
 }
 
+/// The values `?format=` takes on /v1/diff, and on /v1/validate; the
+/// OpenAPI document lists the same.
+pub const DIFF_FORMATS: [&str; 2] = ["json", "markdown"];
+pub const SPEC_FORMATS: [&str; 3] = ["yaml", "yml", "toml"];
+
 /// Markdown when `?format=markdown`, or when the client's Accept ranks
 /// text/markdown above application/json (q-values; equal: the first
 /// listed).
@@ -329,7 +354,8 @@ fn wants_markdown(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Pro
         Some("json") => return Ok(false),
         Some(other) => {
             return Err(Problem::bad_request(format!(
-                "format={other}: json or markdown"
+                "format={other}: one of {}",
+                DIFF_FORMATS.join(", ")
             )));
         }
         None => {}
@@ -466,7 +492,11 @@ async fn validate(
         Some("yaml") | Some("yml") => "yaml",
         Some("toml") => "toml",
         Some(other) => {
-            return Problem::bad_request(format!("format={other}: yaml or toml")).into_response();
+            return Problem::bad_request(format!(
+                "format={other}: one of {}",
+                SPEC_FORMATS.join(", ")
+            ))
+            .into_response();
         }
         None if content_type.contains("toml") => "toml",
         None => "yaml",

@@ -20,10 +20,18 @@ enum Body {
     Text(&'static str),
 }
 
-type Param = (&'static str, &'static str, bool, &'static str);
+/// (name, in, required, description, the values the server accepts: any
+/// string when empty).
+type Param = (
+    &'static str,
+    &'static str,
+    bool,
+    &'static str,
+    &'static [&'static str],
+);
 
 /// The path parameter most operations take.
-const NAME: Param = ("name", "path", true, "a phase's name, e.g. growth");
+const NAME: Param = ("name", "path", true, "a phase's name, e.g. growth", &[]);
 
 struct Op {
     route: Route,
@@ -126,7 +134,7 @@ pub fn document() -> String {
             summary: "The phase's diagnostics (`validate NAME --format json`); 422 with the same document when it has errors",
             params: &[NAME],
             ok: Body::Json(diags.clone()),
-            problems: &[],
+            problems: &[404],
             request: None,
             invalid_is_diagnostics: true,
             markdown: false,
@@ -164,6 +172,7 @@ pub fn document() -> String {
                     "path",
                     true,
                     "a path from .../files, e.g. compose/docker-compose.yml",
+                    &[],
                 ),
             ],
             ok: Body::Text("text/plain"),
@@ -188,9 +197,15 @@ pub fn document() -> String {
             id: "diff",
             summary: "What changes between two phases (`diff A B --format json`, or `--format markdown` with ?format=markdown or Accept: text/markdown)",
             params: &[
-                ("from", "query", true, "the earlier phase"),
-                ("to", "query", true, "the later phase"),
-                ("format", "query", false, "json (default) or markdown"),
+                ("from", "query", true, "the earlier phase", &[]),
+                ("to", "query", true, "the later phase", &[]),
+                (
+                    "format",
+                    "query",
+                    false,
+                    "json (default) or markdown",
+                    &super::api::DIFF_FORMATS,
+                ),
             ],
             ok: Body::Json(any_object(
                 "`diff --format json`: {changes, comparisons: [{from, to, summary, files, spec_changes, plan}]}",
@@ -205,8 +220,8 @@ pub fn document() -> String {
             id: "transition",
             summary: "The transition plan: its steps in order, with risk and what carries each out",
             params: &[
-                ("from", "path", true, "the phase that runs"),
-                ("to", "path", true, "the phase to move to"),
+                ("from", "path", true, "the phase that runs", &[]),
+                ("to", "path", true, "the phase to move to", &[]),
             ],
             ok: Body::Json(any_object(
                 "The plan, as in `diff --format json`'s `plan`: {from, to, capacity, steps}",
@@ -226,12 +241,14 @@ pub fn document() -> String {
                     "query",
                     false,
                     "the phase whose file the body replaces; without it, a new file request.yaml",
+                    &[],
                 ),
                 (
                     "format",
                     "query",
                     false,
                     "yaml or toml (else from Content-Type, else yaml)",
+                    &super::api::SPEC_FORMATS,
                 ),
             ],
             ok: Body::Json(diags.clone()),
@@ -297,8 +314,13 @@ pub fn document() -> String {
         let params: Vec<Value> = op
             .params
             .iter()
-            .map(|(n, at, required, what)| {
-                json!({"name": n, "in": at, "required": required, "description": what, "schema": {"type": "string"}})
+            .map(|(n, at, required, what, values)| {
+                let schema = if values.is_empty() {
+                    json!({"type": "string"})
+                } else {
+                    json!({"type": "string", "enum": values})
+                };
+                json!({"name": n, "in": at, "required": required, "description": what, "schema": schema})
             })
             .collect();
         let mut operation = json!({
