@@ -444,6 +444,50 @@ fn posted_specs_answer_with_located_diagnostics_and_nothing_crashes_the_server()
     assert_eq!(s.get("/v1/phases").status, 200);
 }
 
+/// A raw HTTP/1.1 request: the request line and headers exactly as given.
+fn raw(addr: SocketAddr, head: &str) -> u16 {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+#[test]
+fn without_a_token_only_requests_addressed_to_loopback_are_answered() {
+    let sandbox = Sandbox::shipped("serve-hosts");
+    let s = Server::start(&sandbox.root, &[], &[]);
+    let addr = s.addr;
+    let ok = format!("GET /v1/phases HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(addr, &ok), 200);
+    for (what, head) in [
+        (
+            "a second Host",
+            format!("GET /v1/phases HTTP/1.1\r\nHost: {addr}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+        ),
+        (
+            "a foreign authority in the target",
+            format!("GET http://evil.example/v1/phases HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        ),
+        (
+            "userinfo-like text after the port",
+            "GET /v1/phases HTTP/1.1\r\nHost: localhost:80@evil.example\r\nConnection: close\r\n\r\n".to_owned(),
+        ),
+        (
+            "a rebound name",
+            "GET /v1/phases HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".to_owned(),
+        ),
+    ] {
+        assert_eq!(raw(addr, &head), 403, "{what}");
+    }
+}
+
 #[test]
 fn a_token_guards_everything_but_health_and_other_addresses_need_one() {
     // Beyond loopback, no token: refused before it binds.

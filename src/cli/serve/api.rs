@@ -78,12 +78,19 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
 /// read the plan through the browser.
 async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Response {
     let Some(token) = &config.token else {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if loopback_host(host) {
+        // Exactly one Host, naming loopback; and an absolute-form target
+        // (`GET http://host/...`), whose authority HTTP/1.1 puts before the
+        // Host header, must name loopback too.
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(one), None) => one.to_str().unwrap_or(""),
+            _ => "",
+        };
+        let target_ok = req
+            .uri()
+            .authority()
+            .is_none_or(|a| loopback_host(a.as_str()));
+        if loopback_host(host) && target_ok {
             return next.run(req).await;
         }
         return Problem::new(
@@ -117,13 +124,27 @@ async fn authorize(State(config): Shared, req: HttpRequest, next: Next) -> Respo
     r
 }
 
-/// A Host header naming loopback, with or without a port.
+/// A Host header naming loopback, with or without a port, and nothing
+/// else: `localhost:80@evil.example` names evil.example to many clients.
 fn loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return false;
+        };
+        match after.strip_prefix(':') {
+            Some(port) => (inside, Some(port)),
+            None if after.is_empty() => (inside, None),
+            None => return false,
+        }
     } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
     };
+    if port.is_some_and(|p| p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
@@ -646,6 +667,12 @@ mod tests {
             "evil.example:8080",
             "10.0.0.1",
             "127.0.0.1.evil.example",
+            "localhost:80@evil.example",
+            "127.0.0.1:80:81",
+            "[::1]evil",
+            "[::1]:",
+            "::1",
+            "localhost:123456",
         ] {
             assert!(!loopback_host(bad), "{bad}");
         }
