@@ -237,6 +237,15 @@ fn answers_with_the_cli_documents_the_files_and_the_diagrams() {
         s.get("/v1/diff?from=launch&to=growth&format=yaml")
             .is_problem(400)
     );
+    // The extractors' own rejections are problems too.
+    for (path, status) in [
+        ("/v1/phases/%zz", 404),
+        ("/v1/phases/%C3%28/capacity", 400),
+        ("/v1/diff?from=launch&from=growth&to=scale", 400),
+    ] {
+        let r = s.get(path);
+        assert!(r.is_problem(status), "{path}: {r:?}");
+    }
     // Markdown by ?format= and by content negotiation.
     let md = cli(root, &["--format", "markdown", "diff", "launch", "growth"]);
     assert_eq!(

@@ -69,7 +69,38 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::map_response(problems_everywhere))
         .with_state(config)
+}
+
+/// Every error as problem+json: the extractors' own rejections (a bad
+/// percent-encoding in a path, a repeated query parameter), the timeout's
+/// empty 408, whatever answers in plain text. A 422 that carries the
+/// diagnostics document itself (application/json) is left as it is.
+async fn problems_everywhere(response: Response) -> Response {
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(status.is_client_error() || status.is_server_error())
+        || kind.starts_with("application/problem+json")
+        || kind.starts_with("application/json")
+    {
+        return response;
+    }
+    // The rejections' texts are a line or two; anything longer is cut.
+    let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    Problem::new(status, detail).into_response()
 }
 
 /// With a token, every request but /healthz carries it, compared in

@@ -57,8 +57,10 @@ fn reason(status: u16) -> &'static str {
         500 => "scaleplan failed while answering (a bug)",
         503 => "The answer took too long, or the server is shutting down",
         404 => "No such phase, file or endpoint",
-        408 => "The request took longer than --request-timeout (no body)",
+        408 => "The request took longer than --request-timeout",
         413 => "The body is over the size limit",
+        414 => "The request target is too long (no body)",
+        431 => "Too many or too large headers (no body)",
         422 => "The specs have errors (their located diagnostics)",
         _ => "Error",
     }
@@ -293,11 +295,14 @@ pub fn document() -> String {
                 }),
             );
         }
-        responses.insert("408".into(), json!({"description": reason(408)}));
+        // Answered by the HTTP layer before any handler, without a body.
+        for status in [414, 431] {
+            responses.insert(status.to_string(), json!({"description": reason(status)}));
+        }
         let guarded: &[u16] = if op.route == Route::Health {
-            &[500]
+            &[408, 500]
         } else {
-            &[401, 403, 500, 503]
+            &[401, 403, 408, 500, 503]
         };
         let mut statuses: Vec<u16> = op.problems.iter().chain(guarded).copied().collect();
         statuses.sort_unstable();
