@@ -84,6 +84,16 @@ impl Node {
     }
 
     /// Number of nodes in this subtree, used to bound alias expansion.
+    /// The text the node holds: its strings and its mapping keys, in bytes.
+    pub fn text_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Str(s) => s.len(),
+            Kind::Seq(items) => items.iter().map(Node::text_bytes).sum(),
+            Kind::Map(entries) => entries.iter().map(|(k, v)| k.len() + v.text_bytes()).sum(),
+            _ => 0,
+        }
+    }
+
     pub fn size(&self) -> usize {
         1 + match &self.kind {
             Kind::Seq(items) => items.iter().map(Node::size).sum(),

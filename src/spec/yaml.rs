@@ -5,7 +5,7 @@
 //! and a hostile file (an alias bomb, ten thousand nested brackets) ends in a
 //! located error instead of a stack overflow or an out-of-memory kill.
 
-use super::limits::{MAX_DEPTH, MAX_NODES};
+use super::limits::{MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES};
 use super::node::{Kind, Node};
 use crate::diag::{Code, Diagnostic, Location};
 use std::collections::HashMap;
@@ -35,6 +35,8 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     nodes: usize,
+    /// Bytes of text in the tree so far, aliases expanded.
+    bytes: usize,
 }
 
 pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Node, Diagnostic> {
@@ -44,6 +46,7 @@ pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Node, Diagnostic> {
         anchors: HashMap::new(),
         root: None,
         nodes: 0,
+        bytes: 0,
     };
     let mut parser = Parser::new_from_str(text);
     let mut documents = 0;
@@ -141,7 +144,8 @@ impl Builder<'_> {
             self.loc(mark),
             format!("the document is too large: {what}"),
             format!(
-                "a spec nests at most {MAX_DEPTH} levels and expands to at most {MAX_NODES} values; remove the deep nesting or the repeated aliases"
+                "a spec nests at most {MAX_DEPTH} levels and expands to at most {MAX_NODES} values and {} MiB of text; remove the deep nesting or the repeated aliases",
+                MAX_EXPANDED_BYTES / (1024 * 1024)
             ),
         )
     }
@@ -150,6 +154,21 @@ impl Builder<'_> {
         self.nodes += n;
         if self.nodes > MAX_NODES {
             return Err(self.limit(mark, "aliases expand past the value limit"));
+        }
+        Ok(())
+    }
+
+    /// Text added to the tree, counted before it is copied.
+    fn weigh(&mut self, bytes: usize, mark: &Marker) -> Result<(), Diagnostic> {
+        self.bytes += bytes;
+        if self.bytes > MAX_EXPANDED_BYTES {
+            return Err(self.limit(
+                mark,
+                &format!(
+                    "aliases expand past {} MiB of text",
+                    MAX_EXPANDED_BYTES / (1024 * 1024)
+                ),
+            ));
         }
         Ok(())
     }
@@ -211,6 +230,7 @@ impl Builder<'_> {
         mark: &Marker,
     ) -> Result<Node, Diagnostic> {
         let at = self.loc(mark);
+        let value_bytes = value.len();
         let forced = match tag {
             None => None,
             Some(t) if is_core_tag(t) => Some(t.suffix.as_str()),
@@ -265,6 +285,7 @@ impl Builder<'_> {
             }
         };
         self.count(1, mark)?;
+        self.weigh(value_bytes, mark)?;
         Ok(Node::new(kind, at))
     }
 
@@ -277,9 +298,14 @@ impl Builder<'_> {
                 "define the anchor (&name) before using the alias (*name)",
             ));
         };
-        let size = target.size();
-        let mut node = target.clone();
+        let (size, bytes) = (target.size(), target.text_bytes());
+        // Counted first: the copy is what takes the memory.
         self.count(size, mark)?;
+        self.weigh(bytes, mark)?;
+        let Some(target) = self.anchors.get(&id) else {
+            return Err(self.limit(mark, "an alias without its anchor"));
+        };
+        let mut node = target.clone();
         node.at = self.loc(mark);
         Ok(node)
     }
@@ -347,4 +373,28 @@ fn is_decimal_integer(text: &str) -> bool {
 
 fn is_core_tag(tag: &Tag) -> bool {
     tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Anchors holding long strings, repeated by aliases of aliases: few
+    /// values, hundreds of megabytes once expanded. Refused at the alias
+    /// that crosses the bound, before it is copied.
+    #[test]
+    fn aliases_of_long_strings_are_refused_by_their_expanded_text() {
+        let long = "x".repeat(200_000);
+        let doc = format!(
+            "a: &a \"{long}\"\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        );
+        let file = Arc::new(PathBuf::from("bomb.yaml"));
+        let err = parse(&doc, &file).expect_err("an expansion past the bound");
+        assert_eq!(err.code, Code::Load007, "{err:?}");
+        assert!(err.message.contains("MiB of text"), "{}", err.message);
+        assert_eq!(err.location.line, 2, "{err:?}");
+        // The same text once, or a few times, is a spec.
+        let fine = format!("a: &a \"{long}\"\nb: [*a, *a]\n");
+        assert!(parse(&fine, &file).is_ok());
+    }
 }

@@ -441,6 +441,30 @@ fn posted_specs_answer_with_located_diagnostics_and_nothing_crashes_the_server()
         let r = s.request("POST", "/v1/validate", &[], body);
         assert!((400..500).contains(&r.status), "{}: {}", r.status, r.body);
     }
+    // Anchors of long strings repeated by aliases of aliases (200 KB that
+    // expand to 200 MB): refused by their expanded text, within a memory
+    // bound (the server's peak resident set, before and after).
+    let peak = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let long = "x".repeat(200_000);
+    let bomb = format!(
+        "a: &a \"{long}\"\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    );
+    let before = peak();
+    let r = s.request("POST", "/v1/validate", &[], bomb.as_bytes());
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("LOAD007"), "{}", r.body);
+    let grown = peak().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "one alias request took {grown} kB more at its peak"
+    );
     assert_eq!(s.get("/healthz").status, 200);
     // Specs are read per request: break one on disk and the answers say so.
     let path = sandbox.path("phases/launch.yaml");
