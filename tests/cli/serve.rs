@@ -521,6 +521,57 @@ fn without_a_token_only_requests_addressed_to_loopback_are_answered() {
     }
 }
 
+/// More validations at once than the server has workers, with a short
+/// --request-timeout: each request arrived whole, so none is answered 408;
+/// one that waits too long for a worker is told the server is busy (503,
+/// Retry-After, problem+json).
+#[test]
+fn a_busy_server_answers_503_not_408() {
+    let sandbox = Sandbox::shipped("serve-busy");
+    let s = Server::start(&sandbox.root, &["--request-timeout", "3"], &[]);
+    let addr = s.addr;
+    let growth = std::fs::read_to_string(sandbox.path("phases/growth.yaml")).unwrap();
+    // A comment pads the body to 240 KB, under the 256 KB limit.
+    let body = format!("{growth}#{}\n", "x".repeat(240 * 1024 - growth.len()));
+    let body = std::sync::Arc::new(body);
+    let handles: Vec<_> = (0..240)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let r = request(
+                    addr,
+                    "POST",
+                    "/v1/validate?phase=growth",
+                    &[],
+                    body.as_bytes(),
+                );
+                (
+                    r.status,
+                    r.header("retry-after").map(str::to_owned),
+                    r.is_problem(503),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (mut ok, mut busy) = (0, 0);
+    for (status, retry, problem) in &answers {
+        match status {
+            200 => ok += 1,
+            503 => {
+                assert!(
+                    *problem && retry.as_deref() == Some("1"),
+                    "{status} {retry:?}"
+                );
+                busy += 1;
+            }
+            other => panic!("a whole request was answered {other}"),
+        }
+    }
+    eprintln!("240 validations at once: {ok} answered, {busy} told 503 (busy)");
+    assert!(ok > 0);
+}
+
 #[test]
 fn a_token_guards_everything_but_health_and_other_addresses_need_one() {
     // Beyond loopback, no token: refused before it binds.

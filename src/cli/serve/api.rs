@@ -190,15 +190,32 @@ const WORK_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs CPU work off the async threads, a bounded number at once; a panic
 /// inside becomes a 500 and the server goes on serving; work past its
-/// time answers 503 (it finishes in the background, still holding its
-/// place, so load stays bounded).
-async fn blocking<F>(work: F) -> Response
+/// time gets 503. A request that waits longer than `queue_wait` for a
+/// slot gets 503 with Retry-After: the server is busy, the request was
+/// whole (408 is for a request slow to arrive).
+async fn blocking<F>(queue_wait: Duration, work: F) -> Response
 where
     F: FnOnce() -> Answer + Send + 'static,
 {
     static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WORKERS);
-    let Ok(permit) = SLOTS.acquire().await else {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    let permit = match tokio::time::timeout(queue_wait, SLOTS.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => {
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+        Err(_) => {
+            let mut r = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: {WORKERS} requests were planning or rendering for {} s; try again",
+                    queue_wait.as_secs_f64()
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
     };
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -239,7 +256,7 @@ async fn openapi(State(c): Shared) -> Response {
 }
 
 async fn phases(State(c): Shared) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         doc(&super::super::list::document(&loaded))
     })
@@ -247,7 +264,7 @@ async fn phases(State(c): Shared) -> Response {
 }
 
 async fn phase(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         let value = serde_json::to_value(p.spec()).map_err(|e| Problem::internal(&e.into()))?;
@@ -257,7 +274,7 @@ async fn phase(State(c): Shared, Path(name): Path<String>) -> Response {
 }
 
 async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let names = [name.clone()];
         let req = Request {
             names: &names,
@@ -298,7 +315,7 @@ fn planned_name(c: &Config, name: &str) -> Result<bool, Problem> {
 }
 
 async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         doc(&super::super::capacity::TablesDoc {
@@ -317,7 +334,7 @@ fn rendered(c: &Config, name: &str) -> Result<crate::render::artifacts::Artifact
 }
 
 async fn files(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let files = rendered(&c, &name)?;
         doc(&FilesDoc {
             phase: name,
@@ -355,7 +372,7 @@ async fn file(State(c): Shared, path: Result<Path<(String, String)>, PathRejecti
         ))
         .into_response();
     }
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let files = rendered(&c, &name)?;
         let text = files.get(&path).ok_or_else(|| {
             Problem::not_found(format!(
@@ -372,7 +389,7 @@ async fn file(State(c): Shared, path: Result<Path<(String, String)>, PathRejecti
 }
 
 async fn diagram(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         let text = crate::render::diagram::architecture(p).to_mermaid();
@@ -446,7 +463,7 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
     let (Some(from), Some(to)) = (q.from, q.to) else {
         return Problem::bad_request("name both phases: /v1/diff?from=A&to=B").into_response();
     };
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
         let all = |_: &str| true;
@@ -475,7 +492,7 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
 }
 
 async fn transition(State(c): Shared, Path((from, to)): Path<(String, String)>) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
         doc(&crate::transition::plan(a, b))
@@ -553,7 +570,10 @@ async fn validate(
         None if content_type.contains("toml") => "toml",
         None => "yaml",
     };
-    blocking(move || validate_body(&c, q.phase.as_deref(), ext, &body)).await
+    blocking(c.queue_wait, move || {
+        validate_body(&c, q.phase.as_deref(), ext, &body)
+    })
+    .await
 }
 
 /// The body written beside copies of the phases into a scratch directory,
@@ -627,7 +647,7 @@ pub(super) struct DeploymentDoc {
 }
 
 async fn deployment(State(c): Shared) -> Response {
-    blocking(move || {
+    blocking(c.queue_wait, move || {
         let status = crate::native::status_report(&c.state).map_err(|e| Problem::internal(&e))?;
         let mut observation = None;
         if status.up && status.monitoring {

@@ -15,4 +15,8 @@ pub struct Config {
     pub renderer: crate::render::Renderer,
     /// `/openapi.json`, generated once: it depends on the binary only.
     pub openapi: String,
+    /// How long a request waits for a worker before it is answered 503:
+    /// a third of --request-timeout, so that a busy server says so before
+    /// the request's own timeout (408) ends it.
+    pub queue_wait: std::time::Duration,
 }

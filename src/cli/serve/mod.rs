@@ -78,6 +78,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         mermaid_js,
         renderer: crate::render::Renderer::new(None)?,
         openapi: openapi::document(),
+        queue_wait: Duration::from_secs((args.request_timeout / 3).max(1)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
