@@ -521,6 +521,49 @@ fn without_a_token_only_requests_addressed_to_loopback_are_answered() {
     }
 }
 
+/// Headers that never end hold no connection past --request-timeout.
+#[test]
+fn headers_that_never_end_are_cut_off() {
+    let sandbox = Sandbox::shipped("serve-slow-headers");
+    let s = Server::start(&sandbox.root, &["--request-timeout", "2"], &[]);
+    let mut c = TcpStream::connect_timeout(&s.addr, Duration::from_secs(5)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    c.write_all(format!("GET /v1/phases HTTP/1.1\r\nHost: {}\r\n", s.addr).as_bytes())
+        .unwrap();
+    // One more header a second, never the blank line that ends them.
+    let mut closed = false;
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_secs(1));
+        if c.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let read = c.read(&mut buf);
+        c.set_nonblocking(false).unwrap();
+        if matches!(read, Ok(_)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "the connection was still open after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The server goes on answering.
+    assert_eq!(s.get("/healthz").status, 200);
+}
+
 /// More validations at once than the server has workers, with a short
 /// --request-timeout: each request arrived whole, so none is answered 408;
 /// one that waits too long for a worker is told the server is busy (503,

@@ -92,15 +92,49 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         // The first line names the address (a test or a script that asked
         // for port 0 reads it here).
         crate::say!("serving {} on http://{addr}/", args.phases.display());
-        let app = api::router(config, Duration::from_secs(args.request_timeout));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("serving")?;
+        let timeout = Duration::from_secs(args.request_timeout);
+        let app = api::router(config, timeout);
+        accept(listener, app, timeout).await;
         crate::say!("stopped");
         anyhow::Ok(())
     })?;
     Ok(EXIT_OK)
+}
+
+/// Serves each connection with HTTP/1.1 until SIGTERM or Ctrl-C, then
+/// finishes the requests in flight. A client whose request headers do not
+/// arrive within `timeout` is disconnected (hyper's header read timeout,
+/// which needs the timer set here); the body's own time is the router's
+/// 408.
+async fn accept(listener: tokio::net::TcpListener, app: axum::Router, timeout: Duration) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, or a connection reset before it
+                // was accepted: the listener itself is fine.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, finish what is in flight.
