@@ -475,6 +475,26 @@ fn posted_specs_answer_with_located_diagnostics_and_nothing_crashes_the_server()
     assert_eq!(r.json()["diagnostics"]["ok"], false);
     std::fs::write(&path, launch).unwrap();
     assert_eq!(s.get("/v1/phases").status, 200);
+    // Renderings are reused while the specs are unchanged, and follow an
+    // edit at the next request.
+    let file = "/v1/phases/launch/files/local/pgbouncer/pgbouncer-1/pgbouncer.ini";
+    let first = s.get(file);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(s.get(file).body, first.body);
+    let launch = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{launch}\npgbouncer: {{ default_pool_size: 17 }}\n"),
+    )
+    .unwrap();
+    let edited = s.get(file);
+    assert!(
+        edited.body.contains("default_pool_size = 17"),
+        "{}",
+        edited.body
+    );
+    std::fs::write(&path, &launch).unwrap();
+    assert_eq!(s.get(file).body, first.body);
 }
 
 /// A raw HTTP/1.1 request: the request line and headers exactly as given.

@@ -6,7 +6,7 @@
 use super::super::session::{self, Request};
 use super::config::{BODY_LIMIT, Config};
 use super::docs::{FileEntry, FilesDoc, Health};
-use super::phases::{find, load};
+use super::phases::{find, load, rendered};
 use super::problem::Problem;
 use super::routes::Route;
 use crate::compare::{self, Options, report};
@@ -323,14 +323,6 @@ async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
         })
     })
     .await
-}
-
-fn rendered(c: &Config, name: &str) -> Result<crate::render::artifacts::Artifacts, Problem> {
-    let loaded = load(c)?;
-    let p = find(&loaded, name)?;
-    c.renderer
-        .render_phase(p)
-        .map_err(|e| Problem::internal(&e))
 }
 
 async fn files(State(c): Shared, Path(name): Path<String>) -> Response {
