@@ -84,20 +84,12 @@ pub fn promote(
     })?;
     record.promoting = None;
     record.save(opts.state)?;
-    let pg = &after.compose.postgres;
-    let standbys: Vec<String> = std::iter::once(&pg.primary)
-        .chain(&pg.replicas)
-        .map(|n| format!("\"{}\"", n.name))
-        .collect();
-    Ok(PromoteReport {
-        synchronous_standby_names: format!("ANY 1 ({})", standbys.join(", ")),
-        promoted,
-        lost_primary: lost,
-        received_lsn,
-        lost: lost_writes.as_ref().ok().cloned(),
-        lost_unread: lost_writes.err(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(PromoteReport::new(
+        &after.compose.postgres,
+        (promoted, lost, received_lsn),
+        lost_writes,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The standby to promote. The primary's container must not run.

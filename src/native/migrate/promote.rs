@@ -174,21 +174,37 @@ pub fn promote(
     })?;
     m.b.state.promoting = None;
     m.b.state.save(&state_dir)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let pg = &after.local.postgres;
-    let standbys: Vec<String> = std::iter::once(&pg.primary)
-        .chain(&pg.replicas)
-        .map(|n| format!("\"{}\"", n.name))
-        .collect();
-    Ok(PromoteReport {
-        synchronous_standby_names: format!("ANY 1 ({})", standbys.join(", ")),
-        promoted,
-        lost_primary: lost_name,
-        received_lsn: received_text,
-        lost: lost_writes.as_ref().ok().cloned(),
-        lost_unread: lost_writes.err(),
-        seconds,
-    })
+    Ok(PromoteReport::new(
+        &after.local.postgres,
+        (promoted, lost_name, received_text),
+        lost_writes,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+impl PromoteReport {
+    /// The report of a promotion on any target: `pg` is the cluster after
+    /// it, `(promoted, lost primary, received LSN)` what it did.
+    pub fn new(
+        pg: &crate::plan::topology::PostgresCluster,
+        (promoted, lost_primary, received_lsn): (String, String, String),
+        lost: Result<LostWrites, String>,
+        seconds: f64,
+    ) -> PromoteReport {
+        let standbys: Vec<String> = std::iter::once(&pg.primary)
+            .chain(&pg.replicas)
+            .map(|n| format!("\"{}\"", n.name))
+            .collect();
+        PromoteReport {
+            synchronous_standby_names: format!("ANY 1 ({})", standbys.join(", ")),
+            promoted,
+            lost_primary,
+            received_lsn,
+            lost: lost.as_ref().ok().cloned(),
+            lost_unread: lost.err(),
+            seconds,
+        }
+    }
 }
 
 /// A running standby and the WAL it has received.
