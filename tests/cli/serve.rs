@@ -246,6 +246,14 @@ fn answers_with_the_cli_documents_the_files_and_the_diagrams() {
         let r = s.get(path);
         assert!(r.is_problem(status), "{path}: {r:?}");
     }
+    // A long target and many headers: scaleplan's own bounds, as problems.
+    let long = format!("/v1/phases/{}", "a".repeat(20_000));
+    assert!(s.get(&long).is_problem(414));
+    let many: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("X-Many-{i}"), "1".to_owned()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(s.request("GET", "/v1/phases", &many, b"").is_problem(431));
     // Markdown by ?format= and by content negotiation.
     let md = cli(root, &["--format", "markdown", "diff", "launch", "growth"]);
     assert_eq!(

@@ -64,6 +64,7 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(config.clone(), authorize))
+        .layer(middleware::from_fn(bounded_head))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -71,6 +72,34 @@ pub(super) fn router(config: Arc<Config>, timeout: Duration) -> Router {
         ))
         .layer(middleware::map_response(problems_everywhere))
         .with_state(config)
+}
+
+/// The longest request target scaleplan answers, and the most headers: past
+/// them, 414 and 431 as problem+json. The HTTP layer's own bounds lie
+/// further out (a 64 KB target; `MAX_HEADERS_HTTP` headers), where it
+/// answers without a body before any of this runs.
+pub const MAX_TARGET: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS_HTTP: usize = 1000;
+
+async fn bounded_head(req: HttpRequest, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_TARGET {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is {target} bytes; at most {MAX_TARGET}"),
+        )
+        .into_response();
+    }
+    let headers = req.headers().len();
+    if headers > MAX_HEADERS {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request has {headers} headers; at most {MAX_HEADERS}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Every error as problem+json: the extractors' own rejections (a bad

@@ -127,6 +127,9 @@ async fn accept(listener: tokio::net::TcpListener, app: axum::Router, timeout: D
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(timeout)
+            // Past scaleplan's own bound (api::MAX_HEADERS, answered as a
+            // problem), up to where hyper refuses by itself.
+            .max_headers(api::MAX_HEADERS_HTTP)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -59,8 +59,12 @@ fn reason(status: u16) -> &'static str {
         404 => "No such phase, file or endpoint",
         408 => "The request took longer than --request-timeout",
         413 => "The body is over the size limit",
-        414 => "The request target is too long (no body)",
-        431 => "Too many or too large headers (no body)",
+        414 => {
+            "The request target is over 8 KiB (over 64 KiB the HTTP layer refuses it without a body)"
+        }
+        431 => {
+            "Over 100 headers (over 1,000, or a head over the HTTP layer's buffer, it refuses without a body)"
+        }
         422 => "The specs have errors (their located diagnostics)",
         _ => "Error",
     }
@@ -295,14 +299,10 @@ pub fn document() -> String {
                 }),
             );
         }
-        // Answered by the HTTP layer before any handler, without a body.
-        for status in [414, 431] {
-            responses.insert(status.to_string(), json!({"description": reason(status)}));
-        }
         let guarded: &[u16] = if op.route == Route::Health {
-            &[408, 500]
+            &[408, 414, 431, 500]
         } else {
-            &[401, 403, 408, 500, 503]
+            &[401, 403, 408, 414, 431, 500, 503]
         };
         let mut statuses: Vec<u16> = op.problems.iter().chain(guarded).copied().collect();
         statuses.sort_unstable();
