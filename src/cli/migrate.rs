@@ -65,6 +65,11 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
             return Ok(EXIT_ERROR);
         }
     };
+    // Every phase on the way keeps the promoted primary, if there is one.
+    let writer = state.plan_options().writer;
+    if !hops.iter().all(|h| session::keeps_writer(h.to, writer)) {
+        return Ok(EXIT_ERROR);
+    }
     if args.dry_run {
         match format {
             Format::Json => session::print_json(&DryRunDoc {

@@ -56,7 +56,10 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
                 timeout,
             },
         )?;
-        let rejoin = "its data directory is no standby's, so it refuses to start until reseeded: docker compose up -d --force-recreate with SCALEPLAN_RESEED set to the system identifier its error names (docs/recovery.md)".to_owned();
+        let rejoin = format!(
+            "its data directory is no standby's, so it refuses to start until reseeded: SCALEPLAN_RESEED=<the system identifier its error names> docker compose up -d --no-deps --force-recreate --wait {lost} (docs/recovery.md#in-compose). Take a full backup now: the archive goes on from the promotion, and the last segments before it may be missing",
+            lost = report.lost_primary
+        );
         (report, rejoin)
     } else {
         let (_, loaded, name) = match session::on_deployment(format, &args.at, Some(&args.name))? {

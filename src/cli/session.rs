@@ -239,3 +239,23 @@ pub(super) fn print_json<T: Serialize>(doc: &T) -> anyhow::Result<()> {
 pub(super) fn json<T: Serialize>(doc: &T) -> anyhow::Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(doc)?))
 }
+
+/// A deployment whose primary is a promoted standby (`writer`, a node
+/// index) runs `phase` only if the phase has that node: planned without
+/// it, the lost primary would be the writer again. False, with the error
+/// said, when it does not.
+pub(super) fn keeps_writer(phase: &PlannedPhase, writer: Option<u32>) -> bool {
+    let Some(w) = writer.filter(|&w| w > 0) else {
+        return true;
+    };
+    let replicas = phase.spec().postgres.read_replicas;
+    if w <= replicas {
+        return true;
+    }
+    let node = crate::plan::names::postgres_replica(w);
+    eprintln!(
+        "error: this deployment's primary is {node} (promoted), and phase {} has {replicas} read replica(s), not {node}: planned without it, the lost primary would be the writer again\n  help: run a phase that has {node}, or first promote a standby that phase has (scaleplan promote PHASE REPLICA)",
+        phase.name()
+    );
+    false
+}

@@ -73,6 +73,9 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let phase = loaded.one();
+    if !session::keeps_writer(phase, req.plan.writer) {
+        return Ok(EXIT_ERROR);
+    }
     let renderer = Renderer::new(args.templates.dir.as_deref())?;
     if args.native {
         // The deployment this one continues: the phase the state directory

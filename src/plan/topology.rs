@@ -142,6 +142,13 @@ pub struct PgbouncerTier {
     /// its share only as connections to the others are replaced: five
     /// minutes bounds that; elsewhere an hour.
     pub server_lifetime_s: u32,
+    /// Seconds PgBouncer keeps a name's address (and a name's absence), in
+    /// Compose: a service recreated there (the proxy, a promoted node) comes
+    /// back at a new address, and the default 15 s of the old one failed the
+    /// read pools' logins long enough for the app's health check to fail.
+    /// None: PgBouncer's defaults (no names to follow on one machine; RDS's
+    /// endpoints in the cloud).
+    pub dns_ttl_s: Option<u32>,
     /// Open files one instance needs: every client and server socket plus
     /// slack for logs and the listener.
     pub nofile: u32,
@@ -569,6 +576,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         read_alias,
         server_round_robin: spreads,
         server_lifetime_s: if spreads { 300 } else { 3600 },
+        dns_ttl_s: (target == Target::Compose).then_some(1),
         nofile: pgb.max_client_conn
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,

@@ -61,9 +61,9 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             // applies, each changing one thing (TRN004 refuses a pair
             // whose Redis ElastiCache cannot convert).
             s.add.push(step(
-                "On AWS, apply 1 of 3: the ElastiCache group into cluster mode compatible",
-                Risk::Online,
-                format!("AWS only. Apply {from}'s Terraform again with -var redis_cluster_mode_override=compatible: the mode and its cluster-enabled parameter group change, nothing else; the group, its data and its endpoints stay, and both its primary endpoint and its configuration endpoint answer", from = from.name()),
+                "On AWS, apply 1 of 3: the ElastiCache group into cluster mode compatible, the services onto cluster clients",
+                Risk::ClientChangeRequired,
+                format!("AWS only. Drain the BullMQ queues first (stop adding jobs, let the workers finish): the services come back with the cluster prefix {{bull}}, and jobs left under bull are not seen. Then apply {from}'s Terraform again with -var redis_cluster_mode_override=compatible: the group's mode and its cluster-enabled parameter group change, nothing else of it; its data and endpoints stay, and the services are redeployed with cluster clients on its configuration endpoint, as ElastiCache requires before the next apply", from = from.name()),
                 elsewhere("AWS only: ElastiCache's own conversion"),
             ));
             s.add.push(step(
@@ -81,7 +81,7 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
             s.clients.push(step(
                 "On AWS, apply 2 of 3: cluster mode enabled, one shard",
                 Risk::ClientChangeRequired,
-                format!("AWS only, once every client is cluster-aware and uses the configuration endpoint: apply {from}'s Terraform with -var redis_cluster_mode_override=enabled. The mode changes alone and cannot be undone; the group is then a cluster of one shard", from = from.name()),
+                format!("AWS only, once every service runs the cluster client on the configuration endpoint (apply 1 redeployed them): apply {from}'s Terraform with -var redis_cluster_mode_override=enabled. The mode changes alone and cannot be undone; the group is then a cluster of one shard", from = from.name()),
                 elsewhere("AWS only: ElastiCache's own conversion"),
             ));
             s.clients.push(step(

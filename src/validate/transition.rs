@@ -179,6 +179,7 @@ fn identity(from: &Phase, to: &Phase) -> Vec<(&'static str, &'static str, String
 /// shards together, which ElastiCache refuses.
 fn cluster_conversion(from: &Phase, to: &Phase, to_src: &SourceMap, out: &mut Vec<Diagnostic>) {
     if !to.targets.terraform.enabled
+        || !from.targets.terraform.enabled
         || from.redis.mode == RedisMode::Cluster
         || to.redis.mode != RedisMode::Cluster
     {

@@ -39,6 +39,23 @@ if [ ! -s "$data/PG_VERSION" ] && [ -s "$repo/backup/{{ postgres.backup.stanza }
   echo "the old cluster's backups are kept in $repo/{backup,archive}/$aside"
 fi
 {% endif %}
+{% if postgres.backup.archive is not none %}
+# A standby promoted while this node was down put a newer timeline's
+# history in the archive: this data directory is behind it, and started as
+# the primary it would be a second one, taking writes the other never
+# sees. (A directory being restored, with recovery.signal, replays to the
+# archive's newest timeline itself.)
+if [ -s "$data/PG_VERSION" ] && [ ! -f "$data/recovery.signal" ] && [ -d "$repo/archive/{{ postgres.backup.stanza }}" ]; then
+  mine=$(pg_controldata "$data" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
+  newest=$(find "$repo/archive/{{ postgres.backup.stanza }}" -name '*.history*' -printf '%f\n' \
+    | sed -n 's/^\([0-9A-F]\{8\}\)\.history.*/\1/p' | sort | tail -n 1)
+  if [ -n "$mine" ] && [ -n "$newest" ] && [ "$((16#$newest))" -gt "$mine" ]; then
+    echo "{{ postgres.primary.name|comment }}: not starting as the primary: this data directory is on timeline $mine, and the archive holds timeline $((16#$newest)): another node was promoted after this one stopped, and two primaries would split the writes. Nothing was changed." >&2
+    echo "  The deployment's primary is the promoted node: scaleplan up PHASE --state DIR plans it there. To bring this node back, reseed it as a standby (docs/recovery.md)." >&2
+    exit 1
+  fi
+fi
+{% endif %}
 if [ ! -s "$data/PG_VERSION" ]; then
   echo "initialising $data"
   umask 077

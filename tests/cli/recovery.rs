@@ -95,3 +95,46 @@ fn each_works_on_the_phase_that_runs_and_only_while_it_runs() {
         unknown.stderr
     );
 }
+
+/// A deployment whose primary is a promoted standby never runs a phase
+/// without that node: planned without it, the lost primary would be the
+/// writer again. The same for a Compose deployment's record.
+#[test]
+fn a_phase_without_the_promoted_primary_is_refused() {
+    let s = Sandbox::shipped("recovery-writer");
+    let dir = s.path("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = serde_json::json!({
+        "phase": "scale",
+        "order": 3,
+        "base_port": 17000,
+        "processes": [],
+        "postgres_writer": "postgres-replica-3",
+    });
+    std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
+    for args in [vec!["up", "growth", "--native", "--state", "state"]] {
+        let run = s.run(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("this deployment's primary is postgres-replica-3 (promoted)")
+                && run.stderr.contains("help: "),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let compose = s.path("compose-state/compose-target");
+    std::fs::create_dir_all(&compose).unwrap();
+    std::fs::write(
+        compose.join("deployment.json"),
+        r#"{"postgres_writer": "postgres-replica-3"}"#,
+    )
+    .unwrap();
+    let run = s.run(&["up", "launch", "--state", "compose-state"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("phase launch has 0 read replica(s)"),
+        "{}",
+        run.stderr
+    );
+}

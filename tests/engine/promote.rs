@@ -53,6 +53,18 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         );
     }
 
+    // The files the deployment ran before the promotion, kept to start the
+    // lost primary from later, as someone running an old copy would.
+    let stale = sandbox.path("stale-compose");
+    let copied = run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(sandbox.path("st/compose-target/growth/compose"))
+            .arg(&stale),
+        Duration::from_secs(60),
+    );
+    assert!(copied.status.success(), "{}", text(&copied));
+
     // The primary is lost: its container killed, as a host failure would.
     let killed = docker(
         &["compose", "-p", PROJECT, "kill", "postgres-primary"],
@@ -135,6 +147,29 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         "f",
         "the new primary must stay the only one"
     );
+    // Started from the old files, as the primary it was, it refuses too:
+    // the archive holds the promoted node's newer timeline.
+    let old_file = stale.join("docker-compose.yml");
+    let old_up = run(
+        Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(&old_file)
+            .args([
+                "up",
+                "--detach",
+                "--no-deps",
+                "--force-recreate",
+                "postgres-primary",
+            ]),
+        Duration::from_secs(600),
+    );
+    eprintln!("the old files' primary: {}", text(&old_up));
+    eventually(
+        "the lost primary, as the primary of the old files, to refuse",
+        Duration::from_secs(60),
+        || logs().contains("another node was promoted"),
+    );
+    assert_eq!(psql_on(&promoted, "SELECT pg_is_in_recovery()"), "f");
 
     // Reseeded as the error says, it streams from the new primary; `up`
     // then brings the phase up whole, the promoted writer kept.

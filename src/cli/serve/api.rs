@@ -214,15 +214,12 @@ fn loopback_host(host: &str) -> bool {
 /// At most this many requests plan or render at once; the others wait.
 const WORKERS: usize = 8;
 
-/// How long one request may plan, render or observe.
-const WORK_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// Runs CPU work off the async threads, a bounded number at once; a panic
 /// inside becomes a 500 and the server goes on serving; work past its
 /// time gets 503. A request that waits longer than `queue_wait` for a
 /// slot gets 503 with Retry-After: the server is busy, the request was
 /// whole (408 is for a request slow to arrive).
-async fn blocking<F>(queue_wait: Duration, work: F) -> Response
+async fn blocking<F>((queue_wait, work_timeout): (Duration, Duration), work: F) -> Response
 where
     F: FnOnce() -> Answer + Send + 'static,
 {
@@ -250,7 +247,7 @@ where
         let _permit = permit;
         work()
     });
-    match tokio::time::timeout(WORK_TIMEOUT, task).await {
+    match tokio::time::timeout(work_timeout, task).await {
         Ok(Ok(Ok(r))) => r,
         Ok(Ok(Err(p))) => p.into_response(),
         Ok(Err(_)) => Problem::new(
@@ -260,7 +257,7 @@ where
         .into_response(),
         Err(_) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the answer took over {} s", WORK_TIMEOUT.as_secs()),
+            format!("the answer took over {} s", work_timeout.as_secs()),
         )
         .into_response(),
     }
@@ -285,7 +282,7 @@ async fn openapi(State(c): Shared) -> Response {
 }
 
 async fn phases(State(c): Shared) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         doc(&super::super::list::document(&loaded))
     })
@@ -293,7 +290,7 @@ async fn phases(State(c): Shared) -> Response {
 }
 
 async fn phase(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         let value = serde_json::to_value(p.spec()).map_err(|e| Problem::internal(&e.into()))?;
@@ -303,7 +300,7 @@ async fn phase(State(c): Shared, Path(name): Path<String>) -> Response {
 }
 
 async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let names = [name.clone()];
         let req = Request {
             names: &names,
@@ -331,9 +328,16 @@ async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
 /// A spec file called `name` (any of the spec extensions) in `dir`: a
 /// phase that may fail to load, but exists.
 fn names_a_spec(dir: &std::path::Path, name: &str) -> bool {
-    crate::spec::load::EXTENSIONS
-        .iter()
-        .any(|ext| dir.join(format!("{name}.{ext}")).is_file())
+    // A phase's file name is a label: anything else (`..%2F..`) never
+    // reaches the file system, which would tell what exists outside.
+    let label = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    label
+        && crate::spec::load::EXTENSIONS
+            .iter()
+            .any(|ext| dir.join(format!("{name}.{ext}")).is_file())
 }
 
 /// A phase planned under that name (its `name:` may differ from its file's).
@@ -344,7 +348,7 @@ fn planned_name(c: &Config, name: &str) -> Result<bool, Problem> {
 }
 
 async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         doc(&super::super::capacity::TablesDoc {
@@ -355,7 +359,7 @@ async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
 }
 
 async fn files(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let files = rendered(&c, &name)?;
         doc(&FilesDoc {
             phase: name,
@@ -393,7 +397,7 @@ async fn file(State(c): Shared, path: Result<Path<(String, String)>, PathRejecti
         ))
         .into_response();
     }
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let files = rendered(&c, &name)?;
         let text = files.get(&path).ok_or_else(|| {
             Problem::not_found(format!(
@@ -410,7 +414,7 @@ async fn file(State(c): Shared, path: Result<Path<(String, String)>, PathRejecti
 }
 
 async fn diagram(State(c): Shared, Path(name): Path<String>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         let p = find(&loaded, &name)?;
         let text = crate::render::diagram::architecture(p).to_mermaid();
@@ -484,7 +488,7 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
     let (Some(from), Some(to)) = (q.from, q.to) else {
         return Problem::bad_request("name both phases: /v1/diff?from=A&to=B").into_response();
     };
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
         let all = |_: &str| true;
@@ -513,7 +517,7 @@ async fn diff(State(c): Shared, Query(q): Query<DiffQuery>, headers: HeaderMap) 
 }
 
 async fn transition(State(c): Shared, Path((from, to)): Path<(String, String)>) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let loaded = load(&c)?;
         let (a, b) = (find(&loaded, &from)?, find(&loaded, &to)?);
         doc(&crate::transition::plan(a, b))
@@ -591,7 +595,7 @@ async fn validate(
         None if content_type.contains("toml") => "toml",
         None => "yaml",
     };
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         validate_body(&c, q.phase.as_deref(), ext, &body)
     })
     .await
@@ -668,7 +672,7 @@ pub(super) struct DeploymentDoc {
 }
 
 async fn deployment(State(c): Shared) -> Response {
-    blocking(c.queue_wait, move || {
+    blocking((c.queue_wait, c.work_timeout), move || {
         let status = crate::native::status_report(&c.state).map_err(|e| Problem::internal(&e))?;
         let mut observation = None;
         if status.up && status.monitoring {

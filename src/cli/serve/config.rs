@@ -19,4 +19,8 @@ pub struct Config {
     /// a third of --request-timeout, so that a busy server says so before
     /// the request's own timeout (408) ends it.
     pub queue_wait: std::time::Duration,
+    /// How long one request may plan, render or observe before it is
+    /// answered 503: what --request-timeout leaves after the queue, so the
+    /// 408 stays for requests slow to arrive.
+    pub work_timeout: std::time::Duration,
 }

@@ -79,6 +79,11 @@ pub(super) fn run(args: &Args) -> anyhow::Result<i32> {
         renderer: crate::render::Renderer::new(None)?,
         openapi: openapi::document(),
         queue_wait: Duration::from_secs((args.request_timeout / 3).max(1)),
+        work_timeout: Duration::from_secs(
+            args.request_timeout
+                .saturating_sub((args.request_timeout / 3).max(1) + 1)
+                .max(1),
+        ),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,7 +115,18 @@ async fn accept(listener: tokio::net::TcpListener, app: axum::Router, timeout: D
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(shutdown());
+    // At most this many connections at once: each holds a file descriptor
+    // (and, idle, waits out the header timeout), so the server cannot be
+    // run out of them. The next waits to be accepted.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -134,11 +150,16 @@ async fn accept(listener: tokio::net::TcpListener, app: axum::Router, timeout: D
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client that never reads its answer does not hold the stop.
+    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
 }
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 1024;
 
 /// SIGTERM or Ctrl-C: stop accepting, finish what is in flight.
 async fn shutdown() {

@@ -83,9 +83,11 @@ if [ -z "$status" ]; then
 fi
 
 clone="$data.clone"
+# What an interrupted clone left goes first, whether or not this start
+# clones: inside the data directory it would end up in every backup.
+rm -rf "$clone"
 if [ -n "$reclone" ]; then
   echo "cloning $primary_host:$primary_port into $data ($reclone)"
-  rm -rf "$clone"
   pg_basebackup -h "$primary_host" -p "$primary_port" -U "$user" -D "$clone" \
     -X stream -c fast -S "$slot" ${SCALEPLAN_CLONE_MAX_RATE:+--max-rate="$SCALEPLAN_CLONE_MAX_RATE"}
   touch "$clone/standby.signal"

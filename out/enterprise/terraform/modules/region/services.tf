@@ -11,7 +11,10 @@
 locals {
   writer_address = var.primary ? aws_db_instance.writer[0].address : var.postgres.writer_address
   reader_hosts   = var.postgres.read_replicas > 0 ? join(",", aws_db_instance.replica[*].address) : local.writer_address
-  redis_endpoint = var.redis.cluster_mode == "enabled" ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
+  # The configuration endpoint from the first apply of a move into cluster
+  # mode (compatible) on: ElastiCache enables cluster mode only once every
+  # client uses it.
+  redis_endpoint = local.cluster_mode != "disabled" ? aws_elasticache_replication_group.this.configuration_endpoint_address : aws_elasticache_replication_group.this.primary_endpoint_address
   pg_proxy_host  = "${var.pg_proxy.name}.${aws_service_discovery_private_dns_namespace.this.name}"
   redis_mode     = local.cluster_mode == "disabled" ? "standalone" : "cluster"
   nofile         = var.pgbouncer.nofile
