@@ -144,6 +144,8 @@ pub enum Code {
     Red012,
     /// Queues on a cloud Redis without a replica.
     Red013,
+    /// A queue Redis in a phase that runs no queues.
+    Red014,
     /// `notifications` on a service that is not a worker.
     Ntf001,
     /// A worker with notifications that does not use Redis (its queues).
@@ -231,6 +233,7 @@ impl Code {
             Red011 => "RED011",
             Red012 => "RED012",
             Red013 => "RED013",
+            Red014 => "RED014",
             Ntf001 => "NTF001",
             Ntf002 => "NTF002",
             Reg001 => "REG001",

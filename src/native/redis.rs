@@ -21,6 +21,9 @@ impl Bringup {
         for node in layout.data_nodes() {
             self.redis_node(node, mode)?;
         }
+        if let Some(q) = self.topo.queue_redis.clone() {
+            self.redis_node(&q.node, RedisStart::Server)?;
+        }
         match &layout {
             RedisLayout::Standalone { .. } => Ok(()),
             RedisLayout::Sentinel {

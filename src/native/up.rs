@@ -414,6 +414,13 @@ fn print_endpoints(b: &Bringup, app_env: &Path) {
             );
         }
     }
+    if let Some(q) = &t.queue_redis {
+        crate::say!(
+            "  {:<22} redis://127.0.0.1:{} (BullMQ's queues)",
+            q.node.name,
+            q.node.endpoint.port
+        );
+    }
     crate::say!(
         "stop with: scaleplan down --state {}",
         b.state_dir.display()

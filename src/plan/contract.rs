@@ -88,6 +88,8 @@ struct Addresses {
     read: String,
     /// A standalone node's address; None: the layout's own endpoints.
     redis: Option<String>,
+    /// The queue Redis's address; None: its own endpoint.
+    queue_redis: Option<String>,
 }
 
 /// The contract on a target with its own processes (Compose, local).
@@ -98,6 +100,7 @@ pub fn vars(topo: &Topology) -> Vec<Var> {
             write: topo.proxy.write.to_string(),
             read: topo.proxy.read.to_string(),
             redis: None,
+            queue_redis: None,
         },
     )
 }
@@ -121,6 +124,7 @@ pub fn host_vars(topo: &Topology) -> Option<Vec<Var>> {
             write: loopback(host.proxy_write),
             read: loopback(host.proxy_read),
             redis: Some(loopback(host.redis)),
+            queue_redis: Some(loopback(host.queue_redis)),
         },
     ))
 }
@@ -219,12 +223,27 @@ fn vars_at(topo: &Topology, at: &Addresses) -> Vec<Var> {
         },
     ]);
     // Only where the phase runs queues: its Redis does not evict them.
+    // With a queue Redis of their own, BullMQ connects there, a
+    // standalone node: no hash tags, whatever the phase's Redis is.
+    let queue_cluster = topo.queues_on_cluster();
     if topo.bullmq {
+        if let Some(q) = &topo.queue_redis {
+            out.push(Var {
+                name: "BULLMQ_REDIS_URL",
+                value: format!(
+                    "redis://{}",
+                    at.queue_redis
+                        .clone()
+                        .unwrap_or_else(|| q.node.endpoint.to_string())
+                ),
+                what: "BullMQ's own Redis (queue_redis), a standalone node that never evicts: every Queue, Worker and QueueEvents connects here, not to the phase's Redis (the password is REDIS_PASSWORD, TLS as REDIS_TLS)",
+            });
+        }
         out.push(Var {
             name: "BULLMQ_PREFIX",
             // In a cluster, a queue's keys must share one slot: BullMQ's
             // prefix carries the hash tag.
-            value: if cluster { "{bull}" } else { "bull" }.to_owned(),
+            value: if queue_cluster { "{bull}" } else { "bull" }.to_owned(),
             what: "BullMQ's prefix for a queue not in BULLMQ_QUEUES (hash-tagged in cluster mode, where every such queue shares the tag's slot); only where the phase runs queues (app.queues, or a worker that uses redis), on a Redis that does not evict",
         });
     }
@@ -233,7 +252,7 @@ fn vars_at(topo: &Topology, at: &Addresses) -> Vec<Var> {
     if !topo.queues.is_empty() {
         out.push(Var {
             name: "BULLMQ_QUEUES",
-            value: bullmq_queues(&prefixes(topo.queues.clone(), cluster)),
+            value: bullmq_queues(&prefixes(topo.queues.clone(), queue_cluster)),
             what: "the workers' BullMQ queues as queue=prefix pairs, comma-separated; in cluster mode each prefix is the queue's own hash tag, so each queue's keys share one slot and different queues spread over the shards",
         });
     }

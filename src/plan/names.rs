@@ -5,6 +5,8 @@
 //! replicas, shards or instances only adds names.
 
 pub const POSTGRES_PRIMARY: &str = "postgres-primary";
+/// BullMQ's own Redis (`queue_redis`).
+pub const QUEUE_REDIS: &str = "redis-queues";
 
 /// The `i`th streaming replica, from 1.
 pub fn postgres_replica(i: u32) -> String {

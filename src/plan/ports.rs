@@ -65,6 +65,9 @@ pub enum Role {
     /// The HTTP edge in front of the app's replicas on the local target:
     /// its listener, then its stats page (`EdgeListener`).
     Edge,
+    /// BullMQ's own Redis (`queue_redis`): a block after every other, so
+    /// adding it moved no running node.
+    QueueRedis,
 }
 
 /// The local edge's listeners, each its index in the edge's block.
@@ -87,7 +90,7 @@ pub enum ProxyListener {
 /// port, each with room for the most the schema allows of its kind.
 /// Appending a kind at the end moves nobody's port; inserting one moves
 /// every later block, which a running deployment cannot follow.
-pub const LAYOUT: [(Role, u16); 12] = [
+pub const LAYOUT: [(Role, u16); 13] = [
     (Role::Postgres, 1 + MAX_READ_REPLICAS),
     (Role::Pgbouncer, MAX_PGBOUNCERS),
     (Role::Proxy, 4),
@@ -100,6 +103,7 @@ pub const LAYOUT: [(Role, u16); 12] = [
     (Role::PostgresExporter, 1 + MAX_READ_REPLICAS),
     (Role::App, MAX_APP_REPLICAS),
     (Role::Edge, 2),
+    (Role::QueueRedis, 1),
 ];
 
 /// Ports the stateful blocks and the monitoring take from the base port
@@ -109,7 +113,7 @@ pub const STATEFUL_SPAN: u16 = offset(Role::App);
 
 /// Where the fixed blocks end: the services' replicas, once the local
 /// target runs them, take their ports from here, in spec order.
-pub const SERVICES_OFFSET: u16 = offset(Role::Edge) + block_size(Role::Edge);
+pub const SERVICES_OFFSET: u16 = offset(Role::QueueRedis) + block_size(Role::QueueRedis);
 
 // The cluster's bus ports lie above every fixed block, and the highest of
 // them, at the highest base port, fits below 65536; what runs today (every
@@ -160,7 +164,7 @@ impl Role {
             Role::Postgres | Role::Proxy => 5432,
             Role::Pgbouncer => 6432,
             Role::Sentinel => 26379,
-            Role::Redis | Role::ClusterNode => 6379,
+            Role::Redis | Role::ClusterNode | Role::QueueRedis => 6379,
             Role::Prometheus => 9090,
             Role::RedisExporter => 9121,
             Role::PgbouncerExporter => 9127,
@@ -243,6 +247,8 @@ pub struct HostPorts {
     pub edge: u16,
     /// A standalone Redis.
     pub redis: u16,
+    /// The queue Redis (`queue_redis`).
+    pub queue_redis: u16,
     pub prometheus: u16,
     pub grafana: u16,
 }
@@ -254,6 +260,7 @@ impl HostPorts {
             proxy_read: PGBOUNCER_PORT + 1,
             edge: app_port,
             redis: REDIS_PORT,
+            queue_redis: REDIS_PORT + 1,
             prometheus: Role::Prometheus.standard_port(),
             grafana: 3001,
         }

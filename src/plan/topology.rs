@@ -32,6 +32,8 @@ pub struct Topology {
     pub pgbouncer: PgbouncerTier,
     pub proxy: PgProxy,
     pub redis: RedisLayout,
+    /// BullMQ's own Redis, where the spec names one (`queue_redis`).
+    pub queue_redis: Option<QueueRedis>,
     pub app: AppTier,
     pub services: Vec<ServiceTier>,
     pub workers: Vec<ServiceTier>,
@@ -245,6 +247,26 @@ pub enum RedisLayout {
         replicas_per_shard: u32,
         node_timeout_ms: u32,
     },
+}
+
+/// The queue Redis as it runs: one standalone node whose policy is
+/// always noeviction and whose every write is appended to its file (the
+/// spec has no field that could say otherwise).
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueRedis {
+    pub common: RedisCommon,
+    pub node: RedisNode,
+}
+
+impl QueueRedis {
+    /// As a standalone layout, which redis.conf, start.sh and the probes
+    /// already know how to run.
+    pub fn layout(&self) -> RedisLayout {
+        RedisLayout::Standalone {
+            common: self.common.clone(),
+            node: self.node.clone(),
+        }
+    }
 }
 
 /// One shard of a Redis Cluster as planned: its initial master and the
@@ -611,6 +633,10 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         pgbouncer,
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
+        queue_redis: phase
+            .queue_redis
+            .as_ref()
+            .map(|q| plan_queue_redis(q, phase.redis.version, target, caps)),
         queues: queue_names(phase),
         bullmq: phase.runs_queues(),
         monitor: monitor_nodes(target, &pg_nodes),
@@ -695,6 +721,13 @@ impl RedisLayout {
 }
 
 impl Topology {
+    /// BullMQ's queues live in a Redis Cluster: the phase's Redis is one,
+    /// and no queue Redis of their own takes them. Their prefixes then
+    /// carry hash tags.
+    pub fn queues_on_cluster(&self) -> bool {
+        matches!(self.redis, RedisLayout::Cluster { .. }) && self.queue_redis.is_none()
+    }
+
     /// The named volumes Compose keeps: each PostgreSQL node's, each Redis
     /// node's and sentinel's, and monitoring's. A volume's name is its
     /// node's, so it survives every phase that keeps the node.
@@ -708,6 +741,7 @@ impl Topology {
         if let RedisLayout::Sentinel { sentinels, .. } = &self.redis {
             names.extend(sentinels.iter().map(|n| n.name.as_str()));
         }
+        names.extend(self.queue_redis.iter().map(|q| q.node.name.as_str()));
         names.extend([PROMETHEUS, GRAFANA]);
         // pgBackRest's repository: the WAL archive and the backups.
         if pg.backup.archive.is_some() {
@@ -758,6 +792,9 @@ impl Topology {
                     .iter()
                     .map(|n| Listener::fixed(&n.name, &n.endpoint)),
             );
+        }
+        if let Some(q) = &self.queue_redis {
+            out.push(Listener::fixed(&q.node.name, &q.node.endpoint));
         }
         let m = &self.monitor;
         out.push(Listener::fixed(PROMETHEUS, &m.prometheus));
@@ -810,6 +847,9 @@ impl Topology {
             if matches!(self.redis, RedisLayout::Standalone { .. }) {
                 out.push(published("redis", h.redis, None));
             }
+            if self.queue_redis.is_some() {
+                out.push(published(names::QUEUE_REDIS, h.queue_redis, None));
+            }
             out.push(published(PROMETHEUS, h.prometheus, None));
             out.push(published(GRAFANA, h.grafana, None));
         }
@@ -835,6 +875,7 @@ impl Topology {
             RedisLayout::Cluster { .. } => names.push(CLUSTER_CREATE),
             RedisLayout::Standalone { .. } => {}
         }
+        names.extend(self.queue_redis.iter().map(|q| q.node.name.as_str()));
         let m = &self.monitor;
         names.extend([PROMETHEUS, GRAFANA, REDIS_EXPORTER, PGBOUNCER_EXPORTER]);
         names.extend(m.postgres_exporters.iter().map(|x| x.name.as_str()));
@@ -992,6 +1033,36 @@ fn plan_redis(r: &Redis, project: &str, target: Target, caps: Caps) -> RedisLayo
             // The first node of every mode but Cluster: launch's node is
             // the master a later Sentinel group starts from.
             node: node(Role::Redis, 0, names::redis(1), None),
+        },
+    }
+}
+
+fn plan_queue_redis(
+    q: &crate::spec::types::QueueRedis,
+    version: u8,
+    target: Target,
+    caps: Caps,
+) -> QueueRedis {
+    let memory_mb = q.memory_mb();
+    let resources = caps.size(q.cpu, memory_mb);
+    let name = names::QUEUE_REDIS.to_owned();
+    QueueRedis {
+        common: RedisCommon {
+            version,
+            image: redis_image(version),
+            maxmemory_mb: if resources.memory_mb < memory_mb {
+                q.maxmemory_mb.min(resources.memory_mb * 3 / 4)
+            } else {
+                q.maxmemory_mb
+            },
+            maxmemory_policy: crate::spec::types::EvictionPolicy::Noeviction.as_str(),
+            appendonly: true,
+            resources,
+        },
+        node: RedisNode {
+            endpoint: target.endpoint(Role::QueueRedis, 0, &name),
+            name,
+            replica_of: None,
         },
     }
 }

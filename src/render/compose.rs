@@ -175,6 +175,7 @@ struct ComposeCtx<'a> {
     redis_nodes: Vec<&'a RedisNode>,
     /// How redis/start.sh runs a data node.
     redis_start_mode: &'static str,
+    queue_redis: Option<&'a topology::QueueRedis>,
     app_services: Vec<AppService>,
     volumes: Vec<String>,
     proxy: &'a topology::PgProxy,
@@ -260,6 +261,7 @@ impl<'a> ComposeCtx<'a> {
             redis,
             redis_nodes,
             redis_start_mode: redis.data_start().as_arg(),
+            queue_redis: topo.queue_redis.as_ref(),
             app_services,
             volumes: topo.volumes(),
             proxy: &topo.proxy,

@@ -122,8 +122,8 @@ impl Renderer {
             // Built and escaped by the diagram module, not a spec value.
             architecture: minijinja::Value::from_safe_string(architecture),
             notifications: {
-                let cluster = matches!(topo.redis, RedisLayout::Cluster { .. });
-                let prefixes = crate::plan::contract::queue_prefixes(spec, cluster);
+                let prefixes =
+                    crate::plan::contract::queue_prefixes(spec, topo.queues_on_cluster());
                 crate::plan::capacity::notification_workers(spec)
                     .map(|(w, n)| NotificationDoc {
                         worker: w.name.as_str(),

@@ -154,7 +154,14 @@ impl Renderer {
             );
         }
         let redis = &topo.redis;
-        for node in redis.data_nodes() {
+        // The queue Redis runs from the same redis.conf as a standalone node.
+        let queue_layout = topo.queue_redis.as_ref().map(|q| q.layout());
+        let data_nodes = redis.data_nodes().into_iter().map(|n| (redis, n));
+        let queue_node = queue_layout
+            .iter()
+            .zip(topo.queue_redis.iter())
+            .map(|(l, q)| (l, &q.node));
+        for (redis, node) in data_nodes.chain(queue_node) {
             files.insert(
                 TargetFile::RedisConf(&node.name).of(layout),
                 self.render(

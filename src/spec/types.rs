@@ -304,6 +304,45 @@ pub struct Phase {
     /// Background workers (notification fan-out and the like).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<Service>,
+    /// A Redis of its own for BullMQ's queues, beside the phase's Redis:
+    /// the queues then live here, and `redis` may evict as a cache does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_redis: Option<QueueRedis>,
+}
+
+/// A standalone Redis that holds only BullMQ's queues. It has no eviction
+/// policy to set: it never evicts (a full queue Redis refuses new jobs
+/// instead of dropping old ones), and it appends every write to its file,
+/// so a restart keeps every job. Its version and password are the phase's
+/// Redis's.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRedis {
+    /// Memory for queued jobs, their results and their events.
+    #[serde(default = "default_queue_maxmemory")]
+    #[schemars(range(min = 16, max = 1_048_576))]
+    pub maxmemory_mb: u32,
+    /// Memory of the node (container limit). Unset, it follows
+    /// maxmemory_mb as the phase's Redis does: 1.5 times it, and at least
+    /// 256 MB more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 32, max = 4_194_304))]
+    pub memory_mb: Option<u32>,
+    #[serde(default = "half")]
+    #[schemars(extend("exclusiveMinimum" = 0), range(max = 64.0))]
+    pub cpu: f64,
+}
+
+impl QueueRedis {
+    /// The node's memory: the spec's, or what maxmemory needs beside it.
+    pub fn memory_mb(&self) -> u32 {
+        self.memory_mb
+            .unwrap_or_else(|| redis_memory_for(self.maxmemory_mb))
+    }
+}
+
+fn default_queue_maxmemory() -> u32 {
+    256
 }
 
 fn is_false(b: &bool) -> bool {

@@ -85,6 +85,16 @@ pub enum Action {
     /// Writes to the old Redis stop, the last keys are copied and checked,
     /// and the app moves to the cluster.
     CutOverToCluster,
+    /// BullMQ's own Redis starts (`queue_redis`).
+    StartQueueRedis,
+    /// The queue Redis takes the new phase's memory at run time.
+    QueueRedisSettings,
+    /// BullMQ's connection moves onto the queue Redis (`own_redis`) or back
+    /// onto the phase's Redis, once no job waits where the queues were:
+    /// the app's contract changes and its replicas restart onto it.
+    MoveQueues {
+        own_redis: bool,
+    },
     /// The old Redis nodes and sentinels stop; their data stays.
     RetireRedis {
         nodes: Vec<String>,

@@ -262,6 +262,19 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             ));
             out
         }
+        Action::StartQueueRedis => vec![up(names::QUEUE_REDIS)],
+        Action::QueueRedisSettings => to
+            .queue_redis
+            .iter()
+            .map(|q| {
+                let conf = redisconf::plan(&q.layout(), &q.node, to.target);
+                redis_cli(&q.node, &config_set(&conf.all().collect::<Vec<_>>()))
+            })
+            .collect(),
+        // The drained queues' clients reconnect from the new contract.
+        Action::MoveQueues { .. } => vec![format!(
+            "docker compose up -d --wait --no-deps --force-recreate {apps}"
+        )],
         Action::SwitchRedisClients { .. } => {
             let mut out = vec![format!(
                 "docker compose up -d --wait --no-deps --force-recreate {apps}"

@@ -14,6 +14,7 @@ mod app;
 pub mod compose;
 mod pgbouncer;
 mod postgres;
+mod queues;
 mod redis;
 
 use crate::plan::PlannedPhase;
@@ -182,6 +183,7 @@ pub fn plan(from: &PlannedPhase, to: &PlannedPhase) -> Plan {
     postgres::steps(from, to, &mut stages);
     pgbouncer::steps(from, to, &mut stages);
     redis::steps(from, to, &mut stages);
+    queues::steps(from, to, &mut stages);
     app::steps(from, to, &mut stages);
     let Stages {
         add,

@@ -601,7 +601,8 @@ fn notifications(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
 /// ElastiCache replaces its node (it keeps no copy of the data).
 fn cloud_queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
     let tf = &phase.targets.terraform;
-    if !tf.enabled || !phase.runs_queues() {
+    // A queue Redis on AWS always has a replica in another zone.
+    if !tf.enabled || !phase.runs_queues() || phase.queue_redis.is_some() {
         return;
     }
     let lone = match (phase.redis.mode, &phase.redis.cluster) {
@@ -622,7 +623,21 @@ fn cloud_queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) 
     }
 }
 
+/// RED012: BullMQ's queues never on a Redis that evicts. A queue Redis of
+/// the phase's own (`queue_redis`) holds them and cannot evict, so the
+/// phase's Redis may then; RED014: a queue Redis where nothing queues.
 fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    if phase.queue_redis.is_some() {
+        if !phase.runs_queues() {
+            out.push(Diagnostic::warning(
+                Code::Red014,
+                src.value_at("/queue_redis"),
+                "queue_redis gives BullMQ a Redis of its own, but nothing in this phase runs queues: it would hold nothing, and the contract names no queue".to_owned(),
+                "set app.queues: true if the app runs BullMQ, or give a worker uses: [redis]; else remove queue_redis",
+            ));
+        }
+        return;
+    }
     // Who declares the queues: the app (`app.queues`), else the first
     // worker that uses Redis.
     let (who, declared_at) = if phase.app.queues {
@@ -667,7 +682,7 @@ fn queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) {
                     "{who} runs BullMQ queues on this Redis, but {field} is {policy}: at maxmemory {which}"
                 ),
                 format!(
-                    "set {field} to noeviction, as BullMQ requires (the app's cache keys then need TTLs of their own, and a full Redis refuses writes instead of evicting); or, where nothing queues on this Redis, remove app.queues and the workers that use redis"
+                    "set {field} to noeviction, as BullMQ requires (the app's cache keys then need TTLs of their own, and a full Redis refuses writes instead of evicting); or give the queues a Redis of their own, which never evicts (queue_redis: {{maxmemory_mb: 256}}), and keep {policy} for the cache"
                 ),
             )
             .with_related(src.value_at(&declared_at)),

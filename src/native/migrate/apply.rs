@@ -103,6 +103,15 @@ impl Migrator<'_> {
                 )
             }
             Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),
+            Action::StartQueueRedis => {
+                self.install(&[Redis])?;
+                done(self.start_queue_redis()?)
+            }
+            Action::QueueRedisSettings => {
+                self.install(&[Redis])?;
+                done(self.queue_redis_settings()?)
+            }
+            Action::MoveQueues { own_redis } => done(self.move_queues(*own_redis)?),
         })
     }
 }
@@ -122,7 +131,7 @@ impl Migrator<'_> {
 
     /// `done`, followed by a roll of the app where it runs here: the
     /// contract changed, so every replica restarts onto it.
-    fn with_app(&mut self, done: String) -> anyhow::Result<String> {
+    pub(super) fn with_app(&mut self, done: String) -> anyhow::Result<String> {
         if self.b.app.is_none() {
             return Ok(done);
         }

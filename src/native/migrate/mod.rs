@@ -13,6 +13,7 @@ mod apply;
 mod files;
 mod postgres;
 pub mod promote;
+mod queues;
 mod redis;
 
 use super::bringup::Bringup;
@@ -365,6 +366,7 @@ pub fn expected_processes(t: &Topology) -> BTreeSet<String> {
     if let RedisLayout::Sentinel { sentinels, .. } = &t.redis {
         names.extend(sentinels.iter().map(|n| n.name.clone()));
     }
+    names.extend(t.queue_redis.iter().map(|q| q.node.name.clone()));
     names
 }
 

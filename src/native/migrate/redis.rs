@@ -35,7 +35,7 @@ impl Migrator<'_> {
         self.password(Secret::Redis)
     }
 
-    fn conn(&self, port: u16) -> anyhow::Result<Conn> {
+    pub(super) fn conn(&self, port: u16) -> anyhow::Result<Conn> {
         Conn::open(port, &self.redis_password())
     }
 
@@ -99,8 +99,18 @@ impl Migrator<'_> {
     /// plan's list, which its redis.conf also holds) with CONFIG SET, each
     /// checked with CONFIG GET. Returns how many it set.
     fn runtime_settings(&self, node: &RedisNode, later: &[&str]) -> anyhow::Result<usize> {
+        self.runtime_settings_in(&self.b.topo.redis.clone(), node, later)
+    }
+
+    /// Every run-time setting `layout` plans for `node`, set and read back.
+    pub(super) fn runtime_settings_in(
+        &self,
+        layout: &RedisLayout,
+        node: &RedisNode,
+        later: &[&str],
+    ) -> anyhow::Result<usize> {
         let target = self.b.topo.target;
-        let conf = redisconf::plan(&self.b.topo.redis, node, target);
+        let conf = redisconf::plan(layout, node, target);
         let mut conn = self.conn(node.endpoint.port)?;
         let mut count = 0;
         for x in conf.all().filter(|x| !later.contains(&x.key)) {

@@ -82,10 +82,13 @@ pub(super) fn scrape_jobs(topo: &Topology) -> Vec<Scrape> {
             kind: "pgbouncer",
         }],
     });
+    // The queue Redis is a Redis data node like the others: its memory and
+    // its refused writes alert the same way.
     let mut redis: Vec<Target_> = topo
         .redis
         .data_nodes()
-        .iter()
+        .into_iter()
+        .chain(topo.queue_redis.as_ref().map(|q| &q.node))
         .map(|n| Target_ {
             address: format!("redis://{}:{}", n.endpoint.host, n.endpoint.port),
             node: n.name.clone(),
