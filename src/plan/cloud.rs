@@ -385,6 +385,28 @@ pub struct RegionPlan {
     /// capacity model's supply, which the load balancer's alarm watches.
     pub websocket_connections: u64,
     pub redis: RedisPlan,
+    /// BullMQ's own ElastiCache group (`queue_redis`): two nodes in two
+    /// zones with automatic failover, since ElastiCache keeps no file
+    /// that a lone node's replacement could start from.
+    pub queue_redis: Option<QueueRedisPlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueRedisPlan {
+    pub node_type: String,
+}
+
+/// The queue Redis's node type: the smallest that holds its memory and
+/// CPU (a burstable one is fine: queues are not a global datastore).
+fn queue_redis_plan(q: &crate::spec::types::QueueRedis) -> QueueRedisPlan {
+    let memory = q.memory_mb();
+    QueueRedisPlan {
+        node_type: CACHE_CLASSES
+            .iter()
+            .find(|(_, cpu, mem)| f64::from(*cpu) >= q.cpu && *mem >= memory)
+            .map_or(CACHE_CLASSES[CACHE_CLASSES.len() - 1].0, |(c, _, _)| *c)
+            .to_owned(),
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -467,6 +489,7 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
             app_replicas: phase.app.replicas,
             websocket_connections: websocket_connections(phase, phase.app.replicas),
             redis: redis_plan(phase, &phase.redis),
+            queue_redis: phase.queue_redis.as_ref().map(queue_redis_plan),
         }];
     }
     let mut out: Vec<RegionPlan> = phase
@@ -497,6 +520,7 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
                     r.app_replicas.unwrap_or(phase.app.replicas),
                 ),
                 redis: redis_plan(phase, r.redis.as_ref().unwrap_or(&phase.redis)),
+                queue_redis: phase.queue_redis.as_ref().map(queue_redis_plan),
             }
         })
         .collect();

@@ -265,6 +265,19 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                 capacity_loss: true,
                 ..apply
             })
+        } else if from.compose.queue_redis.is_none()
+            && to.compose.queue_redis.is_some()
+            && b.maxmemory_policy != EvictionPolicy::Noeviction
+        {
+            // The queues leave this Redis in the clients' stage: only then
+            // may it evict (RED012's other way out).
+            s.remove.insert(
+                0,
+                Step {
+                    why: "only once the queues have moved onto their own Redis: until then an evicting policy could drop a waiting job or its lock".to_owned(),
+                    ..apply
+                },
+            )
         } else {
             s.settings.push(apply)
         }

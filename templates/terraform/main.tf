@@ -128,6 +128,13 @@ module {{ r.module|hcl_label }} {
 
   redis_cluster_mode_override = var.redis_cluster_mode_override
 
+{% if r.queue_redis %}
+  # BullMQ's own Redis: noeviction, two nodes with automatic failover.
+  queue_redis = {
+    node_type = {{ r.queue_redis.node_type }}
+  }
+
+{% endif %}
   alarms = {
     warning         = {{ alarms.warning }}
     critical        = {{ alarms.critical }}

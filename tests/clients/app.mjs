@@ -205,12 +205,46 @@ function redisContract(env, { bullmq = false } = {}) {
     throw new ContractError(`REDIS_MODE must be standalone, sentinel or cluster, got ${JSON.stringify(mode)}`);
   }
   if (bullmq) {
+    // On a queue Redis of their own (BULLMQ_REDIS_URL) the queues are on
+    // a standalone node, whatever REDIS_MODE is.
+    const queueMode = env.has('BULLMQ_REDIS_URL') ? 'standalone' : mode;
     c.bullPrefix = req(env, 'BULLMQ_PREFIX');
-    if (mode === 'cluster' && !hashTag(c.bullPrefix)) {
+    if (queueMode === 'cluster' && !hashTag(c.bullPrefix)) {
       throw new ContractError(`BULLMQ_PREFIX must contain a {hash tag} in cluster mode, got ${JSON.stringify(c.bullPrefix)}`);
     }
-    c.queues = parseQueues(env.has('BULLMQ_QUEUES') ? req(env, 'BULLMQ_QUEUES') : '', mode);
+    c.queues = parseQueues(env.has('BULLMQ_QUEUES') ? req(env, 'BULLMQ_QUEUES') : '', queueMode);
   }
+  return c;
+}
+
+/**
+ * The Redis BullMQ connects to: BULLMQ_REDIS_URL's queue Redis (a standalone
+ * node, queue_redis in the spec: no hash tags, whatever REDIS_MODE is), else
+ * the phase's own Redis.
+ */
+function queueContract(env) {
+  if (!env.has('BULLMQ_REDIS_URL')) return redisContract(env, { bullmq: true });
+  redisContract(env, { bullmq: false }); // the phase's Redis is still the app's
+  const url = req(env, 'BULLMQ_REDIS_URL');
+  const c = {
+    mode: 'standalone',
+    own: true,
+    url,
+    password: req(env, 'REDIS_PASSWORD'),
+    tls: reqBool(env, 'REDIS_TLS'),
+    keyPrefix: req(env, 'REDIS_KEY_PREFIX', { allowEmpty: true }),
+  };
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ContractError('BULLMQ_REDIS_URL is not a URL');
+  }
+  if ((u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.username || u.password || (u.protocol === 'rediss:') !== c.tls) {
+    throw new ContractError(`BULLMQ_REDIS_URL must be redis:// (rediss:// with REDIS_TLS=true), without credentials: ${JSON.stringify(url)}`);
+  }
+  c.bullPrefix = req(env, 'BULLMQ_PREFIX');
+  c.queues = parseQueues(env.has('BULLMQ_QUEUES') ? req(env, 'BULLMQ_QUEUES') : '', 'standalone');
   return c;
 }
 
@@ -394,6 +428,7 @@ async function closePgClient(client) {
 async function cmdContract(env) {
   const pgc = postgresContract(env);
   const rc = redisContract(env, { bullmq: true }); // the app needs every key at boot
+  queueContract(env); // and BullMQ's Redis, where it has its own
   const result = { ok: false, postgres: null, redis: null };
   const writePool = makePool(pgc, pgc.writeUrl, 'write');
   const readPool = makePool(pgc, pgc.readUrl, 'read');
@@ -795,7 +830,7 @@ async function queueKeys(client, mode, prefix, name) {
  * and no two queues share a slot.
  */
 async function cmdBullmq(env, flags) {
-  const rc = redisContract(env, { bullmq: true });
+  const rc = queueContract(env);
   const jobs = numFlag(flags, 'jobs', { min: 1, int: true, dflt: 1000 });
   const timeoutS = numFlag(flags, 'timeout', { min: 1, dflt: 60 });
   const fromContract = rc.queues.length > 0;
@@ -904,7 +939,7 @@ async function cmdBullmq(env, flags) {
       throw new CheckFailed(`${errMsg(e)}: ${state.join('; ')} of ${jobs} each`);
     }
     const seconds = (Date.now() - started) / 1000;
-    const result = { ok: false, jobs, from_contract: fromContract, mode: rc.mode, seconds: Number(seconds.toFixed(3)), queues: [] };
+    const result = { ok: false, jobs, from_contract: fromContract, mode: rc.mode, own_redis: Boolean(rc.own), seconds: Number(seconds.toFixed(3)), queues: [] };
     const problems = [];
     for (const q of queues) {
       // every return value, as the worker reported it and as stored in Redis

@@ -13,6 +13,7 @@ mod lifecycle;
 mod migrate;
 mod observe;
 mod promote;
+mod queues;
 mod reseed;
 
 use harness::Phase;

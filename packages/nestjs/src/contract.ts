@@ -44,6 +44,11 @@ export interface Contract {
     /** BullMQ's prefix for a queue BULLMQ_QUEUES does not name. */
     defaultPrefix: string;
     queues: QueuePrefix[];
+    /**
+     * The Redis every Queue, Worker and QueueEvents connects to: the
+     * phase's own, or BULLMQ_REDIS_URL's standalone queue Redis.
+     */
+    redis: RedisContract;
   } | null;
   /** `redis`: createAdapter (PUBLISH); `sharded`: createShardedAdapter (SPUBLISH, cluster mode). */
   socketioAdapter: 'redis' | 'sharded';
@@ -107,28 +112,32 @@ function databaseUrl(key: string, url: string): string {
   return url;
 }
 
+/** A standalone node's URL: redis:// or rediss:// as REDIS_TLS says, no credentials. */
+function redisUrl(env: Env, key: string, tls: boolean): string {
+  const url = required(env, key);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ContractError(`${key} is not a URL`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new ContractError(`${key} must start with redis:// or rediss://`);
+  }
+  if (u.username || u.password) {
+    throw new ContractError(`${key} must not carry credentials (REDIS_PASSWORD does)`);
+  }
+  if ((u.protocol === 'rediss:') !== tls) {
+    throw new ContractError(`${key}'s scheme ${u.protocol} contradicts REDIS_TLS=${tls}`);
+  }
+  return url;
+}
+
 function redisTopology(env: Env, tls: boolean): RedisTopology {
   const mode = required(env, 'REDIS_MODE');
   switch (mode) {
-    case 'standalone': {
-      const url = required(env, 'REDIS_URL');
-      let u: URL;
-      try {
-        u = new URL(url);
-      } catch {
-        throw new ContractError('REDIS_URL is not a URL');
-      }
-      if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-        throw new ContractError('REDIS_URL must start with redis:// or rediss://');
-      }
-      if (u.username || u.password) {
-        throw new ContractError('REDIS_URL must not carry credentials (REDIS_PASSWORD does)');
-      }
-      if ((u.protocol === 'rediss:') !== tls) {
-        throw new ContractError(`REDIS_URL's scheme ${u.protocol} contradicts REDIS_TLS=${tls}`);
-      }
-      return { mode, url };
-    }
+    case 'standalone':
+      return { mode, url: redisUrl(env, 'REDIS_URL', tls) };
     case 'sentinel':
       return {
         mode,
@@ -171,7 +180,14 @@ export function readContract(env: Env = process.env): Contract {
   if (defaultPrefix === undefined && env.BULLMQ_QUEUES !== undefined) {
     throw new ContractError('BULLMQ_QUEUES is set without BULLMQ_PREFIX');
   }
-  if (defaultPrefix !== undefined && cluster && !hashTag(defaultPrefix)) {
+  if (defaultPrefix === undefined && env.BULLMQ_REDIS_URL !== undefined) {
+    throw new ContractError('BULLMQ_REDIS_URL is set without BULLMQ_PREFIX');
+  }
+  // A queue Redis of their own is one standalone node: the queues' keys
+  // need no hash tags there, whatever the phase's Redis is.
+  const ownRedis = env.BULLMQ_REDIS_URL !== undefined;
+  const queuesOnCluster = cluster && !ownRedis;
+  if (defaultPrefix !== undefined && queuesOnCluster && !hashTag(defaultPrefix)) {
     throw new ContractError('BULLMQ_PREFIX needs a {hash tag} in cluster mode');
   }
   const adapter = required(env, 'SOCKETIO_ADAPTER');
@@ -181,19 +197,29 @@ export function readContract(env: Env = process.env): Contract {
   if ((adapter === 'sharded') !== cluster) {
     throw new ContractError(`SOCKETIO_ADAPTER=${adapter} does not fit REDIS_MODE=${topology.mode}`);
   }
+  const redis: RedisContract = {
+    ...topology,
+    password: required(env, 'REDIS_PASSWORD'),
+    tls,
+    keyPrefix: required(env, 'REDIS_KEY_PREFIX', true),
+  };
   return {
     postgres: {
       writeUrl: databaseUrl('DATABASE_URL', required(env, 'DATABASE_URL')),
       readUrl: databaseUrl('DATABASE_READ_URL', required(env, 'DATABASE_READ_URL')),
       ssl: flag(env, 'DATABASE_SSL'),
     },
-    redis: {
-      ...topology,
-      password: required(env, 'REDIS_PASSWORD'),
-      tls,
-      keyPrefix: required(env, 'REDIS_KEY_PREFIX', true),
-    },
-    bullmq: defaultPrefix === undefined ? null : { defaultPrefix, queues: queues(env.BULLMQ_QUEUES, cluster) },
+    redis,
+    bullmq:
+      defaultPrefix === undefined
+        ? null
+        : {
+            defaultPrefix,
+            queues: queues(env.BULLMQ_QUEUES, queuesOnCluster),
+            redis: ownRedis
+              ? { mode: 'standalone', url: redisUrl(env, 'BULLMQ_REDIS_URL', tls), password: redis.password, tls, keyPrefix: redis.keyPrefix }
+              : redis,
+          },
     socketioAdapter: adapter,
   };
 }

@@ -17,8 +17,9 @@ export class ScalingQueues implements OnApplicationShutdown {
 
   constructor(@Inject(CONTRACT) private readonly contract: Contract, private readonly metrics: ScalingMetrics) {}
 
+  /** A connection to the Redis that holds the queues: BULLMQ_REDIS_URL's, else the phase's. */
   private connection(): RedisClient {
-    const client = createRedis(this.contract.redis, 'bullmq');
+    const client = createRedis(this.contract.bullmq?.redis ?? this.contract.redis, 'bullmq');
     this.connections.push(client);
     return client;
   }
@@ -27,7 +28,9 @@ export class ScalingQueues implements OnApplicationShutdown {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection(), prefix: queuePrefix(this.contract, name) });
+      // The prefix first: a phase without queues refuses before a connection opens.
+      const prefix = queuePrefix(this.contract, name);
+      queue = new Queue(name, { connection: this.connection(), prefix });
       const q = queue;
       this.metrics.addText(async () => {
         const [waiting] = await q.getJobs(['waiting'], 0, 0, true);
@@ -44,12 +47,13 @@ export class ScalingQueues implements OnApplicationShutdown {
     // The queue too: its counts reach /metrics from a replica that only
     // works on it.
     this.queue(name);
+    const prefix = queuePrefix(this.contract, name);
     const worker = new Worker<T, R>(name, processor, {
       // BullMQ's completed and failed counts, which the throughput alerts read.
       metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
       ...options,
       connection: this.connection(),
-      prefix: queuePrefix(this.contract, name),
+      prefix,
     });
     this.workers.push(worker as Worker);
     return worker;

@@ -53,12 +53,30 @@ test('a broken contract is refused, naming the variable', () => {
     [{ REDIS_TLS: 'yes' }, /REDIS_TLS must be true or false/],
     [{ BULLMQ_QUEUES: 'a={x},b={x}' }, /b shares the hash tag \{x\}/],
     [{ BULLMQ_PREFIX: undefined, BULLMQ_QUEUES: 'a={a}' }, /BULLMQ_QUEUES is set without BULLMQ_PREFIX/],
+    [{ BULLMQ_REDIS_URL: 'http://redis-queues:6379' }, /BULLMQ_REDIS_URL must start with redis:\/\//],
+    [{ BULLMQ_REDIS_URL: 'redis://u:p@redis-queues:6379' }, /BULLMQ_REDIS_URL must not carry credentials/],
+    [{ BULLMQ_REDIS_URL: 'rediss://redis-queues:6379' }, /BULLMQ_REDIS_URL's scheme rediss: contradicts REDIS_TLS=false/],
+    [{ BULLMQ_PREFIX: undefined, BULLMQ_QUEUES: undefined, BULLMQ_REDIS_URL: 'redis://redis-queues:6379' }, /BULLMQ_REDIS_URL is set without BULLMQ_PREFIX/],
   ];
   for (const [change, message] of cases) {
     const env = { ...good, ...change };
     for (const [k, v] of Object.entries(change)) if (v === undefined) delete env[k];
     assert.throws(() => readContract(env), (e: unknown) => e instanceof ContractError && message.test((e as Error).message), String(message));
   }
+});
+
+test('with a queue Redis, BullMQ connects to it, a standalone node, and its prefixes need no hash tag', () => {
+  const env = {
+    ...envFile(join(OUT, 'scale', 'compose', 'app.env')),
+    BULLMQ_REDIS_URL: 'redis://redis-queues:6379',
+    BULLMQ_PREFIX: 'bull',
+    BULLMQ_QUEUES: 'a=bull,b=bull',
+  };
+  const c = readContract(env);
+  assert.equal(c.redis.mode, 'cluster');
+  assert.ok(c.bullmq);
+  assert.deepEqual(c.bullmq.redis, { mode: 'standalone', url: 'redis://redis-queues:6379', password: c.redis.password, tls: false, keyPrefix: c.redis.keyPrefix });
+  assert.equal(queuePrefix(c, 'a'), 'bull');
 });
 
 test('a phase that runs no queues offers no BullMQ prefix, and asking for one says why', () => {

@@ -94,7 +94,27 @@ const modes: Array<{ mode: string; setUp: (s: Servers) => Promise<Record<string,
       };
     },
   },
+  {
+    // A cluster for the cache and pub/sub, the queues on a standalone
+    // queue Redis of their own (queue_redis): no hash tags there.
+    mode: 'cluster with a queue Redis',
+    setUp: async (s) => {
+      await s.cluster([27331, 27332, 27333]);
+      await s.standalone(27334);
+      return {
+        REDIS_MODE: 'cluster',
+        REDIS_CLUSTER_NODES: '127.0.0.1:27331,127.0.0.1:27332',
+        BULLMQ_REDIS_URL: 'redis://127.0.0.1:27334',
+        BULLMQ_PREFIX: 'bull',
+        BULLMQ_QUEUES: 'push=bull',
+        SOCKETIO_ADAPTER: 'sharded',
+      };
+    },
+  },
 ];
+
+/** Where the contract puts BullMQ's keys: the queue Redis's port, or none (the phase's Redis). */
+const queuePort: Record<string, number | undefined> = { 'cluster with a queue Redis': 27334 };
 
 for (const { mode, setUp } of modes) {
   describe(`${mode} Redis`, { timeout: 120_000 }, () => {
@@ -141,6 +161,13 @@ for (const { mode, setUp } of modes) {
       const text = await (await fetch(`${await apps[0].getUrl()}/metrics`)).text();
       assert.match(text, /bullmq_job_count\{queue="push"/);
       assert.match(text, /scaleplan_queue_oldest_job_age_seconds\{queue="push"\} 0/);
+      // The queue's keys are on the Redis the contract names for BullMQ,
+      // and, with a queue Redis, none of them on the phase's Redis.
+      const port = queuePort[mode];
+      if (port !== undefined) {
+        assert.ok(servers.keys(port, 'bull:push:*').length > 0, 'no queue key on the queue Redis');
+        assert.equal((await redis.keys('bull:push:*')).length, 0, 'queue keys on the phase Redis');
+      }
     });
 
     test('the scaling endpoints serve the phase, and readiness names what is down', async () => {

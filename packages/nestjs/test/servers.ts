@@ -46,6 +46,11 @@ export class Servers {
     await this.until(`redis on ${port}`, () => this.cli(port, 'PING') === 'PONG');
   }
 
+  /** The keys of the node on `port` that match `pattern` (KEYS: test data only). */
+  keys(port: number, pattern: string): string[] {
+    return this.cli(port, 'KEYS', pattern).split('\n').filter((k) => k !== '');
+  }
+
   async standalone(port: number): Promise<void> {
     await this.server(port);
   }

@@ -163,13 +163,19 @@ locals {
     { name = "REDIS_READ_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "cluster" },
     { name = "REDIS_TLS", value = "true", use = s.uses_redis },
     { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = s.uses_redis },
-    { name = "BULLMQ_PREFIX", value = local.redis_mode == "cluster" ? "{bull}" : "bull", use = s.uses_redis },
+    { name = "BULLMQ_REDIS_URL", value = "rediss://${local.queue_endpoint}:6379", use = s.uses_redis && var.queue_redis != null },
+    { name = "BULLMQ_PREFIX", value = local.queues_on_cluster ? "{bull}" : "bull", use = s.uses_redis },
     { name = "BULLMQ_QUEUES", value = local.bullmq_queues, use = s.uses_redis && length(var.queues) > 0 },
     { name = "SOCKETIO_ADAPTER", value = local.redis_mode == "cluster" ? "sharded" : "redis", use = s.uses_redis },
   ] : { name = e.name, value = e.value } if e.use] }
 
   # queue=prefix pairs, as on Compose and the local target.
-  bullmq_queues = join(",", [for q in var.queues : "${q}=${local.redis_mode == "cluster" ? "{${q}}" : "bull"}"])
+  bullmq_queues = join(",", [for q in var.queues : "${q}=${local.queues_on_cluster ? "{${q}}" : "bull"}"])
+
+  # With a queue Redis of their own, BullMQ connects to a standalone
+  # group: no hash tags, whatever the phase's Redis is.
+  queues_on_cluster = local.redis_mode == "cluster" && var.queue_redis == null
+  queue_endpoint    = var.queue_redis == null ? "" : aws_elasticache_replication_group.queues[0].primary_endpoint_address
 }
 
 resource "aws_ecs_task_definition" "service" {

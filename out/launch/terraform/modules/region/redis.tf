@@ -99,3 +99,45 @@ resource "aws_elasticache_global_replication_group" "this" {
   primary_replication_group_id         = aws_elasticache_replication_group.this.id
   global_replication_group_description = "Redis of ${var.project}, every region"
 }
+
+# BullMQ's own Redis, where the spec names queue_redis: a job must never be
+# evicted, so its policy is noeviction whatever the cache's is, and a
+# replica in another zone with automatic failover keeps the queued jobs
+# through a node replacement (ElastiCache keeps no file a lone node could
+# restart from). Its clients are the phase's Redis clients: the same
+# security group, subnets and auth token.
+resource "aws_elasticache_parameter_group" "queues" {
+  count = var.queue_redis == null ? 0 : 1
+
+  region = var.aws_region
+  name   = "${var.name}-queues"
+  family = var.redis.family
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = "noeviction"
+  }
+}
+
+resource "aws_elasticache_replication_group" "queues" {
+  count = var.queue_redis == null ? 0 : 1
+
+  region                     = var.aws_region
+  replication_group_id       = "${var.name}-queues"
+  description                = "BullMQ's queues of ${var.name}"
+  engine                     = "redis"
+  engine_version             = var.redis.engine_version
+  node_type                  = var.queue_redis.node_type
+  port                       = 6379
+  parameter_group_name       = aws_elasticache_parameter_group.queues[0].name
+  subnet_group_name          = aws_elasticache_subnet_group.this.name
+  security_group_ids         = [aws_security_group.redis.id]
+  num_cache_clusters         = 2
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+  at_rest_encryption_enabled = true
+  transit_encryption_enabled = true
+  auth_token                 = var.redis_auth_token
+  snapshot_retention_limit   = 3
+  apply_immediately          = var.redis.apply_immediately
+}

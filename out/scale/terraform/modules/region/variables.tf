@@ -148,6 +148,14 @@ variable "redis" {
   })
 }
 
+variable "queue_redis" {
+  description = "BullMQ's own ElastiCache group (queue_redis in the spec): noeviction, a primary and a replica in another zone; null where the queues live on the phase's Redis."
+  type = object({
+    node_type = string
+  })
+  default = null
+}
+
 variable "redis_cluster_mode_override" {
   description = "\"compatible\" (apply 1) or \"enabled\" (apply 2) of a move into cluster mode with the earlier phase's files; null otherwise."
   type        = string

@@ -1,0 +1,100 @@
+//! BullMQ's queues moved onto a Redis of their own (`queue_redis`) while
+//! the deployment runs: `migrate` starts the queue Redis, refuses to move
+//! the queues while a job still waits on the phase's Redis, moves them once
+//! drained, and only then lets the phase's Redis evict.
+
+use crate::harness::{Phase, redis, secret};
+
+const QUEUES: u16 = 27000;
+
+/// Each Redis command's count on the node at `port` since its last
+/// CONFIG RESETSTAT (INFO commandstats: `cmdstat_<name>:calls=N,...`).
+fn calls(port: u16, command: &str) -> u64 {
+    let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
+    let stats = redis(port, pw, &["INFO", "commandstats"], None);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn config(port: u16, key: &str) -> String {
+    let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
+    let out = redis(port, pw, &["CONFIG", "GET", key], None);
+    out.lines().nth(1).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn queues_move_onto_their_own_redis_only_once_drained() {
+    let phases = testkit::repo().join("tests/fixtures/queues");
+    let mut d = Phase::up_from(Some(&phases), "shared", QUEUES);
+    let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
+    let cache = d.port("redis-1");
+    // A job BullMQ left waiting on the phase's Redis, in BullMQ's own key
+    // layout (`<prefix>:<queue>:meta` and `:wait`).
+    redis(
+        cache,
+        pw,
+        &["HSET", "bull:stuck:meta", "opts.maxLenEvents", "10000"],
+        None,
+    );
+    redis(cache, pw, &["LPUSH", "bull:stuck:wait", "1"], None);
+
+    let run = d.migrate("own", &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("Move BullMQ's queues onto redis-queues")
+            && run.stderr.contains(
+                "1 BullMQ job(s) are not finished where the queues are now (bull:stuck: 1)"
+            ),
+        "{}",
+        run.stderr
+    );
+    // Still the cache's old policy: the step that lets it evict comes after.
+    assert_eq!(config(cache, "maxmemory-policy"), "noeviction");
+    let queue_port = d.port("redis-queues");
+    assert_eq!(config(queue_port, "maxmemory-policy"), "noeviction");
+    assert_eq!(config(queue_port, "appendonly"), "yes");
+
+    // Drained: the migration resumes and finishes.
+    redis(
+        cache,
+        pw,
+        &["DEL", "bull:stuck:wait", "bull:stuck:meta"],
+        None,
+    );
+    let run = d.migrate("own", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("resuming the migration"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(config(cache, "maxmemory-policy"), "allkeys-lru");
+    let env = std::fs::read_to_string(d.state.join("app.env")).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == format!("BULLMQ_REDIS_URL=redis://127.0.0.1:{queue_port}")),
+        "{env}"
+    );
+
+    // BullMQ through the contract: every script call on the queue Redis,
+    // none on the cache.
+    for port in [cache, queue_port] {
+        redis(port, pw, &["CONFIG", "RESETSTAT"], None);
+    }
+    let doc = crate::clients::bullmq(&d, "standalone");
+    assert_eq!(doc["own_redis"], true, "{doc}");
+    assert!(
+        calls(queue_port, "evalsha") + calls(queue_port, "eval") >= 1000,
+        "{doc}"
+    );
+    assert_eq!(calls(cache, "evalsha") + calls(cache, "eval"), 0);
+
+    let status = d.status();
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert!(status.stdout.contains("redis-queues "), "{}", status.stdout);
+    d.down();
+}
