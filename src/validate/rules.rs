@@ -737,7 +737,11 @@ mod tests {
             if let Some(w) = red012.first() {
                 assert_eq!(w.severity, Severity::Error);
                 assert!(w.help.contains("noeviction"), "{}", w.help);
-                assert!(w.help.contains("remove app.queues"), "{}", w.help);
+                assert!(
+                    w.help.contains("queue_redis: {maxmemory_mb: 256}"),
+                    "{}",
+                    w.help
+                );
                 assert!(w.message.contains(policy), "{}", w.message);
                 assert!(w.message.contains("worker 'push'"), "{}", w.message);
             }
@@ -756,6 +760,43 @@ mod tests {
             "workers": [worker(&["postgres"], false)],
         }));
         assert!(d.iter().all(|d| d.code != Code::Red012), "{d:?}");
+        // Queues on a Redis of their own: the cache may evict.
+        let d = check(serde_json::json!({
+            "redis": {"maxmemory_policy": "allkeys-lru"},
+            "app": {"queues": true},
+            "queue_redis": {"maxmemory_mb": 64},
+        }));
+        assert!(
+            d.iter()
+                .all(|d| d.code != Code::Red012 && d.code != Code::Red014),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_queue_redis_where_nothing_queues_warns() {
+        let d = check(serde_json::json!({
+            "queue_redis": {"maxmemory_mb": 64},
+        }));
+        let red014: Vec<_> = d.iter().filter(|d| d.code == Code::Red014).collect();
+        assert_eq!(red014.len(), 1, "{d:?}");
+        assert_eq!(red014[0].severity, Severity::Warning);
+        assert!(
+            red014[0].help.contains("app.queues: true"),
+            "{}",
+            red014[0].help
+        );
+    }
+
+    #[test]
+    fn a_queue_redis_on_aws_needs_no_replica_of_the_cache() {
+        let d = check(serde_json::json!({
+            "app": {"queues": true},
+            "redis": {"maxmemory_policy": "allkeys-lru"},
+            "queue_redis": {"maxmemory_mb": 64},
+            "targets": {"terraform": {"enabled": true, "state": {"bucket": "b"}}},
+        }));
+        assert!(d.iter().all(|d| d.code != Code::Red013), "{d:?}");
     }
 
     #[test]

@@ -656,9 +656,11 @@ fn changes_apply_now_snapshots_are_unique_and_insights_follow_the_phase() {
     assert!(postgres.contains("-writer-final-${formatdate(\"YYYYMMDDhhmmss\", timestamp())}"));
     assert!(postgres.contains("ignore_changes = [final_snapshot_identifier]"));
     let redis = read("launch", "modules/region/redis.tf");
+    // The phase's Redis and the queue Redis (declared in every module,
+    // created where the spec names queue_redis).
     assert_eq!(
         lines(&redis, "apply_immediately = var.redis.apply_immediately"),
-        1
+        2
     );
     for (phase, on) in [
         ("launch", false),
