@@ -74,6 +74,9 @@ pub struct Monitoring {
     pub slot_wal_alert_bytes: u64,
     pub sentinel: Option<String>,
     pub cluster: bool,
+    /// The queue Redis's node (`queue_redis`): its own memory alert, and
+    /// out of the phase's Redis's capacity series.
+    pub queue_redis: Option<String>,
     /// The notification workers' queues, each worker's own.
     pub queues: Vec<QueueWatch>,
 }
@@ -140,7 +143,15 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         .data_nodes()
         .first()
         .map_or_else(|| super::names::redis(1), |n| n.name.clone());
-    let on_master = "and on (node) redis_instance_info{role=\"master\"}";
+    // The phase's Redis's masters: the queue Redis is a master too, with a
+    // maxmemory of its own, and has its own alert.
+    let on_master = match &topo.queue_redis {
+        Some(q) => format!(
+            "and on (node) redis_instance_info{{role=\"master\",node!=\"{}\"}}",
+            q.node.name
+        ),
+        None => "and on (node) redis_instance_info{role=\"master\"}".to_owned(),
+    };
     let cache = phase.redis.maxmemory_policy.as_str().starts_with("allkeys");
     let all_queues = super::topology::queue_names(phase);
     let push_queues = all_queues.join("|");
@@ -357,6 +368,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
             _ => None,
         },
         cluster: matches!(topo.redis, RedisLayout::Cluster { .. }),
+        queue_redis: topo.queue_redis.as_ref().map(|q| q.node.name.clone()),
         queues: super::capacity::notification_workers(phase)
             .map(|(w, n)| QueueWatch {
                 worker: w.name.as_str().to_owned(),

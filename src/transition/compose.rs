@@ -263,12 +263,17 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             out
         }
         Action::StartQueueRedis => vec![up(names::QUEUE_REDIS)],
+        // At run time, then the container's new memory limit (`up` is a
+        // no-op where the definition did not change).
         Action::QueueRedisSettings => to
             .queue_redis
             .iter()
-            .map(|q| {
+            .flat_map(|q| {
                 let conf = redisconf::plan(&q.layout(), &q.node, to.target);
-                redis_cli(&q.node, &config_set(&conf.all().collect::<Vec<_>>()))
+                [
+                    redis_cli(&q.node, &config_set(&conf.all().collect::<Vec<_>>())),
+                    up(&q.node.name),
+                ]
             })
             .collect(),
         // The drained queues' clients reconnect from the new contract.

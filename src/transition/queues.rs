@@ -57,7 +57,7 @@ pub(super) fn steps(from: &PlannedPhase, to: &PlannedPhase, s: &mut Stages) {
                     x.common.maxmemory_mb, y.common.maxmemory_mb
                 ),
                 Risk::Online,
-                "CONFIG SET at run time, read back; a lower limit is refused while the queued jobs use 90% of it",
+                "CONFIG SET at run time, read back; a lower limit is refused while the queued jobs use 90% of it. Compose then recreates the container where its memory limit changed: the queues pause while it restarts from its append-only file",
                 Action::QueueRedisSettings,
             ));
         }

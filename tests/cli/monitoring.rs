@@ -168,3 +168,62 @@ fn cloudwatch_alarms_share_the_rules_thresholds() {
         }
     }
 }
+
+/// A phase with a queue Redis (tests/fixtures/queues `own`): its own
+/// memory alert, on its own limit, fires in promtool's test; the phase's
+/// Redis's capacity series leave it out.
+#[test]
+fn a_queue_redis_has_its_own_memory_alert() {
+    let sandbox = testkit::Sandbox::with_phases(
+        "queue-alerts",
+        &testkit::spec_files(&repo().join("tests/fixtures/queues")),
+    );
+    let run = sandbox.run(&["build", "own"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let monitoring = sandbox.path("out/own/monitoring");
+    let checked = promtool(&monitoring, &["check", "rules", "rules.yml"]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let tested = promtool(&monitoring, &["test", "rules", "rules.test.yml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+    let rules = yaml_to_json(&std::fs::read_to_string(monitoring.join("rules.yml")).unwrap());
+    let all: Vec<&serde_json::Value> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect();
+    let alert = all
+        .iter()
+        .find(|r| r["alert"] == "QueueRedisNearlyFull")
+        .expect("the queue Redis's alert");
+    assert!(
+        alert["expr"]
+            .as_str()
+            .unwrap()
+            .contains("redis_memory_max_bytes{node=\"redis-queues\"}")
+    );
+    let master = "redis_instance_info{role=\"master\",node!=\"redis-queues\"}";
+    let capacity: Vec<&&serde_json::Value> = all
+        .iter()
+        .filter(|r| {
+            r["expr"]
+                .as_str()
+                .unwrap()
+                .contains("redis_memory_used_bytes and")
+        })
+        .collect();
+    assert!(!capacity.is_empty());
+    for r in capacity {
+        assert!(r["expr"].as_str().unwrap().contains(master), "{r}");
+    }
+    let tests = std::fs::read_to_string(monitoring.join("rules.test.yml")).unwrap();
+    assert!(tests.contains("QueueRedisNearlyFull"), "{tests}");
+    // Prometheus scrapes it through the Redis exporter, on both targets.
+    for target in ["local", "compose"] {
+        let config = std::fs::read_to_string(
+            sandbox.path(&format!("out/own/{target}/monitoring/prometheus.yml")),
+        )
+        .unwrap();
+        assert!(config.contains("redis-queues"), "{target}: {config}");
+    }
+}

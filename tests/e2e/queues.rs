@@ -26,7 +26,7 @@ fn config(port: u16, key: &str) -> String {
 }
 
 #[test]
-fn queues_move_onto_their_own_redis_only_once_drained() {
+fn queues_move_onto_their_own_redis_once_drained_and_a_full_one_gets_room() {
     let phases = testkit::repo().join("tests/fixtures/queues");
     let mut d = Phase::up_from(Some(&phases), "shared", QUEUES);
     let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
@@ -92,6 +92,29 @@ fn queues_move_onto_their_own_redis_only_once_drained() {
         "{doc}"
     );
     assert_eq!(calls(cache, "evalsha") + calls(cache, "eval"), 0);
+
+    // The queue Redis full (its limit set below what it holds, as a
+    // backlog would fill it): a new job is refused, and nothing it held
+    // is evicted.
+    let keys = redis(queue_port, pw, &["DBSIZE"], None);
+    redis(queue_port, pw, &["CONFIG", "SET", "maxmemory", "1mb"], None);
+    let refused = redis(queue_port, pw, &["LPUSH", "bull:full:wait", "1"], None);
+    assert!(refused.contains("OOM command not allowed"), "{refused}");
+    assert_eq!(redis(queue_port, pw, &["DBSIZE"], None), keys);
+    // More room, as docs/recovery.md says: the next phase's limit, set at
+    // run time by `migrate` and read back.
+    let run = d.migrate("bigger", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("The queue Redis's maxmemory 64 -> 128 MB"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(config(queue_port, "maxmemory"), (128u64 << 20).to_string());
+    let taken = redis(queue_port, pw, &["LPUSH", "bull:full:wait", "1"], None);
+    assert_eq!(taken, "1");
+    redis(queue_port, pw, &["DEL", "bull:full:wait"], None);
 
     let status = d.status();
     assert_eq!(status.code, 0, "{}", status.stdout);

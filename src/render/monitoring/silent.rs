@@ -122,6 +122,32 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         )],
         result_labels: Vec::new(),
     });
+    // The queue Redis never evicts: at maxmemory it refuses new jobs. Its
+    // alert is on its own limit (redis_exporter's redis_memory_max_bytes),
+    // not the phase's Redis's.
+    if let Some(node) = &m.queue_redis {
+        out.push(Silent {
+            name: "QueueRedisNearlyFull",
+            bottleneck: Bottleneck::Redis,
+            severity: Severity::Critical,
+            expr: format!(
+                "max(redis_memory_used_bytes{{node=\"{node}\"}} / redis_memory_max_bytes{{node=\"{node}\"}}) > 0.9"
+            ),
+            for_: "5m",
+            summary: "the queue Redis holds over 90% of its maxmemory: at 100% it refuses new jobs (noeviction); drain the queues, remove finished jobs, or raise queue_redis.maxmemory_mb".to_owned(),
+            fires_on: vec![
+                (
+                    format!("redis_memory_used_bytes{{node=\"{node}\"}}"),
+                    "95x240".to_owned(),
+                ),
+                (
+                    format!("redis_memory_max_bytes{{node=\"{node}\"}}"),
+                    "100x240".to_owned(),
+                ),
+            ],
+            result_labels: Vec::new(),
+        });
+    }
     out.push(Silent {
         name: "RedisRejectingConnections",
         bottleneck: Bottleneck::Redis,
