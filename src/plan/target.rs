@@ -4,6 +4,17 @@
 
 use serde::Serialize;
 
+/// Where a Compose container's start script writes the files it makes from
+/// secrets (auth files, a password file): in memory, never on a volume,
+/// and writable by the service's own user on every start. Not a `tmpfs:`
+/// mount: Docker mounts one again as root 0755 when a container restarts
+/// (moby/moby#20437), and the non-root service could then not write its
+/// auth file and would restart forever. Each container's /dev/shm is a
+/// fresh 1777 tmpfs on every start.
+pub const COMPOSE_SECRETS_DIR: &str = "/dev/shm/scaleplan";
+/// Redis's auth include in Compose and the cloud, in that directory.
+pub const COMPOSE_REDIS_AUTH: &str = "/dev/shm/scaleplan/redis-auth.conf";
+
 /// A target a phase is rendered for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -87,7 +98,7 @@ impl Target {
     /// the environment and never generated.
     pub fn pgbouncer_auth_file(self, node: &str) -> String {
         match self {
-            Target::Compose => "/run/scaleplan/userlist.txt".to_owned(),
+            Target::Compose => format!("{COMPOSE_SECRETS_DIR}/userlist.txt"),
             Target::Local { .. } => format!("{node}/userlist.txt"),
             Target::Cloud => "/tmp/userlist.txt".to_owned(),
         }
@@ -104,7 +115,7 @@ impl Target {
     /// node's directory, so locally the auth file sits beside the data.
     pub fn redis_auth(self) -> &'static str {
         match self {
-            Target::Compose | Target::Cloud => "/run/scaleplan/redis-auth.conf",
+            Target::Compose | Target::Cloud => COMPOSE_REDIS_AUTH,
             Target::Local { .. } => "auth.conf",
         }
     }

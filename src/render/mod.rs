@@ -448,6 +448,10 @@ impl Renderer {
         env.add_global("secrets", Value::from(Serde(SECRET_VARS)));
         env.add_global("roles", Value::from(Serde(ROLES)));
         env.add_global(
+            "compose_secrets_dir",
+            crate::plan::target::COMPOSE_SECRETS_DIR,
+        );
+        env.add_global(
             "auth",
             Value::from(Serde(AuthFormats {
                 redis: auth::printf_format(&auth::redis_auth("%s")),

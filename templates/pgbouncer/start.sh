@@ -1,7 +1,7 @@
 #!/bin/sh
 {{ header("#") }}
 #
-# Writes PgBouncer's auth file from the environment into a tmpfs, then
+# Writes PgBouncer's auth file from the environment into memory, then
 # starts PgBouncer. Plain-text entries let PgBouncer answer SCRAM for the
 # client and perform SCRAM against PostgreSQL.
 set -eu
@@ -15,6 +15,7 @@ for secret in "{{ env(secrets.app_db) }}" "{{ env(secrets.pgbouncer_admin) }}"; 
 done
 
 umask 077
+mkdir -p "$(dirname {{ auth_file }})"
 printf {{ userlist }} \
   {{ postgres.user }} "{{ env(secrets.app_db) }}" \
   {{ admin_user }} "{{ env(secrets.pgbouncer_admin) }}" > {{ auth_file }}

@@ -41,7 +41,7 @@ config+=(-c "unix_socket_directories=${SCALEPLAN_SOCKET_DIR:?set SCALEPLAN_SOCKE
 {% endif %}
 {% else %}
 data=${PGDATA:?set PGDATA}
-passfile=/run/scaleplan/replication.pgpass
+passfile={{ compose_secrets_dir }}/replication.pgpass
 config=(-c config_file=/etc/postgresql/postgresql.conf)
 {% endif %}
 primary_host={{ primary.endpoint.host }}
@@ -49,6 +49,7 @@ primary_port={{ primary.endpoint.port }}
 user={{ roles.replication }}
 
 umask 077
+mkdir -p "$(dirname "$passfile")"
 printf '%s:%s:*:%s:%s\n' "$primary_host" "$primary_port" "$user" "$PGPASSWORD" > "$passfile"
 export PGPASSFILE=$passfile
 unset PGPASSWORD

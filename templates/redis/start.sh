@@ -38,6 +38,7 @@ auth={{ auth_include }}
 run=$data/$file
 
 umask 077
+mkdir -p "$(dirname "$auth")"
 case "$mode" in
   sentinel)
 {% if sentinel_auth is not none %}

@@ -11,6 +11,7 @@
 //! volumes) when a test ends, also when it fails.
 
 mod promote;
+mod queues;
 mod reads;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,7 @@ auth=$data/auth.conf
 run=$data/$file
 
 umask 077
+mkdir -p "$(dirname "$auth")"
 case "$mode" in
   sentinel)
     echo "this phase runs no sentinel" >&2

@@ -27,10 +27,11 @@ case "$mode" in
 esac
 generated=/etc/scaleplan/$file
 data=/data
-auth=/run/scaleplan/redis-auth.conf
+auth=/dev/shm/scaleplan/redis-auth.conf
 run=$data/$file
 
 umask 077
+mkdir -p "$(dirname "$auth")"
 case "$mode" in
   sentinel)
     printf 'requirepass "%s"\nsentinel auth-pass sikka "%s"\nsentinel sentinel-pass "%s"\n' "$SCALEPLAN_REDIS_PASSWORD" "$SCALEPLAN_REDIS_PASSWORD" "$SCALEPLAN_REDIS_PASSWORD" > "$auth"

@@ -33,6 +33,7 @@ auth=$data/auth.conf
 run=$data/$file
 
 umask 077
+mkdir -p "$(dirname "$auth")"
 case "$mode" in
   sentinel)
     printf 'requirepass "%s"\nsentinel auth-pass sikka "%s"\nsentinel sentinel-pass "%s"\n' "$SCALEPLAN_REDIS_PASSWORD" "$SCALEPLAN_REDIS_PASSWORD" "$SCALEPLAN_REDIS_PASSWORD" > "$auth"

@@ -27,10 +27,11 @@ case "$mode" in
 esac
 generated=/etc/scaleplan/$file
 data=/data
-auth=/run/scaleplan/redis-auth.conf
+auth=/dev/shm/scaleplan/redis-auth.conf
 run=$data/$file
 
 umask 077
+mkdir -p "$(dirname "$auth")"
 case "$mode" in
   sentinel)
     echo "this phase runs no sentinel" >&2

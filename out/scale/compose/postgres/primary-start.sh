@@ -5,7 +5,7 @@
 # Starts the primary postgres-primary in Compose, on the official image or on
 # one built from Debian's packages alike: it leans on no image's own
 # entrypoint. An empty data directory is initialised (the superuser's
-# password from the environment, through a file on a tmpfs); then, on every
+# password from the environment, through a file in memory); then, on every
 # start, the roles and database are applied with init-roles.sql over the
 # Unix socket before any client can connect (idempotent, so a rotated
 # password takes effect on the next start); then PostgreSQL runs.
@@ -56,7 +56,8 @@ fi
 if [ ! -s "$data/PG_VERSION" ]; then
   echo "initialising $data"
   umask 077
-  pwfile=$(mktemp /run/scaleplan/superuser.XXXXXX)
+  mkdir -p "/dev/shm/scaleplan"
+  pwfile=$(mktemp "/dev/shm/scaleplan/superuser.XXXXXX")
   printf '%s\n' "$SCALEPLAN_POSTGRES_PASSWORD" > "$pwfile"
   initdb -D "$data" --username=postgres --pwfile="$pwfile" \
     --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8

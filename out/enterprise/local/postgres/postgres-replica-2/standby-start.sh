@@ -41,6 +41,7 @@ primary_port=17000
 user=replicator
 
 umask 077
+mkdir -p "$(dirname "$passfile")"
 printf '%s:%s:*:%s:%s\n' "$primary_host" "$primary_port" "$user" "$PGPASSWORD" > "$passfile"
 export PGPASSFILE=$passfile
 unset PGPASSWORD

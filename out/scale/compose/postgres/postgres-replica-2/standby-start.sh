@@ -29,13 +29,14 @@ case "$PGPASSWORD" in
   *[!A-Za-z0-9_.-]*) echo "SCALEPLAN_REPLICATION_PASSWORD may use letters, digits, '_', '.' and '-' only" >&2; exit 1 ;;
 esac
 data=${PGDATA:?set PGDATA}
-passfile=/run/scaleplan/replication.pgpass
+passfile=/dev/shm/scaleplan/replication.pgpass
 config=(-c config_file=/etc/postgresql/postgresql.conf)
 primary_host=postgres-primary
 primary_port=5432
 user=replicator
 
 umask 077
+mkdir -p "$(dirname "$passfile")"
 printf '%s:%s:*:%s:%s\n' "$primary_host" "$primary_port" "$user" "$PGPASSWORD" > "$passfile"
 export PGPASSFILE=$passfile
 unset PGPASSWORD
