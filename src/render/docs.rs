@@ -110,6 +110,7 @@ impl Renderer {
             pgbouncer: &topo.pgbouncer,
             redis: &topo.redis,
             redis_summary,
+            queue_redis: topo.queue_redis.as_ref(),
             app: &topo.app,
             services: topo.services.iter().chain(topo.workers.iter()).collect(),
             regions: spec
@@ -230,6 +231,7 @@ struct PhaseDocCtx<'a> {
     pgbouncer: &'a topology::PgbouncerTier,
     redis: &'a RedisLayout,
     redis_summary: String,
+    queue_redis: Option<&'a topology::QueueRedis>,
     app: &'a topology::AppTier,
     services: Vec<&'a topology::ServiceTier>,
     regions: Vec<String>,
