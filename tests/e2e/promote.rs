@@ -229,3 +229,43 @@ fn a_killed_primary_is_replaced_by_the_most_advanced_standby() {
     );
     phase.down();
 }
+
+/// `promote` records its choice before pg_promote: a run that stopped in
+/// between (its state file says which standby, the standby still in
+/// recovery) is finished by the next run, pg_promote included.
+#[test]
+fn a_promotion_cut_short_before_pg_promote_is_finished_by_the_next_run() {
+    let mut phase = Phase::up_at("growth", 34000);
+    let chosen = "postgres-replica-1";
+    let port = phase.port(chosen);
+    let received = superuser(port, "SELECT pg_last_wal_receive_lsn()");
+    phase.kill_hard("postgres-primary");
+    // The state as the interrupted run left it.
+    let path = phase.state.join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state["postgres_writer"] = chosen.into();
+    state["promoting"] =
+        serde_json::json!({ "lost": "postgres-primary", "received_lsn": received });
+    state["processes"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p["name"] != "postgres-primary");
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    assert_eq!(superuser(port, "SELECT pg_is_in_recovery()"), "t");
+
+    let promote = phase.scaleplan(&["promote", "growth", "--timeout", "90"]);
+    assert_eq!(promote.code, 0, "{}\n{}", promote.stdout, promote.stderr);
+    assert!(
+        promote
+            .stdout
+            .contains(&format!("finishing the promotion of {chosen}")),
+        "{}",
+        promote.stdout
+    );
+    assert_eq!(superuser(port, "SELECT pg_is_in_recovery()"), "f");
+    let url = phase.port("pg-proxy");
+    app(url, "CREATE TABLE after_promote (n int)").unwrap();
+    app(url, "INSERT INTO after_promote VALUES (1)").unwrap();
+    phase.down();
+}

@@ -87,11 +87,31 @@ pub fn promote(
         // An earlier run promoted the standby and recorded it; the rest of
         // the deployment follows it now.
         Some(p) => {
-            let promoted = phase.local.postgres.primary.name.clone();
+            let node = &phase.local.postgres.primary;
+            let promoted = node.name.clone();
             crate::say!(
                 "finishing the promotion of {promoted} (the lost primary: {})",
                 p.lost
             );
+            // The choice is recorded before pg_promote: a run that stopped
+            // in between left the node a standby, and this one promotes it.
+            let in_recovery = probe::psql(
+                &tools,
+                node.endpoint.port,
+                SUPERUSER,
+                secrets.get(Secret::Postgres),
+                "postgres",
+                "SELECT pg_is_in_recovery()",
+            );
+            if in_recovery.as_deref() == Some("t") {
+                promote_node(
+                    &tools,
+                    &secrets,
+                    node.endpoint.port,
+                    &promoted,
+                    opts.timeout,
+                )?;
+            }
             (
                 phase.clone(),
                 promoted,
@@ -110,12 +130,12 @@ pub fn promote(
                 chosen.standby.received,
                 is_root().then_some("postgres"),
             );
-            promote_node(&tools, &secrets, &chosen, opts.timeout)?;
             let writer = postgres_node_index(&chosen.standby.name)
                 .context("a standby whose name is no node of the plan")?;
             // The deployment from now on: the same phase, its primary at
-            // the promoted node. Recorded at once: from here on, running
-            // `promote` again finishes this promotion.
+            // the promoted node. Recorded before pg_promote, as in Compose:
+            // from here on, running `promote` again finishes this
+            // promotion, pg_promote included where it did not happen.
             let after = crate::plan::plan(
                 &phase.phase,
                 &Options {
@@ -131,6 +151,21 @@ pub fn promote(
             });
             state.processes.retain(|p| p.name != lost.name);
             state.save(&state_dir)?;
+            promote_node(
+                &tools,
+                &secrets,
+                chosen.port,
+                &chosen.standby.name,
+                opts.timeout,
+            )
+            .with_context(|| {
+                format!(
+                    "{} is recorded as the new primary; run `scaleplan promote {} --state {}` again to promote it and finish",
+                    chosen.standby.name,
+                    phase.name(),
+                    opts.state_dir.display()
+                )
+            })?;
             (
                 after,
                 chosen.standby.name,
@@ -354,14 +389,15 @@ fn choose(
 fn promote_node(
     tools: &Tools,
     secrets: &Secrets,
-    c: &Candidate,
+    port: u16,
+    name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let password = secrets.get(Secret::Postgres);
     let seconds = timeout.as_secs().max(10);
     let asked = probe::psql_within(
         tools,
-        c.port,
+        port,
         (SUPERUSER, password),
         "postgres",
         &format!("SELECT pg_promote(true, {seconds})"),
@@ -370,7 +406,7 @@ fn promote_node(
     let promoted = probe::wait_for(timeout, || {
         (probe::psql(
             tools,
-            c.port,
+            port,
             SUPERUSER,
             password,
             "postgres",
@@ -380,8 +416,7 @@ fn promote_node(
     });
     if promoted.is_none() {
         bail!(
-            "{} did not finish promoting within {seconds} s ({})",
-            c.standby.name,
+            "{name} did not finish promoting within {seconds} s ({})",
             match asked {
                 Ok(answer) => format!("pg_promote answered {answer}"),
                 Err(e) => format!("{e:#}"),
