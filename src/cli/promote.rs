@@ -57,7 +57,7 @@ pub(super) fn run(format: Format, args: &Args) -> anyhow::Result<i32> {
             },
         )?;
         let rejoin = format!(
-            "its data directory is no standby's, so it refuses to start until reseeded: SCALEPLAN_RESEED=<the system identifier its error names> docker compose up -d --no-deps --force-recreate --wait {lost} (docs/recovery.md#in-compose). Take a full backup now: the archive goes on from the promotion, and the last segments before it may be missing",
+            "its data directory is no standby's, so it refuses to start until reseeded: SCALEPLAN_RESEED=<the system identifier its error names> docker compose up -d --no-deps --force-recreate --wait {lost} (docs/recovery.md#in-compose). Take a full backup on the new timeline soon: a restore from before the promotion replays the segments the promoted node received, and nothing of what the lost primary wrote after them",
             lost = report.lost_primary
         );
         (report, rejoin)

@@ -30,7 +30,7 @@ mod tools;
 mod up;
 
 pub use control::{ProcStatus, StatusDoc, down, status, status_report};
-pub use probe::wait_for;
+pub use probe::{run_within, wait_for};
 pub use procs::Proc;
 pub use secrets::{Secrets, write_private};
 pub use state::{DEFAULT_STATE, Promoting, State};

@@ -27,7 +27,7 @@ const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Runs `cmd` (stdin closed, stdout and stderr piped) and waits at most
 /// `limit` for it; a command still running then is killed. None when it
 /// could not start or was killed.
-fn run_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
+pub fn run_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
     // Both streams captured, as Command::output does: a probe prints
     // nothing of its own.
     cmd.stdin(Stdio::null())

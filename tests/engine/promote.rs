@@ -89,6 +89,12 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         said.contains("no acknowledged write was lost") || said.contains("committed transactions"),
         "promote did not say what the lost primary wrote after the standby's position:\n{said}"
     );
+    // What the promoted node received went to the archive (the lost
+    // primary may not have archived it before it died).
+    assert!(
+        said.contains("received from the lost primary are in the archive"),
+        "{said}"
+    );
     let other = if promoted == "postgres-replica-1" {
         "postgres-replica-2"
     } else {

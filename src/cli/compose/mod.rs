@@ -17,11 +17,18 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// Where `up` writes the Compose files, under the state directory.
 const TARGET_DIR: &str = "compose-target";
 /// The record of a Compose deployment, beside its files.
 const RECORD: &str = "deployment.json";
+/// The longest one `docker compose` command of a promotion may take (a
+/// recreated service waited for until healthy included): an engine that
+/// stops answering fails the command instead of hanging the promotion.
+const COMMAND_LIMIT: Duration = Duration::from_secs(600);
+/// The longest one query through `docker compose exec ... psql` may take.
+const PSQL_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a Compose deployment changed about its plan: the PostgreSQL node
 /// that is the primary after a `promote`. `up` plans with it, so a second
@@ -137,11 +144,10 @@ impl Project {
         cmd
     }
 
-    /// A command run to its end, its output captured.
+    /// A command run to its end, its output captured, within
+    /// COMMAND_LIMIT.
     pub fn output(&self, args: &[&str]) -> anyhow::Result<Output> {
-        self.command(args)
-            .output()
-            .with_context(|| format!("running docker compose {}", args.join(" ")))
+        bounded(self.command(args), args, COMMAND_LIMIT)
     }
 
     /// A command whose failure stops the caller, its output shown then.
@@ -171,14 +177,25 @@ impl Project {
     /// the superuser over its local socket: its unaligned rows, or None
     /// when it does not answer.
     pub fn psql(&self, service: &str, sql: &str) -> Option<String> {
-        let out = self
-            .output(&[
-                "exec", "-T", service, "psql", "-X", "-A", "-t", "-q", "-U", "postgres", "-d",
-                "postgres", "-c", sql,
-            ])
-            .ok()?;
+        let args = [
+            "exec", "-T", service, "psql", "-X", "-A", "-t", "-q", "-U", "postgres", "-d",
+            "postgres", "-c", sql,
+        ];
+        let out = bounded(self.command(&args), &args, PSQL_LIMIT).ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
+}
+
+/// `cmd` (a `docker compose` command) run within `limit`, its output
+/// captured; killed and an error past it.
+pub fn bounded(cmd: Command, args: &[&str], limit: Duration) -> anyhow::Result<Output> {
+    crate::native::run_within(cmd, limit).with_context(|| {
+        format!(
+            "docker compose {} did not finish within {} s (or could not start)",
+            args.join(" "),
+            limit.as_secs()
+        )
+    })
 }

@@ -9,7 +9,8 @@
 
 use super::{Project, Promoting, Record};
 use crate::native::migrate::promote::{
-    LostWrites, PromoteReport, STANDBY_QUERY, Standby, pick, read_waldump, standby_row,
+    LostWrites, PromoteReport, STANDBY_QUERY, Standby, lsn, pick, read_waldump, received_segments,
+    standby_row,
 };
 use crate::plan::identity::Secret;
 use crate::plan::names::postgres_node_index;
@@ -42,6 +43,16 @@ pub fn promote(
                 "finishing the promotion of {promoted} (the lost primary: {})",
                 p.lost
             );
+            // The choice is recorded before pg_promote: a run that stopped
+            // in between left the node a standby, and this one promotes it.
+            if project
+                .psql(&promoted, "SELECT pg_is_in_recovery()")
+                .as_deref()
+                == Some("t")
+            {
+                promote_service(&project, &promoted, opts.timeout)?;
+            }
+            archive_received(&project, phase, &promoted, &p.received_lsn)?;
             (
                 promoted,
                 p.lost,
@@ -53,9 +64,9 @@ pub fn promote(
             let chosen = choose(phase, &project, opts.replica)?;
             let lost = phase.compose.postgres.primary.name.clone();
             let lost_writes = lost_writes(&project, &lost, &chosen);
-            promote_service(&project, &chosen.name, opts.timeout)?;
-            // Recorded at once: from here on the deployment's writer is
-            // the promoted node, and `promote` again finishes the rest.
+            // Recorded before pg_promote: from here on the deployment's
+            // writer is the chosen node, and `promote` again finishes the
+            // rest, pg_promote included where it did not happen.
             record.postgres_writer =
                 (postgres_node_index(&chosen.name) != Some(0)).then(|| chosen.name.clone());
             record.promoting = Some(Promoting {
@@ -63,6 +74,15 @@ pub fn promote(
                 received_lsn: chosen.received_text.clone(),
             });
             record.save(opts.state)?;
+            promote_service(&project, &chosen.name, opts.timeout).with_context(|| {
+                format!(
+                    "{} is recorded as the new primary; run `scaleplan promote {} --state {}` again to promote it and finish",
+                    chosen.name,
+                    phase.name(),
+                    opts.state.display()
+                )
+            })?;
+            archive_received(&project, phase, &chosen.name, &chosen.received_text)?;
             (chosen.name, lost, chosen.received_text, lost_writes)
         }
     };
@@ -134,6 +154,50 @@ fn promote_service(project: &Project, name: &str, timeout: Duration) -> anyhow::
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    Ok(())
+}
+
+/// The WAL segments the promoted node received from the lost primary,
+/// pushed to the archive from its container (the lost primary may not
+/// have archived them before it died): a restore can then replay up to
+/// the promotion. pgBackRest accepts a segment it holds already, when its
+/// checksum is the same.
+fn archive_received(
+    project: &Project,
+    phase: &PlannedPhase,
+    promoted: &str,
+    received: &str,
+) -> anyhow::Result<()> {
+    let backup = &phase.compose.postgres.backup;
+    let (Some(_), Some(at)) = (&backup.archive, lsn(received)) else {
+        return Ok(());
+    };
+    let current = project
+        .psql(promoted, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+        .with_context(|| format!("{promoted}'s WAL file"))?;
+    let timeline = u32::from_str_radix(current.get(..8).unwrap_or(""), 16)
+        .with_context(|| format!("{promoted}'s timeline in {current}"))?;
+    let listed = project.must(&["exec", "-T", promoted, "sh", "-c", "ls \"$PGDATA/pg_wal\""])?;
+    let segments = received_segments(listed.lines().map(str::to_owned), timeline, at);
+    for name in &segments {
+        project
+            .must(&[
+                "exec",
+                "-T",
+                promoted,
+                "sh",
+                "-c",
+                &format!(
+                    "pgbackrest --stanza={} archive-push \"$PGDATA/pg_wal/{name}\"",
+                    backup.stanza
+                ),
+            ])
+            .with_context(|| format!("pushing {name} to the archive"))?;
+    }
+    crate::say!(
+        "  {} segment(s) {promoted} received from the lost primary are in the archive",
+        segments.len()
+    );
     Ok(())
 }
 
@@ -330,7 +394,15 @@ fn reaches(
     wait(
         timeout,
         &format!("{}:{port} to answer", endpoint.host),
-        || match project.command(&args).env("PGPASSWORD", &password).output() {
+        || match super::bounded(
+            {
+                let mut cmd = project.command(&args);
+                cmd.env("PGPASSWORD", &password);
+                cmd
+            },
+            &args,
+            Duration::from_secs(60),
+        ) {
             Ok(o) => {
                 let answer = String::from_utf8_lossy(&o.stdout).trim().to_owned();
                 last = format!("{answer}{}", String::from_utf8_lossy(&o.stderr).trim());

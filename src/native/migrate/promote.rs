@@ -426,6 +426,33 @@ fn promote_node(
     Ok(())
 }
 
+/// The whole WAL segments in `names` (a promoted node's pg_wal) of an
+/// earlier timeline than `timeline` and wholly before `at`: what the
+/// standby received from the lost primary, which the lost primary may
+/// never have archived. Sorted, so they are pushed in order.
+pub fn received_segments(
+    names: impl Iterator<Item = String>,
+    timeline: u32,
+    at: u64,
+) -> Vec<String> {
+    let mut out: Vec<String> = names
+        .filter(|name| {
+            let (Some(tli), Some(hi), Some(lo)) = (
+                name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()),
+                name.get(8..16)
+                    .and_then(|t| u64::from_str_radix(t, 16).ok()),
+                name.get(16..24)
+                    .and_then(|t| u64::from_str_radix(t, 16).ok()),
+            ) else {
+                return false;
+            };
+            name.len() == 24 && tli < timeline && (hi << 32) + lo * SEGMENT + SEGMENT <= at
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The lost primary's WAL beyond `from`, read with pg_waldump on its
 /// newest timeline: its end, and the commits in it. Err says why it could
 /// not be read.
@@ -524,24 +551,14 @@ impl Migrator<'_> {
         let timeline = u32::from_str_radix(current.get(..8).unwrap_or(""), 16)
             .context("the new primary's timeline")?;
         let wal = self.b.state_dir.join(&primary.name).join("data/pg_wal");
-        let mut segments: Vec<String> = std::fs::read_dir(&wal)
-            .with_context(|| format!("reading {}", wal.display()))?
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| {
-                let (Some(tli), Some(hi), Some(lo)) = (
-                    name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()),
-                    name.get(8..16)
-                        .and_then(|t| u64::from_str_radix(t, 16).ok()),
-                    name.get(16..24)
-                        .and_then(|t| u64::from_str_radix(t, 16).ok()),
-                ) else {
-                    return false;
-                };
-                name.len() == 24 && tli < timeline && (hi << 32) + lo * SEGMENT + SEGMENT <= at
-            })
-            .collect();
-        segments.sort();
+        let segments = received_segments(
+            std::fs::read_dir(&wal)
+                .with_context(|| format!("reading {}", wal.display()))?
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok()),
+            timeline,
+            at,
+        );
         for name in &segments {
             let path = wal.join(name);
             repo.run(
