@@ -33,6 +33,6 @@ pub use control::{ProcStatus, StatusDoc, down, status, status_report};
 pub use probe::{run_within, wait_for};
 pub use procs::Proc;
 pub use secrets::{Secrets, write_private};
-pub use state::{DEFAULT_STATE, Promoting, State};
+pub use state::{DEFAULT_STATE, Promoting, State, save_json};
 pub use tools::Tools;
 pub use up::{UpOptions, up};

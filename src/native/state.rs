@@ -96,24 +96,13 @@ impl State {
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = State::path(dir);
-        let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        save_json(&State::path(dir), self)
     }
 
     /// How this deployment's phases are planned: on its ports, with its
     /// primary where a promotion put it.
     pub fn plan_options(&self) -> crate::plan::Options {
-        crate::plan::Options {
-            base_port: Some(self.base_port),
-            writer: self
-                .postgres_writer
-                .as_deref()
-                .and_then(crate::plan::names::postgres_node_index),
-        }
+        crate::plan::Options::of_deployment(Some(self.base_port), self.postgres_writer.as_deref())
     }
 
     /// The deployment in `dir`, which must run `phase` with no migration
@@ -142,4 +131,14 @@ impl State {
     pub fn running(&self) -> Vec<&Proc> {
         self.processes.iter().filter(|p| p.alive()).collect()
     }
+}
+
+/// A deployment record written whole or not at all: into a file beside
+/// `path`, then renamed over it, so a crash never leaves half a record.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }

@@ -43,6 +43,17 @@ pub struct Options {
     pub writer: Option<u32>,
 }
 
+impl Options {
+    /// A deployment's options: its ports, and its writer by node name as
+    /// its record keeps it (None: the spec's primary).
+    pub fn of_deployment(base_port: Option<u16>, writer: Option<&str>) -> Options {
+        Options {
+            base_port,
+            writer: writer.and_then(names::postgres_node_index),
+        }
+    }
+}
+
 /// A phase with everything planned.
 #[derive(Clone, Debug)]
 pub struct PlannedPhase {

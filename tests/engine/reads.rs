@@ -300,7 +300,6 @@ fn the_cloud_read_route_spreads_and_skips_a_stopped_replica() {
     }
     eprintln!("replica-2 stopped: in a row {in_turn:?}, at once {at_once:?}");
 
-    // Back: it serves again within PgBouncer's retry.
     // Back: the pool's connections all lead to replica-1 now; the ones it
     // opens next go to both in turn (and server_lifetime replaces the
     // others within 5 minutes).

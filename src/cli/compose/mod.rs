@@ -59,21 +59,12 @@ impl Record {
     pub fn save(&self, state: &Path) -> anyhow::Result<()> {
         let dir = state.join(TARGET_DIR);
         std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!("{RECORD}.tmp"));
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")?;
-        std::fs::rename(&tmp, dir.join(RECORD))?;
-        Ok(())
+        crate::native::save_json(&dir.join(RECORD), self)
     }
 
     /// The plan options this deployment needs: its writer.
     pub fn plan_options(&self) -> crate::plan::Options {
-        crate::plan::Options {
-            base_port: None,
-            writer: self
-                .postgres_writer
-                .as_deref()
-                .and_then(crate::plan::names::postgres_node_index),
-        }
+        crate::plan::Options::of_deployment(None, self.postgres_writer.as_deref())
     }
 }
 

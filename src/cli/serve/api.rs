@@ -310,7 +310,7 @@ async fn validation(State(c): Shared, Path(name): Path<String>) -> Response {
             Ok(loaded) => doc(&loaded.report),
             // No phase of that name and no spec file of that name: 404,
             // as every other /v1/phases/{name} answers.
-            Err(_) if !names_a_spec(&c.phases, &name) && !planned_name(&c, &name)? => Err(
+            Err(_) if !names_a_spec(&c.phases, &name) && !planned_name(&c, &name) => Err(
                 Problem::not_found(format!("no phase {name} in the phases directory")),
             ),
             // `validate NAME --format json` prints the same document and
@@ -340,11 +340,11 @@ fn names_a_spec(dir: &std::path::Path, name: &str) -> bool {
             .any(|ext| dir.join(format!("{name}.{ext}")).is_file())
 }
 
-/// A phase planned under that name (its `name:` may differ from its file's).
-fn planned_name(c: &Config, name: &str) -> Result<bool, Problem> {
-    let planned = crate::plan::plan_dir(&c.phases, &crate::plan::Options::default())
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(planned.get(name).is_some())
+/// A phase planned under that name (its `name:` may differ from its
+/// file's), from the plan the other routes share; a directory that does
+/// not plan has none.
+fn planned_name(c: &Config, name: &str) -> bool {
+    load(c).is_ok_and(|loaded| loaded.planned.get(name).is_some())
 }
 
 async fn capacity(State(c): Shared, Path(name): Path<String>) -> Response {
