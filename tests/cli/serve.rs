@@ -254,6 +254,22 @@ fn answers_with_the_cli_documents_the_files_and_the_diagrams() {
         .collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert!(s.request("GET", "/v1/phases", &many, b"").is_problem(431));
+    // Past the HTTP layer's own bounds too (it answers a 64 KB target, or
+    // more headers than it parses, without a body): the same problems.
+    let longer = format!("/v1/phases/{}", "a".repeat(70_000));
+    let r = s.get(&longer);
+    assert!(r.is_problem(414), "{r:?}");
+    assert!(r.json()["detail"].as_str().unwrap().contains("over 8192 bytes"));
+    let lots: Vec<(String, String)> = (0..1_200)
+        .map(|i| (format!("X-Lots-{i}"), "1".to_owned()))
+        .collect();
+    let lots: Vec<(&str, &str)> = lots.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(s.request("GET", "/v1/phases", &lots, b"").is_problem(431));
+    let big = "b".repeat(300_000);
+    let r = s.request("GET", "/v1/phases", &[("X-Big", &big)], b"");
+    assert!(r.is_problem(431), "{r:?}");
+    // A request within the bounds after all this is served as before.
+    assert_eq!(s.get("/v1/phases").status, 200);
     // Markdown by ?format= and by content negotiation.
     let md = cli(root, &["--format", "markdown", "diff", "launch", "growth"]);
     assert_eq!(

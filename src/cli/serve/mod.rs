@@ -9,6 +9,7 @@
 mod api;
 mod config;
 mod docs;
+mod head;
 pub(super) mod openapi;
 mod page;
 mod phases;
@@ -140,16 +141,21 @@ async fn accept(listener: tokio::net::TcpListener, app: axum::Router, timeout: D
             () = &mut stop => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(timeout)
-            // Past scaleplan's own bound (api::MAX_HEADERS, answered as a
-            // problem), up to where hyper refuses by itself.
-            .max_headers(api::MAX_HEADERS_HTTP)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let mut stream = stream;
+            // The first head past scaleplan's bounds is answered here, as
+            // a problem; hyper would answer it without a body.
+            if let head::Screened::Pass(read) = head::screen(&mut stream, timeout).await {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    // Past scaleplan's own bound (api::MAX_HEADERS, answered
+                    // as a problem), up to where hyper refuses by itself.
+                    .max_headers(api::MAX_HEADERS_HTTP)
+                    .serve_connection(TokioIo::new(head::Rewind::new(read, stream)), service);
+                let _ = watcher.watch(conn).await;
+            }
             drop(slot);
         });
     }
