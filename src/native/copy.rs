@@ -5,7 +5,7 @@
 //! The source is only ever read. Everything is pipelined by batch, and
 //! each pass can be given a deadline it stops at.
 
-use super::resp::{Conn, Reply, keyslot};
+use super::resp::{Conn, Reply, keyslot, scan};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -118,39 +118,6 @@ fn past(deadline: Option<Instant>, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every key of database 0 of `conn`, in batches.
-fn scan(
-    conn: &mut Conn,
-    mut each: impl FnMut(&mut Conn, Vec<Vec<u8>>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut cursor = b"0".to_vec();
-    loop {
-        let reply = conn.call(&[b"SCAN", &cursor, b"COUNT", b"500"])?;
-        let items = reply.items();
-        cursor = items
-            .first()
-            .and_then(Reply::bytes)
-            .context("SCAN without a cursor")?
-            .to_vec();
-        let keys: Vec<Vec<u8>> = items
-            .get(1)
-            .map(|k| {
-                k.items()
-                    .iter()
-                    .filter_map(Reply::bytes)
-                    .map(<[u8]>::to_vec)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            each(conn, keys)?;
-        }
-        if cursor == b"0" {
-            return Ok(());
-        }
-    }
-}
-
 /// DUMP and PTTL of each key; None for a key that is gone (or expired).
 fn dump(conn: &mut Conn, keys: &[Vec<u8>]) -> anyhow::Result<Vec<Option<Dumped>>> {
     let commands: Vec<Vec<&[u8]>> = keys
@@ -182,7 +149,7 @@ pub fn copy_keys(
     refuse_other_databases(&mut src)?;
     let mut cluster = Cluster::open(seed, password)?;
     let mut copied = Copied::default();
-    scan(&mut src, |src, keys| {
+    scan(&mut src, None, |src, keys| {
         past(deadline, "the copy")?;
         let here = dump(src, &keys)?;
         let found: Vec<(Vec<u8>, Dumped)> = keys
@@ -246,7 +213,7 @@ pub fn remove_extra_keys(
     for port in cluster.masters() {
         let mut master = Conn::open(port, password)?;
         let mut extra: Vec<Vec<u8>> = Vec::new();
-        scan(&mut master, |_, keys| {
+        scan(&mut master, None, |_, keys| {
             past(deadline, "the removal of keys the source lacks")?;
             let commands: Vec<Vec<&[u8]>> = keys.iter().map(|k| vec![&b"EXISTS"[..], k]).collect();
             let exists = src.pipeline(&commands)?;
@@ -282,7 +249,7 @@ pub fn check_copy(
     let mut seen: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     let mut with_ttl = 0;
     let mut wrong: Vec<String> = Vec::new();
-    scan(&mut src, |src, keys| {
+    scan(&mut src, None, |src, keys| {
         past(deadline, "the check")?;
         let here = dump(src, &keys)?;
         let values: BTreeMap<&Vec<u8>, Dumped> = keys

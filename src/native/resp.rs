@@ -50,6 +50,47 @@ impl Reply {
     }
 }
 
+/// Every key of database 0 of `conn` (those matching `pattern`, where
+/// given), in SCAN's batches, each handed to `each` with the connection.
+/// SCAN ends when its cursor comes back to 0.
+pub fn scan(
+    conn: &mut Conn,
+    pattern: Option<&[u8]>,
+    mut each: impl FnMut(&mut Conn, Vec<Vec<u8>>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut cursor = b"0".to_vec();
+    loop {
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor, b"COUNT", b"500"];
+        if let Some(p) = pattern {
+            args.extend([b"MATCH".as_slice(), p]);
+        }
+        let reply = conn.call(&args)?;
+        let items = reply.items();
+        let next = items
+            .first()
+            .and_then(Reply::bytes)
+            .context("SCAN without a cursor")?
+            .to_vec();
+        let keys: Vec<Vec<u8>> = items
+            .get(1)
+            .map(|k| {
+                k.items()
+                    .iter()
+                    .filter_map(Reply::bytes)
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            each(conn, keys)?;
+        }
+        if next == b"0" {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 pub struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,

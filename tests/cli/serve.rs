@@ -259,7 +259,12 @@ fn answers_with_the_cli_documents_the_files_and_the_diagrams() {
     let longer = format!("/v1/phases/{}", "a".repeat(70_000));
     let r = s.get(&longer);
     assert!(r.is_problem(414), "{r:?}");
-    assert!(r.json()["detail"].as_str().unwrap().contains("over 8192 bytes"));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("over 8192 bytes")
+    );
     let lots: Vec<(String, String)> = (0..1_200)
         .map(|i| (format!("X-Lots-{i}"), "1".to_owned()))
         .collect();

@@ -250,3 +250,23 @@ pub fn yaml_to_json(text: &str) -> serde_json::Value {
     assert_eq!(docs.len(), 1, "one YAML document");
     convert(&docs[0])
 }
+
+/// A JSON POST over HTTP/1.0 to 127.0.0.1:`port`: the status and the body.
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((
+        head.split_whitespace().nth(1)?.parse().ok()?,
+        body.to_owned(),
+    ))
+}

@@ -15,25 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((
-        head.split_whitespace().nth(1)?.parse().ok()?,
-        body.to_owned(),
-    ))
-}
-
 fn status(port: u16, path: &str) -> u16 {
     http_get(port, path).map_or(0, |(s, _)| s)
 }
@@ -89,7 +70,7 @@ fn the_reference_backend_runs_on_growth() {
     clients::rooms(&phase, &url(ports[0]), &url(ports[1]));
 
     // A notification queued on one replica is processed by a worker.
-    let (code, body) = http_post(edge, "/notifications", r#"{"user":7,"text":"hello"}"#)
+    let (code, body) = testkit::http_post(edge, "/notifications", r#"{"user":7,"text":"hello"}"#)
         .expect("POST /notifications answers");
     assert_eq!(code, 201, "{body}");
     let queue = serde_json::from_str::<serde_json::Value>(&body).unwrap()["queue"]

@@ -14,22 +14,6 @@ redis: { maxmemory_policy: allkeys-lru }
 queue_redis: { maxmemory_mb: 64 }
 ";
 
-/// POST of a JSON body; the response's body.
-fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-}
-
 #[test]
 fn the_app_queues_on_its_own_redis_in_compose() {
     let _engine = engine();
@@ -67,7 +51,7 @@ fn the_app_queues_on_its_own_redis_in_compose() {
     // The reference backend queues a notification through the edge; its
     // worker completes it on the queue Redis, and the cache holds no
     // BullMQ key.
-    let answer = http_post(3000, "/notifications", r#"{"user":7,"text":"hi"}"#)
+    let (_, answer) = testkit::http_post(3000, "/notifications", r#"{"user":7,"text":"hi"}"#)
         .expect("POST /notifications answers");
     let job: serde_json::Value =
         serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));

@@ -3,7 +3,7 @@
 //! jobs waits where they were.
 
 use super::Migrator;
-use crate::native::resp::{Conn, Reply};
+use crate::native::resp::{Conn, Reply, scan};
 use crate::plan::layout::APP_ENV;
 use crate::plan::topology::{RedisLayout, RedisNode, RedisStart};
 use anyhow::{Context, bail};
@@ -120,28 +120,9 @@ impl Migrator<'_> {
 
     fn scan_queues(&self, node: &RedisNode, out: &mut Vec<(String, u64)>) -> anyhow::Result<()> {
         let mut conn = self.conn(node.endpoint.port)?;
-        let mut cursor = b"0".to_vec();
-        // Bounded: SCAN ends when the cursor comes back to 0; a keyspace
-        // too large to walk in this many rounds is refused.
-        for _ in 0..100_000 {
-            let reply = conn.call(&[b"SCAN", &cursor, b"MATCH", b"*:meta", b"COUNT", b"1000"])?;
-            let items = reply.items();
-            let next = items
-                .first()
-                .and_then(Reply::bytes)
-                .unwrap_or(b"0")
-                .to_vec();
-            let keys: Vec<Vec<u8>> = items
-                .get(1)
-                .map(|k| {
-                    k.items()
-                        .iter()
-                        .filter_map(|k| k.bytes().map(<[u8]>::to_vec))
-                        .collect()
-                })
-                .unwrap_or_default();
+        scan(&mut conn, Some(b"*:meta"), |conn, keys| {
             for meta in keys {
-                let base = &meta[..meta.len() - ":meta".len()];
+                let base = &meta[..meta.len().saturating_sub(":meta".len())];
                 let mut count = 0u64;
                 for (suffix, list) in UNFINISHED {
                     let key = [base, b":", suffix.as_bytes()].concat();
@@ -156,12 +137,8 @@ impl Migrator<'_> {
                     out.push((String::from_utf8_lossy(base).into_owned(), count));
                 }
             }
-            if next == b"0" {
-                return Ok(());
-            }
-            cursor = next;
-        }
-        bail!("{}: SCAN did not finish", node.name)
+            Ok(())
+        })
     }
 
     /// The nodes of `layout` that are masters now (ROLE asked of each).
