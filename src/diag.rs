@@ -178,6 +178,8 @@ pub enum Code {
     Trn003,
     /// A move into cluster mode that ElastiCache cannot make in place.
     Trn004,
+    /// Queues moving to or from a queue Redis while Redis changes mode.
+    Trn005,
     /// A spec explicitly weakens a security default.
     Sec001,
 }
@@ -250,6 +252,7 @@ impl Code {
             Trn002 => "TRN002",
             Trn003 => "TRN003",
             Trn004 => "TRN004",
+            Trn005 => "TRN005",
             Sec001 => "SEC001",
         }
     }

@@ -34,6 +34,9 @@ pub struct CloudPlan {
     /// The workers' BullMQ queues; each region's module gives them their
     /// prefixes by its own Redis's mode.
     pub queues: Vec<String>,
+    /// The phase runs BullMQ queues (`runs_queues`): only then do the
+    /// services get BullMQ's variables, as on Compose and locally.
+    pub runs_queues: bool,
     /// Terraform's S3 backend, when the spec names a bucket.
     pub state: Option<StateBackend>,
     /// The image of the one-shot task that creates the app's role on the
@@ -112,6 +115,7 @@ pub fn plan(phase: &Phase, topo: &Topology) -> CloudPlan {
             })
             .collect(),
         queues: super::topology::queue_names(phase),
+        runs_queues: phase.runs_queues(),
         state: phase
             .targets
             .terraform
@@ -396,6 +400,16 @@ pub struct QueueRedisPlan {
     pub node_type: String,
 }
 
+/// The queue Redis, where the phase names one and runs queues to put
+/// there (RED014 warns of one that would hold nothing: none is built).
+fn queue_redis(phase: &Phase) -> Option<QueueRedisPlan> {
+    phase
+        .queue_redis
+        .as_ref()
+        .filter(|_| phase.runs_queues())
+        .map(queue_redis_plan)
+}
+
 /// The queue Redis's node type: the smallest that holds its memory and
 /// CPU (a burstable one is fine: queues are not a global datastore).
 fn queue_redis_plan(q: &crate::spec::types::QueueRedis) -> QueueRedisPlan {
@@ -489,7 +503,7 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
             app_replicas: phase.app.replicas,
             websocket_connections: websocket_connections(phase, phase.app.replicas),
             redis: redis_plan(phase, &phase.redis),
-            queue_redis: phase.queue_redis.as_ref().map(queue_redis_plan),
+            queue_redis: queue_redis(phase),
         }];
     }
     let mut out: Vec<RegionPlan> = phase
@@ -520,7 +534,7 @@ pub fn regions(phase: &Phase) -> Vec<RegionPlan> {
                     r.app_replicas.unwrap_or(phase.app.replicas),
                 ),
                 redis: redis_plan(phase, r.redis.as_ref().unwrap_or(&phase.redis)),
-                queue_redis: phase.queue_redis.as_ref().map(queue_redis_plan),
+                queue_redis: queue_redis(phase),
             }
         })
         .collect();

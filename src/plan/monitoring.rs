@@ -77,6 +77,9 @@ pub struct Monitoring {
     /// The queue Redis's node (`queue_redis`): its own memory alert, and
     /// out of the phase's Redis's capacity series.
     pub queue_redis: Option<String>,
+    /// The phase's Redis is a cache that evicts (allkeys-*): at maxmemory
+    /// by design, so its evictions alert nobody.
+    pub cache_evicts: bool,
     /// The notification workers' queues, each worker's own.
     pub queues: Vec<QueueWatch>,
 }
@@ -369,6 +372,7 @@ pub fn plan(phase: &Phase, topo: &Topology, estimate: &Estimate, next: Option<&s
         },
         cluster: matches!(topo.redis, RedisLayout::Cluster { .. }),
         queue_redis: topo.queue_redis.as_ref().map(|q| q.node.name.clone()),
+        cache_evicts: cache,
         queues: super::capacity::notification_workers(phase)
             .map(|(w, n)| QueueWatch {
                 worker: w.name.as_str().to_owned(),

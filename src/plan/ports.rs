@@ -107,8 +107,9 @@ pub const LAYOUT: [(Role, u16); 13] = [
 ];
 
 /// Ports the stateful blocks and the monitoring take from the base port
-/// (everything before the app's block): what a deployment's processes
-/// hold today.
+/// (everything before the app's block). A deployment that runs its app or
+/// a queue Redis holds ports up to SERVICES_OFFSET: two deployments on one
+/// machine need base ports that far apart (docs/generated-files.md).
 pub const STATEFUL_SPAN: u16 = offset(Role::App);
 
 /// Where the fixed blocks end: the services' replicas, once the local

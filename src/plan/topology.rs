@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use super::ports::Endpoint;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Resources {
     pub cpu: f64,
     pub memory_mb: u32,
@@ -633,9 +633,12 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         pgbouncer,
         proxy,
         redis: plan_redis(&phase.redis, phase.project.as_str(), target, caps),
+        // Only where something queues (RED014 warns of one that would
+        // hold nothing: none runs).
         queue_redis: phase
             .queue_redis
             .as_ref()
+            .filter(|_| phase.runs_queues())
             .map(|q| plan_queue_redis(q, phase.redis.version, target, caps)),
         queues: queue_names(phase),
         bullmq: phase.runs_queues(),

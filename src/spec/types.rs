@@ -312,9 +312,10 @@ pub struct Phase {
 
 /// A standalone Redis that holds only BullMQ's queues. It has no eviction
 /// policy to set: it never evicts (a full queue Redis refuses new jobs
-/// instead of dropping old ones), and it appends every write to its file,
-/// so a restart keeps every job. Its version and password are the phase's
-/// Redis's.
+/// instead of dropping old ones), and on the local target and in Compose
+/// it appends every write to its file (synced each second), so a restart
+/// keeps every job; on AWS a replica in another zone is its copy. Its
+/// version and password are the phase's Redis's.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueRedis {

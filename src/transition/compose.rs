@@ -276,10 +276,24 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
                 ]
             })
             .collect(),
-        // The drained queues' clients reconnect from the new contract.
-        Action::MoveQueues { .. } => vec![format!(
-            "docker compose up -d --wait --no-deps --force-recreate {apps}"
-        )],
+        // First the check that no job is left where the queues were (on
+        // every node of it: a replica holds its master's keys, and the
+        // count only has to find one), then the clients reconnect from the
+        // new contract.
+        Action::MoveQueues { own_redis } => {
+            let source: Vec<&RedisNode> = if *own_redis {
+                data_nodes_of(from)
+            } else {
+                from.queue_redis.iter().map(|q| &q.node).collect()
+            };
+            source
+                .into_iter()
+                .map(unfinished_check)
+                .chain([format!(
+                    "docker compose up -d --wait --no-deps --force-recreate {apps}"
+                )])
+                .collect()
+        }
         Action::SwitchRedisClients { .. } => {
             let mut out = vec![format!(
                 "docker compose up -d --wait --no-deps --force-recreate {apps}"
@@ -298,6 +312,17 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
             out
         }
     }
+}
+
+/// A command that fails while `node` holds an unfinished BullMQ job (a
+/// queue found by its meta hash; its waiting, paused and active lists and
+/// delayed, prioritized and waiting-children sets counted).
+fn unfinished_check(node: &RedisNode) -> String {
+    let cli = format!("redis-cli -p {}", node.endpoint.port);
+    format!(
+        "docker compose exec -T {name} sh -c 'n=0; for m in $({cli} --scan --pattern \"*:meta\"); do b=${{m%:meta}}; for s in wait paused active; do n=$((n + $({cli} LLEN \"$b:$s\"))); done; for s in delayed prioritized waiting-children; do n=$((n + $({cli} ZCARD \"$b:$s\"))); done; done; echo \"$n unfinished BullMQ job(s) on {name}\"; [ \"$n\" -eq 0 ]'",
+        name = node.name
+    )
 }
 
 /// Every key of the old master copied into the cluster with its TTL,

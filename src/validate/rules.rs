@@ -618,7 +618,7 @@ fn cloud_queue_redis(phase: &Phase, src: &SourceMap, out: &mut Vec<Diagnostic>) 
                 "this phase runs BullMQ queues on a Redis without a replica on AWS ({} mode): when ElastiCache replaces its node, every queued job is lost",
                 phase.redis.mode.as_str()
             ),
-            "set targets.terraform.redis_replica: true (a second node in another zone, with automatic failover), or run redis in sentinel mode, or give each cluster shard a replica",
+            "set targets.terraform.redis_replica: true (a second node in another zone, with automatic failover), or run redis in sentinel mode, or give each cluster shard a replica, or give the queues a Redis of their own (queue_redis: its group always has a replica)",
         ));
     }
 }

@@ -215,6 +215,39 @@ fn cluster_conversion(from: &Phase, to: &Phase, to_src: &SourceMap, out: &mut Ve
     ));
 }
 
+/// TRN005: the queues move onto a queue Redis (or back) only in a step of
+/// their own. A Redis mode change moves the app onto its new clients, and
+/// with them onto the new contract, before the queues' drain is checked:
+/// the jobs left behind would be counted where no worker runs any more.
+fn queues_and_mode(from: &Phase, to: &Phase, to_src: &SourceMap, out: &mut Vec<Diagnostic>) {
+    let moves = from.queue_redis.is_some() != to.queue_redis.is_some();
+    if !moves || from.redis.mode == to.redis.mode {
+        return;
+    }
+    let (at, what) = if to.queue_redis.is_some() {
+        ("/queue_redis", "gives the queues a Redis of their own")
+    } else {
+        (
+            "/redis/mode",
+            "moves the queues back onto the phase's Redis",
+        )
+    };
+    out.push(Diagnostic::error(
+        Code::Trn005,
+        to_src.value_at(at),
+        format!(
+            "phase {} {what} and takes redis.mode from {} to {} in the same transition: the app would move to its new Redis clients before the queues are drained, and the jobs left behind would be lost",
+            to.name,
+            from.redis.mode.as_str(),
+            to.redis.mode.as_str()
+        ),
+        format!(
+            "add a phase between {} and {} that changes one of the two",
+            from.name, to.name
+        ),
+    ));
+}
+
 /// Rules between consecutive phases: the deployment keeps its identity;
 /// Redis never moves backwards and no capacity is lost, unless the later
 /// phase says `allow_downgrade: true`.
@@ -232,6 +265,7 @@ pub fn check(from: &Phase, to: &Phase, to_src: &SourceMap) -> Vec<Diagnostic> {
         ));
     }
     cluster_conversion(from, to, to_src, &mut out);
+    queues_and_mode(from, to, to_src, &mut out);
     if to.allow_downgrade {
         return out;
     }
@@ -339,5 +373,42 @@ mod tests {
         let mut local = cluster.clone();
         local.targets.terraform.enabled = false;
         assert!(check(&lone, &local, &src).is_empty());
+    }
+
+    #[test]
+    fn queues_move_in_a_transition_of_their_own() {
+        let (_, src) = crate::spec::node::Node::new(
+            crate::spec::node::Kind::Map(vec![]),
+            crate::diag::Location::start_of(&std::sync::Arc::new("b.yaml".into())),
+        )
+        .into_json();
+        let sentinel = serde_json::json!({"mode": "sentinel", "replicas": 2, "sentinel": {"count": 3, "quorum": 2}});
+        let standalone = phase(serde_json::json!({"app": {"queues": true}}));
+        let moved_and_sentinel = phase(serde_json::json!({
+            "app": {"queues": true},
+            "redis": sentinel.clone(),
+            "queue_redis": {"maxmemory_mb": 64},
+        }));
+        let codes = |a: &Phase, b: &Phase| -> Vec<String> {
+            check(a, b, &src)
+                .iter()
+                .map(|d| d.code.as_str().to_owned())
+                .collect()
+        };
+        let both = check(&standalone, &moved_and_sentinel, &src);
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert_eq!(both[0].code.as_str(), "TRN005");
+        assert!(
+            both[0].help.contains("add a phase between"),
+            "{}",
+            both[0].help
+        );
+        // One at a time: the queues first, then the mode (or the other way).
+        let moved = phase(serde_json::json!({
+            "app": {"queues": true},
+            "queue_redis": {"maxmemory_mb": 64},
+        }));
+        assert!(codes(&standalone, &moved).is_empty());
+        assert!(codes(&moved, &moved_and_sentinel).is_empty());
     }
 }

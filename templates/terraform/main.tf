@@ -49,7 +49,8 @@ module {{ r.module|hcl_label }} {
 
   # The workers' BullMQ queues: the module prefixes them by its Redis's
   # mode (a hash tag each in cluster mode).
-  queues = {{ queues }}
+  queues      = {{ queues }}
+  runs_queues = {{ runs_queues }}
 
   pg_proxy = {
     name       = {{ proxy.name }}
@@ -126,7 +127,8 @@ module {{ r.module|hcl_label }} {
     admin_user = {{ admin_user }}
   }
 
-  redis_cluster_mode_override = var.redis_cluster_mode_override
+  redis_cluster_mode_override     = var.redis_cluster_mode_override
+  redis_maxmemory_policy_override = var.redis_maxmemory_policy_override
 
 {% if r.queue_redis %}
   # BullMQ's own Redis: noeviction, two nodes with automatic failover.

@@ -106,6 +106,7 @@ bad_inputs! {
     inherited_sentinel_block_in_cluster_mode: "sentinel-block-in-cluster" => "RED009" at "phases/parent.yaml:7:3";
     users_min_above_max: "users-reversed" => "PHASE001" at "phases/phase.yaml:3:15";
     cluster_mode_from_a_redis_elasticache_cannot_convert: "cluster-from-lone-redis" => "TRN004" at "phases/two.yaml:5:9";
+    queues_moving_in_a_redis_mode_change: "queues-and-mode" => "TRN005" at "phases/two.yaml:8:14";
     redis_moving_backwards: "redis-backwards" => "TRN001" at "phases/two.yaml:4:16";
     capacity_loss_between_phases: "capacity-loss" => "TRN002" at "phases/two.yaml:4:28";
     capacity_below_users_max: "capacity-below-target" => "CAP001" at "phases/phase.yaml:3:25";

@@ -319,7 +319,8 @@ fn queues_on_an_evicting_redis_are_refused() {
     );
     assert!(
         run.stderr
-            .contains("help: set redis.maxmemory_policy to noeviction"),
+            .contains("help: set redis.maxmemory_policy to noeviction")
+            && run.stderr.contains("or give the queues a Redis of their own, which never evicts (queue_redis: {maxmemory_mb: 256})"),
         "{}",
         run.stderr
     );

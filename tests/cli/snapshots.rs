@@ -107,6 +107,20 @@ const CASES: &[(&str, &str, &str)] = &[
         "four",
         "compose/images/pgbouncer-exporter/Dockerfile",
     ),
+    // A queue Redis (queue_redis): its service, its file, the contract
+    // that names it, its ElastiCache group.
+    (
+        "compose/docker-compose.yml",
+        "four",
+        "compose/docker-compose.yml",
+    ),
+    (
+        "redis/redis.conf",
+        "four",
+        "compose/redis/redis-queues/redis.conf",
+    ),
+    ("app/app.env", "four", "compose/app.env"),
+    ("terraform/main.tf", "four", "terraform/main.tf"),
     ("haproxy/haproxy.cfg", "two", "local/haproxy/haproxy.cfg"),
     ("haproxy/haproxy.cfg", "one", "compose/haproxy/haproxy.cfg"),
     ("haproxy/edge.cfg", "one", "compose/haproxy/edge.cfg"),

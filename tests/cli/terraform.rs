@@ -96,9 +96,9 @@ fn variable_validation_rules_hold_under_terraform_test() {
                 // Enterprise has a secondary region, and so one run more:
                 // its replicas' KMS key.
                 let runs = if phase == "enterprise" {
-                    "11 passed, 0 failed"
+                    "12 passed, 0 failed"
                 } else {
-                    "9 passed, 0 failed"
+                    "10 passed, 0 failed"
                 };
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 assert!(stdout.contains(runs), "{phase}: {stdout}");

@@ -148,7 +148,7 @@ fn redis_accepts_every_compose_redis_and_sentinel_conf() {
                     .unwrap()
                     .replace("\ndir /data\n", &format!("\ndir {dir}\n"))
                     .replace(
-                        "include /run/scaleplan/redis-auth.conf",
+                        "include /dev/shm/scaleplan/redis-auth.conf",
                         &format!("include {dir}/{auth}"),
                     );
                 let copy = sandbox.path(name);
@@ -212,7 +212,7 @@ fn pgbouncer_accepts_every_compose_pgbouncer_ini() {
                 .replace("listen_addr = 0.0.0.0", "listen_addr = 127.0.0.1")
                 .replace("listen_port = 6432", &format!("listen_port = {port}"))
                 .replace(
-                    "auth_file = /run/scaleplan/userlist.txt",
+                    "auth_file = /dev/shm/scaleplan/userlist.txt",
                     &format!("auth_file = {}", sandbox.path("userlist.txt").display()),
                 );
             // The images run PgBouncer 1.21 or later, which takes

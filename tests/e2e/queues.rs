@@ -47,13 +47,17 @@ fn queues_move_onto_their_own_redis_once_drained_and_a_full_one_gets_room() {
         run.stderr
             .contains("Move BullMQ's queues onto redis-queues")
             && run.stderr.contains(
-                "1 BullMQ job(s) are not finished where the queues are now (bull:stuck: 1)"
+                "1 BullMQ job(s) are not finished where the queues are now (bull:stuck: 1 wait)"
             ),
         "{}",
         run.stderr
     );
-    // Still the cache's old policy: the step that lets it evict comes after.
+    // Still the cache's old policy, running and in the file it restarts
+    // from: the step that lets it evict comes after.
     assert_eq!(config(cache, "maxmemory-policy"), "noeviction");
+    let conf =
+        std::fs::read_to_string(d.state.join("config/local/redis/redis-1/redis.conf")).unwrap();
+    assert!(conf.contains("maxmemory-policy noeviction"), "{conf}");
     let queue_port = d.port("redis-queues");
     assert_eq!(config(queue_port, "maxmemory-policy"), "noeviction");
     assert_eq!(config(queue_port, "appendonly"), "yes");

@@ -42,7 +42,8 @@ module "primary" {
 
   # The workers' BullMQ queues: the module prefixes them by its Redis's
   # mode (a hash tag each in cluster mode).
-  queues = ["push-notifications", "broadcast-notifications"]
+  queues      = ["push-notifications", "broadcast-notifications"]
+  runs_queues = true
 
   pg_proxy = {
     name       = "pg-proxy"
@@ -119,7 +120,8 @@ module "primary" {
     admin_user = "pgbouncer_admin"
   }
 
-  redis_cluster_mode_override = var.redis_cluster_mode_override
+  redis_cluster_mode_override     = var.redis_cluster_mode_override
+  redis_maxmemory_policy_override = var.redis_maxmemory_policy_override
 
   alarms = {
     warning         = 70
@@ -216,7 +218,8 @@ module "region_us_east" {
 
   # The workers' BullMQ queues: the module prefixes them by its Redis's
   # mode (a hash tag each in cluster mode).
-  queues = ["push-notifications", "broadcast-notifications"]
+  queues      = ["push-notifications", "broadcast-notifications"]
+  runs_queues = true
 
   pg_proxy = {
     name       = "pg-proxy"
@@ -293,7 +296,8 @@ module "region_us_east" {
     admin_user = "pgbouncer_admin"
   }
 
-  redis_cluster_mode_override = var.redis_cluster_mode_override
+  redis_cluster_mode_override     = var.redis_cluster_mode_override
+  redis_maxmemory_policy_override = var.redis_maxmemory_policy_override
 
   alarms = {
     warning         = 70

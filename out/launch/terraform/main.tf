@@ -39,7 +39,8 @@ module "primary" {
 
   # The workers' BullMQ queues: the module prefixes them by its Redis's
   # mode (a hash tag each in cluster mode).
-  queues = []
+  queues      = []
+  runs_queues = true
 
   pg_proxy = {
     name       = "pg-proxy"
@@ -116,7 +117,8 @@ module "primary" {
     admin_user = "pgbouncer_admin"
   }
 
-  redis_cluster_mode_override = var.redis_cluster_mode_override
+  redis_cluster_mode_override     = var.redis_cluster_mode_override
+  redis_maxmemory_policy_override = var.redis_maxmemory_policy_override
 
   alarms = {
     warning         = 70

@@ -106,6 +106,17 @@ variable "redis_cluster_mode_override" {
   }
 }
 
+variable "redis_maxmemory_policy_override" {
+  description = "Keeps the phase's Redis at noeviction for one apply while BullMQ's queues move onto their own Redis (queue_redis): this phase's files with \"noeviction\" (apply 1), then, once no job is left on the phase's Redis, without it (apply 2, the cache's own policy). See the transition plan."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.redis_maxmemory_policy_override == null || var.redis_maxmemory_policy_override == "noeviction"
+    error_message = "redis_maxmemory_policy_override is null or \"noeviction\"."
+  }
+}
+
 variable "alarm_topic_arn" {
   description = "SNS topic the capacity alarms notify (and clear to); none by default."
   type        = string

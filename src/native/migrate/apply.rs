@@ -103,14 +103,9 @@ impl Migrator<'_> {
                 )
             }
             Action::RetireRedis { nodes } => done(self.retire_redis(nodes)?),
-            Action::StartQueueRedis => {
-                self.install(&[Redis])?;
-                done(self.start_queue_redis()?)
-            }
-            Action::QueueRedisSettings => {
-                self.install(&[Redis])?;
-                done(self.queue_redis_settings()?)
-            }
+            // Each installs the queue Redis's own files only.
+            Action::StartQueueRedis => done(self.start_queue_redis()?),
+            Action::QueueRedisSettings => done(self.queue_redis_settings()?),
             Action::MoveQueues { own_redis } => done(self.move_queues(*own_redis)?),
         })
     }

@@ -18,6 +18,16 @@ impl Migrator<'_> {
         }
         Ok(())
     }
+
+    /// Copies only these files or directories of the rendering (paths
+    /// relative to it), for a step that must not touch the rest of a part.
+    pub fn install_paths<P: AsRef<Path>>(&self, paths: &[P]) -> anyhow::Result<()> {
+        for rel in paths {
+            let rel = rel.as_ref();
+            copy_tree(&self.next.join(rel), &self.b.config.join(rel))?;
+        }
+        Ok(())
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {

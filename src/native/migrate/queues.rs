@@ -1,22 +1,47 @@
 //! BullMQ's queues in a migration: the queue Redis started or given new
 //! memory, and the queues moved onto it or back, only once none of their
-//! jobs waits where they were.
+//! jobs is unfinished where they were, and checked again once the app has
+//! moved (a replica not yet restarted may still have added one).
 
 use super::Migrator;
 use crate::native::resp::{Conn, Reply, scan};
-use crate::plan::layout::APP_ENV;
+use crate::plan::layout::{APP_ENV, Part};
 use crate::plan::topology::{RedisLayout, RedisNode, RedisStart};
 use anyhow::{Context, bail};
+use std::path::Path;
 
-/// BullMQ's lists and sorted sets of jobs not yet finished, by key suffix
-/// (`<prefix>:<queue>:<suffix>`), and whether each is a list.
-const UNFINISHED: [(&str, bool); 5] = [
+/// BullMQ 5's lists and sorted sets of jobs not yet finished, by key
+/// suffix (`<prefix>:<queue>:<suffix>`), and whether each is a list. A job
+/// scheduler (a repeatable job) always keeps its next run in `delayed`.
+const UNFINISHED: [(&str, bool); 6] = [
     ("wait", true),
     ("paused", true),
     ("active", true),
     ("delayed", false),
     ("prioritized", false),
+    ("waiting-children", false),
 ];
+
+/// One queue's unfinished jobs, by state.
+struct Unfinished {
+    queue: String,
+    by_state: Vec<(&'static str, u64)>,
+}
+
+impl Unfinished {
+    fn total(&self) -> u64 {
+        self.by_state.iter().map(|(_, n)| n).sum()
+    }
+
+    fn describe(&self) -> String {
+        let states: Vec<String> = self
+            .by_state
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        format!("{}: {}", self.queue, states.join(", "))
+    }
+}
 
 impl Migrator<'_> {
     pub fn start_queue_redis(&mut self) -> anyhow::Result<String> {
@@ -26,6 +51,11 @@ impl Migrator<'_> {
             .queue_redis
             .clone()
             .context("the new phase names no queue_redis")?;
+        // Only its own files (and the start script): the phase's Redis
+        // keeps its file until its own step, so a restart of it before
+        // the queues have moved never makes it evict under them.
+        let redis = Path::new(Part::Redis.rel());
+        self.install_paths(&[redis.join(&q.node.name), redis.join("start.sh")])?;
         self.b.redis_node(&q.node, RedisStart::Server)?;
         let set = self.runtime_settings_in(&q.layout(), &q.node, &[])?;
         Ok(format!(
@@ -52,6 +82,7 @@ impl Migrator<'_> {
                 q.common.maxmemory_mb
             );
         }
+        self.install_paths(&[Path::new(Part::Redis.rel()).join(&q.node.name)])?;
         let set = self.runtime_settings_in(&q.layout(), &q.node, &[])?;
         Ok(format!(
             "{}: {set} settings at run time, read back",
@@ -59,8 +90,9 @@ impl Migrator<'_> {
         ))
     }
 
-    /// The queues move only from a Redis where no job waits: every job
-    /// left there would be one no worker sees again.
+    /// The queues move only from a Redis where no job is unfinished: every
+    /// job left there would be one no worker sees again. Moving back onto
+    /// the phase's Redis needs it free of BullMQ's keys from before.
     pub fn move_queues(&mut self, own_redis: bool) -> anyhow::Result<String> {
         let source = if own_redis {
             self.before.redis.clone()
@@ -71,16 +103,24 @@ impl Migrator<'_> {
                 .context("the earlier phase names no queue_redis")?
                 .layout()
         };
-        let waiting = self.unfinished_jobs(&source)?;
-        if !waiting.is_empty() {
-            let total: u64 = waiting.iter().map(|(_, n)| n).sum();
-            let list: Vec<String> = waiting.iter().map(|(q, n)| format!("{q}: {n}")).collect();
+        let left = self.unfinished_jobs(&source)?;
+        if !left.is_empty() {
             bail!(
-                "{total} BullMQ job(s) are not finished where the queues are now ({}): stop adding jobs and let the workers finish them, then run migrate again (it resumes at this step)",
-                list.join(", ")
+                "{} BullMQ job(s) are not finished where the queues are now ({}): stop adding jobs and let the workers finish them; a job scheduler (repeatable job) always has its next run delayed: remove it (Queue.removeJobScheduler) and add it again once the queues have moved. Then run migrate again: it resumes at this step",
+                left.iter().map(Unfinished::total).sum::<u64>(),
+                describe(&left)
             );
         }
-        self.install(&[crate::plan::layout::Part::AppEnv])?;
+        if !own_redis {
+            let stale = self.queues_on(&self.b.topo.redis.clone())?;
+            if !stale.is_empty() {
+                bail!(
+                    "the phase's Redis still holds BullMQ's keys of {} from before the queues had their own Redis: a queue found there may start paused or skip jobs as duplicates; delete those keys (their prefix, e.g. `redis-cli --scan --pattern 'bull:*'`) and run migrate again",
+                    stale.join(", ")
+                );
+            }
+        }
+        self.install(&[Part::AppEnv])?;
         let path = self.b.app_env()?;
         let text = std::fs::read_to_string(&path)?;
         let names_it = text.lines().any(|l| l.starts_with("BULLMQ_REDIS_URL="));
@@ -96,52 +136,79 @@ impl Migrator<'_> {
             );
         }
         let done = format!(
-            "no BullMQ job waited on the old Redis; {APP_ENV} {} BULLMQ_REDIS_URL",
+            "no BullMQ job was unfinished on the old Redis; {APP_ENV} {} BULLMQ_REDIS_URL",
             if own_redis {
                 "names"
             } else {
                 "no longer names"
             }
         );
-        self.with_app(done)
+        let done = self.with_app(done)?;
+        // A replica not restarted yet when the count ran may have added a
+        // job there since: said, not lost silently.
+        let late = self.unfinished_jobs(&source)?;
+        if !late.is_empty() {
+            bail!(
+                "the app has moved, but {} BullMQ job(s) were added to the old Redis while it did ({}): no worker sees them there; move them by hand (or run their work again), then run migrate again",
+                late.iter().map(Unfinished::total).sum::<u64>(),
+                describe(&late)
+            );
+        }
+        Ok(done)
     }
 
-    /// Each BullMQ queue on `layout`'s masters with jobs not finished, and
-    /// how many. A queue is found by its `<prefix>:<queue>:meta` hash, which
-    /// BullMQ keeps for every queue; in a cluster all of a queue's keys
-    /// share its slot, so they are on the master that holds its meta.
-    fn unfinished_jobs(&self, layout: &RedisLayout) -> anyhow::Result<Vec<(String, u64)>> {
+    /// Each BullMQ queue on `layout` with jobs not finished. A queue is
+    /// found by its `<prefix>:<queue>:meta` hash, which BullMQ keeps for
+    /// every queue; in a cluster all of a queue's keys share its slot, so
+    /// they are on the master that holds its meta. Every master must
+    /// answer: a shard left out would be a queue left uncounted.
+    fn unfinished_jobs(&self, layout: &RedisLayout) -> anyhow::Result<Vec<Unfinished>> {
         let mut out = Vec::new();
         for node in self.masters_of(layout)? {
-            self.scan_queues(&node, &mut out)?;
+            let mut conn = self.conn(node.endpoint.port)?;
+            scan(&mut conn, Some(b"*:meta"), |conn, keys| {
+                for meta in keys {
+                    let base = &meta[..meta.len().saturating_sub(":meta".len())];
+                    let mut by_state = Vec::new();
+                    for (suffix, list) in UNFINISHED {
+                        let key = [base, b":", suffix.as_bytes()].concat();
+                        let n = count(conn, &key, list)
+                            .with_context(|| format!("{}: counting jobs", node.name))?;
+                        if n > 0 {
+                            by_state.push((suffix, n));
+                        }
+                    }
+                    if !by_state.is_empty() {
+                        out.push(Unfinished {
+                            queue: String::from_utf8_lossy(base).into_owned(),
+                            by_state,
+                        });
+                    }
+                }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
 
-    fn scan_queues(&self, node: &RedisNode, out: &mut Vec<(String, u64)>) -> anyhow::Result<()> {
-        let mut conn = self.conn(node.endpoint.port)?;
-        scan(&mut conn, Some(b"*:meta"), |conn, keys| {
-            for meta in keys {
-                let base = &meta[..meta.len().saturating_sub(":meta".len())];
-                let mut count = 0u64;
-                for (suffix, list) in UNFINISHED {
-                    let key = [base, b":", suffix.as_bytes()].concat();
-                    // A key of another type (not BullMQ's) counts nothing.
-                    let n = conn
-                        .call(&[if list { b"LLEN" } else { b"ZCARD" }, &key])
-                        .ok()
-                        .and_then(|r| r.int());
-                    count += u64::try_from(n.unwrap_or(0)).unwrap_or(0);
-                }
-                if count > 0 {
-                    out.push((String::from_utf8_lossy(base).into_owned(), count));
-                }
-            }
-            Ok(())
-        })
+    /// The BullMQ queues `layout` holds keys of (by their meta hash).
+    fn queues_on(&self, layout: &RedisLayout) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for node in self.masters_of(layout)? {
+            let mut conn = self.conn(node.endpoint.port)?;
+            scan(&mut conn, Some(b"*:meta"), |_, keys| {
+                out.extend(keys.iter().map(|m| {
+                    String::from_utf8_lossy(&m[..m.len().saturating_sub(":meta".len())])
+                        .into_owned()
+                }));
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
-    /// The nodes of `layout` that are masters now (ROLE asked of each).
+    /// The nodes of `layout` that are masters now (ROLE asked of each),
+    /// as many as the layout has shards.
     fn masters_of(&self, layout: &RedisLayout) -> anyhow::Result<Vec<RedisNode>> {
         let masters: Vec<RedisNode> = layout
             .data_nodes()
@@ -155,10 +222,33 @@ impl Migrator<'_> {
             })
             .cloned()
             .collect();
-        if masters.is_empty() {
-            bail!("no master of the earlier Redis answers: the queued jobs cannot be counted");
+        let want = layout.masters() as usize;
+        if masters.len() < want {
+            bail!(
+                "{} of the earlier Redis's {want} master(s) answer: the jobs on the others cannot be counted",
+                masters.len()
+            );
         }
         Ok(masters)
+    }
+}
+
+fn describe(queues: &[Unfinished]) -> String {
+    queues
+        .iter()
+        .map(Unfinished::describe)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The jobs in one of BullMQ's lists or sorted sets. A key of another
+/// type is not BullMQ's and counts nothing; any other error stops the
+/// count, which must not pass for a Redis it could not read.
+fn count(conn: &mut Conn, key: &[u8], list: bool) -> anyhow::Result<u64> {
+    match conn.call(&[if list { b"LLEN" } else { b"ZCARD" }, key]) {
+        Ok(r) => Ok(u64::try_from(r.int().unwrap_or(0)).unwrap_or(0)),
+        Err(e) if e.to_string().contains("WRONGTYPE") => Ok(0),
+        Err(e) => Err(e),
     }
 }
 

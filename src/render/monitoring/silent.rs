@@ -109,19 +109,22 @@ pub(super) fn silent_alerts(m: &Monitoring) -> Vec<Silent> {
         )],
         result_labels: vec![("node", names::pgbouncer(1))],
     });
-    out.push(Silent {
-        name: "RedisEvicting",
-        bottleneck: Bottleneck::Redis,
-        severity: Severity::Warning,
-        expr: "sum(rate(redis_evicted_keys_total[5m])) > 0".to_owned(),
-        for_: "10m",
-        summary: "Redis evicts keys: maxmemory is full".to_owned(),
-        fires_on: vec![(
-            format!("redis_evicted_keys_total{{node=\"{}\"}}", names::redis(1)),
-            "0+10x240".to_owned(),
-        )],
-        result_labels: Vec::new(),
-    });
+    // A cache that evicts (allkeys-*) does so by design.
+    if !m.cache_evicts {
+        out.push(Silent {
+            name: "RedisEvicting",
+            bottleneck: Bottleneck::Redis,
+            severity: Severity::Warning,
+            expr: "sum(rate(redis_evicted_keys_total[5m])) > 0".to_owned(),
+            for_: "10m",
+            summary: "Redis evicts keys: maxmemory is full".to_owned(),
+            fires_on: vec![(
+                format!("redis_evicted_keys_total{{node=\"{}\"}}", names::redis(1)),
+                "0+10x240".to_owned(),
+            )],
+            result_labels: Vec::new(),
+        });
+    }
     // The queue Redis never evicts: at maxmemory it refuses new jobs. Its
     // alert is on its own limit (redis_exporter's redis_memory_max_bytes),
     // not the phase's Redis's.

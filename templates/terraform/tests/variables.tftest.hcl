@@ -168,6 +168,16 @@ run "each_cluster_mode_apply_passes" {
   }
 }
 
+run "an_evicting_policy_override_fails" {
+  command = plan
+
+  variables {
+    redis_maxmemory_policy_override = "allkeys-lru"
+  }
+
+  expect_failures = [var.redis_maxmemory_policy_override]
+}
+
 run "an_unknown_cluster_mode_override_fails" {
   command = plan
 

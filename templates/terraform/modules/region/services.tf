@@ -162,9 +162,9 @@ locals {
     { name = "REDIS_READ_CLUSTER_NODES", value = "${local.redis_endpoint}:6379", use = s.uses_redis && var.redis.global_datastore && local.redis_mode == "cluster" },
     { name = "REDIS_TLS", value = "true", use = s.uses_redis },
     { name = "REDIS_KEY_PREFIX", value = "${var.project}:", use = s.uses_redis },
-    { name = "BULLMQ_REDIS_URL", value = "rediss://${local.queue_endpoint}:6379", use = s.uses_redis && var.queue_redis != null },
-    { name = "BULLMQ_PREFIX", value = local.queues_on_cluster ? "{bull}" : "bull", use = s.uses_redis },
-    { name = "BULLMQ_QUEUES", value = local.bullmq_queues, use = s.uses_redis && length(var.queues) > 0 },
+    { name = "BULLMQ_REDIS_URL", value = "rediss://${local.queue_endpoint}:6379", use = s.uses_redis && var.runs_queues && var.queue_redis != null },
+    { name = "BULLMQ_PREFIX", value = local.queues_on_cluster ? "{bull}" : "bull", use = s.uses_redis && var.runs_queues },
+    { name = "BULLMQ_QUEUES", value = local.bullmq_queues, use = s.uses_redis && var.runs_queues && length(var.queues) > 0 },
     { name = "SOCKETIO_ADAPTER", value = local.redis_mode == "cluster" ? "sharded" : "redis", use = s.uses_redis },
   ] : { name = e.name, value = e.value } if e.use] }
 

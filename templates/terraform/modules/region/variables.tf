@@ -48,6 +48,12 @@ variable "queues" {
   default     = []
 }
 
+variable "runs_queues" {
+  description = "The phase runs BullMQ queues (app.queues, or a worker that uses redis): only then do the services get BullMQ's variables."
+  type        = bool
+  default     = false
+}
+
 variable "peer_cidrs" {
   description = "The other regions' VPC CIDR blocks this region's databases talk to over the peering: in the primary region, the secondaries' (their PgBouncers reach the writer); in a secondary, the primary's (the writer)."
   type        = list(string)
@@ -153,6 +159,12 @@ variable "queue_redis" {
     node_type = string
   })
   default = null
+}
+
+variable "redis_maxmemory_policy_override" {
+  description = "noeviction for the phase's Redis while the queues move onto their own (the root module's variable of the same name); null: the spec's policy."
+  type        = string
+  default     = null
 }
 
 variable "redis_cluster_mode_override" {

@@ -24,7 +24,7 @@ resource "aws_elasticache_parameter_group" "this" {
 
   parameter {
     name  = "maxmemory-policy"
-    value = var.redis.maxmemory_policy
+    value = coalesce(var.redis_maxmemory_policy_override, var.redis.maxmemory_policy)
   }
 }
 
@@ -35,7 +35,7 @@ resource "aws_elasticache_parameter_group" "cluster" {
 
   parameter {
     name  = "maxmemory-policy"
-    value = var.redis.maxmemory_policy
+    value = coalesce(var.redis_maxmemory_policy_override, var.redis.maxmemory_policy)
   }
 
   parameter {

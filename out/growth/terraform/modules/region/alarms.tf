@@ -90,6 +90,19 @@ locals {
         what       = "Redis node ${pair[0]}'s memory (bytes, of the model's maxmemory)"
       }
     },
+    # The queue group (queue_redis) never evicts: past 90% of its memory
+    # it is close to refusing new jobs.
+    var.queue_redis == null ? {} : {
+      for node in [for n in range(1, 3) : format("%s-queues-%03d", var.name, n)] : "${node}-memory-critical" => {
+        namespace  = "AWS/ElastiCache"
+        metric     = "DatabaseMemoryUsagePercentage"
+        dimensions = { CacheClusterId = node }
+        threshold  = 90
+        bottleneck = "redis"
+        level      = "critical"
+        what       = "queue Redis node ${node}'s memory (percent of its maxmemory: at 100% it refuses new jobs)"
+      }
+    },
     {
       for level, percent in local.alarm_levels : "app-cpu-${level}" => {
         namespace  = "AWS/ECS"
