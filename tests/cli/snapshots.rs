@@ -107,13 +107,8 @@ const CASES: &[(&str, &str, &str)] = &[
         "four",
         "compose/images/pgbouncer-exporter/Dockerfile",
     ),
-    // A queue Redis (queue_redis): its service, its file, the contract
-    // that names it, its ElastiCache group.
-    (
-        "compose/docker-compose.yml",
-        "four",
-        "compose/docker-compose.yml",
-    ),
+    // A queue Redis (queue_redis): its file, the contract that names it,
+    // its ElastiCache group (its Compose service runs in an engine test).
     (
         "redis/redis.conf",
         "four",

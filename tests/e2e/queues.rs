@@ -105,6 +105,17 @@ fn queues_move_onto_their_own_redis_once_drained_and_a_full_one_gets_room() {
     let refused = redis(queue_port, pw, &["LPUSH", "bull:full:wait", "1"], None);
     assert!(refused.contains("OOM command not allowed"), "{refused}");
     assert_eq!(redis(queue_port, pw, &["DBSIZE"], None), keys);
+    // How full it is, as docs/recovery.md looks: past its maxmemory.
+    let memory = redis(queue_port, pw, &["INFO", "memory"], None);
+    let field = |name: &str| -> u64 {
+        memory
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {memory}"))
+    };
+    assert!(field("used_memory") > field("maxmemory"), "{memory}");
+    assert!(memory.contains("maxmemory_policy:noeviction"), "{memory}");
     // More room, as docs/recovery.md says: the next phase's limit, set at
     // run time by `migrate` and read back.
     let run = d.migrate("bigger", &[]);
