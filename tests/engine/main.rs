@@ -321,6 +321,41 @@ fn clients_with(mount: &str, args: &[&str]) -> serde_json::Value {
     doc
 }
 
+/// The contract proved from the project's network once the deployment has
+/// settled: a container just recreated (a new address) is retried after
+/// PgBouncer's server_login_retry and DNS TTL (1 s each in Compose), so a
+/// read may fail for a moment after `up` or a restart. Waits at most
+/// `limit` for one run that passes.
+fn contract_settles(env_file: &Path, limit: Duration) {
+    let mount = format!("{}:/run/app.env:ro", env_file.display());
+    let start = Instant::now();
+    loop {
+        let out = docker(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "sikka_default",
+                "-v",
+                &mount,
+                CLIENTS_IMAGE,
+                "contract",
+                "/run/app.env",
+            ],
+            Duration::from_secs(120),
+        );
+        if out.status.success() && last_json(&out)["ok"] == true {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the contract did not pass within {limit:?}:\n{}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// One subcommand of the app-side proof run on this machine, outside the
 /// containers (node and tests/clients' drivers, as scripts/test installs
 /// them).

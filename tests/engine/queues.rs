@@ -123,27 +123,6 @@ fn the_app_queues_on_its_own_redis_in_compose() {
         );
         assert!(restart.status.success(), "{service}: {}", text(&restart));
     }
-    eventually(
-        "the contract through the restarted containers",
-        Duration::from_secs(120),
-        || {
-            let mount = format!("{}:/run/app.env:ro", env_file.display());
-            let out = docker(
-                &[
-                    "run",
-                    "--rm",
-                    "--network",
-                    &format!("{PROJECT}_default"),
-                    "-v",
-                    &mount,
-                    CLIENTS_IMAGE,
-                    "contract",
-                    "/run/app.env",
-                ],
-                Duration::from_secs(120),
-            );
-            out.status.success()
-        },
-    );
+    contract_settles(&env_file, Duration::from_secs(120));
     assert!(!q(&["HGET", &key, "finishedOn"]).is_empty());
 }
