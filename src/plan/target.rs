@@ -14,6 +14,9 @@ use serde::Serialize;
 pub const COMPOSE_SECRETS_DIR: &str = "/dev/shm/scaleplan";
 /// Redis's auth include in Compose and the cloud, in that directory.
 pub const COMPOSE_REDIS_AUTH: &str = "/dev/shm/scaleplan/redis-auth.conf";
+/// The file PgBouncer runs from in Compose, in that directory: its mounted
+/// file with the servers' current addresses (plan::topology::FollowNames).
+pub const COMPOSE_PGBOUNCER_RUNNING: &str = "/dev/shm/scaleplan/pgbouncer.ini";
 
 /// A target a phase is rendered for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use super::names;
 use super::pgconf::{self, Setting};
 use super::pools::{self, PoolBudget};
 use super::ports::{self, EdgeListener, HostPorts, Listener, ProxyListener, Role};
-use super::target::Target;
+use super::target::{COMPOSE_PGBOUNCER_RUNNING, Target};
 use crate::spec::images::{pgbouncer_image, postgres_image, redis_image};
 use crate::spec::types::{Dependency, Phase, PoolMode, Redis, RedisMode, Service};
 use serde::Serialize;
@@ -144,13 +144,10 @@ pub struct PgbouncerTier {
     /// its share only as connections to the others are replaced: five
     /// minutes bounds that; elsewhere an hour.
     pub server_lifetime_s: u32,
-    /// Seconds PgBouncer keeps a name's address (and a name's absence), in
-    /// Compose: a service recreated there (the proxy, a promoted node) comes
-    /// back at a new address, and the default 15 s of the old one failed the
-    /// read pools' logins long enough for the app's health check to fail.
-    /// None: PgBouncer's defaults (no names to follow on one machine; RDS's
-    /// endpoints in the cloud).
-    pub dns_ttl_s: Option<u32>,
+    /// The server names PgBouncer dials by their current address (Compose):
+    /// None on one machine (addresses only) and in the cloud (RDS's
+    /// endpoints, whose DNS answers live seconds).
+    pub follow: Option<FollowNames>,
     /// Open files one instance needs: every client and server socket plus
     /// slack for logs and the listener.
     pub nofile: u32,
@@ -177,6 +174,23 @@ pub struct PgProxy {
     pub maxconn: u32,
     /// Open files it needs for that.
     pub nofile: u32,
+}
+
+/// PgBouncer resolves server names with c-ares, which since 1.31 keeps an
+/// answer for as long as its TTL says whatever PgBouncer's dns_max_ttl is,
+/// and Docker's DNS answers with 600 s: a service recreated at a new
+/// address (the proxy, a promoted node) was dialled at its old one for up
+/// to ten minutes. So in Compose PgBouncer runs from a copy of its file
+/// that names each server by the address Docker's DNS gives now,
+/// looked up again every second; where one moves, the copy is rewritten
+/// and PgBouncer reloads (no client dropped).
+#[derive(Clone, Debug, Serialize)]
+pub struct FollowNames {
+    /// Where the running copy lives: in memory, beside the auth file.
+    pub running_config: String,
+    /// Seconds PgBouncer keeps a name it resolves itself (one not yet up
+    /// when PgBouncer starts), and that name's absence.
+    pub dns_ttl_s: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -558,6 +572,20 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         }
     };
     let budget = pools::budget(phase);
+    let instances: Vec<PgbouncerNode> = (1..=pgb.instances)
+        .map(|i| {
+            let name = names::pgbouncer(i);
+            PgbouncerNode {
+                endpoint: target.endpoint(Role::Pgbouncer, (i - 1) as u16, &name),
+                read_db: read_route(i as usize - 1),
+                name,
+            }
+        })
+        .collect();
+    let follow = (target == Target::Compose).then(|| FollowNames {
+        running_config: COMPOSE_PGBOUNCER_RUNNING.to_owned(),
+        dns_ttl_s: 1,
+    });
     let pgbouncer = PgbouncerTier {
         version: pgb.version.as_str().to_owned(),
         minor: pgb.version.minor(),
@@ -567,16 +595,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
             .map(|i| i.as_str().to_owned())
             .or_else(|| pgbouncer_image(pgb.version.minor()).map(str::to_owned))
             .unwrap_or_default(),
-        instances: (1..=pgb.instances)
-            .map(|i| {
-                let name = names::pgbouncer(i);
-                PgbouncerNode {
-                    endpoint: target.endpoint(Role::Pgbouncer, (i - 1) as u16, &name),
-                    read_db: read_route(i as usize - 1),
-                    name,
-                }
-            })
-            .collect(),
+        instances,
         pool_mode: pgb.pool_mode,
         default_pool_size: pgb.default_pool_size,
         reserve_pool_size: pgb.reserve_pool_size,
@@ -598,7 +617,7 @@ pub fn build_with_writer(phase: &Phase, target: Target, writer: u32) -> Topology
         read_alias,
         server_round_robin: spreads,
         server_lifetime_s: if spreads { 300 } else { 3600 },
-        dns_ttl_s: (target == Target::Compose).then_some(1),
+        follow,
         nofile: pgb.max_client_conn
             + budget.databases * (pgb.default_pool_size + pgb.reserve_pool_size)
             + 100,

@@ -53,6 +53,7 @@ impl Renderer {
                         ("%s", "%s"),
                     ])),
                     postgres: pg,
+                    pgbouncer: &topo.pgbouncer,
                     admin_user: ADMIN_USER,
                     auth_file: &layout.pgbouncer_auth_file(""),
                 },
@@ -138,6 +139,7 @@ struct PgbouncerStartCtx<'a> {
     /// printf format of the auth file: (user, password) twice.
     userlist: String,
     postgres: &'a topology::PostgresCluster,
+    pgbouncer: &'a topology::PgbouncerTier,
     admin_user: &'a str,
     auth_file: &'a str,
 }

@@ -7,8 +7,8 @@
 //! whole phase up again with the promoted writer kept.
 
 use super::{
-    PROJECT, clients, contract_settles, docker, engine, eventually, filled_app_env, psql, psql_on,
-    run, started, text,
+    CLIENTS_IMAGE, PROJECT, clients, contract_settles, docker, engine, eventually, filled_app_env,
+    psql, psql_on, run, started, text,
 };
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -205,6 +205,7 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         },
     );
     let (up, _) = super::up(&sandbox, "growth");
+    eprintln!("up after the promotion:\n{}", text(&up));
     assert!(
         up.status.success(),
         "up after the promotion:\n{}",
@@ -218,4 +219,87 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
     // `up` recreated the reseeded node (its environment changed): reads
     // settle once PgBouncer has looked its new address up.
     contract_settles(&env_file, Duration::from_secs(30));
+
+    // The proxy recreated at a new address: PgBouncer's read pools follow
+    // it within seconds. PgBouncer's own lookups (c-ares) would keep the
+    // old address for Docker DNS's TTL, ten minutes. Docker hands a new
+    // container the lowest free address, so stand-ins hold the proxy's
+    // while it is recreated.
+    let address = |container: &str| {
+        let out = docker(
+            &[
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                container,
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let proxy = format!("{PROJECT}-pg-proxy-1");
+    let old_address = address(&proxy);
+    let stopped = compose(&["stop", "pg-proxy"], &[]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let mut stand_ins = StandIns(Vec::new());
+    while !stand_ins.0.iter().any(|c| address(c) == old_address) {
+        assert!(
+            stand_ins.0.len() < 20,
+            "no stand-in took the proxy's address {old_address}"
+        );
+        let out = docker(
+            &[
+                "run",
+                "--detach",
+                "--rm",
+                "--network",
+                &format!("{PROJECT}_default"),
+                "--entrypoint",
+                "sleep",
+                CLIENTS_IMAGE,
+                "600",
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        stand_ins
+            .0
+            .push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    }
+    let recreated = compose(
+        &[
+            "up",
+            "--detach",
+            "--no-deps",
+            "--force-recreate",
+            "--wait",
+            "pg-proxy",
+        ],
+        &[],
+    );
+    assert!(recreated.status.success(), "{}", text(&recreated));
+    let new_address = address(&proxy);
+    assert_ne!(old_address, new_address);
+    contract_settles(&env_file, Duration::from_secs(10));
+    let followed = text(&compose(
+        &["logs", "--no-color", "pgbouncer-1", "pgbouncer-2"],
+        &[],
+    ));
+    assert!(
+        followed.contains(&format!("pg-proxy is at {new_address}")),
+        "PgBouncer did not follow the proxy to {new_address}:\n{followed}"
+    );
+}
+
+/// Containers that hold addresses on the project's network for a while,
+/// removed when the test ends (before the project is taken down).
+struct StandIns(Vec<String>);
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = docker(&["rm", "--force", id], Duration::from_secs(60));
+        }
+    }
 }

@@ -288,10 +288,9 @@ fn follow(
         })
     };
     // One at a time, so that reads keep a standby to go to. The proxy
-    // before the PgBouncers: a recreated container has a new address, and
-    // a PgBouncer that resolved the old one keeps failing its read logins
-    // (seen for a minute and more), while the proxy re-resolves the
-    // PgBouncers it balances over at run time.
+    // before the PgBouncers, whose files name the new primary: a recreated
+    // PgBouncer is out of the proxy's rotation until its check passes, and
+    // the one left serves meanwhile.
     recreate(&[promoted])?;
     for r in &following {
         recreate(&[&r.name])?;
