@@ -11,11 +11,13 @@
 # recreated at a new address (the proxy, a promoted primary) would be
 # dialled at its old one for up to ten minutes, whatever dns_max_ttl says.
 # So PgBouncer runs from a copy of its file that names each server host
-# by the address Docker's DNS gives now (getent: no cache). Every second
-# the names are looked up again; where one moved, or the mounted file
-# changed, the copy is rewritten and PgBouncer reloads: no client is
-# dropped, and its connections to the old address close as they are
-# released. A name that does not resolve keeps its last address.
+# by the IPv4 address Docker's DNS gives now (getent: no cache). Every
+# second the names are looked up again; where one moved, the copy is
+# rewritten and PgBouncer reloads: no client is dropped, and connections
+# to the old address close as they are released. A name that does not
+# resolve keeps its last address. The mounted file is read again only on
+# a HUP (`docker compose kill -s HUP`), as PgBouncer itself would: a
+# transition copies the next phase's files first and reloads at its step.
 set -eu
 
 : "${SCALEPLAN_APP_DB_PASSWORD:?set SCALEPLAN_APP_DB_PASSWORD}"
@@ -34,27 +36,45 @@ printf '"%s" "%s"\n"%s" "%s"\n' \
 
 conf=/etc/pgbouncer/pgbouncer.ini
 running=/dev/shm/scaleplan/pgbouncer.ini
+# The mounted file as of the start or the last HUP.
+src="$running.src"
+# A signal to PID 1 without a handler is dropped: PgBouncer's, passed on
+# from here on (SIGINT is its safe shutdown, the service's stop signal).
+pgbouncer=
+trap '[ -n "$pgbouncer" ] && kill -INT "$pgbouncer" 2>/dev/null || exit 130' INT
+trap '[ -n "$pgbouncer" ] && kill -TERM "$pgbouncer" 2>/dev/null || exit 143' TERM
+trap 'true > "$running.reload" 2>/dev/null || true' HUP
 if ! command -v getent >/dev/null; then
   echo "no getent in this image: PgBouncer resolves its servers' names itself and may keep an old address for as long as Docker's DNS TTL (600 s)" >&2
   exec pgbouncer "$conf"
 fi
 
-# The running copy from the mounted file; status 0 when it changed.
+# The running copy from $src with each host's current address; status 0
+# when it changed. Any failure leaves the running copy as it was.
 render() {
-  tmp=$(mktemp "$running.XXXXXX")
-  cp "$conf" "$tmp"
+  tmp=$(mktemp "$running.XXXXXX") || return 1
+  cp "$src" "$tmp" || { rm -f "$tmp"; return 1; }
   # Every host a database entry names (host=a or host=a,b).
-  names=$(sed -n 's/^[^;]*host=\([^ ]*\).*/\1/p' "$conf" | tr ',' ' ')
+  names=$(sed -n 's/^[^;#]*host=\([^[:space:]]*\).*/\1/p' "$src" | tr ',' ' ')
   for name in $names; do
-    addr=$(getent hosts "$name" | sed -n '1s/[[:space:]].*//p')
-    if [ -n "$addr" ] && [ "$addr" != "$(cat "$running.$name" 2>/dev/null)" ]; then
-      echo "$name is at $addr" >&2
-      echo "$addr" > "$running.$name"
+    # Its IPv4 addresses (the listeners bind IPv4); the one in use is kept
+    # while it is still among them.
+    set -- $(getent hosts "$name" | sed -n 's/^\([0-9][0-9.]*\)[[:space:]].*/\1/p')
+    current=$(cat "$running.$name" 2>/dev/null || true)
+    if [ "$#" -gt 0 ] && ! printf '%s\n' "$@" | grep -qxF "$current"; then
+      echo "$name is at $1" >&2
+      printf '%s\n' "$1" > "$running.$name" || { rm -f "$tmp"; return 1; }
+      current=$1
     fi
-    if [ -s "$running.$name" ]; then
-      sed -i "/^[^;].*host=/s/\([=,]\)$name\([ ,]\)/\1$(cat "$running.$name")\2/g" "$tmp"
+    # An address already, or never resolved: PgBouncer dials it as written.
+    if [ -n "$current" ] && [ "$current" != "$name" ]; then
+      pattern=$(printf '%s' "$name" | sed 's/[.]/\\./g')
+      sed -i -E -e '/^[[:space:]]*[;#]/b' -e ':a' \
+        -e "s/(host=([^[:space:],]*,)*)$pattern([[:space:],]|\$)/\1$current\3/" -e 'ta' \
+        "$tmp" || { rm -f "$tmp"; return 1; }
     fi
   done
+  grep -q '^\[databases\]' "$tmp" || { rm -f "$tmp"; return 1; }
   if cmp -s "$tmp" "$running"; then
     rm -f "$tmp"
     return 1
@@ -62,18 +82,18 @@ render() {
   mv "$tmp" "$running"
 }
 
+cp "$conf" "$src"
 render || true
 pgbouncer "$running" &
 pgbouncer=$!
-# PgBouncer's own signals, passed on: SIGINT is its safe shutdown (the
-# service's stop signal), a HUP (`docker compose kill -s HUP`) reloads.
-trap 'kill -INT "$pgbouncer" 2>/dev/null || true' INT
-trap 'kill -TERM "$pgbouncer" 2>/dev/null || true' TERM
-trap ': > "$running.reload"' HUP
 (
   while sleep 1; do
-    if render || [ -e "$running.reload" ]; then
+    fresh=
+    if [ -e "$running.reload" ]; then
       rm -f "$running.reload"
+      cp "$conf" "$src.new" && mv "$src.new" "$src" && fresh=1
+    fi
+    if render || [ -n "$fresh" ]; then
       kill -HUP "$pgbouncer" 2>/dev/null || exit 0
     fi
   done
