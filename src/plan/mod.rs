@@ -4,6 +4,7 @@
 //! stages read a `PlannedPhase` and never re-derive any of it.
 
 pub mod backup;
+pub mod bullmq;
 pub mod capacity;
 mod checks;
 pub mod cloud;

@@ -11,6 +11,7 @@
 //! (`<project>-<service>-1`, Compose's own).
 
 use super::action::{Action, pgbouncers, postgres_replicas, sentinels};
+use crate::plan::bullmq::{self, JobSet};
 use crate::plan::identity::SUPERUSER;
 use crate::plan::names;
 use crate::plan::redisconf::{self, Directive};
@@ -319,9 +320,26 @@ pub fn commands(action: &Action, from: &Topology, to: &Topology) -> Vec<String> 
 /// delayed, prioritized and waiting-children sets counted).
 fn unfinished_check(node: &RedisNode) -> String {
     let cli = format!("redis-cli -p {}", node.endpoint.port);
+    let counts: Vec<String> = [JobSet::List, JobSet::SortedSet]
+        .into_iter()
+        .map(|set| {
+            let suffixes: Vec<&str> = bullmq::UNFINISHED
+                .iter()
+                .filter(|(_, s)| *s == set)
+                .map(|(suffix, _)| *suffix)
+                .collect();
+            format!(
+                "for s in {}; do n=$((n + $({cli} {} \"$b:$s\"))); done;",
+                suffixes.join(" "),
+                set.count_command()
+            )
+        })
+        .collect();
     format!(
-        "docker compose exec -T {name} sh -c 'n=0; for m in $({cli} --scan --pattern \"*:meta\"); do b=${{m%:meta}}; for s in wait paused active; do n=$((n + $({cli} LLEN \"$b:$s\"))); done; for s in delayed prioritized waiting-children; do n=$((n + $({cli} ZCARD \"$b:$s\"))); done; done; echo \"$n unfinished BullMQ job(s) on {name}\"; [ \"$n\" -eq 0 ]'",
-        name = node.name
+        "docker compose exec -T {name} sh -c 'n=0; for m in $({cli} --scan --pattern \"*{meta}\"); do b=${{m%{meta}}}; {counts} done; echo \"$n unfinished BullMQ job(s) on {name}\"; [ \"$n\" -eq 0 ]'",
+        name = node.name,
+        meta = bullmq::META_SUFFIX,
+        counts = counts.join(" ")
     )
 }
 

@@ -4,23 +4,12 @@
 //! moved (a replica not yet restarted may still have added one).
 
 use super::Migrator;
-use crate::native::resp::{Conn, Reply, scan};
+use crate::native::resp::{Conn, scan};
+use crate::plan::bullmq::{JobSet, META_SUFFIX, UNFINISHED};
 use crate::plan::layout::{APP_ENV, Part};
 use crate::plan::topology::{RedisLayout, RedisNode, RedisStart};
 use anyhow::{Context, bail};
 use std::path::Path;
-
-/// BullMQ 5's lists and sorted sets of jobs not yet finished, by key
-/// suffix (`<prefix>:<queue>:<suffix>`), and whether each is a list. A job
-/// scheduler (a repeatable job) always keeps its next run in `delayed`.
-const UNFINISHED: [(&str, bool); 6] = [
-    ("wait", true),
-    ("paused", true),
-    ("active", true),
-    ("delayed", false),
-    ("prioritized", false),
-    ("waiting-children", false),
-];
 
 /// One queue's unfinished jobs, by state.
 struct Unfinished {
@@ -157,54 +146,66 @@ impl Migrator<'_> {
         Ok(done)
     }
 
-    /// Each BullMQ queue on `layout` with jobs not finished. A queue is
-    /// found by its `<prefix>:<queue>:meta` hash, which BullMQ keeps for
-    /// every queue; in a cluster all of a queue's keys share its slot, so
-    /// they are on the master that holds its meta. Every master must
-    /// answer: a shard left out would be a queue left uncounted.
+    /// Each BullMQ queue on `layout` with jobs not finished. In a cluster
+    /// all of a queue's keys share its slot, so they are on the master that
+    /// holds its meta.
     fn unfinished_jobs(&self, layout: &RedisLayout) -> anyhow::Result<Vec<Unfinished>> {
         let mut out = Vec::new();
+        self.each_queue(layout, |node, conn, base| {
+            let mut by_state = Vec::new();
+            for (suffix, set) in UNFINISHED {
+                let key = [base, b":", suffix.as_bytes()].concat();
+                let n = count(conn, &key, set)
+                    .with_context(|| format!("{}: counting jobs", node.name))?;
+                if n > 0 {
+                    by_state.push((suffix, n));
+                }
+            }
+            if !by_state.is_empty() {
+                out.push(Unfinished {
+                    queue: String::from_utf8_lossy(base).into_owned(),
+                    by_state,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The BullMQ queues `layout` holds keys of.
+    fn queues_on(&self, layout: &RedisLayout) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.each_queue(layout, |_, _, base| {
+            out.push(String::from_utf8_lossy(base).into_owned());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each BullMQ queue's key base (`<prefix>:<queue>`) on
+    /// `layout`, found by the meta hash BullMQ keeps for every queue, with
+    /// a connection to the master that holds it. Every master must answer:
+    /// a shard left out would be a queue left uncounted.
+    fn each_queue(
+        &self,
+        layout: &RedisLayout,
+        mut f: impl FnMut(&RedisNode, &mut Conn, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         for node in self.masters_of(layout)? {
             let mut conn = self.conn(node.endpoint.port)?;
-            scan(&mut conn, Some(b"*:meta"), |conn, keys| {
+            let pattern = format!("*{META_SUFFIX}");
+            scan(&mut conn, Some(pattern.as_bytes()), |conn, keys| {
                 for meta in keys {
-                    let base = &meta[..meta.len().saturating_sub(":meta".len())];
-                    let mut by_state = Vec::new();
-                    for (suffix, list) in UNFINISHED {
-                        let key = [base, b":", suffix.as_bytes()].concat();
-                        let n = count(conn, &key, list)
-                            .with_context(|| format!("{}: counting jobs", node.name))?;
-                        if n > 0 {
-                            by_state.push((suffix, n));
-                        }
-                    }
-                    if !by_state.is_empty() {
-                        out.push(Unfinished {
-                            queue: String::from_utf8_lossy(base).into_owned(),
-                            by_state,
-                        });
-                    }
+                    f(
+                        &node,
+                        conn,
+                        &meta[..meta.len().saturating_sub(META_SUFFIX.len())],
+                    )?;
                 }
                 Ok(())
             })?;
         }
-        Ok(out)
-    }
-
-    /// The BullMQ queues `layout` holds keys of (by their meta hash).
-    fn queues_on(&self, layout: &RedisLayout) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for node in self.masters_of(layout)? {
-            let mut conn = self.conn(node.endpoint.port)?;
-            scan(&mut conn, Some(b"*:meta"), |_, keys| {
-                out.extend(keys.iter().map(|m| {
-                    String::from_utf8_lossy(&m[..m.len().saturating_sub(":meta".len())])
-                        .into_owned()
-                }));
-                Ok(())
-            })?;
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// The nodes of `layout` that are masters now (ROLE asked of each),
@@ -215,10 +216,8 @@ impl Migrator<'_> {
             .into_iter()
             .filter(|n| {
                 self.conn(n.endpoint.port)
-                    .and_then(|mut c| c.call(&[b"ROLE"]))
-                    .is_ok_and(|r| {
-                        r.items().first().and_then(Reply::text).as_deref() == Some("master")
-                    })
+                    .and_then(|mut c| c.is_master())
+                    .unwrap_or(false)
             })
             .cloned()
             .collect();
@@ -244,8 +243,8 @@ fn describe(queues: &[Unfinished]) -> String {
 /// The jobs in one of BullMQ's lists or sorted sets. A key of another
 /// type is not BullMQ's and counts nothing; any other error stops the
 /// count, which must not pass for a Redis it could not read.
-fn count(conn: &mut Conn, key: &[u8], list: bool) -> anyhow::Result<u64> {
-    match conn.call(&[if list { b"LLEN" } else { b"ZCARD" }, key]) {
+fn count(conn: &mut Conn, key: &[u8], set: JobSet) -> anyhow::Result<u64> {
+    match conn.call(&[set.count_command().as_bytes(), key]) {
         Ok(r) => Ok(u64::try_from(r.int().unwrap_or(0)).unwrap_or(0)),
         Err(e) if e.to_string().contains("WRONGTYPE") => Ok(0),
         Err(e) => Err(e),
