@@ -5,7 +5,7 @@
 //! move to the next phase.
 
 use super::probe;
-use super::resp::{Conn, Reply};
+use super::resp::Conn;
 use super::secrets::Secrets;
 use super::tools::Tools;
 use crate::plan::PlannedPhase;
@@ -127,9 +127,7 @@ impl<'a> Observer<'a> {
             .iter()
             .filter_map(|n| {
                 let mut conn = Conn::open(n.endpoint.port, password).ok()?;
-                let role = conn.call(&[b"ROLE"]).ok()?;
-                (role.items().first().and_then(Reply::text).as_deref() == Some("master"))
-                    .then(|| (n.name.clone(), conn))
+                conn.is_master().ok()?.then(|| (n.name.clone(), conn))
             })
             .collect()
     }

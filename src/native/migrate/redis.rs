@@ -80,11 +80,10 @@ impl Migrator<'_> {
                     }
                 }
                 for n in nodes {
-                    let role = self
+                    if self
                         .conn(n.endpoint.port)
-                        .and_then(|mut c| c.call(&[b"ROLE"]));
-                    if let Ok(r) = role
-                        && r.items().first().and_then(Reply::text).as_deref() == Some("master")
+                        .and_then(|mut c| c.is_master())
+                        .unwrap_or(false)
                     {
                         return Ok(n.endpoint.port);
                     }
@@ -523,8 +522,7 @@ impl Migrator<'_> {
             let copied = copy_keys(source, seed, &password, true, Some(deadline))?;
             let removed = remove_extra_keys(source, seed, &password, Some(deadline))?;
             let checked = check_copy(source, seed, &password, Some(deadline))?;
-            let role = self.conn(source)?.call(&[b"ROLE"])?;
-            if role.items().first().and_then(Reply::text).as_deref() != Some("master") {
+            if !self.conn(source)?.is_master()? {
                 bail!("127.0.0.1:{source} is no longer the master");
             }
             self.install(&[Part::AppEnv])?;
