@@ -171,6 +171,27 @@ function postgresContract(env, { write = true, read = true } = {}) {
   return c;
 }
 
+/** A standalone node's URL (NAME): redis:// or rediss:// as REDIS_TLS says, no credentials. */
+function redisUrl(env, name, tls) {
+  const url = req(env, name);
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ContractError(`${name} is not a URL`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new ContractError(`${name} must start with redis:// or rediss://`);
+  }
+  if (u.password || u.username) {
+    throw new ContractError(`${name} must not carry credentials (REDIS_PASSWORD is the only source)`);
+  }
+  if ((u.protocol === 'rediss:') !== tls) {
+    throw new ContractError(`${name} scheme ${u.protocol} contradicts REDIS_TLS=${tls}`);
+  }
+  return url;
+}
+
 function redisContract(env, { bullmq = false } = {}) {
   const mode = req(env, 'REDIS_MODE');
   const c = {
@@ -180,22 +201,7 @@ function redisContract(env, { bullmq = false } = {}) {
     keyPrefix: req(env, 'REDIS_KEY_PREFIX', { allowEmpty: true }),
   };
   if (mode === 'standalone') {
-    c.url = req(env, 'REDIS_URL');
-    let u;
-    try {
-      u = new URL(c.url);
-    } catch {
-      throw new ContractError('REDIS_URL is not a URL');
-    }
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-      throw new ContractError('REDIS_URL must start with redis:// or rediss://');
-    }
-    if (u.password || u.username) {
-      throw new ContractError('REDIS_URL must not carry credentials (REDIS_PASSWORD is the only source)');
-    }
-    if ((u.protocol === 'rediss:') !== c.tls) {
-      throw new ContractError(`REDIS_URL scheme ${u.protocol} contradicts REDIS_TLS=${c.tls}`);
-    }
+    c.url = redisUrl(env, 'REDIS_URL', c.tls);
   } else if (mode === 'sentinel') {
     c.sentinels = parseHostPorts('REDIS_SENTINELS', req(env, 'REDIS_SENTINELS'));
     c.name = req(env, 'REDIS_SENTINEL_NAME');
@@ -225,24 +231,15 @@ function redisContract(env, { bullmq = false } = {}) {
 function queueContract(env) {
   if (!env.has('BULLMQ_REDIS_URL')) return redisContract(env, { bullmq: true });
   redisContract(env, { bullmq: false }); // the phase's Redis is still the app's
-  const url = req(env, 'BULLMQ_REDIS_URL');
+  const tls = reqBool(env, 'REDIS_TLS');
   const c = {
     mode: 'standalone',
     own: true,
-    url,
+    url: redisUrl(env, 'BULLMQ_REDIS_URL', tls),
     password: req(env, 'REDIS_PASSWORD'),
-    tls: reqBool(env, 'REDIS_TLS'),
+    tls,
     keyPrefix: req(env, 'REDIS_KEY_PREFIX', { allowEmpty: true }),
   };
-  let u;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ContractError('BULLMQ_REDIS_URL is not a URL');
-  }
-  if ((u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.username || u.password || (u.protocol === 'rediss:') !== c.tls) {
-    throw new ContractError(`BULLMQ_REDIS_URL must be redis:// (rediss:// with REDIS_TLS=true), without credentials: ${JSON.stringify(url)}`);
-  }
   c.bullPrefix = req(env, 'BULLMQ_PREFIX');
   c.queues = parseQueues(env.has('BULLMQ_QUEUES') ? req(env, 'BULLMQ_QUEUES') : '', 'standalone');
   return c;

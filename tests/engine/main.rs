@@ -301,6 +301,19 @@ fn clients(env_file: &Path, args: &[&str]) -> serde_json::Value {
 /// A tests/clients subcommand in a container on the project's network,
 /// with one mount; it must succeed, and its JSON document is returned.
 fn clients_with(mount: &str, args: &[&str]) -> serde_json::Value {
+    let out = clients_run(mount, args);
+    let doc = last_json(&out);
+    assert!(
+        out.status.success() && doc["ok"] == true,
+        "clients {args:?}:\n{}",
+        text(&out)
+    );
+    doc
+}
+
+/// A tests/clients subcommand in a container on the project's network,
+/// with one mount, as it ended.
+fn clients_run(mount: &str, args: &[&str]) -> Output {
     let mut all = vec![
         "run",
         "--rm",
@@ -311,39 +324,19 @@ fn clients_with(mount: &str, args: &[&str]) -> serde_json::Value {
         CLIENTS_IMAGE,
     ];
     all.extend(args);
-    let out = docker(&all, Duration::from_secs(180));
-    let doc = last_json(&out);
-    assert!(
-        out.status.success() && doc["ok"] == true,
-        "clients {args:?}:\n{}",
-        text(&out)
-    );
-    doc
+    docker(&all, Duration::from_secs(180))
 }
 
 /// The contract proved from the project's network once the deployment has
-/// settled: a container just recreated (a new address) is retried after
-/// PgBouncer's server_login_retry and DNS TTL (1 s each in Compose), so a
-/// read may fail for a moment after `up` or a restart. Waits at most
-/// `limit` for one run that passes.
+/// settled: PgBouncer follows a container just recreated (a new address)
+/// within a second and retries a failed login after server_login_retry
+/// (1 s), so a read may fail for a moment after `up` or a restart. Waits
+/// at most `limit` for one run that passes.
 fn contract_settles(env_file: &Path, limit: Duration) {
     let mount = format!("{}:/run/app.env:ro", env_file.display());
     let start = Instant::now();
     loop {
-        let out = docker(
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "sikka_default",
-                "-v",
-                &mount,
-                CLIENTS_IMAGE,
-                "contract",
-                "/run/app.env",
-            ],
-            Duration::from_secs(120),
-        );
+        let out = clients_run(&mount, &["contract", "/run/app.env"]);
         if out.status.success() && last_json(&out)["ok"] == true {
             eprintln!(
                 "the contract passed {:.1} s after the first try",
