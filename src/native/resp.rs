@@ -124,13 +124,13 @@ impl Conn {
         }
     }
 
-    /// Sends every command, then reads every reply (errors among them).
     /// Whether this node is a master now (ROLE's first item).
     pub fn is_master(&mut self) -> anyhow::Result<bool> {
         let role = self.call(&[b"ROLE"])?;
         Ok(role.items().first().and_then(Reply::text).as_deref() == Some("master"))
     }
 
+    /// Sends every command, then reads every reply (errors among them).
     pub fn pipeline(&mut self, commands: &[Vec<&[u8]>]) -> anyhow::Result<Vec<Reply>> {
         let mut out = Vec::new();
         for args in commands {
