@@ -22,6 +22,8 @@ use testkit::{Sandbox, repo, spec_files};
 
 /// The shipped phases' project: the Compose project every test here runs.
 const PROJECT: &str = "sikka";
+/// Compose's default network of that project.
+const NETWORK: &str = "sikka_default";
 /// The reference backend (examples/backend) as Compose runs it, on
 /// NODE_IMAGE.
 const APP_IMAGE: &str = "scaleplan-test/backend:1";
@@ -318,7 +320,7 @@ fn clients_run(mount: &str, args: &[&str]) -> Output {
         "run",
         "--rm",
         "--network",
-        "sikka_default",
+        NETWORK,
         "-v",
         mount,
         CLIENTS_IMAGE,
@@ -370,7 +372,7 @@ fn contract_settles(env_file: &Path, limit: Duration) {
                 &[
                     "network",
                     "inspect",
-                    "sikka_default",
+                    NETWORK,
                     "--format",
                     "{{range .Containers}}{{.Name}} {{.IPv4Address}}\n{{end}}",
                 ],
@@ -795,7 +797,7 @@ fn reaches_database(env_file: &Path) {
                     "run",
                     "--rm",
                     "--network",
-                    "sikka_default",
+                    NETWORK,
                     "-v",
                     &mount,
                     CLIENTS_IMAGE,
@@ -888,7 +890,7 @@ fn growth_fails_over_and_loses_no_acknowledged_write() {
             "--name",
             name,
             "--network",
-            "sikka_default",
+            NETWORK,
             "-v",
             &mount,
             CLIENTS_IMAGE,

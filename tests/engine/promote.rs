@@ -7,8 +7,8 @@
 //! whole phase up again with the promoted writer kept.
 
 use super::{
-    CLIENTS_IMAGE, PROJECT, clients, contract_settles, docker, engine, eventually, filled_app_env,
-    psql, psql_on, run, started, text,
+    CLIENTS_IMAGE, NETWORK, PROJECT, clients, contract_settles, docker, engine, eventually,
+    filled_app_env, psql, psql_on, run, started, text,
 };
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -254,7 +254,7 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
                 "--detach",
                 "--rm",
                 "--network",
-                &format!("{PROJECT}_default"),
+                NETWORK,
                 "--entrypoint",
                 "sleep",
                 CLIENTS_IMAGE,
