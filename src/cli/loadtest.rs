@@ -126,6 +126,9 @@ fn table(r: &LoadReport) -> String {
         r.modelled_bottleneck.label(),
         r.measured_bottleneck.map_or("-", |b| b.label())
     ));
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     if !r.thresholds_ok {
         out.push_str("k6's thresholds failed: see loadtest/k6.log in the state directory\n");
     }

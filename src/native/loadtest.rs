@@ -30,6 +30,9 @@ const MEASURE_SCENARIOS: &str = "measure_api,measure_socket";
 const TICKS_PER_SECOND: f64 = 100.0;
 /// The idle window before the run.
 const IDLE: Duration = Duration::from_secs(5);
+/// How long the idle window waits for an earlier run's connections to
+/// close: while they close, the replicas are not idle.
+const QUIESCE: Duration = Duration::from_secs(20);
 /// How often the replicas' open connections are read, in both windows
 /// (the reads cost the replicas CPU too).
 const POLL: Duration = Duration::from_secs(2);
@@ -94,6 +97,8 @@ pub struct LoadReport {
     pub app_cores_used: f64,
     pub connections: f64,
     pub resources: Vec<Fit>,
+    /// What the run could not measure, and why.
+    pub warnings: Vec<String>,
     pub modelled_bottleneck: Resource,
     pub measured_bottleneck: Option<Resource>,
     pub calibration: Calibration,
@@ -169,6 +174,26 @@ fn net<K: Ord + Clone>(loaded: &BTreeMap<K, f64>, idle: &BTreeMap<K, f64>) -> BT
         .collect()
 }
 
+/// What a resource costs a user, from its use net of the idle window's.
+#[derive(Debug, PartialEq)]
+enum Cost {
+    PerUser(f64),
+    /// Not a resource this run measures, or no users to divide by.
+    Unmeasured,
+    /// Measured, but no more than the idle window: too little load to tell
+    /// the users' share from the noise. Zero would claim it is free.
+    WithinIdle,
+}
+
+fn per_user(used: Option<f64>, users: f64) -> Cost {
+    match used {
+        _ if users <= 0.0 => Cost::Unmeasured,
+        None => Cost::Unmeasured,
+        Some(u) if u <= 0.0 => Cost::WithinIdle,
+        Some(u) => Cost::PerUser(u / users),
+    }
+}
+
 /// Runs the load and measures it; fails when the deployment does not run
 /// this phase with its app, or k6 is missing.
 pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadReport> {
@@ -220,6 +245,24 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
             String::new()
         }
     );
+    let mut warnings = Vec::new();
+    // An earlier run's users leaving (their sockets closing, the garbage
+    // they left collected) would count as idle and be subtracted from
+    // this run's.
+    let quiet_by = Instant::now() + QUIESCE;
+    let mut open = connections(&apps);
+    if open > 0.0 {
+        crate::say!("  waiting for {open:.0} connections of an earlier run to close");
+    }
+    while open > 0.0 && Instant::now() < quiet_by {
+        std::thread::sleep(Duration::from_millis(500));
+        open = connections(&apps);
+    }
+    if open > 0.0 {
+        warnings.push(format!(
+            "{open:.0} connections from elsewhere stayed open through the idle window: what they cost is subtracted from the run's"
+        ));
+    }
     crate::say!("  idle for {} s first: what probes cost", IDLE.as_secs());
     let stats = phase
         .local
@@ -363,10 +406,17 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
                 "not proportional to users, or not measured in this run",
             ),
         };
-        let cost = used
-            .filter(|u| *u > 0.0)
-            .filter(|_| users > 0.0)
-            .map(|u| u / users);
+        let cost = match per_user(used, users) {
+            Cost::PerUser(c) => Some(c),
+            Cost::Unmeasured => None,
+            Cost::WithinIdle => {
+                warnings.push(format!(
+                    "{}: the run used no more than the idle window did, so its cost per user is not measured; load more users (--users) or for longer (--duration)",
+                    line.resource.label()
+                ));
+                None
+            }
+        };
         let implied = cost.map(|c| line.supply.amount / c);
         fits.push(Fit {
             resource: line.resource,
@@ -410,6 +460,7 @@ pub fn run(phase: &PlannedPhase, opts: &LoadOptions) -> anyhow::Result<LoadRepor
         app_cores_used: cores,
         connections: mean_open,
         resources: fits,
+        warnings,
         modelled_bottleneck: phase.capacity.bottleneck,
         measured_bottleneck,
         calibration,
@@ -423,4 +474,27 @@ fn which(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cost_is_per_user_only_above_the_idle_window() {
+        assert_eq!(per_user(Some(0.06), 200.0), Cost::PerUser(0.0003));
+        // Net use of zero is the idle window's noise, not a free resource.
+        assert_eq!(per_user(Some(0.0), 40.0), Cost::WithinIdle);
+        assert_eq!(per_user(None, 40.0), Cost::Unmeasured);
+        assert_eq!(per_user(Some(1.0), 0.0), Cost::Unmeasured);
+    }
+
+    #[test]
+    fn net_use_never_goes_below_zero() {
+        let loaded = BTreeMap::from([("app-1", 0.02), ("app-2", 0.01)]);
+        let idle = BTreeMap::from([("app-1", 0.005), ("app-2", 0.03)]);
+        let n = net(&loaded, &idle);
+        assert!((n["app-1"] - 0.015).abs() < 1e-12);
+        assert_eq!(n["app-2"], 0.0);
+    }
 }
