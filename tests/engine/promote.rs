@@ -10,6 +10,7 @@ use super::{
     CLIENTS_IMAGE, NETWORK, PROJECT, clients, contract_settles, docker, engine, eventually,
     filled_app_env, psql, psql_on, run, started, text,
 };
+use scaleplan::plan::target::COMPOSE_PGBOUNCER_RUNNING;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -281,7 +282,7 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
     assert!(recreated.status.success(), "{}", text(&recreated));
     let new_address = address(&proxy);
     assert_ne!(old_address, new_address);
-    contract_settles(&env_file, Duration::from_secs(10));
+    contract_settles(&env_file, Duration::from_secs(30));
     let followed = text(&compose(
         &["logs", "--no-color", "pgbouncer-1", "pgbouncer-2"],
         &[],
@@ -290,6 +291,76 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         followed.contains(&format!("pg-proxy is at {new_address}")),
         "PgBouncer did not follow the proxy to {new_address}:\n{followed}"
     );
+
+    // The mounted file is PgBouncer's as of its start or the last HUP, as
+    // with PgBouncer alone: a transition copies the next phase's files in
+    // and reloads at its own step, so an edit must not go live by itself
+    // within the follower's second.
+    let mounted =
+        sandbox.path("st/compose-target/growth/compose/pgbouncer/pgbouncer-1/pgbouncer.ini");
+    let original = std::fs::read_to_string(&mounted).unwrap();
+    let pool_size = |config: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("default_pool_size = "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no default_pool_size in:\n{config}"))
+    };
+    let before = pool_size(&original);
+    let edited: String = original
+        .lines()
+        .map(|l| match l.strip_prefix("default_pool_size = ") {
+            Some(_) => "default_pool_size = 7\n".to_owned(),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(before, "7");
+    // In place (same inode): the container sees a bind-mounted file's
+    // writes, not a replacement.
+    std::fs::write(&mounted, &edited).unwrap();
+    let running = || {
+        let out = compose(
+            &[
+                "exec",
+                "-T",
+                "pgbouncer-1",
+                "cat",
+                COMPOSE_PGBOUNCER_RUNNING,
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Three of the follower's rounds.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pool_size(&running()),
+        before,
+        "an edit of the mounted file went live without a HUP"
+    );
+    let reloads = || {
+        text(&compose(&["logs", "--no-color", "pgbouncer-1"], &[]))
+            .matches("got SIGHUP")
+            .count()
+    };
+    let reloads_before = reloads();
+    let hup = compose(&["kill", "-s", "HUP", "pgbouncer-1"], &[]);
+    assert!(hup.status.success(), "{}", text(&hup));
+    eventually(
+        "PgBouncer to run the edited file after a HUP",
+        Duration::from_secs(30),
+        || pool_size(&running()) == "7",
+    );
+    // What it runs still names the proxy by its address.
+    assert!(
+        running().contains(&format!("host={new_address}")),
+        "{}",
+        running()
+    );
+    eventually("PgBouncer to reload", Duration::from_secs(30), || {
+        reloads() > reloads_before
+    });
 }
 
 /// Containers that hold addresses on the project's network for a while,
