@@ -6,6 +6,7 @@
 //! primary rejoins only through `up --reseed`.
 
 use crate::harness::{Phase, eventually, psql, secret};
+use scaleplan::native::migrate::promote::lsn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -243,17 +244,13 @@ fn a_promotion_cut_short_before_pg_promote_is_finished_by_the_next_run() {
     // The interrupted run had chosen the most advanced standby, as promote
     // does: the other follows it only from behind. (Picking one blindly
     // failed a run in which the other had received a record more.)
-    let received = |name: &str| {
-        superuser(
-            phase.port(name),
-            "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint || ' ' || pg_last_wal_receive_lsn()",
-        )
-    };
     let (chosen, received) = ["postgres-replica-1", "postgres-replica-2"]
         .into_iter()
-        .map(|name| (name, received(name)))
-        .max_by_key(|(_, r)| r.split_once(' ').unwrap().0.parse::<u64>().unwrap())
-        .map(|(name, r)| (name, r.split_once(' ').unwrap().1.to_owned()))
+        .map(|name| {
+            let at = superuser(phase.port(name), "SELECT pg_last_wal_receive_lsn()");
+            (name, at)
+        })
+        .max_by_key(|(_, at)| lsn(at).unwrap_or_else(|| panic!("an LSN: {at}")))
         .unwrap();
     let port = phase.port(chosen);
     // The state as the interrupted run left it.

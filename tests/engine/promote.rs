@@ -353,11 +353,8 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
         || pool_size(&running()) == "7",
     );
     // What it runs still names the proxy by its address.
-    assert!(
-        running().contains(&format!("host={new_address}")),
-        "{}",
-        running()
-    );
+    let now = running();
+    assert!(now.contains(&format!("host={new_address}")), "{now}");
     eventually("PgBouncer to reload", Duration::from_secs(30), || {
         reloads() > reloads_before
     });
