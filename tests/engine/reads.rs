@@ -247,6 +247,24 @@ fn the_cloud_read_route_spreads_and_skips_a_stopped_replica() {
     eventually("both replicas to stream", Duration::from_secs(120), || {
         String::from_utf8_lossy(&streaming().stdout).trim() == "2"
     });
+    // Streaming starts before a standby is consistent and takes reads.
+    for name in REPLICAS {
+        eventually(
+            &format!("{name} to take reads"),
+            Duration::from_secs(60),
+            || {
+                docker(
+                    &[
+                        "exec", name, "psql", "-h", "/tmp", "-U", "app", "-d", "sikka", "-c",
+                        "select 1",
+                    ],
+                    Duration::from_secs(30),
+                )
+                .status
+                .success()
+            },
+        );
+    }
 
     must(&[
         "run",
@@ -334,10 +352,24 @@ fn the_cloud_read_route_spreads_and_skips_a_stopped_replica() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let logs = docker(&["logs", PGBOUNCER], Duration::from_secs(30));
+    // No client was sent an error, and PgBouncer itself logged none. A
+    // server's own FATAL ("the database system is starting up" while a
+    // standby reaches consistency) is a WARNING line here: PgBouncer tried
+    // that host, failed over to the next, and no client saw it.
+    let logs = text(&docker(&["logs", PGBOUNCER], Duration::from_secs(30)));
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|line| {
+            let level = line
+                .split_once("] ")
+                .map(|(_, rest)| rest.split(' ').next());
+            matches!(level, Some(Some("ERROR" | "FATAL")))
+                || line.to_ascii_lowercase().contains("pooler error")
+        })
+        .collect();
     assert!(
-        !text(&logs).contains("FATAL"),
-        "PgBouncer:\n{}",
-        text(&logs)
+        errors.is_empty(),
+        "PgBouncer errors:\n{}",
+        errors.join("\n")
     );
 }
