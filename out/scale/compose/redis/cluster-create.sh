@@ -50,10 +50,10 @@ shard_master() {
 wait_for() {
   what=$1
   shift
-  tries=120
+  left=120
   until "$@" > /dev/null 2>&1; do
-    tries=$((tries - 1))
-    if [ "$tries" -le 0 ]; then
+    left=$((left - 1))
+    if [ "$left" -le 0 ]; then
       echo "gave up waiting: $what" >&2
       exit 1
     fi
@@ -89,6 +89,31 @@ settled() {
   return 1
 }
 
+# add-node checks the whole cluster first and refuses while any node's
+# view of the slots lags the others, which gossip can still show right
+# after `settled` passed (seen right after a rebalance): wait for agreement
+# and try again, a bounded number of times. A refused add-node has changed
+# nothing; a node that joined and still failed is left for a person.
+join() {
+  node=$1
+  shift
+  joins=10
+  until redis-cli --cluster add-node "$(address "$node")" "$(address "$first")" "$@"; do
+    joins=$((joins - 1))
+    if [ "$(known "$node")" -gt 1 ]; then
+      echo "$node joined the cluster but add-node failed; see the output above" >&2
+      exit 1
+    fi
+    if [ "$joins" -le 0 ]; then
+      echo "gave up adding $node" >&2
+      exit 1
+    fi
+    sleep 2
+    wait_for "the cluster to agree before adding $node" settled
+  done
+  wait_for "$node to join" settled
+}
+
 all="$masters"
 for pair in $replicas; do
   all="$all ${pair%%=*}"
@@ -119,8 +144,7 @@ else
   for m in $masters; do
     if [ "$(known "$m")" -le 1 ]; then
       echo "adding master $m"
-      redis-cli --cluster add-node "$(address "$m")" "$(address "$first")"
-      wait_for "$m to join" settled
+      join "$m"
       added=yes
     fi
   done
@@ -134,10 +158,10 @@ else
     # can still show right after the check above: wait for agreement and
     # try again, a bounded number of times. A move cut short leaves a slot
     # open; fix closes it before the next try.
-    tries=10
+    moves=10
     until redis-cli --cluster rebalance "$(address "$first")" --cluster-use-empty-masters --cluster-yes; do
-      tries=$((tries - 1))
-      if [ "$tries" -le 0 ]; then
+      moves=$((moves - 1))
+      if [ "$moves" -le 0 ]; then
         echo "gave up moving slots onto the new masters" >&2
         exit 1
       fi
@@ -147,6 +171,7 @@ else
       fi
       wait_for "the cluster to agree before moving slots" settled
     done
+    wait_for "the cluster to agree after moving slots" settled
   fi
 fi
 for pair in $replicas; do
@@ -154,9 +179,7 @@ for pair in $replicas; do
   m=${pair##*=}
   if [ "$(known "$r")" -le 1 ]; then
     echo "adding replica $r of $m"
-    redis-cli --cluster add-node "$(address "$r")" "$(address "$first")" \
-      --cluster-slave --cluster-master-id "$(shard_master "$m")"
-    wait_for "$r to join" settled
+    join "$r" --cluster-slave --cluster-master-id "$(shard_master "$m")"
   fi
 done
 wait_for "all 16384 slots to be covered" settled
