@@ -639,3 +639,67 @@ fn status_tells_a_running_process_from_one_that_answers() {
         run.stdout
     );
 }
+
+/// The data-safety warnings of the cloud and the queues, each at its
+/// field with its help line: a cloud phase without a state backend
+/// (TF001) whose queues sit on one ElastiCache node (RED013), and a queue
+/// Redis where nothing queues (RED014). Warnings pass; `--strict` refuses.
+#[test]
+fn data_safety_warnings_are_located_with_their_help() {
+    let fixtures = repo().join("tests/fixtures");
+    let sandbox = Sandbox::with_phases(
+        "warnings",
+        &[
+            fixtures.join("base.yaml"),
+            fixtures.join("warnings/cloud.yaml"),
+            fixtures.join("warnings/idle.yaml"),
+        ],
+    );
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    for (located, says, help) in [
+        (
+            "warning[RED013]: phases/cloud.yaml:8:8:",
+            "without a replica on AWS",
+            "targets.terraform.redis_replica: true",
+        ),
+        (
+            "warning[TF001]: phases/cloud.yaml:10:3:",
+            "unencrypted and unlocked",
+            "targets.terraform.state.bucket",
+        ),
+        (
+            "warning[RED014]: phases/idle.yaml:6:14:",
+            "nothing in this phase runs queues",
+            "set app.queues: true",
+        ),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(located))
+            .unwrap_or_else(|| panic!("no `{located}` in:\n{}", run.stderr));
+        assert!(lines[at].contains(says), "{}", lines[at]);
+        assert!(
+            lines[at + 1].starts_with("  help: ") && lines[at + 1].contains(help),
+            "{}",
+            lines[at + 1]
+        );
+    }
+    let json = sandbox.run(&["--format", "json", "validate"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON diagnostics");
+    let mut codes: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "warning")
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, ["RED013", "RED014", "TF001"], "{}", json.stdout);
+
+    let strict = sandbox.run(&["build", "--strict"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert!(!sandbox.path("out").exists());
+}

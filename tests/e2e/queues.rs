@@ -136,3 +136,87 @@ fn queues_move_onto_their_own_redis_once_drained_and_a_full_one_gets_room() {
     assert!(status.stdout.contains("redis-queues "), "{}", status.stdout);
     d.down();
 }
+
+const EVICTING: u16 = 31000;
+
+/// `used_memory` and `maxmemory` of the node at `port` (INFO memory).
+fn memory(port: u16) -> (u64, u64) {
+    let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
+    let info = redis(port, pw, &["INFO", "memory"], None);
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+    };
+    (field("used_memory"), field("maxmemory"))
+}
+
+#[test]
+fn a_cache_near_its_maxmemory_is_not_switched_to_noeviction() {
+    let phases = testkit::repo().join("tests/fixtures/evicting");
+    let mut d = Phase::up_from(Some(&phases), "cache", EVICTING);
+    let pw = Some(secret("SCALEPLAN_REDIS_PASSWORD"));
+    let cache = d.port("redis-1");
+    assert_eq!(config(cache, "maxmemory-policy"), "allkeys-lru");
+    // No queues, no BullMQ in the contract.
+    let env = std::fs::read_to_string(d.state.join("app.env")).unwrap();
+    assert!(!env.contains("BULLMQ_"), "{env}");
+
+    // Cache keys of 64 KiB each until the node holds 93% of its maxmemory
+    // (below it, so LRU has evicted nothing yet).
+    let mut written = 0;
+    loop {
+        let (used, max) = memory(cache);
+        if used * 100 >= max * 93 {
+            break;
+        }
+        assert!(
+            written < 1000,
+            "{written} keys and still {used} of {max} bytes"
+        );
+        for _ in 0..8 {
+            redis(
+                cache,
+                pw,
+                &["SETRANGE", &format!("cache:{written}"), "65535", "x"],
+                None,
+            );
+            written += 1;
+        }
+    }
+    let (used, max) = memory(cache);
+    assert!(used < max, "{used} of {max}");
+    let held = redis(cache, pw, &["DBSIZE"], None);
+    assert_eq!(held, written.to_string());
+
+    // The first step, before anything queues there, refuses: under
+    // noeviction this node would refuse writes at once.
+    let run = d.migrate("queues", &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("step 1 of")
+            && run.stderr.contains("redis-1: used_memory")
+            && run.stderr.contains("of maxmemory 16 MB")
+            && run.stderr.contains("free memory first"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(config(cache, "maxmemory-policy"), "allkeys-lru");
+    assert_eq!(redis(cache, pw, &["DBSIZE"], None), held);
+    let env = std::fs::read_to_string(d.state.join("app.env")).unwrap();
+    assert!(!env.contains("BULLMQ_"), "{env}");
+
+    // Room made, as the message says: the migration resumes, the node stops
+    // evicting and the contract offers BullMQ.
+    redis(cache, pw, &["FLUSHALL"], None);
+    let run = d.migrate("queues", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(config(cache, "maxmemory-policy"), "noeviction");
+    let conf =
+        std::fs::read_to_string(d.state.join("config/local/redis/redis-1/redis.conf")).unwrap();
+    assert!(conf.contains("maxmemory-policy noeviction"), "{conf}");
+    let env = std::fs::read_to_string(d.state.join("app.env")).unwrap();
+    assert!(env.contains("BULLMQ_PREFIX="), "{env}");
+    d.down();
+}
