@@ -73,6 +73,40 @@ pub fn write_phase(out: &Path, phase: &str, files: &Artifacts) -> anyhow::Result
     result
 }
 
+/// Brings `out/<phase>` to exactly `files` while containers run from it:
+/// each changed file is rewritten where it is (the same inode), as the
+/// transition's `cp -R` does. A directory swapped in by rename would leave
+/// every container that Compose does not recreate reading its single-file
+/// mounts from the deleted tree, so a later edit and HUP (a transition's
+/// reload, a promotion) would reload the old settings. Files the phase no
+/// longer has are removed, except the operator's dotfiles (`.env`). The
+/// first write of a phase is `write_phase`'s.
+pub fn update_phase(out: &Path, phase: &str, files: &Artifacts) -> anyhow::Result<()> {
+    let target = out.join(phase);
+    if !target.is_dir() {
+        return write_phase(out, phase, files);
+    }
+    for (path, text) in files.iter() {
+        let full = safe_join(&target, path)?;
+        if std::fs::read(&full).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
+    }
+    for path in list_files(&target)? {
+        let dotfile = path.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+        if files.get(&path).is_none() && !dotfile {
+            let full = safe_join(&target, &path)?;
+            std::fs::remove_file(&full).with_context(|| format!("removing {}", full.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Joins a generated relative path under `root`, refusing anything that
 /// could leave it. Paths come from phase and node names that the schema
 /// already restricts; this is the last line of defence.
@@ -184,6 +218,46 @@ pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_phase_is_updated_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let out = std::env::temp_dir().join(format!("scaleplan-update-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut files = Artifacts::default();
+        files.insert(
+            "compose/pgbouncer/pgbouncer.ini".to_owned(),
+            "default_pool_size = 40\n".to_owned(),
+        );
+        files.insert("compose/gone.conf".to_owned(), "x\n".to_owned());
+        update_phase(&out, "growth", &files).unwrap();
+        let ini = out.join("growth/compose/pgbouncer/pgbouncer.ini");
+        let inode = std::fs::metadata(&ini).unwrap().ino();
+        std::fs::write(out.join("growth/compose/.env"), "SECRET=1\n").unwrap();
+
+        let mut next = Artifacts::default();
+        next.insert(
+            "compose/pgbouncer/pgbouncer.ini".to_owned(),
+            "default_pool_size = 7\n".to_owned(),
+        );
+        next.insert("compose/new.conf".to_owned(), "y\n".to_owned());
+        update_phase(&out, "growth", &next).unwrap();
+        // The same file, as a container's single-file mount holds it.
+        assert_eq!(std::fs::metadata(&ini).unwrap().ino(), inode);
+        assert_eq!(
+            std::fs::read_to_string(&ini).unwrap(),
+            "default_pool_size = 7\n"
+        );
+        assert_eq!(
+            list_files(&out.join("growth")).unwrap(),
+            [
+                "compose/.env",
+                "compose/new.conf",
+                "compose/pgbouncer/pgbouncer.ini"
+            ]
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     #[test]
     fn safe_join_refuses_escapes() {

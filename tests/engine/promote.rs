@@ -347,10 +347,33 @@ fn growth_promotes_the_most_advanced_standby_when_the_primary_is_lost() {
     let reloads_before = reloads();
     let hup = compose(&["kill", "-s", "HUP", "pgbouncer-1"], &[]);
     assert!(hup.status.success(), "{}", text(&hup));
-    eventually(
-        "PgBouncer to run the edited file after a HUP",
-        Duration::from_secs(30),
-        || pool_size(&running()) == "7",
+    let hupped = std::time::Instant::now();
+    while pool_size(&running()) != "7" {
+        if hupped.elapsed() > Duration::from_secs(30) {
+            // What the follower had: its files and the container's processes.
+            let inside = compose(
+                &[
+                    "exec",
+                    "-T",
+                    "pgbouncer-1",
+                    "sh",
+                    "-c",
+                    "ls -la /dev/shm/scaleplan; grep -H default_pool_size /dev/shm/scaleplan/*.src /etc/pgbouncer/pgbouncer.ini; for p in /proc/[0-9]*; do echo \"${p#/proc/} $(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\"; done",
+                ],
+                &[],
+            );
+            let logs = compose(&["logs", "--no-color", "--tail", "40", "pgbouncer-1"], &[]);
+            panic!(
+                "PgBouncer did not run the edited file within 30 s of a HUP\ninside pgbouncer-1:\n{}\nits log:\n{}",
+                text(&inside),
+                text(&logs)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "the edited file ran {:.1} s after the HUP",
+        hupped.elapsed().as_secs_f64()
     );
     // What it runs still names the proxy by its address.
     let now = running();

@@ -78,8 +78,9 @@ pub struct Project {
 }
 
 impl Project {
-    /// The phase's Compose files rendered into the state directory (the
-    /// directory replaced whole), with `.env` beside them: the operator's
+    /// The phase's Compose files rendered into the state directory (each
+    /// file rewritten in place, so running containers' mounts see it), with
+    /// `.env` beside them: the operator's
     /// own `docker compose ...` there (a transition's steps, logs, exec)
     /// finds the secrets without exporting them. Owner-only.
     pub fn write(
@@ -90,7 +91,7 @@ impl Project {
         let mut files = Artifacts::default();
         renderer.render_target(phase, Target::Compose, &mut files)?;
         let root = state.join(TARGET_DIR);
-        artifacts::write_phase(&root, phase.name(), &files)?;
+        artifacts::update_phase(&root, phase.name(), &files)?;
         let file = root
             .join(phase.name())
             .join(TargetFile::ComposeFile.of(Target::Compose));
