@@ -84,10 +84,13 @@ const modes: Array<{ mode: string; setUp: (s: Servers) => Promise<Record<string,
   {
     mode: 'cluster',
     setUp: async (s) => {
-      await s.cluster([27321, 27322, 27323]);
+      // A cluster node also binds its port + 10000 (the bus): 3xxxx below
+      // Linux's ephemeral range (32768 on), where a client's connection
+      // could hold it first.
+      await s.cluster([22321, 22322, 22323]);
       return {
         REDIS_MODE: 'cluster',
-        REDIS_CLUSTER_NODES: '127.0.0.1:27321,127.0.0.1:27322',
+        REDIS_CLUSTER_NODES: '127.0.0.1:22321,127.0.0.1:22322',
         BULLMQ_PREFIX: '{bull}',
         BULLMQ_QUEUES: 'push={push}',
         SOCKETIO_ADAPTER: 'sharded',
@@ -99,12 +102,12 @@ const modes: Array<{ mode: string; setUp: (s: Servers) => Promise<Record<string,
     // queue Redis of their own (queue_redis): no hash tags there.
     mode: 'cluster with a queue Redis',
     setUp: async (s) => {
-      await s.cluster([27331, 27332, 27333]);
-      await s.standalone(27334);
+      await s.cluster([22331, 22332, 22333]);
+      await s.standalone(22334);
       return {
         REDIS_MODE: 'cluster',
-        REDIS_CLUSTER_NODES: '127.0.0.1:27331,127.0.0.1:27332',
-        BULLMQ_REDIS_URL: 'redis://127.0.0.1:27334',
+        REDIS_CLUSTER_NODES: '127.0.0.1:22331,127.0.0.1:22332',
+        BULLMQ_REDIS_URL: 'redis://127.0.0.1:22334',
         BULLMQ_PREFIX: 'bull',
         BULLMQ_QUEUES: 'push=bull',
         SOCKETIO_ADAPTER: 'sharded',
@@ -114,7 +117,7 @@ const modes: Array<{ mode: string; setUp: (s: Servers) => Promise<Record<string,
 ];
 
 /** Where the contract puts BullMQ's keys: the queue Redis's port, or none (the phase's Redis). */
-const queuePort: Record<string, number | undefined> = { 'cluster with a queue Redis': 27334 };
+const queuePort: Record<string, number | undefined> = { 'cluster with a queue Redis': 22334 };
 
 for (const { mode, setUp } of modes) {
   describe(`${mode} Redis`, { timeout: 120_000 }, () => {

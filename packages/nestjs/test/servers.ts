@@ -40,10 +40,23 @@ export class Servers {
     const proc = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', PASSWORD, '--masterauth', PASSWORD, '--save', '', '--appendonly', 'no', '--dir', dir, ...extra],
-      { stdio: 'ignore' },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.procs.push(proc);
-    await this.until(`redis on ${port}`, () => this.cli(port, 'PING') === 'PONG');
+    // What it said, for the error when it exits before answering (a port
+    // in use, say).
+    let said = '';
+    const keep = (chunk: Buffer) => {
+      said = (said + chunk.toString()).slice(-4000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    await this.until(`redis on ${port}`, () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`redis-server on ${port} exited (${proc.exitCode ?? proc.signalCode}):\n${said}`);
+      }
+      return this.cli(port, 'PING') === 'PONG';
+    });
   }
 
   /** The keys of the node on `port` that match `pattern` (KEYS: test data only). */
